@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from core.grid import T_MESH
+from core.surfaces import (FAMILIES, SABR_EVENT_RANGES, SHIFTED_SSVI_RANGES, SSVI_RANGES, generate,
+                           sabr_event_total_variance, shifted_ssvi_total_variance, ssvi_total_variance)
+
+N = 3000
+
+
+@pytest.mark.parametrize("generator, ranges", [(ssvi_total_variance, SSVI_RANGES),
+                                               (shifted_ssvi_total_variance, SHIFTED_SSVI_RANGES),
+                                               (sabr_event_total_variance, SABR_EVENT_RANGES)])
+def test_parameters_fill_their_boxes(generator, ranges):
+    w, params = generator(N, seed=11, return_params=True)
+    assert w.shape == (N, 13, 17)
+    for name, (low, high) in ranges.items():
+        values = params[name]
+        assert values.min() >= low and values.max() <= high, name
+        # the draw spans the box, not a corner of it
+        assert values.min() < low + 0.01 * (high - low) and values.max() > high - 0.01 * (high - low), name
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_surfaces_are_finite_positive_and_seeded(family):
+    w = generate(family, 200, seed=5)
+    assert np.isfinite(w).all() and (w > 0).all()
+    np.testing.assert_array_equal(w, generate(family, 200, seed=5))
+    assert not np.allclose(w, generate(family, 200, seed=6))
+
+
+@pytest.mark.parametrize("family", ["ssvi", "sabr_event"])
+def test_calendar_monotone_targets(family):
+    w = generate(family, 500, seed=2)
+    assert (np.diff(w, axis=1) >= -1e-12).all()
+
+
+def test_ssvi_matches_closed_form_at_the_money():
+    w, p = ssvi_total_variance(50, seed=3, return_params=True)
+    t_scaled = T_MESH[:, 0] / 2.0
+    theta = p["theta0"][:, None] + p["theta_slope"][:, None] * t_scaled + p["theta_curve"][:, None] * t_scaled**2
+    theta = np.maximum.accumulate(np.maximum(theta, 0.004), axis=1)
+    np.testing.assert_allclose(w[:, :, 8], theta, rtol=1e-12)   # w(k=0, T) = theta(T)
+
+
+def test_event_and_bump_frequencies():
+    _, p = shifted_ssvi_total_variance(N, seed=4, return_params=True)
+    assert abs(p["has_bump"].mean() - 0.45) < 0.04
+    assert set(np.unique(p["bump_T_index"][p["has_bump"]])) <= set(range(2, 11))
+    w, p = sabr_event_total_variance(N, seed=4, return_params=True)
+    assert abs(p["has_event"].mean() - 0.75) < 0.04
+    iv = np.sqrt(w / T_MESH)
+    assert iv.min() >= 0.04 - 1e-12 and iv.max() <= 1.20 + 1e-12
+
+
+def test_unknown_family_is_named():
+    with pytest.raises(ValueError, match="unknown surface family 'heston2'"):
+        generate("heston2", 3, 0)
