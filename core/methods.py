@@ -91,6 +91,9 @@ def svi_shapes(grid: SVIGrid, k: np.ndarray = K_GRID) -> tuple:
     return rho[:, None] * x + np.sqrt(x * x + sigma[:, None] ** 2), np.column_stack([rho, m, sigma])
 
 
+_SVI_CHUNK = 512
+
+
 def fit_svi_slices(w: np.ndarray, observed: np.ndarray, grid: SVIGrid = SVIGrid(),
                    return_params: bool = False):
     """Per-slice raw-SVI fit by shape search, vectorised over every slice of every surface.
@@ -101,6 +104,15 @@ def fit_svi_slices(w: np.ndarray, observed: np.ndarray, grid: SVIGrid = SVIGrid(
     with ``return_params``, raw-SVI parameters (..., 5) as (a, b, rho, m, sigma) (NaN where a slice
     had too few quotes for a fit).
     """
+    lead = w.shape[:-1]
+    if np.prod(lead, dtype=int) > _SVI_CHUNK:
+        # Chunks keep the (slices, shapes) work arrays in cache; several times faster on big batches.
+        flat_w, flat_obs = w.reshape(-1, w.shape[-1]), observed.reshape(-1, w.shape[-1])
+        parts = [fit_svi_slices(flat_w[i:i + _SVI_CHUNK], flat_obs[i:i + _SVI_CHUNK], grid, True)
+                 for i in range(0, flat_w.shape[0], _SVI_CHUNK)]
+        fitted = np.concatenate([p[0] for p in parts]).reshape(w.shape)
+        params = np.concatenate([p[1] for p in parts]).reshape(lead + (5,))
+        return (fitted, params) if return_params else fitted
     shapes, shape_params = svi_shapes(grid)
     obs = observed.astype(np.float64)
     y = np.where(observed, w, 0.0)
