@@ -92,10 +92,14 @@ HESTON_RANGES = {
 class QuadConfig:
     """Quadrature settings; defaults give implied vols within ~1e-6 of a 1e-13 reference."""
 
-    n_candidates: int = 24         # contour candidates per side (geometric in |w - pole|)
+    n_candidates: int = 24         # coarse contour candidates per side (geometric in |w - pole|)
+    n_fine: int = 32               # fine per-slice candidates between the strikes' optima
+    max_excess: float = 6.0        # a strike's integrand peak may exceed its optimum by e^this
+    max_contours: int = 4          # contours per side and slice, at most
     n_core: int = 24               # exp-mapped nodes on the peak segment [0, v_a]
     core_widths: float = 8.0       # v_a in units of the peak width ...
     core_periods: float = 3.0      # ... but at most this many oscillation periods
+    core_rel_level: float = 1e-4   # the core extends until the integrand stays below this
     tail_rel_tol: float = 1e-10    # tail truncated where the integrand falls below this
     nodes_per_period: float = 3.0  # tail node density, per oscillation period
     tail_buckets: tuple = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
@@ -139,38 +143,53 @@ def draw_heston_params(n: int, rng: np.random.Generator) -> dict:
 # Moment and characteristic functions
 # --------------------------------------------------------------------------------------------
 
+def _beta_minus_d(beta, d, xi2_zz):
+    """beta - d without cancellation: beta^2 - d^2 = xi^2 (z^2 - z) = xi2_zz, so when beta and d
+    are close (small xi, or z near 0 or 1) use xi2_zz / (beta + d) instead of the difference."""
+    with np.errstate(all="ignore"):
+        plus = beta + d
+        use_ratio = np.abs(plus) >= np.abs(beta - d)
+        return np.where(use_ratio, xi2_zz / np.where(use_ratio, plus, 1.0), beta - d)
+
+
+def _log1p_complex(q):
+    """log(1 + q) for complex q, accurate for small |q| (numpy's complex log1p is not)."""
+    qr, qi = q.real, q.imag
+    return 0.5 * np.log1p(qr * (2.0 + qr) + qi * qi) + 1j * np.arctan2(qi, 1.0 + qr)
+
+
 def heston_log_mgf(w, T, v0, theta, kappa, xi, rho) -> np.ndarray:
     """ln E[exp(w X_T)] for real w (broadcast); +inf where that moment has exploded by T.
 
     Real arithmetic only: with q = beta^2 - xi^2 w (w-1), beta = kappa - rho xi w, the Riccati
     solution is hyperbolic for q >= 0 and trigonometric for q < 0; the moment is finite while
-    the denominator cosh(dT/2) + beta sinh(dT/2)/d stays positive on [0, T].
+    the denominator den = cosh(dT/2) + beta sinh(dT/2)/d stays positive on [0, T].
     """
     w = np.asarray(w, dtype=np.float64)
+    xi2 = xi * xi
     beta = kappa - rho * xi * w
-    q = beta * beta - xi * xi * w * (w - 1.0)
+    ww = w * (w - 1.0)
+    q = beta * beta - xi2 * ww
     d = np.sqrt(np.abs(q))
     hyper = q >= 0
     with np.errstate(all="ignore"):
-        # hyperbolic: 2 d e^{-dT/2} den = (d + beta) + (d - beta) e^{-dT}, written without
-        # dividing by a small d: (-expm1(-dT))/d -> T
+        # hyperbolic: e^{-dT/2} den = 1 + (1 - e^{-dT})(beta - d)/(2d); (1 - e^{-dT})/d -> T as d -> 0
         dT = d * T
         e = np.exp(-dT)
         one_minus_e_over_d = np.where(dT > 1e-8, -np.expm1(-dT) / np.where(d > 0, d, 1.0), T)
-        bracket = 0.5 * (1.0 + e) + 0.5 * beta * one_minus_e_over_d   # = e^{-dT/2} den
-        ln_den_h = 0.5 * dT + np.log(bracket)
-        d_h = w * (w - 1.0) * 0.5 * one_minus_e_over_d / bracket
+        bmd = _beta_minus_d(beta, d, xi2 * ww)
+        bracket = 1.0 + 0.5 * one_minus_e_over_d * bmd
+        c_h = kappa * theta / xi2 * (bmd * T - 2.0 * np.log1p(0.5 * one_minus_e_over_d * bmd))
+        d_h = ww * 0.5 * one_minus_e_over_d / bracket
         ok_h = bracket > 0
         # trigonometric: den = cos(dT/2) + beta sin(dT/2)/d; first zero at dT/2 = pi/2 + atan(beta/d)
         half = 0.5 * dT
         sin_over_d = 0.5 * T * np.sinc(half / np.pi)
         den_t = np.cos(half) + beta * sin_over_d
         ok_t = (half < 0.5 * np.pi + np.arctan2(beta, d)) & (den_t > 0)
-        ln_den_t = np.log(den_t)
-        d_t = w * (w - 1.0) * sin_over_d / den_t
-        ln_den = np.where(hyper, ln_den_h, ln_den_t)
-        big_d = np.where(hyper, d_h, d_t)
-        out = kappa * theta / (xi * xi) * (beta * T - 2.0 * ln_den) + v0 * big_d
+        c_t = kappa * theta / xi2 * (beta * T - 2.0 * np.log(den_t))
+        d_t = ww * sin_over_d / den_t
+        out = np.where(hyper, c_h + v0 * d_h, c_t + v0 * d_t)
     ok = np.where(hyper, ok_h, ok_t) & np.isfinite(out)
     return np.where(ok, out, np.inf)
 
@@ -179,18 +198,23 @@ def heston_log_cf(z, T, v0, theta, kappa, xi, rho) -> np.ndarray:
     """ln E[exp(z X_T)] for complex z inside the moment strip (broadcast), little-trap form.
 
     With beta = kappa - rho xi z, d = sqrt(beta^2 - xi^2 (z^2 - z)) (principal root, Re d >= 0),
-    g = (beta - d)/(beta + d):  ln M = kappa theta/xi^2 [(beta - d) T - 2 ln((1 - g e^{-dT})/(1 - g))]
-    + v0 (beta - d)(1 - e^{-dT}) / (xi^2 (1 - g e^{-dT})).  |e^{-dT}| <= 1 keeps it finite.
+    g = (beta - d)/(beta + d), e = exp(-dT):
+        ln M = kappa theta/xi^2 [(beta - d) T - 2 ln((1 - g e)/(1 - g))]
+               + v0 (beta - d)(1 - e) / (xi^2 (1 - g e)).
+    |e| <= 1 keeps it finite.  Written as r = (beta - d)/xi^2 and log1p(g (1-e)/(1-g)) so that
+    nothing cancels as xi -> 0 (the deterministic-variance limit is then exact to rounding).
     """
     xi2 = xi * xi
+    zz = z * z - z
     beta = kappa - rho * xi * z
-    d = np.sqrt(beta * beta - xi2 * (z * z - z))
-    bmd = beta - d
+    d = np.sqrt(beta * beta - xi2 * zz)
+    bmd = _beta_minus_d(beta, d, xi2 * zz)
+    r = bmd / xi2
     g = bmd / (beta + d)
     e = np.exp(-d * T)
-    one_ge = 1.0 - g * e
-    big_d = bmd * (1.0 - e) / (xi2 * one_ge)
-    big_c = kappa * theta / xi2 * (bmd * T - 2.0 * np.log(one_ge / (1.0 - g)))
+    one_e = 1.0 - e
+    big_d = r * one_e / (1.0 - g * e)
+    big_c = kappa * theta * (r * T - 2.0 * _log1p_complex(g * one_e / (1.0 - g)) / xi2)
     return big_c + v0 * big_d
 
 
@@ -208,32 +232,80 @@ def _gauss_legendre_01(n: int):
     return y, wy
 
 
-def _choose_contour(T, p, ks, side, cfg):
-    """Shared contour per slice for the strikes ks of one side.
+def _plan_contours(T, p, ks, side, cfg):
+    """Contours for one side's strikes ks (ks[0] == 0 is the ATM strike), per slice.
 
-    Returns (w, ln M(w), tilted variance ln M''(w)) per slice, each (m,).  Candidates are
-    geometric in the distance from the pole (w = 1 for calls, 0 for puts); exploded moments
-    are +inf and never chosen.
+    Candidates are geometric in the distance from the pole (w = 1 for calls, 0 for puts);
+    exploded moments are +inf and never chosen.  For strike k and candidate w the integrand at
+    v = 0 is exp(L), L = ln M(w) - (w - 1) k - ln(w (w - 1)); its excess over the strike's best
+    candidate multiplies the quadrature's relative error.  Each slice gets the fewest contours
+    (at most max_contours) that keep every OTM strike's excess <= max_excess: the acceptable
+    candidates of a strike form an interval that moves outward with |k|, so taking the outer
+    end of the first uncovered strike's interval, repeatedly, is optimal.
+
+    Returns (cand (m, G), ln M on cand (m, G), picks (m, C) candidate index or -1, and for each
+    strike the slot of the contour it is priced on (m, nk) and its L there (m, nk)).
     """
-    offsets = np.geomspace(0.005, 3000.0, cfg.n_candidates)
-    cand = 1.0 + offsets if side > 0 else -offsets
-    lm = heston_log_mgf(cand[None, :], T[:, None], *[x[:, None] for x in p])      # (m, G)
-    # value of the integrand at v = 0, in logs, for every (slice, strike, candidate)
-    big_l = (lm[:, None, :] - (cand - 1.0)[None, None, :] * ks[None, :, None]
-             - np.log(cand * (cand - 1.0))[None, None, :])
+    pc = [x[:, None] for x in p]
+    m, rows = T.size, np.arange(T.size)
+
+    def peak_logs(cand):                   # (m, G) candidates -> ln M (m, G), L (m, nk, G)
+        lm = heston_log_mgf(cand, T[:, None], *pc)
+        big_l = (lm[:, None, :] - (cand - 1.0)[:, None, :] * ks[None, :, None]
+                 - np.log(cand * (cand - 1.0))[:, None, :])
+        return lm, big_l
+
+    # coarse grid shared by all slices, then a fine per-slice grid spanning the strikes' optima:
+    # in a low-vol short-maturity wing L is sharply curved (L'' ~ total variance, optimum near
+    # k / total variance ~ 1e3), so the coarse spacing alone would leave every candidate e^20 off
+    offsets = np.geomspace(0.005, 2e4, cfg.n_candidates)
+    coarse = np.broadcast_to(1.0 + offsets if side > 0 else -offsets, (m, offsets.size))
+    _, big_l = peak_logs(coarse)
+    best = np.argmin(big_l, axis=2)                                                 # (m, nk)
+    lo = offsets[np.maximum(best.min(axis=1) - 1, 0)]
+    hi = offsets[np.minimum(best.max(axis=1) + 1, offsets.size - 1)]
+    fine = lo[:, None] * (hi / lo)[:, None] ** np.linspace(0.0, 1.0, cfg.n_fine)[None, :]
+    cand = 1.0 + fine if side > 0 else -fine
+    lm, big_l = peak_logs(cand)                                                     # (m, G)
     excess = big_l - big_l.min(axis=2, keepdims=True)
-    pick = np.argmin(excess.max(axis=1), axis=1)
-    rows = np.arange(T.size)
-    w = cand[pick]
-    lm_w = lm[rows, pick]
-    # second difference toward the pole: those points are always inside the strip
+    n_k, n_c = excess.shape[1:]
+    otm = excess[:, 1:, :] if n_k > 1 else excess        # the ATM strike does not steer
+    ok = otm <= cfg.max_excess
+    outer_end = n_c - 1 - np.argmax(ok[:, :, ::-1], axis=2)
+    outer_end = np.where(ok.any(axis=2), outer_end, np.argmin(otm, axis=2))
+    group = np.full(otm.shape[:2], -1)              # greedy cover: which contour takes a strike
+    picks = np.full((m, cfg.max_contours), -1)
+    for j in range(cfg.max_contours):
+        open_ = (group < 0).any(axis=1)
+        if not open_.any():
+            break
+        first = np.argmax(group < 0, axis=1)
+        pick = outer_end[rows, first]
+        take = (group < 0) & open_[:, None] & ok[rows, :, pick]
+        take[rows, first] |= open_
+        group[take] = j
+        # the cover fixes the groups; centre each group's contour (minimax excess over it)
+        worst = np.where((group == j)[:, :, None], otm, -np.inf).max(axis=1)
+        picks[:, j] = np.where(open_, np.argmin(worst, axis=1), -1)
+    picks[:, -1] = np.where((group < 0).any(axis=1) & (picks[:, -1] < 0),
+                            np.argmin(np.where((group < 0)[:, :, None], otm, -np.inf).max(axis=1), axis=1),
+                            picks[:, -1])
+    # every strike (ATM included) goes to the chosen contour where its integrand peak is lowest
+    l_at = np.where(picks[:, None, :] >= 0,
+                    np.take_along_axis(big_l, np.maximum(picks, 0)[:, None, :].repeat(n_k, 1), 2),
+                    np.inf)                                                        # (m, nk, C)
+    slot = np.argmin(l_at, axis=2)
+    return cand, lm, picks, slot, np.take_along_axis(l_at, slot[:, :, None], 2)[:, :, 0]
+
+
+def _tilted_variance(w, lm_w, T, p, side):
+    """ln M''(w) by a second difference toward the pole (those points are inside the strip)."""
     h = 1e-3 * np.abs(w)
     step = -side * h
     lm1 = heston_log_mgf(w + step, T, *p)
     lm2 = heston_log_mgf(w + 2 * step, T, *p)
     curv = (lm_w - 2.0 * lm1 + lm2) / (h * h)
-    curv = np.where(np.isfinite(curv) & (curv > 1e-12), curv, 1e-12)
-    return w, lm_w, curv
+    return np.where(np.isfinite(curv) & (curv > 1e-12), curv, 1e-12)
 
 
 def _strike_phase_sums(F, v, ks):
@@ -265,27 +337,33 @@ def _integrand(w, lm_w, v, T, p):
     return np.exp(log_m - lm_w[:, None]) * (norm[:, None] / (z * (z - 1.0)))
 
 
-def _tail_end(w, lm_w, sigma, v_a, T, p, cfg):
-    """Where the integrand's envelope drops below tail_rel_tol (same units as v), per slice.
+def _probe_envelope(w, lm_w, sigma, T, p, cfg):
+    """Probe |integrand| to size the segments, per slice.
 
-    Two decay regimes: the tilted Gaussian exp(-v^2/(2 sigma^2)) near the saddle, and Heston's
-    asymptotic exp(-c v)/v^2, c = (v0 + kappa theta T) sqrt(1 - rho^2)/xi, for v >> 1/(xi T).
-    The second one's level is measured with three probe evaluations where it has set in.
+    Returns (v_eff, v_end): v_eff is where the integrand has dropped below core_rel_level for
+    good (a tilted Gaussian reaches it near 4 sigma; near a moment explosion or a pole the decay
+    is algebraic and takes far longer); v_end is where the envelope falls below tail_rel_tol.
+    Probes sit at sigma 4^j and, for Heston's asymptotic exp(-c v)/v^2 regime (c = (v0 + kappa
+    theta T) sqrt(1 - rho^2)/xi, reached for v >> 1/(xi T)), at (2/(xi T)) 2^j; each probe is
+    extrapolated with that decay and the largest estimate is kept.
     """
     v0, theta, kappa, xi, rho = p
     log_tol = np.log(cfg.tail_rel_tol)
-    v_gauss = sigma * np.sqrt(-2.0 * log_tol)
     c_inf = (v0 + kappa * theta * T) * np.sqrt(1.0 - rho * rho) / xi
-    base = np.maximum(np.maximum(v_a, 2.0 / (xi * T)), 0.25 * v_gauss)
-    probes = base[:, None] * np.array([1.0, 2.0, 4.0])
+    probes = np.concatenate([sigma[:, None] * 4.0 ** np.arange(1, 6),
+                             (2.0 / (xi * T))[:, None] * np.array([1.0, 2.0, 4.0])], axis=1)
     amp = np.abs(_integrand(w, lm_w, probes, T, p))
-    # extrapolate each probe: ln A(v) = ln amp_j - c (v - v_j) - 2 ln(v / v_j); solve A(v)/c = tol
-    v_end = probes.copy()
-    for _ in range(3):
-        log_a = (np.log(np.maximum(amp, 1e-300)) - np.log(c_inf)[:, None]
-                 - 2.0 * np.log(np.maximum(v_end, probes) / probes))
-        v_end = probes + np.maximum(log_a - log_tol, 0.0) / c_inf[:, None]
-    return np.maximum(v_end.max(axis=1), np.maximum(v_gauss, v_a))
+    big = amp >= cfg.core_rel_level
+    v_eff = np.max(np.where(big, 2.0 * probes, 8.0 * sigma[:, None]), axis=1)
+    # the exp(-c v) extrapolation is only valid in the asymptotic regime: last three probes
+    tail_probes, tail_amp = probes[:, -3:], amp[:, -3:]
+    v_end = tail_probes.copy()
+    for _ in range(3):                     # fixed point for the (v_j / v)^2 factor
+        log_a = (np.log(np.maximum(tail_amp, 1e-300)) - np.log(c_inf)[:, None]
+                 - 2.0 * np.log(np.maximum(v_end, tail_probes) / tail_probes))
+        v_end = tail_probes + np.maximum(log_a - log_tol, 0.0) / c_inf[:, None]
+    v_gauss = sigma * np.sqrt(-2.0 * log_tol)
+    return v_eff, np.maximum(v_end.max(axis=1), np.maximum(v_gauss, v_eff))
 
 
 def _uniform_segment(w, lm_w, lo, length, need, T, p, ks, cfg):
@@ -311,8 +389,8 @@ def _uniform_segment(w, lm_w, lo, length, need, T, p, ks, cfg):
     return sums
 
 
-def _side_log_prices(T, p, ks, side, cfg):
-    """ln OTM price for one side's strikes (sorted by |k|, starting with 0.0) on m slices.
+def _contour_log_prices(T, p, ks, w, lm_w, side, cfg):
+    """ln OTM prices of strikes ks (one side, sorted by |k|) on contour w, per slice (m, nk).
 
     Segment A, [0, v_a]: exponentially mapped Gauss-Legendre resolving the peak at v = 0, whose
     width is the tilted std sigma or, if smaller, the distance from the contour to the pole of
@@ -320,22 +398,24 @@ def _side_log_prices(T, p, ks, side, cfg):
     number of oscillation periods and tilted widths it spans.
     """
     v0, theta, kappa, xi, rho = p
-    w, lm_w, curv = _choose_contour(T, p, ks, side, cfg)
-    sigma = 1.0 / np.sqrt(curv)
+    sigma = 1.0 / np.sqrt(_tilted_variance(w, lm_w, T, p, side))
     peak = np.minimum(sigma, np.minimum(np.abs(w), np.abs(w - 1.0)))
     # oscillation: |k - k_matched| <= max|k|, plus the CF's own asymptotic phase rate
     omega = np.abs(ks).max() + np.abs(rho) * (v0 + kappa * theta * T) / xi
-    # segment A is for the peak only; beyond a few periods the uniform segment is better
-    v_a = np.minimum(cfg.core_widths * peak, cfg.core_periods * 2.0 * np.pi / omega)
+    v_eff, v_end = _probe_envelope(w, lm_w, sigma, T, p, cfg)
+    # segment A covers the peak and its algebraic shoulders, but at most a few periods: beyond
+    # that uniform nodes resolve the oscillation more cheaply
+    v_a = np.minimum(np.maximum(v_eff, cfg.core_widths * peak),
+                     cfg.core_periods * 2.0 * np.pi / omega)
+    v_a = np.minimum(v_a, v_end)
     a = np.log1p(v_a / peak)
     y, wy = _gauss_legendre_01(cfg.n_core)
     v = peak[:, None] * np.expm1(a[:, None] * y)
     dv = (peak * a)[:, None] * np.exp(a[:, None] * y) * wy
     sums = _strike_phase_sums(_integrand(w, lm_w, v, T, p) * dv, v, ks)
 
-    v_end = _tail_end(w, lm_w, sigma, v_a, T, p, cfg)
-    # segment B: rest of the tilted Gaussian (needs ~3 nodes per sigma); segment C: the
-    # asymptotic tail (only the oscillation needs resolving there)
+    # segment B: rest of the tilted Gaussian (~3 nodes per sigma); segment C: the asymptotic
+    # tail, small and smooth apart from the oscillation, which sets the spacing
     v_b = np.clip(sigma * np.sqrt(-2.0 * np.log(cfg.tail_rel_tol)), v_a, v_end)
     for lo, hi, per_sigma in ((v_a, v_b, 3.0), (v_b, v_end, 0.0)):
         length = hi - lo
@@ -345,8 +425,28 @@ def _side_log_prices(T, p, ks, side, cfg):
 
     with np.errstate(divide="ignore", invalid="ignore"):
         log_s = np.log(sums)          # NaN if the quadrature failed (sum <= 0): caught upstream
-    norm = w * (w - 1.0)
-    return log_s + (lm_w - np.log(norm) - np.log(np.pi))[:, None] - np.outer(w - 1.0, ks)
+    log_peak0 = lm_w - np.log(w * (w - 1.0))      # ln of the k = 0 integrand at v = 0
+    return log_s + (log_peak0 - np.log(np.pi))[:, None] - np.outer(w - 1.0, ks)
+
+
+def _side_log_prices(T, p, ks, side, cfg):
+    """ln OTM prices for one side's strikes ks (sorted by |k|, ks[0] == 0) on m slices.
+
+    Returns (log prices (m, nk), ln of the ATM integrand's peak on its contour (m,)): the ATM
+    price is taken from whichever side has the lower peak.
+    """
+    cand, lm, picks, slot, l_used = _plan_contours(T, p, ks, side, cfg)
+    out = np.full((T.size, ks.size), np.nan)
+    for j in range(picks.shape[1]):
+        rows = np.nonzero(picks[:, j] >= 0)[0]
+        if rows.size == 0:
+            continue
+        pick = picks[rows, j]
+        sub = tuple(x[rows] for x in p)
+        lp = _contour_log_prices(T[rows], sub, ks, cand[rows, pick], lm[rows, pick], side, cfg)
+        use = slot[rows] == j
+        out[rows[:, None].repeat(ks.size, 1)[use], np.nonzero(use)[1]] = lp[use]
+    return out, l_used[:, 0]
 
 
 def _log_prices_block(P, T, k, cfg):
@@ -357,19 +457,17 @@ def _log_prices_block(P, T, k, cfg):
     puts = -np.sort(-k[k < 0])                      # from 0 outwards
     ks_c = np.concatenate([[0.0], calls])
     ks_p = np.concatenate([[0.0], puts])
-    lp_c = _side_log_prices(T, p, ks_c, +1, cfg)
-    lp_p = _side_log_prices(T, p, ks_p, -1, cfg)
+    lp_c, peak_c = _side_log_prices(T, p, ks_c, +1, cfg)
+    lp_p, peak_p = _side_log_prices(T, p, ks_p, -1, cfg)
     for kj, col in zip(calls, range(1, ks_c.size)):
         out[:, k == kj] = lp_c[:, col:col + 1]
     for kj, col in zip(puts, range(1, ks_p.size)):
         out[:, k == kj] = lp_p[:, col:col + 1]
     if (k == 0).any():
-        # both contours priced k = 0; a NaN from one side never wins over a number
-        atm = np.fmax(lp_c[:, 0], lp_p[:, 0])
-        both = np.isfinite(lp_c[:, 0]) & np.isfinite(lp_p[:, 0])
-        # both are the same price to ~1e-10: keep the call side's (no preference in accuracy)
-        atm = np.where(both, lp_c[:, 0], atm)
-        out[:, k == 0] = atm[:, None]
+        # both contours priced k = 0: the relative error scales with the integrand's peak over
+        # the price, so take the side with the lower peak (a NaN never wins over a number)
+        use_call = (peak_c <= peak_p) | ~np.isfinite(lp_p[:, 0])
+        out[:, k == 0] = np.where(use_call, lp_c[:, 0], lp_p[:, 0])[:, None]
     return out
 
 
