@@ -174,8 +174,10 @@ def _log_moneyness(F, K):
     """ln(F/K), accurate to a few ulps relative even when F ~ K (where ln F - ln K is not)."""
     ratio = F / K
     near = (ratio > 0.5) & (ratio < 2.0)
+    out = np.log(F) - np.log(K)
     # F - K is exact near the money (Sterbenz), so log1p keeps every digit of a small x
-    return np.where(near, np.log1p((F - K) / np.where(near, K, 1.0)), np.log(F) - np.log(K))
+    out[near] = np.log1p((F[near] - K[near]) / K[near])
+    return out
 
 
 def _intrinsic(F, K, is_call):

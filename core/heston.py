@@ -28,19 +28,31 @@ and handed to ``core.black.implied_total_vol_otm``, so nothing underflows.
 
 Per (surface, maturity, side):
 
-1. Contour: the real MGF is evaluated on a candidate grid of w (it is +inf past the moment
-   explosion, which bounds the admissible strip); one contour per side is shared by all that
-   side's strikes, chosen to minimise the worst strike's excess over its own saddle value.
-2. Core: ``n_core`` Gauss-Legendre nodes on [0, core_widths / sqrt(ln M''(w))], mapped
-   exponentially so that a nearby pole of 1/(z(z-1)) is resolved too.
-3. Tail: Heston's CF decays only like exp(-c v), c = (v0 + kappa theta T) sqrt(1-rho^2)/xi, and
-   oscillates at ~|k| + |rho|(v0 + kappa theta T)/xi; for short maturities with low v0 and high
-   xi that tail is long and must be resolved.  Its length is extrapolated from the core's last
-   node, and uniform Gauss-Legendre nodes are added in buckets of 16..512 according to the number
-   of oscillation periods (most slices need 16-64; the hardest short-maturity wings 256).
+1. Contours: ln M is evaluated on a coarse geometric grid of real w (it is +inf past the moment
+   explosion, which bounds the admissible strip), then on a fine per-slice grid spanning the
+   strikes' optima.  A strike's integrand peak exp(L(w; k)) may exceed its own optimum by at
+   most e^6 (the factor that multiplies the quadrature's relative error); the fewest contours
+   that achieve this (one for most slices, at most four) are found by a greedy interval cover
+   and centred by minimax.  The ATM strike goes to whichever side's contour suits it better.
+2. Segment A, [0, v_a]: exponentially mapped Gauss-Legendre nodes resolving the peak at v = 0
+   (width: the tilted std sigma = 1/sqrt(ln M''(w)), or the distance to the pole of 1/(z(z-1))
+   when that is smaller) and its algebraic shoulders near a moment explosion, measured with
+   probe evaluations; capped at a few oscillation periods.
+3. Segments B and C, uniform Gauss-Legendre: the rest of the tilted Gaussian, then Heston's
+   slowly decaying tail.  The CF decays only like exp(-c v), c = (v0 + kappa theta T)
+   sqrt(1 - rho^2)/xi, and the integrand oscillates at up to |k| + |rho| (v0 + kappa theta T)/xi,
+   so for short maturities with low v0 and high xi the tail is long and must be resolved; its
+   length comes from probes in the asymptotic regime, its node count (bucketed 16..512) from the
+   number of periods it spans.  On average a slice costs ~145 CF evaluations.
 
-The characteristic function uses the "little Heston trap" form (Albrecher et al. 2007), which is
-continuous along these contours (checked against a Riccati ODE solve in the tests).
+The characteristic function uses the "little Heston trap" form (Albrecher et al. 2007), written
+so that nothing cancels as xi -> 0; it is checked against a numerical Riccati solve, on and off
+the real axis, in the tests.
+
+Accuracy (implied vol vs a per-strike adaptive-quadrature reference that agrees with 40-digit
+mpmath to ~1e-15): worst 7e-9 over 92 random surfaces, 4e-7 over the 32 corners of the
+parameter box, 1e-11 on the hardest short-maturity wings found (prices ~1e-23).
+Speed: ~1 ms CPU per surface (13 x 17 grid) on our machines; ``workers=2`` uses both cores.
 """
 from __future__ import annotations
 
@@ -90,10 +102,11 @@ HESTON_RANGES = {
 
 @dataclass(frozen=True)
 class QuadConfig:
-    """Quadrature settings; defaults give implied vols within ~1e-6 of a 1e-13 reference."""
+    """Quadrature settings.  The defaults keep implied vols within ~4e-7 of the slow reference
+    over the whole parameter box (see the module docstring); loosening them buys little speed."""
 
-    n_candidates: int = 24         # coarse contour candidates per side (geometric in |w - pole|)
-    n_fine: int = 32               # fine per-slice candidates between the strikes' optima
+    n_candidates: int = 16         # coarse contour candidates per side (geometric in |w - pole|)
+    n_fine: int = 24               # fine per-slice candidates between the strikes' optima
     max_excess: float = 6.0        # a strike's integrand peak may exceed its optimum by e^this
     max_contours: int = 4          # contours per side and slice, at most
     n_core: int = 24               # exp-mapped nodes on the peak segment [0, v_a]
@@ -163,35 +176,44 @@ def heston_log_mgf(w, T, v0, theta, kappa, xi, rho) -> np.ndarray:
 
     Real arithmetic only: with q = beta^2 - xi^2 w (w-1), beta = kappa - rho xi w, the Riccati
     solution is hyperbolic for q >= 0 and trigonometric for q < 0; the moment is finite while
-    the denominator den = cosh(dT/2) + beta sinh(dT/2)/d stays positive on [0, T].
+    the denominator den = cosh(dT/2) + beta sinh(dT/2)/d stays positive on [0, T].  Each branch
+    is evaluated only where it applies (this function sits in the contour search's inner loop).
     """
-    w = np.asarray(w, dtype=np.float64)
+    args = np.broadcast_arrays(*[np.asarray(a, dtype=np.float64) for a in
+                                 (w, T, v0, theta, kappa, xi, rho)])
+    shape = args[0].shape
+    w, T, v0, theta, kappa, xi, rho = [a.ravel() for a in args]
     xi2 = xi * xi
     beta = kappa - rho * xi * w
     ww = w * (w - 1.0)
     q = beta * beta - xi2 * ww
     d = np.sqrt(np.abs(q))
+    out = np.full(w.shape, np.inf)
     hyper = q >= 0
     with np.errstate(all="ignore"):
-        # hyperbolic: e^{-dT/2} den = 1 + (1 - e^{-dT})(beta - d)/(2d); (1 - e^{-dT})/d -> T as d -> 0
-        dT = d * T
-        e = np.exp(-dT)
-        one_minus_e_over_d = np.where(dT > 1e-8, -np.expm1(-dT) / np.where(d > 0, d, 1.0), T)
-        bmd = _beta_minus_d(beta, d, xi2 * ww)
-        bracket = 1.0 + 0.5 * one_minus_e_over_d * bmd
-        c_h = kappa * theta / xi2 * (bmd * T - 2.0 * np.log1p(0.5 * one_minus_e_over_d * bmd))
-        d_h = ww * 0.5 * one_minus_e_over_d / bracket
-        ok_h = bracket > 0
-        # trigonometric: den = cos(dT/2) + beta sin(dT/2)/d; first zero at dT/2 = pi/2 + atan(beta/d)
-        half = 0.5 * dT
-        sin_over_d = 0.5 * T * np.sinc(half / np.pi)
-        den_t = np.cos(half) + beta * sin_over_d
-        ok_t = (half < 0.5 * np.pi + np.arctan2(beta, d)) & (den_t > 0)
-        c_t = kappa * theta / xi2 * (beta * T - 2.0 * np.log(den_t))
-        d_t = ww * sin_over_d / den_t
-        out = np.where(hyper, c_h + v0 * d_h, c_t + v0 * d_t)
-    ok = np.where(hyper, ok_h, ok_t) & np.isfinite(out)
-    return np.where(ok, out, np.inf)
+        i = np.nonzero(hyper)[0]
+        if i.size:
+            # e^{-dT/2} den = 1 + (1 - e^{-dT})(beta - d)/(2d); (1 - e^{-dT})/d -> T as d -> 0
+            di, Ti = d[i], T[i]
+            dT = di * Ti
+            ome_d = np.where(dT > 1e-8, -np.expm1(-dT) / np.where(di > 0, di, 1.0), Ti)
+            bmd = _beta_minus_d(beta[i], di, xi2[i] * ww[i])
+            half_shift = 0.5 * ome_d * bmd
+            bracket = 1.0 + half_shift
+            val = (kappa[i] * theta[i] / xi2[i] * (bmd * Ti - 2.0 * np.log1p(half_shift))
+                   + v0[i] * ww[i] * 0.5 * ome_d / bracket)
+            out[i] = np.where((bracket > 0) & np.isfinite(val), val, np.inf)
+        i = np.nonzero(~hyper)[0]
+        if i.size:
+            # den = cos(dT/2) + beta sin(dT/2)/d, first zero at dT/2 = pi/2 + atan(beta/d)
+            di, Ti, bi = d[i], T[i], beta[i]
+            half = 0.5 * di * Ti
+            den = np.cos(half) + bi * np.sin(half) / di          # d > 0 here since q < 0
+            ok = (half < 0.5 * np.pi + np.arctan2(bi, di)) & (den > 0)
+            val = (kappa[i] * theta[i] / xi2[i] * (bi * Ti - 2.0 * np.log(den))
+                   + v0[i] * ww[i] * np.sin(half) / (di * den))
+            out[i] = np.where(ok & np.isfinite(val), val, np.inf)
+    return out.reshape(shape)
 
 
 def heston_log_cf(z, T, v0, theta, kappa, xi, rho) -> np.ndarray:
@@ -276,20 +298,21 @@ def _plan_contours(T, p, ks, side, cfg):
     group = np.full(otm.shape[:2], -1)              # greedy cover: which contour takes a strike
     picks = np.full((m, cfg.max_contours), -1)
     for j in range(cfg.max_contours):
-        open_ = (group < 0).any(axis=1)
-        if not open_.any():
+        r = np.nonzero((group < 0).any(axis=1))[0]  # slices with strikes still uncovered
+        if r.size == 0:
             break
-        first = np.argmax(group < 0, axis=1)
-        pick = outer_end[rows, first]
-        take = (group < 0) & open_[:, None] & ok[rows, :, pick]
-        take[rows, first] |= open_
-        group[take] = j
+        g = group[r]
+        first = np.argmax(g < 0, axis=1)
+        pick = outer_end[r, first]
+        take = (g < 0) & ok[r, :, pick]
+        take[np.arange(r.size), first] = True
+        if j == cfg.max_contours - 1:
+            take = g < 0                            # the last contour takes whatever is left
+        g[take] = j
+        group[r] = g
         # the cover fixes the groups; centre each group's contour (minimax excess over it)
-        worst = np.where((group == j)[:, :, None], otm, -np.inf).max(axis=1)
-        picks[:, j] = np.where(open_, np.argmin(worst, axis=1), -1)
-    picks[:, -1] = np.where((group < 0).any(axis=1) & (picks[:, -1] < 0),
-                            np.argmin(np.where((group < 0)[:, :, None], otm, -np.inf).max(axis=1), axis=1),
-                            picks[:, -1])
+        worst = np.where(take[:, :, None], otm[r], -np.inf).max(axis=1)
+        picks[r, j] = np.argmin(worst, axis=1)
     # every strike (ATM included) goes to the chosen contour where its integrand peak is lowest
     l_at = np.where(picks[:, None, :] >= 0,
                     np.take_along_axis(big_l, np.maximum(picks, 0)[:, None, :].repeat(n_k, 1), 2),
