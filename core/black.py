@@ -117,6 +117,14 @@ def _delta_mills_series(h: np.ndarray, t: np.ndarray) -> np.ndarray:
     return 2.0 * total
 
 
+def _log_and_inverse(dy, log_vega):
+    """(log_vega + ln dy, 1/dy); a Mills difference that rounded to <= 0 (only where b is far
+    below 1e-300) counts as b = 0, ln b = -inf, so the inversion's bracket stays consistent."""
+    pos = dy > 0
+    safe = np.where(pos, dy, 1.0)
+    return np.where(pos, log_vega + np.log(safe), -np.inf), np.where(pos, 1.0 / safe, np.inf)
+
+
 def _log_b_and_ratio(x: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ln b(x, s) and vega/price = (db/ds)/b for x <= 0, s > 0 (1-D arrays, same shape).
 
@@ -136,19 +144,18 @@ def _log_b_and_ratio(x: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
     if series.any():
         dy = _delta_mills_series(h[series], t[series])
-        log_b[series] = log_vega[series] + np.log(dy)
-        ratio[series] = 1.0 / dy
+        log_b[series], ratio[series] = _log_and_inverse(dy, log_vega[series])
     if scaled.any():
         hs, ts = h[scaled], t[scaled]
         dy = _mills(hs + ts) - _mills(hs - ts)
-        log_b[scaled] = log_vega[scaled] + np.log(dy)
-        ratio[scaled] = 1.0 / dy
+        log_b[scaled], ratio[scaled] = _log_and_inverse(dy, log_vega[scaled])
     if plain.any():
         hp, tp, xp = h[plain], t[plain], x[plain]
         # each term in log form so that exp(-x/2) cannot overflow against a tiny N(.)
         a = np.exp(0.5 * xp + log_ndtr(hp + tp))
         c = np.exp(-0.5 * xp + log_ndtr(hp - tp))
-        lb = np.log(a - c)
+        diff = a - c
+        lb = np.where(diff > 0, np.log(np.where(diff > 0, diff, 1.0)), -np.inf)
         log_b[plain] = lb
         ratio[plain] = np.exp(log_vega[plain] - lb)
     return log_b, ratio
@@ -309,7 +316,19 @@ def _initial_guess(x, log_beta):
     lower = ~atm & (log_beta <= log_b_c)
     upper = ~lower
 
-    s0[lower] = s_c[lower] * np.sqrt(log_b_c[lower] / log_beta[lower])
+    # refine with Newton in ln s on the h -> -inf asymptote ln b ~ ln(s^3/x^2) - x^2/(2 s^2)
+    # - s^2/8 - ln sqrt(2 pi) (no special functions; exact where the crude guess is worst)
+    xl, lbl = x[lower], log_beta[lower]
+    crude = np.log(s_c[lower] * np.sqrt(log_b_c[lower] / lbl))
+    ln_s = crude.copy()
+    with np.errstate(all="ignore"):
+        for _ in range(3):
+            e2 = np.exp(2.0 * ln_s)
+            f = 3.0 * ln_s - np.log(xl * xl) - 0.5 * xl * xl / e2 - 0.125 * e2 - _LOG_SQRT_2PI - lbl
+            fp = 3.0 + xl * xl / e2 - 0.25 * e2
+            ln_s = np.where(fp > 1.0, ln_s - f / fp, ln_s)
+    ok = np.isfinite(ln_s) & (np.abs(ln_s - crude) < np.log(10.0))
+    s0[lower] = np.minimum(np.exp(np.where(ok, ln_s, crude)), s_c[lower])
     hi[lower] = s_c[lower]
 
     xu, lbu = x[upper], log_beta[upper]
@@ -345,14 +364,19 @@ def _implied_total_vol(x: np.ndarray, log_beta: np.ndarray) -> np.ndarray:
         newton = -g / g1
         denom = 1.0 + 0.5 * newton * g2 / g1
         step = np.where(denom > 0.5, newton / denom, newton)
-        s_new = sa + step
+        # ln b is concave in s, so a step from the right of the root can overshoot far to the
+        # left (where ln b ~ -x^2/(2 s^2) is steep and the next steps are tiny): never go more
+        # than halfway down to the bracket's lower end in one step
+        s_new = np.maximum(sa + step, 0.5 * (sa + loa))
         # safeguard: bisect in total variance when the step leaves the bracket
         # (a zero step lands on the bracket end it just set: that is not leaving it)
         bad = ~np.isfinite(s_new) | (s_new <= 0) | (s_new < loa) | (s_new > hia)
         finite_hi = np.isfinite(hia)
         bisect = np.where(finite_hi, np.sqrt(0.5 * (loa * loa + hia * hia)), 2.0 * sa)
         s_new = np.where(bad, bisect, s_new)
-        done = (~bad & (np.abs(step) <= _REL_STEP_TOL * sa)) | (g == 0)
+        # converged when the Newton step (the local error; Halley's may be shrunk far from the
+        # root) is negligible: the Halley step just taken leaves an error ~ its cube
+        done = (~bad & (np.abs(newton) <= _REL_STEP_TOL * sa)) | (g == 0)
         s[active], lo[active], hi[active] = s_new, loa, hia
         active = active[~done]
     return s

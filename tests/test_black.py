@@ -210,3 +210,25 @@ def test_upper_bound_within_rounding_is_flagged_not_inverted():
     if status == QuoteStatus.OK:
         assert iv > 3.0 and np.isfinite(iv)
     assert black_price(F, K, 5.0, 3.0, False) == pytest.approx(p)
+
+
+def test_overshoot_from_a_high_guess_regression():
+    """Found in a 1e6-quote sweep: the first Halley step from above the root jumped to s ~ 1e-7,
+    where tiny (Halley-shrunk) steps were mistaken for convergence."""
+    iv, T, k = 0.31983314573923183, 0.0033858249478956087, 0.10364660310867713
+    price = black_price(1.0, np.exp(k), T, iv, True)
+    assert implied_vol(price, 1.0, np.exp(k), T, True) == pytest.approx(iv, abs=1e-12)
+
+
+def test_otm_sweep_down_to_1e300_prices():
+    """300k OTM quotes over the brief's box: every price above 1e-300 gives back its vol."""
+    rng = np.random.default_rng(11)
+    n = 300_000
+    iv = 10 ** rng.uniform(-2, np.log10(3), n)
+    T = 10 ** rng.uniform(np.log10(1 / 365), np.log10(5), n)
+    k = rng.uniform(-1.5, 1.5, n)
+    price = black_price(1.0, np.exp(k), T, iv, k >= 0)
+    got = implied_vol(price, 1.0, np.exp(k), T, k >= 0)
+    keep = price > 1e-300
+    assert keep.sum() > 200_000
+    assert np.abs(got - iv)[keep].max() < 1e-10
