@@ -422,8 +422,9 @@ def _contour_log_prices(T, p, ks, w, lm_w, side, cfg):
 
     Segment A, [0, v_a]: exponentially mapped Gauss-Legendre resolving the peak at v = 0, whose
     width is the tilted std sigma or, if smaller, the distance from the contour to the pole of
-    1/(z(z-1)).  Segment B, [v_a, v_end]: uniform Gauss-Legendre, node count bucketed by the
-    number of oscillation periods and tilted widths it spans.
+    1/(z(z-1)), and its slower shoulders near a moment explosion.  Segments B (rest of the
+    tilted Gaussian) and C (asymptotic tail) up to v_end: uniform Gauss-Legendre, node counts
+    bucketed by the oscillation periods (and, in B, tilted widths) they span.
     """
     v0, theta, kappa, xi, rho = p
     sigma = 1.0 / np.sqrt(_tilted_variance(w, lm_w, T, p, side))
