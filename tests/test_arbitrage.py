@@ -354,3 +354,13 @@ def test_least_change_solves_its_qp(seed):
         mu, *_ = np.linalg.lstsq(dense[active].T, y[:, j], rcond=None)
         assert np.allclose(dense[active].T @ mu, y[:, j], atol=tol[j])
         assert np.all(mu >= -tol[j])
+
+
+def test_pivoting_and_least_distance_agree():
+    """The batched pivoting and the per-slice NNLS fallback solve the same QP."""
+    rng = np.random.default_rng(15)
+    a = rng.standard_normal((N_K, 3, 40))
+    a[0, 0] = a[-1, 2] = 0.0
+    a /= np.sqrt(np.sum(a * a, axis=1, keepdims=True))
+    b = 0.1 * rng.standard_normal((N_K, 40))
+    np.testing.assert_allclose(arb._least_change(a, b), arb._least_distance(a, b), atol=1e-9)
