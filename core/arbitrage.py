@@ -482,7 +482,8 @@ def _restart_smoother(w: np.ndarray) -> tuple[np.ndarray, int]:
     flat = np.broadcast_to(np.mean(w, axis=0), w.shape)
     left = np.arange(w.shape[1])
     for lam in _RESTARTS:
-        res = flat[:, left] if lam == 1.0 else _sqp(w[:, left], (1.0 - lam) * w[:, left] + lam * flat[:, left])
+        target, start = w[:, left], (1.0 - lam) * w[:, left] + lam * flat[:, left]
+        res = flat[:, left] if lam == 1.0 else _sqp(target, start)
         done = ~np.isnan(res[0])
         out[:, left[done]] = res[:, done]
         left = left[~done]
@@ -514,7 +515,8 @@ def butterfly_project(w: np.ndarray, return_info: bool = False):
         out[:, stuck], n_flat = _restart_smoother(w_nodes[:, stuck])
     result = np.ascontiguousarray(out.T).reshape(w.shape)
     if return_info:
-        return result, {"slices": w_nodes.shape[1], "projected": int(np.any(out != w_nodes, axis=0).sum()),
+        moved = int(np.any(out != w_nodes, axis=0).sum())
+        return result, {"slices": w_nodes.shape[1], "projected": moved,
                         "restarted": int(stuck.sum()), "flattened": n_flat}
     return result
 

@@ -92,7 +92,8 @@ def main() -> None:
              ("1 noisy surface (18bp)", lambda: arb.project(noisy_2000[0], "full"), 100),
              ("2000 clean surfaces", lambda: arb.project(clean_2000, "full"), 5),
              ("2000 noisy surfaces (18bp)", lambda: arb.project(noisy_2000, "full"), 3)]
-    print(f"\nproject(w, 'full') timings, best of several runs: wall ms / CPU ms (load {os.getloadavg()[0]:.1f})")
+    load = os.getloadavg()[0]
+    print(f"\nproject(w, 'full'), best of several runs: wall ms / CPU ms (load average {load:.1f})")
     for name, fn, repeats in cases:
         wall, cpu = best_of(fn, repeats)
         print(f"  {name:28s} {wall:9.2f} / {cpu:9.2f}")

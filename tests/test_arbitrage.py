@@ -284,7 +284,8 @@ def test_memory_layout_does_not_matter():
     for mode in ("calendar", "full"):
         expected = arb.project(w, mode)
         assert np.array_equal(arb.project(np.asfortranarray(w), mode), expected)
-        assert np.array_equal(arb.project(w.transpose(1, 2, 0).copy().transpose(2, 0, 1), mode), expected)
+        strided = w.transpose(1, 2, 0).copy().transpose(2, 0, 1)     # same values, odd strides
+        assert np.array_equal(arb.project(strided, mode), expected)
 
 
 def test_batched_projection_equals_surface_by_surface():
