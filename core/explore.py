@@ -144,13 +144,14 @@ def check_truth(iv) -> np.ndarray:
                 raise ValueError(f"drawn vol {value!r} at T={T_GRID[t]:.2f}, k={K_GRID[k]:+.3f} "
                                  "is not a number") from None
         raise
-    checks = [(~np.isfinite(grid), "is empty or not a finite number"),
+    checks = [(~np.isfinite(grid), "is empty or not a number"),
               (grid <= 0, "is <= 0; implied vols must be positive"),
               (grid > IV_CLIP[1], f"is above {IV_CLIP[1]:g}; enter vols as decimals (0.25 = 25 %)")]
     for bad, what in checks:
         if bad.any():
             t, k = np.argwhere(bad)[0]
-            raise ValueError(f"drawn vol {grid[t, k]:g} at T={T_GRID[t]:.2f}, k={K_GRID[k]:+.3f} {what} "
+            value = f"vol {grid[t, k]:g}" if np.isfinite(grid[t, k]) else "cell"
+            raise ValueError(f"the drawn {value} at T={T_GRID[t]:.2f}, k={K_GRID[k]:+.3f} {what} "
                              f"({int(bad.sum())} such cell(s))")
     return grid
 
@@ -274,6 +275,12 @@ class SurfaceView:
         """|quote - truth| (13, 17): the quote noise, NaN where not quoted."""
         return np.abs(self.iv_obs - self.iv_true)
 
+    def vol_range(self) -> tuple:
+        """(low, high) vol of the truth and the quotes: the shared colour range, so the truth's
+        structure stays visible when a repair overshoots (values outside saturate)."""
+        both = np.concatenate([self.iv_true.ravel(), self.iv_obs[self.observed]])
+        return float(both.min()), float(both.max())
+
     def quote_points(self) -> tuple:
         """(k, T) of every quoted cell, for markers."""
         t, k = np.nonzero(self.observed)
@@ -336,8 +343,8 @@ def score_surface(iv_true, iv_obs, methods=METHODS, arbitrage: str = "calendar",
     """Repair one quoted surface with each of ``methods`` and score it against the truth.
 
     iv_true: (13, 17) true vols; iv_obs: (13, 17) quotes, NaN where missing. A bad input raises
-    ValueError (as core.repair); a method that cannot run (e.g. CNN weights missing) is reported in
-    ``errors`` and the others still run.
+    ValueError (as core.repair); a method that cannot run (CNN weights missing, or any error inside
+    the method) is reported in ``errors`` with its reason, and the others still run.
     """
     iv_true = check_truth(iv_true)
     iv_obs = np.asarray(iv_obs, dtype=np.float64)
@@ -353,6 +360,9 @@ def score_surface(iv_true, iv_obs, methods=METHODS, arbitrage: str = "calendar",
             res = repair(iv_obs, m, arbitrage=arbitrage, **method_config(m, weights))
         except (WeightsError, ValueError) as exc:
             view.errors[m] = str(exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one broken method must not take the page down
+            view.errors[m] = f"{type(exc).__name__}: {exc}"
             continue
         w_out, w_raw = iv_to_w(res.iv), iv_to_w(res.iv_raw)
         err = np.abs(res.iv - iv_true)

@@ -153,8 +153,9 @@ st.caption(f"{view.n_quoted} of {view.observed.size} cells quoted ({view.quoted_
 
 # ----------------------------------------------------------------------------- side by side
 st.subheader("Side by side")
-st.caption("Top row: truth, quotes and each repair on one vol scale. Below: absolute errors, the quote "
-           "noise and each predictive sd on a second, shared scale (○ = quoted cell).")
+st.caption("Top row: truth, quotes and each repair on one vol scale, spanning the truth and the quotes "
+           "(a repair outside that range saturates; hover for values). Below: absolute errors, the quote "
+           "noise and each predictive sd on a second, shared scale from 0 (○ = quoted cell).")
 st.plotly_chart(figures.surface_grid(view, shown, METHODS), key="surface_grid")
 
 if show_3d:

@@ -16,6 +16,8 @@ ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PAGES = {"overview": "", "explorer": "explorer", "benchmark": "benchmark", "diagnostics": "diagnostics"}
+TITLES = {"overview": "Volatility-surface repair workbench", "explorer": "Repair explorer",
+          "benchmark": "Benchmark: the 2 × 2", "diagnostics": "Diagnostics"}
 # The charts each page must draw (plotly figures), at least.
 MIN_CHARTS = {"overview": 1, "explorer": 4, "benchmark": 1, "diagnostics": 5}
 
@@ -75,25 +77,43 @@ def chromium(user_data_dir: Path, width: int = 1600, height: int = 1200):
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
-def wait_for_page(driver, min_charts: int, timeout: float = 60.0) -> dict:
-    """Wait until the script finished and ``min_charts`` plotly figures rendered; report what is shown."""
+def wait_for_page(driver, min_charts: int, title: str | None = None, timeout: float = 90.0) -> dict:
+    """Wait until the page titled ``title`` has drawn ``min_charts`` plotly figures and its script
+    has finished (or an exception box shows); report what is on screen."""
     from selenium.webdriver.common.by import By
 
     start = time.perf_counter()
+    first_chart = None
     while True:
-        charts = driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot")
+        heading = driver.find_elements(By.CSS_SELECTOR, "h1")
+        on_page = title is None or any(title in h.text for h in heading)
+        charts = driver.find_elements(By.CSS_SELECTOR, ".js-plotly-plot") if on_page else []
+        if charts and first_chart is None:
+            first_chart = time.perf_counter() - start
         running = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
         exceptions = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')
-        if exceptions or (len(charts) >= min_charts and not running):
+        if exceptions or (on_page and len(charts) >= min_charts and not running):
             break
         if time.perf_counter() - start > timeout:
             break
         time.sleep(0.05)
     body = driver.find_element(By.TAG_NAME, "body").text
-    return {"charts": len(charts), "exceptions": len(exceptions), "seconds": time.perf_counter() - start,
+    return {"on_page": on_page, "charts": len(charts), "exceptions": len(exceptions),
+            "first_chart_s": first_chart, "seconds": time.perf_counter() - start,
             "traceback": "Traceback (most recent call last)" in body, "errors": [
                 e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stAlertContentError"]')],
             "tables": len(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stTable"], [data-testid="stDataFrame"]'))}
+
+
+def open_from_sidebar(driver, path: str) -> None:
+    """Client-side navigation: click the sidebar link to ``path`` (no page reload)."""
+    from selenium.webdriver.common.by import By
+
+    for link in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a'):
+        if link.get_attribute("href").rstrip("/").endswith("/" + path if path else ""):
+            link.click()
+            return
+    raise LookupError(f"no sidebar link to {path!r}")
 
 
 def screenshot(driver, name: str) -> Path:
@@ -110,17 +130,72 @@ def screenshot(driver, name: str) -> Path:
     return path
 
 
+def _truth_corner(driver):
+    """A value from the explorer's truth heatmap as plotly holds it in the page (changes with the surface)."""
+    return driver.execute_script(
+        "const g = document.querySelector('.js-plotly-plot');"
+        "if (!g || !g.data) return null; const z = g.data[0].z;"
+        "return JSON.stringify(z && z[0] ? [z[0][0], z[5][7]] : z);")
+
+
+def measure(repeats: int = 7) -> None:
+    """Cold start (launch -> landing content and first figure), then explorer reruns in the browser."""
+    import statistics
+    import tempfile
+
+    from selenium.webdriver.common.by import By
+
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as profile:
+        driver = chromium(Path(profile))
+        driver.get("about:blank")
+        try:
+            launch = time.perf_counter()
+            with served_app() as (url, healthy):
+                driver.get(url)
+                while not driver.find_elements(By.CSS_SELECTOR, "h1"):
+                    time.sleep(0.02)
+                heading = time.perf_counter() - launch
+                report = wait_for_page(driver, 1, TITLES["overview"])
+                chart = heading + (report["first_chart_s"] or float("nan"))
+                print(f"cold start: server healthy {healthy:.2f} s, landing title and 2x2 {heading:.2f} s, "
+                      f"first figure {chart:.2f} s, script finished {time.perf_counter() - launch:.2f} s "
+                      "(fresh browser profile: includes loading the JS bundles)")
+                t0 = time.perf_counter()
+                open_from_sidebar(driver, "explorer")
+                report = wait_for_page(driver, MIN_CHARTS["explorer"], TITLES["explorer"])
+                print(f"explorer, first visit: {time.perf_counter() - t0:.2f} s to all {report['charts']} figures")
+                times = []
+                for _ in range(repeats):
+                    before = _truth_corner(driver)
+                    button = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stNumberInputStepUp"]')[0]
+                    t0 = time.perf_counter()
+                    button.click()
+                    while _truth_corner(driver) == before and time.perf_counter() - t0 < 30:
+                        time.sleep(0.005)
+                    times.append(time.perf_counter() - t0)
+                    wait_for_page(driver, MIN_CHARTS["explorer"], TITLES["explorer"])
+                print(f"explorer rerun, surface seed +1 (click -> truth heatmap redrawn): median "
+                      f"{1e3 * statistics.median(times):.0f} ms, min {1e3 * min(times):.0f}, max {1e3 * max(times):.0f}")
+        finally:
+            driver.quit()
+
+
 if __name__ == "__main__":
     import tempfile
 
     ARTIFACTS.mkdir(exist_ok=True)
+    if "--measure" in sys.argv:
+        measure()
+        raise SystemExit(0)
     with served_app() as (url, healthy), tempfile.TemporaryDirectory() as profile:
         driver = chromium(Path(profile))
         try:
+            driver.get(url)
             for name, path in PAGES.items():
-                t0 = time.perf_counter()
-                driver.get(f"{url}/{path}")
-                report = wait_for_page(driver, MIN_CHARTS[name])
-                print(name, f"{time.perf_counter() - t0:.2f}s", report, screenshot(driver, name))
+                if name != "overview":
+                    open_from_sidebar(driver, path)
+                report = wait_for_page(driver, MIN_CHARTS[name], TITLES[name])
+                print(name, report, screenshot(driver, name))
         finally:
             driver.quit()

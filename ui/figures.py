@@ -73,8 +73,9 @@ def _markers(x, y, axes, name: str, symbol: str = "circle-open", colour: str = "
 
 
 def surface_grid(view, methods=None, all_methods=()) -> go.Figure:
-    """Truth, quotes and each repair (row 1, one vol scale); each |error| and quote noise (row 2)
-    and each predictive sd (row 3) on a second scale, so error and sd compare directly."""
+    """Truth, quotes and each repair (row 1, one vol scale spanning the truth and the quotes; a
+    repair beyond it saturates); each |error| and the quote noise (row 2) and each predictive sd
+    (row 3) on a second scale from 0, so error and sd compare directly."""
     methods = [m for m in (methods or view.methods) if m in view.methods]
     with_sd = [m for m in methods if view.methods[m].sd is not None]
     rows = 3 if with_sd else 2
@@ -99,9 +100,11 @@ def surface_grid(view, methods=None, all_methods=()) -> go.Figure:
             axes = grid.panel(2, 2 + j, f"{label} predictive sd", x_title="k", y_ticks=False)
             data.append(_heatmap(v.sd, K_GRID, T_GRID, axes, f"{label} sd", "coloraxis2", "sd"))
             data.append(_markers(qk, qt, axes, "quoted"))
+    low, high = view.vol_range()
     layout = grid.layout | {
         "height": 250 * rows + 40, "margin": {"l": 60, "r": 20, "t": 30, "b": 40}, "font": FONT,
-        "coloraxis": {"colorscale": VOL_SCALE, "colorbar": grid.colorbar(0, 0) | {"title": {"text": "iv"}}},
+        "coloraxis": {"colorscale": VOL_SCALE, "cmin": low, "cmax": high,
+                      "colorbar": grid.colorbar(0, 0) | {"title": {"text": "iv"}}},
         "coloraxis2": {"colorscale": ERR_SCALE, "cmin": 0,
                        "colorbar": grid.colorbar(1, rows - 1) | {"title": {"text": "vol"}}},
     }
