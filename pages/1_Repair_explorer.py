@@ -13,6 +13,11 @@ METHODS = list(core.METHODS)
 DEFAULT_METHODS = [m for m in ("cnn", "interp", "svi") if m in METHODS] or METHODS[:3]
 FAMILIES = list(explore.FAMILY_LABELS)
 T_LABELS = [f"{t:.2f}" for t in T_GRID]
+EDITOR_HEIGHT = 35 * (len(T_GRID) + 1) + 3          # every maturity row visible, no inner scroll
+PRESET_LABELS = {"Drop left wing": "− left wing", "Drop right wing": "− right wing",
+                 "Drop front maturities": "− front", "Drop long maturities": "− long end",
+                 "Drop a broker stripe": "− broker stripe", "Quote every cell": "quote all",
+                 "Clear every cell": "clear all"}
 K_LABELS = [f"{k:+.3f}" for k in K_GRID]
 
 st.title("Repair explorer")
@@ -65,8 +70,8 @@ if source == "Draw":
     with st.expander("True implied-vol surface (edit any cell; starts from the sampled surface)", expanded=True):
         edited = st.data_editor(
             pd.DataFrame(base_truth, index=pd.Index(T_LABELS, name="T \\ k"), columns=K_LABELS),
-            key="surface_editor", width="stretch",
-            column_config={c: st.column_config.NumberColumn(c, format="%.4f") for c in K_LABELS})
+            key="surface_editor", width="stretch", height=EDITOR_HEIGHT,
+            column_config={c: st.column_config.NumberColumn(c, format="%.3f", width="small") for c in K_LABELS})
     try:
         iv_true = explore.check_truth(edited.to_numpy())
     except ValueError as exc:
@@ -85,10 +90,11 @@ if draw_mask:
     with st.expander("Observed mask (tick = quoted; starts from the regime's mask)", expanded=True):
         buttons = st.columns(len(explore.MASK_PRESETS))
         clicked = [name for i, (name, column) in enumerate(zip(explore.MASK_PRESETS, buttons))
-                   if column.button(name, key=f"preset_{i}", help=explore.PRESET_HELP[name], width="stretch")]
+                   if column.button(PRESET_LABELS.get(name, name), key=f"preset_{i}", width="stretch",
+                                    help=f"{name}: {explore.PRESET_HELP[name]}")]
         edited_mask = st.data_editor(
             pd.DataFrame(st.session_state["mask_base"], index=pd.Index(T_LABELS, name="T \\ k"), columns=K_LABELS),
-            key="mask_editor", width="stretch",
+            key="mask_editor", width="stretch", height=EDITOR_HEIGHT,
             column_config={c: st.column_config.CheckboxColumn(c, width="small") for c in K_LABELS})
     observed = edited_mask.to_numpy(dtype=bool)
     if clicked:
