@@ -76,6 +76,10 @@ DIAGNOSTICS = st.Page("pages/3_Diagnostics.py", title="Diagnostics", icon=":mate
                       url_path="diagnostics")
 
 page = st.navigation([home, EXPLORER, BENCHMARK, DIAGNOSTICS])
-page.run()
-# After the page: the sidebar's CNN check imports torch (~3 s cold), and the page should not wait.
-state.sidebar()
+try:
+    page.run()
+finally:
+    # After the page: the sidebar's CNN check imports torch (~3 s cold), and the page should not wait.
+    # Pages return early on bad input instead of calling st.stop(), which would end this frame too
+    # (and drop the sidebar's widget state); the finally keeps the sidebar when a page raises.
+    state.sidebar()

@@ -20,171 +20,176 @@ PRESET_LABELS = {"Drop left wing": "− left wing", "Drop right wing": "− righ
                  "Clear every cell": "clear all"}
 K_LABELS = [f"{k:+.3f}" for k in K_GRID]
 
-st.title("Repair explorer")
-st.caption("Grid: maturity T in years (rows) × log-moneyness k = ln(K/F) (columns); vols and errors in "
-           "implied-vol units (0.01 = 1 vol point).")
+def main() -> None:
+    """The page. Returns early (not st.stop) on a bad input, so the frame's sidebar still renders."""
+    st.title("Repair explorer")
+    st.caption("Grid: maturity T in years (rows) × log-moneyness k = ln(K/F) (columns); vols and errors in "
+               "implied-vol units (0.01 = 1 vol point).")
 
-# ----------------------------------------------------------------------------- controls
-col_surface, col_mask, col_repair = st.columns(3)
-with col_surface:
-    st.markdown("**Surface**")
-    source = st.radio("Source", ["Sample", "Draw"], horizontal=True, key="source",
-                      help="Sample one from a generator, or edit the true implied-vol grid yourself.")
-    family = st.selectbox("Family", FAMILIES, index=FAMILIES.index(DEFAULT["family"]), key="family",
-                          format_func=explore.FAMILY_LABELS.get)
-    seed = int(st.number_input("Surface seed", 0, 1_000_000, DEFAULT["surface_seed"], key="surface_seed"))
-with col_mask:
-    st.markdown("**Missingness**")
-    regime = st.selectbox("Regime", explore.REGIMES, index=explore.REGIMES.index(DEFAULT["regime"]), key="regime",
-                          help="regular ≈ 50 % quoted, adversarial ≈ 18 % (the benchmark's regimes); none = all quoted.")
-    mask_seed = int(st.number_input("Mask and noise seed", 0, 1_000_000, DEFAULT["mask_seed"], key="mask_seed"))
-    noise_bp = st.slider("Quote noise (bp of vol)", 0.0, 100.0, float(DEFAULT["noise_bp"]), 1.0, key="noise_bp",
-                         help="Base sd of the quote noise; inflated up to 2.5× in the wings and 1.6× at the front.")
-    draw_mask = st.toggle("Draw the mask", key="draw_mask")
-with col_repair:
-    st.markdown("**Repairs**")
-    methods = st.multiselect("Methods", METHODS, DEFAULT_METHODS, key="methods", format_func=method_label)
-    modes = explore.arbitrage_modes()
-    arbitrage = (st.radio("Arbitrage projection", modes, horizontal=True, key="arbitrage",
-                          help="calendar: cumulative max of w along T; full: calendar and butterfly.")
-                 if len(modes) > 1 else modes[0])
-    show_3d = st.toggle("3-D surface view", key="show_3d")
+    # ----------------------------------------------------------------------------- controls
+    col_surface, col_mask, col_repair = st.columns(3)
+    with col_surface:
+        st.markdown("**Surface**")
+        source = st.radio("Source", ["Sample", "Draw"], horizontal=True, key="source",
+                          help="Sample one from a generator, or edit the true implied-vol grid yourself.")
+        family = st.selectbox("Family", FAMILIES, index=FAMILIES.index(DEFAULT["family"]), key="family",
+                              format_func=explore.FAMILY_LABELS.get)
+        seed = int(st.number_input("Surface seed", 0, 1_000_000, DEFAULT["surface_seed"], key="surface_seed"))
+    with col_mask:
+        st.markdown("**Missingness**")
+        regime = st.selectbox("Regime", explore.REGIMES, index=explore.REGIMES.index(DEFAULT["regime"]), key="regime",
+                              help="regular ≈ 50 % quoted, adversarial ≈ 18 % (the benchmark's regimes); none = all quoted.")
+        mask_seed = int(st.number_input("Mask and noise seed", 0, 1_000_000, DEFAULT["mask_seed"], key="mask_seed"))
+        noise_bp = st.slider("Quote noise (bp of vol)", 0.0, 100.0, float(DEFAULT["noise_bp"]), 1.0, key="noise_bp",
+                             help="Base sd of the quote noise; inflated up to 2.5× in the wings and 1.6× at the front.")
+        draw_mask = st.toggle("Draw the mask", key="draw_mask")
+    with col_repair:
+        st.markdown("**Repairs**")
+        methods = st.multiselect("Methods", METHODS, DEFAULT_METHODS, key="methods", format_func=method_label)
+        modes = explore.arbitrage_modes()
+        arbitrage = (st.radio("Arbitrage projection", modes, horizontal=True, key="arbitrage",
+                              help="calendar: cumulative max of w along T; full: calendar and butterfly.")
+                     if len(modes) > 1 else modes[0])
+        show_3d = st.toggle("3-D surface view", key="show_3d")
 
-# ----------------------------------------------------------------------------- the surface
-ssvi_params = None
-if source == "Sample" and family in explore.SSVI_FAMILIES:
-    drawn = explore.ssvi_parameters(family, seed)
-    with st.expander("SSVI parameters (start at this seed's draw)"):
-        columns = st.columns(3)
-        ssvi_params = {}
-        for i, name in enumerate(explore.SSVI_PARAMS):
-            low, high = explore.SSVI_PARAM_BOUNDS[name]
-            ssvi_params[name] = columns[i % 3].slider(name, low, high, drawn[name], (high - low) / 200,
-                                                      format="%.4f", key=f"ssvi_{family}_{seed}_{name}")
+    # ----------------------------------------------------------------------------- the surface
+    ssvi_params = None
+    if source == "Sample" and family in explore.SSVI_FAMILIES:
+        drawn = explore.ssvi_parameters(family, seed)
+        with st.expander("SSVI parameters (start at this seed's draw)"):
+            columns = st.columns(3)
+            ssvi_params = {}
+            for i, name in enumerate(explore.SSVI_PARAMS):
+                low, high = explore.SSVI_PARAM_BOUNDS[name]
+                ssvi_params[name] = columns[i % 3].slider(name, low, high, drawn[name], (high - low) / 200,
+                                                          format="%.4f", key=f"ssvi_{family}_{seed}_{name}")
 
-base_truth = explore.sample_surface(family, seed, ssvi_params)
-if source == "Draw":
-    if st.session_state.get("surface_editor_for") != (family, seed):
-        st.session_state["surface_editor_for"] = (family, seed)
-        st.session_state.pop("surface_editor", None)
-    with st.expander("True implied-vol surface (edit any cell; starts from the sampled surface)", expanded=True):
-        edited = st.data_editor(
-            pd.DataFrame(base_truth, index=pd.Index(T_LABELS, name="T \\ k"), columns=K_LABELS),
-            key="surface_editor", width="stretch", height=EDITOR_HEIGHT,
-            column_config={c: st.column_config.NumberColumn(c, format="%.3f", width="small") for c in K_LABELS})
+    base_truth = explore.sample_surface(family, seed, ssvi_params)
+    if source == "Draw":
+        if st.session_state.get("surface_editor_for") != (family, seed):
+            st.session_state["surface_editor_for"] = (family, seed)
+            st.session_state.pop("surface_editor", None)
+        with st.expander("True implied-vol surface (edit any cell; starts from the sampled surface)", expanded=True):
+            edited = st.data_editor(
+                pd.DataFrame(base_truth, index=pd.Index(T_LABELS, name="T \\ k"), columns=K_LABELS),
+                key="surface_editor", width="stretch", height=EDITOR_HEIGHT,
+                column_config={c: st.column_config.NumberColumn(c, format="%.3f", width="small") for c in K_LABELS})
+        try:
+            iv_true = explore.check_truth(edited.to_numpy())
+        except ValueError as exc:
+            st.error(f"The drawn surface cannot be used: {exc}.")
+            return
+    else:
+        iv_true = base_truth
+
+    # ----------------------------------------------------------------------------- the mask
+    regime_mask = explore.sample_mask(regime, mask_seed)
+    if draw_mask:
+        if st.session_state.get("mask_editor_for") != (regime, mask_seed):
+            st.session_state["mask_editor_for"] = (regime, mask_seed)
+            st.session_state["mask_base"] = regime_mask
+            st.session_state.pop("mask_editor", None)
+        with st.expander("Observed mask (tick = quoted; starts from the regime's mask)", expanded=True):
+            buttons = st.columns(len(explore.MASK_PRESETS))
+            clicked = [name for i, (name, column) in enumerate(zip(explore.MASK_PRESETS, buttons))
+                       if column.button(PRESET_LABELS.get(name, name), key=f"preset_{i}", width="stretch",
+                                        help=f"{name}: {explore.PRESET_HELP[name]}")]
+            edited_mask = st.data_editor(
+                pd.DataFrame(st.session_state["mask_base"], index=pd.Index(T_LABELS, name="T \\ k"), columns=K_LABELS),
+                key="mask_editor", width="stretch", height=EDITOR_HEIGHT,
+                column_config={c: st.column_config.CheckboxColumn(c, width="small") for c in K_LABELS})
+        observed = edited_mask.to_numpy(dtype=bool)
+        if clicked:
+            st.session_state["mask_base"] = explore.apply_preset(observed, clicked[0])
+            st.session_state.pop("mask_editor", None)
+            st.rerun()
+    else:
+        observed = regime_mask
+
     try:
-        iv_true = explore.check_truth(edited.to_numpy())
+        explore.check_mask(observed)
     except ValueError as exc:
-        st.error(f"The drawn surface cannot be used: {exc}.")
-        st.stop()
-else:
-    iv_true = base_truth
+        st.error(f"Cannot repair: {exc}.")
+        return
 
-# ----------------------------------------------------------------------------- the mask
-regime_mask = explore.sample_mask(regime, mask_seed)
-if draw_mask:
-    if st.session_state.get("mask_editor_for") != (regime, mask_seed):
-        st.session_state["mask_editor_for"] = (regime, mask_seed)
-        st.session_state["mask_base"] = regime_mask
-        st.session_state.pop("mask_editor", None)
-    with st.expander("Observed mask (tick = quoted; starts from the regime's mask)", expanded=True):
-        buttons = st.columns(len(explore.MASK_PRESETS))
-        clicked = [name for i, (name, column) in enumerate(zip(explore.MASK_PRESETS, buttons))
-                   if column.button(PRESET_LABELS.get(name, name), key=f"preset_{i}", width="stretch",
-                                    help=f"{name}: {explore.PRESET_HELP[name]}")]
-        edited_mask = st.data_editor(
-            pd.DataFrame(st.session_state["mask_base"], index=pd.Index(T_LABELS, name="T \\ k"), columns=K_LABELS),
-            key="mask_editor", width="stretch", height=EDITOR_HEIGHT,
-            column_config={c: st.column_config.CheckboxColumn(c, width="small") for c in K_LABELS})
-    observed = edited_mask.to_numpy(dtype=bool)
-    if clicked:
-        st.session_state["mask_base"] = explore.apply_preset(observed, clicked[0])
-        st.session_state.pop("mask_editor", None)
-        st.rerun()
-else:
-    observed = regime_mask
+    if not methods:
+        st.warning("Pick at least one method to repair with.")
+        return
 
-try:
-    explore.check_mask(observed)
-except ValueError as exc:
-    st.error(f"Cannot repair: {exc}.")
-    st.stop()
+    iv_obs = explore.quotes(iv_true, observed, noise_bp, mask_seed)
+    weights = explore.cnn_weights_path()
+    try:
+        view = state.surface_view(iv_true, iv_obs, tuple(methods), arbitrage, str(weights),
+                                  state.mtime(weights))
+    except ValueError as exc:
+        st.error(f"Cannot repair this surface: {exc}.")
+        return
+    for method, why in view.errors.items():
+        st.warning(f"{method_label(method)} is unavailable here — {why}. The other methods still ran.")
+    if not view.methods:
+        st.error("No method could repair this surface.")
+        return
+    shown = [m for m in methods if m in view.methods]
 
-if not methods:
-    st.warning("Pick at least one method to repair with.")
-    st.stop()
+    # ----------------------------------------------------------------------------- scores
+    st.subheader("Scores for this surface")
+    verdict = view.verdict()
+    metric = "missing-point RMSE" if verdict["score_name"] == "rmse_missing" else "all-cell RMSE (nothing is missing)"
+    if "runner_up" in verdict and verdict["reduction"] < 0.01:
+        st.info(f"A tie on {metric}: {method_label(verdict['winner'])} {verdict['score']:.4f} against "
+                f"{method_label(verdict['runner_up'])}'s {verdict['runner_up_score']:.4f} (less than 1 % apart).")
+    elif "runner_up" in verdict:
+        st.success(f"**{method_label(verdict['winner'])}** wins on {metric}: {verdict['score']:.4f} against "
+                   f"{method_label(verdict['runner_up'])}'s {verdict['runner_up_score']:.4f} — "
+                   f"{verdict['gap']:.4f} vol ({verdict['reduction']:.0%}) lower, a ratio of {verdict['ratio']:.2f}×.")
+    else:
+        st.info(f"{method_label(verdict['winner'])}: {metric} {verdict['score']:.4f}.")
+    scores = pd.DataFrame([{
+        "method": method_label(m), "missing-point RMSE": v.rmse_missing, "all-cell RMSE": v.rmse_all,
+        "raw calendar": v.raw_calendar, "projected calendar": v.post_calendar, "g(k) < 0": v.g_negative,
+        "predictive sd": "yes" if v.sd is not None else "—"} for m, v in view.methods.items()])
+    rate = st.column_config.NumberColumn(format="percent")
+    vol = st.column_config.NumberColumn(format="%.4f")
+    st.dataframe(scores, hide_index=True, key="scores", column_config={
+        "missing-point RMSE": vol, "all-cell RMSE": vol, "raw calendar": rate, "projected calendar": rate,
+        "g(k) < 0": rate})
+    st.caption(f"{view.n_quoted} of {view.observed.size} cells quoted ({view.quoted_fraction:.0%}), "
+               f"{noise_bp:g} bp noise, projection: {view.arbitrage}. Calendar rates are shares of (T, T+1) "
+               f"edges where w falls; g(k) < 0 is the share of interior nodes failing Gatheral–Roper "
+               f"after the projection. The truth itself: g(k) < 0 on {view.truth_g_negative:.1%}, calendar "
+               f"{view.truth_calendar:.1%}.")
 
-iv_obs = explore.quotes(iv_true, observed, noise_bp, mask_seed)
-weights = explore.cnn_weights_path()
-try:
-    view = state.surface_view(iv_true, iv_obs, tuple(methods), arbitrage, str(weights),
-                              state.mtime(weights))
-except ValueError as exc:
-    st.error(f"Cannot repair this surface: {exc}.")
-    st.stop()
-for method, why in view.errors.items():
-    st.warning(f"{method_label(method)} is unavailable here — {why}. The other methods still ran.")
-if not view.methods:
-    st.error("No method could repair this surface.")
-    st.stop()
-shown = [m for m in methods if m in view.methods]
+    # ----------------------------------------------------------------------------- side by side
+    st.subheader("Side by side")
+    st.caption("Top row: truth, quotes and each repair on one vol scale, spanning the truth and the quotes "
+               "(a repair outside that range saturates; hover for values). Below: absolute errors, the quote "
+               "noise and each predictive sd on a second, shared scale from 0 (○ = quoted cell).")
+    st.plotly_chart(figures.surface_grid(view, shown, METHODS), key="surface_grid")
 
-# ----------------------------------------------------------------------------- scores
-st.subheader("Scores for this surface")
-verdict = view.verdict()
-metric = "missing-point RMSE" if verdict["score_name"] == "rmse_missing" else "all-cell RMSE (nothing is missing)"
-if "runner_up" in verdict and verdict["reduction"] < 0.01:
-    st.info(f"A tie on {metric}: {method_label(verdict['winner'])} {verdict['score']:.4f} against "
-            f"{method_label(verdict['runner_up'])}'s {verdict['runner_up_score']:.4f} (less than 1 % apart).")
-elif "runner_up" in verdict:
-    st.success(f"**{method_label(verdict['winner'])}** wins on {metric}: {verdict['score']:.4f} against "
-               f"{method_label(verdict['runner_up'])}'s {verdict['runner_up_score']:.4f} — "
-               f"{verdict['gap']:.4f} vol ({verdict['reduction']:.0%}) lower, a ratio of {verdict['ratio']:.2f}×.")
-else:
-    st.info(f"{method_label(verdict['winner'])}: {metric} {verdict['score']:.4f}.")
-scores = pd.DataFrame([{
-    "method": method_label(m), "missing-point RMSE": v.rmse_missing, "all-cell RMSE": v.rmse_all,
-    "raw calendar": v.raw_calendar, "projected calendar": v.post_calendar, "g(k) < 0": v.g_negative,
-    "predictive sd": "yes" if v.sd is not None else "—"} for m, v in view.methods.items()])
-rate = st.column_config.NumberColumn(format="percent")
-vol = st.column_config.NumberColumn(format="%.4f")
-st.dataframe(scores, hide_index=True, key="scores", column_config={
-    "missing-point RMSE": vol, "all-cell RMSE": vol, "raw calendar": rate, "projected calendar": rate,
-    "g(k) < 0": rate})
-st.caption(f"{view.n_quoted} of {view.observed.size} cells quoted ({view.quoted_fraction:.0%}), "
-           f"{noise_bp:g} bp noise, projection: {view.arbitrage}. Calendar rates are shares of (T, T+1) "
-           f"edges where w falls; g(k) < 0 is the share of interior nodes failing Gatheral–Roper "
-           f"after the projection. The truth itself: g(k) < 0 on {view.truth_g_negative:.1%}, calendar "
-           f"{view.truth_calendar:.1%}.")
+    if show_3d:
+        method_3d = st.selectbox("Method in 3-D", shown, format_func=method_label, key="method_3d")
+        st.plotly_chart(figures.surface_3d(view, method_3d), key="surface_3d")
 
-# ----------------------------------------------------------------------------- side by side
-st.subheader("Side by side")
-st.caption("Top row: truth, quotes and each repair on one vol scale, spanning the truth and the quotes "
-           "(a repair outside that range saturates; hover for values). Below: absolute errors, the quote "
-           "noise and each predictive sd on a second, shared scale from 0 (○ = quoted cell).")
-st.plotly_chart(figures.surface_grid(view, shown, METHODS), key="surface_grid")
+    # ----------------------------------------------------------------------------- slices
+    st.subheader("Slices")
+    left, right = st.columns(2)
+    with left:
+        t_index = st.select_slider("Maturity T (years)", range(len(T_GRID)), 2, format_func=T_LABELS.__getitem__,
+                                   key="t_index")
+        st.plotly_chart(figures.slice_figure(view.smile(t_index), K_TITLE, f"Smile at T = {T_LABELS[t_index]} y",
+                                             shown, METHODS), key="smile")
+    with right:
+        k_index = st.select_slider("Log-moneyness k", range(len(K_GRID)), len(K_GRID) // 2,
+                                   format_func=K_LABELS.__getitem__, key="k_index")
+        st.plotly_chart(figures.slice_figure(view.term_structure(k_index), T_TITLE,
+                                             f"Term structure at k = {K_LABELS[k_index]}", shown, METHODS),
+                        key="term")
 
-if show_3d:
-    method_3d = st.selectbox("Method in 3-D", shown, format_func=method_label, key="method_3d")
-    st.plotly_chart(figures.surface_3d(view, method_3d), key="surface_3d")
+    # ----------------------------------------------------------------------------- butterfly
+    st.subheader("Butterfly arbitrage: g(k) of each repair")
+    st.caption("Discrete Gatheral–Roper g on interior k after the projection; × marks g < 0 "
+               "(a negative risk-neutral density). Colour scale clipped to [-1, 2].")
+    st.plotly_chart(figures.g_grid(view, shown), key="g_grid")
 
-# ----------------------------------------------------------------------------- slices
-st.subheader("Slices")
-left, right = st.columns(2)
-with left:
-    t_index = st.select_slider("Maturity T (years)", range(len(T_GRID)), 2, format_func=T_LABELS.__getitem__,
-                               key="t_index")
-    st.plotly_chart(figures.slice_figure(view.smile(t_index), K_TITLE, f"Smile at T = {T_LABELS[t_index]} y",
-                                         shown, METHODS), key="smile")
-with right:
-    k_index = st.select_slider("Log-moneyness k", range(len(K_GRID)), len(K_GRID) // 2,
-                               format_func=K_LABELS.__getitem__, key="k_index")
-    st.plotly_chart(figures.slice_figure(view.term_structure(k_index), T_TITLE,
-                                         f"Term structure at k = {K_LABELS[k_index]}", shown, METHODS),
-                    key="term")
 
-# ----------------------------------------------------------------------------- butterfly
-st.subheader("Butterfly arbitrage: g(k) of each repair")
-st.caption("Discrete Gatheral–Roper g on interior k after the projection; × marks g < 0 "
-           "(a negative risk-neutral density). Colour scale clipped to [-1, 2].")
-st.plotly_chart(figures.g_grid(view, shown), key="g_grid")
+main()

@@ -181,6 +181,7 @@ def test_explorer_drawn_mask_cell_and_presets():
     assert_clean(at)
     assert at.error and "hides every cell" in at.error[0].value
     assert not charts(at)
+    assert at.sidebar.radio(key="results_source").value == "shipped results", "the sidebar survives st.stop"
 
 
 @pytest.mark.parametrize("value, message", [(-0.1, "<= 0"), (None, "empty or not a number"),
