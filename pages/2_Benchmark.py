@@ -76,7 +76,7 @@ def main() -> None:
         diag["method"] = diag["method"].map(method_label)
         formats = {c: "{:.2f}" if c.endswith("%") else "{:.3f}" for c in diag.columns if c not in ("cell", "method")}
         formats["mean sd (vol)"] = "{:.4f}"
-        st.dataframe(diag.style.format(formats, na_rep="—"), hide_index=True, key="diag_table", height="content")
+        st.table(diag.set_index(["cell", "method"]).style.format(formats, na_rep="—"))
 
     st.subheader("Downstream SVI")
     st.caption("Per-slice SVI fitted to each full repaired surface, calendar-projected, scored on the missing cells.")

@@ -20,6 +20,8 @@ TITLES = {"overview": "Volatility-surface repair workbench", "explorer": "Repair
           "benchmark": "Benchmark: the 2 × 2", "diagnostics": "Diagnostics"}
 # The charts each page must draw (plotly figures), at least.
 MIN_CHARTS = {"overview": 1, "explorer": 4, "benchmark": 1, "diagnostics": 5}
+# The tables (st.table / st.dataframe) each page must draw, at least.
+MIN_TABLES = {"overview": 0, "explorer": 1, "benchmark": 3, "diagnostics": 0}
 
 
 def free_port() -> int:
@@ -82,7 +84,8 @@ SNAPSHOT_JS = """
 const q = (css) => Array.from(document.querySelectorAll(css));
 return {headings: q('h1').map(h => h.innerText),
         charts: q('.js-plotly-plot').length,
-        running: q('[data-testid="stStatusWidget"]').length > 0,
+        running: q('[data-testid="stApp"]').some(a => a.getAttribute('data-test-script-state') === 'running')
+                 || q('[data-testid="stSpinner"]').length > 0,
         exceptions: q('[data-testid="stException"]').length,
         errors: q('[data-testid="stAlertContentError"]').map(e => e.innerText),
         tables: q('[data-testid="stTable"], [data-testid="stDataFrame"]').length,
@@ -95,9 +98,10 @@ def snapshot(driver) -> dict:
     return driver.execute_script(SNAPSHOT_JS)
 
 
-def wait_for_page(driver, min_charts: int, title: str | None = None, timeout: float = 90.0) -> dict:
-    """Wait until the page titled ``title`` has drawn ``min_charts`` plotly figures and its script
-    has finished (or an exception box shows); report what is on screen."""
+def wait_for_page(driver, min_charts: int, title: str | None = None, timeout: float = 90.0,
+                  min_tables: int = 0) -> dict:
+    """Wait until the page titled ``title`` has drawn ``min_charts`` plotly figures and ``min_tables``
+    tables and its script has finished (or an exception box shows); report what is on screen."""
     start = time.perf_counter()
     first_chart = None
     while True:
@@ -105,7 +109,8 @@ def wait_for_page(driver, min_charts: int, title: str | None = None, timeout: fl
         on_page = title is None or any(title in h for h in shot["headings"])
         if on_page and shot["charts"] and first_chart is None:
             first_chart = time.perf_counter() - start
-        if shot["exceptions"] or (on_page and shot["charts"] >= min_charts and not shot["running"]):
+        if shot["exceptions"] or (on_page and shot["charts"] >= min_charts and shot["tables"] >= min_tables
+                                  and not shot["running"]):
             break
         if time.perf_counter() - start > timeout:
             break
@@ -248,7 +253,7 @@ if __name__ == "__main__":
             for name, path in PAGES.items():
                 if name != "overview":
                     open_from_sidebar(driver, path)
-                report = wait_for_page(driver, MIN_CHARTS[name], TITLES[name])
+                report = wait_for_page(driver, MIN_CHARTS[name], TITLES[name], min_tables=MIN_TABLES[name])
                 print(name, report, screenshot(driver, name))
         finally:
             driver.quit()

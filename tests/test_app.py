@@ -241,7 +241,7 @@ def test_corrupt_results_give_an_error_not_a_traceback(monkeypatch, tmp_path):
 
 def test_benchmark_tables_chart_and_bold():
     at = open_app(BENCHMARK)
-    assert len(at.table) == 2 and len(at.dataframe) == 1
+    assert len(at.table) == 3 and not at.dataframe
     result = report.load_benchmark()
     rmse = at.table[0].value
     assert list(rmse.index) == [report.cell_label(c) for c in result["cells"]]
@@ -259,8 +259,13 @@ def test_benchmark_tables_chart_and_bold():
     cnn = [t for t in bars["data"] if t["name"] == "CNN"][0]
     np.testing.assert_allclose(array(cnn["error_y"]["array"]), [c["rmse"]["cnn"]["se"] for c in result["cells"]])
     assert cnn["marker"]["color"] == "#d62728"
-    diag = at.dataframe[0].value
+    diag = at.table[1].value
     assert len(diag) == 4 * 3 and {"cov80", "stale AUC", "g(k)<0 %"} <= set(diag.columns)
+    from streamlit import dataframe_util
+
+    shown = dataframe_util.convert_arrow_bytes_to_pandas_df(at.table[1].proto.arrow_data.styler.display_values)
+    assert (shown == "—").any().any(), "coverage of a method without an sd shows as a dash"
+    assert "0.676" in shown.to_numpy().ravel().tolist()   # CNN cov80, shifted SSVI / regular
 
 
 def test_benchmark_run_button_caches_and_selects_the_run():
