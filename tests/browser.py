@@ -40,7 +40,10 @@ def served_app(env: dict | None = None, timeout: float = 60.0, port: int | None 
            "--server.fileWatcherType", "none"]
     log = open(ARTIFACTS / "streamlit-server.log", "w") if ARTIFACTS.is_dir() else subprocess.DEVNULL
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
+    # As a user's plain `streamlit run app.py`: no thread setting inherited from the test run, so
+    # app.py's own default applies.
+    base = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**base, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         while True:

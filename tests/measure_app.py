@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
+ROOT = Path(__file__).resolve().parent.parent   # not from tests.conftest: it sets OMP_NUM_THREADS=2
 
 EXPLORER = "pages/1_Repair_explorer.py"
 
@@ -26,7 +27,8 @@ def timed(at: AppTest) -> float:
 
 
 def main(repeats: int = 7) -> None:
-    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset (app.py sets 1)')}")
     t0 = time.perf_counter()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
