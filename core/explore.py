@@ -27,7 +27,7 @@ from core.benchmark import run
 from core.grid import K_GRID, N_K, N_T, T_GRID, iv_to_w, w_to_iv
 from core.methods import METHODS, get_repairer
 from core.missingness import IV_CLIP, NOISE_BP, make_masks, observe
-from core.model import WeightsError, load_cnn, load_manifest
+from core.model import WeightsError, load_manifest
 from core.report import FAMILY_LABELS, cnn_weights_path
 from core.surfaces import (GENERATORS, SHIFTED_BUMP, SHIFTED_SSVI_RANGES, SSVI_RANGES, ssvi_w)
 
@@ -59,7 +59,8 @@ def cnn_status(weights: Path | None = None) -> dict:
     """Whether the CNN can be loaded: {"available", "message", "path", "manifest" (dict or None)}."""
     path = Path(weights) if weights else cnn_weights_path()
     try:
-        load_cnn(path)
+        # Through the CNN repairer, so the model lands in the cache its repairs use.
+        get_repairer(CNN_METHOD, **method_config(CNN_METHOD, path)).model  # noqa: B018
     except WeightsError as exc:
         return {"available": False, "message": str(exc), "path": str(path), "manifest": None}
     try:
