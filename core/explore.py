@@ -61,7 +61,7 @@ def cnn_status(weights: Path | None = None) -> dict:
     try:
         # Through the CNN repairer, so the model lands in the cache its repairs use.
         get_repairer(CNN_METHOD, **method_config(CNN_METHOD, path)).model  # noqa: B018
-    except WeightsError as exc:
+    except (WeightsError, ValueError) as exc:
         return {"available": False, "message": str(exc), "path": str(path), "manifest": None}
     try:
         manifest = load_manifest(path)
