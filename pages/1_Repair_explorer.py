@@ -147,16 +147,33 @@ def scores(view, noise_bp: float) -> None:
 
 
 def views(view, shown: list, show_3d: bool) -> None:
-    """Side by side heatmaps, the 3-D view, the slices and the g(k) maps."""
+    """Side by side heatmaps, the 3-D view, the slices and the g(k) maps (in this order on the page)."""
     st.subheader("Side by side")
     st.caption("Top row: truth, quotes and each repair on one vol scale, spanning the truth and the quotes "
                "(a repair outside that range saturates; hover for values). Below: absolute errors, the quote "
                "noise and each predictive sd on a second, shared scale from 0 (○ = quoted cell).")
     st.plotly_chart(figures.surface_grid(view, shown, METHODS), key="surface_grid")
     if show_3d:
-        method_3d = st.selectbox("Method in 3-D", shown, format_func=method_label, key="method_3d")
-        st.plotly_chart(figures.surface_3d(view, method_3d), key="surface_3d")
+        surface_3d(view, shown)
 
+    slices(view, shown)
+
+    st.subheader("Butterfly arbitrage: g(k) of each repair")
+    st.caption("Discrete Gatheral–Roper g on interior k after the projection; × marks g < 0 "
+               "(a negative risk-neutral density). Colour scale clipped to [-1, 2].")
+    st.plotly_chart(figures.g_grid(view, shown), key="g_grid")
+
+
+@st.fragment
+def surface_3d(view, shown: list) -> None:
+    """One repair in 3-D over the truth. A fragment: picking another method redraws only this."""
+    method = st.selectbox("Method in 3-D", shown, format_func=method_label, key="method_3d")
+    st.plotly_chart(figures.surface_3d(view, method), key="surface_3d")
+
+
+@st.fragment
+def slices(view, shown: list) -> None:
+    """Smile and term structure. A fragment: moving a slice slider reruns (and redraws) only this."""
     st.subheader("Slices")
     left, right = st.columns(2)
     with left:
@@ -170,11 +187,6 @@ def views(view, shown: list, show_3d: bool) -> None:
         st.plotly_chart(figures.slice_figure(view.term_structure(k_index), T_TITLE,
                                              f"Term structure at k = {K_LABELS[k_index]}", shown, METHODS),
                         key="term")
-
-    st.subheader("Butterfly arbitrage: g(k) of each repair")
-    st.caption("Discrete Gatheral–Roper g on interior k after the projection; × marks g < 0 "
-               "(a negative risk-neutral density). Colour scale clipped to [-1, 2].")
-    st.plotly_chart(figures.g_grid(view, shown), key="g_grid")
 
 
 def main() -> None:

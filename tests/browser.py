@@ -186,7 +186,12 @@ def time_rerun(driver, act, chart: int, timeout: float = 40.0) -> float | None:
 def _click_seed_up(driver):
     from selenium.webdriver.common.by import By
 
-    driver.find_elements(By.CSS_SELECTOR, '[data-testid="stNumberInputStepUp"]')[0].click()
+    start = time.perf_counter()
+    while not (buttons := driver.find_elements(By.CSS_SELECTOR, '[data-testid="stNumberInputStepUp"]')):
+        if time.perf_counter() - start > 30:
+            raise TimeoutError("no number input on the page")
+        time.sleep(0.1)
+    buttons[0].click()
 
 
 def _maturity_right(driver):
