@@ -69,7 +69,7 @@ def overview() -> None:
         left, right = st.columns([1, 1])
         facts = report.manifest_summary(manifest)
         # A markdown table, not st.table: the landing page stays free of pandas (~1 s of cold start).
-        left.markdown("| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in facts.items()))
+        left.markdown("| manifest | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in facts.items()))
         if manifest.get("history", {}).get("val_rmse_iv"):
             right.plotly_chart(figures.validation_curve(manifest["history"]), key="val_curve")
         with st.expander("Full manifest (weights/cnn.json)"):

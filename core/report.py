@@ -59,9 +59,8 @@ def manifest_summary(manifest: dict) -> dict:
     train = manifest.get("train_config", {})
     facts = {
         "description": manifest.get("description"),
-        "training data": (f"{train['n_train']} {FAMILY_LABELS.get(train.get('family'), train.get('family'))} "
-                          f"surfaces, {train.get('regime')} masks, {train.get('noise_bp')} bp noise"
-                          if "n_train" in train else None),
+        "training data": (f"{train['n_train']} {train.get('family')} surfaces, {train.get('regime')} masks, "
+                          f"{train.get('noise_bp')} bp noise" if "n_train" in train else None),
         "epochs": train.get("epochs"),
         "seed": train.get("seed"),
         "best validation RMSE (vol)": manifest.get("best_val_rmse_iv"),
