@@ -59,7 +59,7 @@ def main() -> None:
         left.plotly_chart(figures.roc(details, aucs, METHODS), key="roc")
         st.caption("8 % of each surface's quotes shifted by ±50–110 bp, the method rerun, and each quote scored "
                    "by |quote − repair| (total variance). A method that reproduces every quote (interpolation) "
-                   "has a zero residual everywhere, hence AUC 0.5 by construction.")
+                   "has a (rounding-level) zero residual everywhere, hence AUC ≈ 0.5 by construction.")
 
 
 main()
