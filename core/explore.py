@@ -339,11 +339,12 @@ def _rmse(err: np.ndarray, cells: np.ndarray) -> float:
     return float(np.sqrt(np.mean(err[cells] ** 2))) if cells.any() else float("nan")
 
 
-def score_surface(iv_true, iv_obs, methods=METHODS, arbitrage: str = "calendar",
+def score_surface(iv_true, iv_obs, methods=METHODS, arbitrage: str | None = None,
                   weights: Path | None = None) -> SurfaceView:
     """Repair one quoted surface with each of ``methods`` and score it against the truth.
 
-    iv_true: (13, 17) true vols; iv_obs: (13, 17) quotes, NaN where missing. A bad input raises
+    iv_true: (13, 17) true vols; iv_obs: (13, 17) quotes, NaN where missing. ``arbitrage``: the
+    projection for every method, or None for each method's default. A bad input raises
     ValueError (as core.repair); a method that cannot run (CNN weights missing, or any error inside
     the method) is reported in ``errors`` with its reason, and the others still run.
     """

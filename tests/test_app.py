@@ -4,6 +4,8 @@ import json
 import re
 
 import numpy as np
+
+from ui.style import method_label
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -252,15 +254,15 @@ def test_benchmark_tables_chart_and_bold():
             for block in re.findall(r"([^{}]*)\{ *font-weight: bold *\}", styles) for rule in block.split(",")}
     columns = list(rmse.columns)   # "obs %", then the methods by label
     expected = {(i, columns.index(label)) for i, c in enumerate(result["cells"])
-                for label in [{"interp": "Interpolation", "svi": "SVI", "cnn": "CNN"}[m] for m in c["best"]]}
+                for label in [method_label(m) for m in c["best"]]}
     assert bold == expected
     bars = charts(at)["rmse_bars"]
-    assert {t["name"] for t in bars["data"]} == {"Interpolation", "SVI", "CNN"}
+    assert {t["name"] for t in bars["data"]} == {method_label(m) for m in result["cells"][0]["rmse"]}
     cnn = [t for t in bars["data"] if t["name"] == "CNN"][0]
     np.testing.assert_allclose(array(cnn["error_y"]["array"]), [c["rmse"]["cnn"]["se"] for c in result["cells"]])
     assert cnn["marker"]["color"] == "#d62728"
     diag = at.table[1].value
-    assert len(diag) == 4 * 3 and {"cov80", "stale AUC", "g(k)<0 %"} <= set(diag.columns)
+    assert len(diag) == 4 * len(result["cells"][0]["rmse"]) and {"cov80", "stale AUC", "g(k)<0 %"} <= set(diag.columns)
     from streamlit import dataframe_util
 
     shown = dataframe_util.convert_arrow_bytes_to_pandas_df(at.table[1].proto.arrow_data.styler.display_values)
@@ -296,8 +298,9 @@ def test_diagnostics_every_figure_for_every_cell():
         details = result["cells"][index]["details"]
         rel = [t for t in figs["reliability"]["data"] if t["name"] == "CNN"][0]
         np.testing.assert_allclose(array(rel["y"]), details["reliability"]["cnn"]["empirical"])
-        assert len(traces(figs["g_maps"], "heatmap")) == 3
-        assert len(traces(figs["calendar_maps"], "heatmap")) == 6
+        n_methods = len(result["cells"][index]["rmse"])
+        assert len(traces(figs["g_maps"], "heatmap")) == n_methods
+        assert len(traces(figs["calendar_maps"], "heatmap")) == 2 * n_methods
         assert array(traces(figs["g_maps"], "heatmap")[0]["z"]).shape == (13, 15)
         roc_names = [t["name"] for t in figs["roc"]["data"]]
         auc = result["cells"][index]["diagnostics_by_method"]["cnn"]["stale_auc"]

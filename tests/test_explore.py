@@ -37,7 +37,7 @@ def test_ssvi_parameters_reproduce_the_draw_and_move_the_surface(family, seed):
 
 def test_sample_surface_rejects_bad_names():
     with pytest.raises(ValueError, match="unknown surface family"):
-        explore.sample_surface("heston", 0)
+        explore.sample_surface("bates", 0)
     with pytest.raises(ValueError, match="unknown SSVI parameter"):
         explore.sample_surface("ssvi", 0, {"kappa": 1.0})
     with pytest.raises(ValueError, match="not an SSVI family"):
