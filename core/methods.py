@@ -31,6 +31,10 @@ class Repairer:
         """(n, 13, 17) observed w and boolean mask -> (raw repaired w, sd in iv units or None)."""
         raise NotImplementedError
 
+    def adjust_sd(self, sd: np.ndarray | None, iv_raw: np.ndarray, iv_out: np.ndarray) -> np.ndarray | None:
+        """The sd to report once the raw repair ``iv_raw`` has been projected to ``iv_out``."""
+        return sd
+
     def half_width(self, sd: np.ndarray, level: float) -> np.ndarray:
         """Half-width of the central ``level`` interval: Gaussian z * sd unless a method calibrates."""
         return norm.ppf(0.5 + level / 2.0) * np.asarray(sd)
@@ -245,6 +249,11 @@ class BestRepairer(Repairer):
     def fit(self, w_obs, observed):
         out = self._run(w_obs, observed)
         return iv_to_w(np.maximum(out["mean"], IV_FLOOR)), out["sd"]
+
+    def adjust_sd(self, sd, iv_raw, iv_out):
+        from core.best import projected_sd
+
+        return projected_sd(sd, iv_raw, iv_out)
 
     def stale_score(self, w_obs, observed):
         """Per quote, the log likelihood ratio of 'stale' vs 'noise' (higher = more suspect); 0 where missing."""
