@@ -396,7 +396,6 @@ def build_manifest(cfg: VAETrainConfig, history: dict) -> dict:
         "data": {"train": {"families": list(cfg.families), "family_weights": list(cfg.family_weights),
                            "regimes": list(cfg.regimes), "surfaces_per_epoch": cfg.surfaces_per_epoch,
                            "epochs_run": history["epochs_run"],
-                           "surfaces_generated": cfg.surfaces_per_epoch * history["epochs_run"],
                            "surfaces_trained_on": history["surfaces_seen"],
                            "surface_seeds": [cfg.train_seed, cfg.train_seed + n_chunks - 1],
                            "mask_seeds": [cfg.train_seed + 10000, cfg.train_seed + 10000 + n_chunks - 1],
