@@ -266,7 +266,41 @@ class BestRepairer(Repairer):
         return calibrator.half_width(sd, level)
 
 
-REPAIRERS = {cls.name: cls for cls in (InterpRepairer, SVIRepairer, InterpSVIRepairer, CNNRepairer, BestRepairer)}
+
+# --------------------------------------------------------------------------- the generative baseline
+
+@lru_cache(maxsize=4)
+def _cached_vae(path: str):
+    from core.vae import load_vae
+
+    return load_vae(Path(path))
+
+
+class VAERepairer(Repairer):
+    """Mask-conditional VAE (core.vae): decoder mean at the prior mean of z; sd from z draws and
+    the decoder variance, scaled on its validation set."""
+
+    name = "vae"
+    has_sd = True
+
+    def __init__(self, weights: str | Path = WEIGHTS_DIR / "vae.pt"):
+        self.weights = Path(weights)
+
+    @property
+    def model(self):
+        return _cached_vae(str(self.weights.resolve()))
+
+    def fit(self, w_obs, observed):
+        from core.vae import predict as predict_vae
+
+        model, sd_scale = self.model
+        iv_obs = np.sqrt(np.maximum(w_obs, W_FLOOR) / T_MESH)
+        iv_mean, sd_iv = predict_vae(model, iv_obs, observed, sd_scale)
+        return np.maximum(iv_mean**2 * T_MESH, W_FLOOR), sd_iv
+
+
+REPAIRERS = {cls.name: cls for cls in (InterpRepairer, SVIRepairer, InterpSVIRepairer, CNNRepairer, VAERepairer,
+                                      BestRepairer)}
 METHODS = tuple(REPAIRERS)
 
 
