@@ -40,6 +40,7 @@ from core.model import WEIGHTS_DIR, WeightsError, load_manifest, load_state
 N_CELLS = N_T * N_K
 DTYPE = torch.float32
 MIN_WEIGHT = 1e-4   # posterior component weight below which a component's variance terms are skipped
+SMALL_BATCH = 16    # up to this many surfaces, every component's variance terms are computed
 
 
 @dataclass
@@ -171,14 +172,18 @@ class MixturePrior:
         # h = v' A^-1 v per cell, the posterior variance of the low-rank part. The posterior weights
         # are nearly always concentrated, so h is computed only where a component carries weight
         # (p >= MIN_WEIGHT, renormalised): about a third of the work of doing every component.
-        keep = (p >= MIN_WEIGHT) | (p == p.max(0, keepdim=True).values)
-        pw = torch.where(keep, p, torch.zeros_like(p))
-        pw = pw / pw.sum(0, keepdim=True)
-        h = torch.zeros(C, n, N_CELLS, dtype=DTYPE)
-        for c in range(C):
-            idx = keep[c].nonzero()[:, 0]
-            if len(idx):
-                h[c, idx] = torch.cholesky_inverse(L[c, idx]).reshape(len(idx), r * r) @ self.outer_t[c]
+        if n <= SMALL_BATCH:   # a few surfaces: one batched product beats the bookkeeping
+            pw = p
+            h = torch.bmm(torch.cholesky_inverse(L).reshape(C, n, r * r), self.outer_t)
+        else:
+            keep = (p >= MIN_WEIGHT) | (p == p.max(0, keepdim=True).values)
+            pw = torch.where(keep, p, torch.zeros_like(p))
+            pw = pw / pw.sum(0, keepdim=True)
+            h = torch.zeros(C, n, N_CELLS, dtype=DTYPE)
+            for c in range(C):
+                idx = keep[c].nonzero()[:, 0]
+                if len(idx):
+                    h[c, idx] = torch.cholesky_inverse(L[c, idx]).reshape(len(idx), r * r) @ self.outer_t[c]
         second = (pw[..., None] * (h + self.tau2[:, None, None] + means**2)).sum(0)
         mean_kept = (pw[..., None] * means).sum(0)
         sd = (second - mean_kept**2 + (mean_kept - mean) ** 2).clamp_min(1e-10).sqrt()
