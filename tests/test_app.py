@@ -195,6 +195,11 @@ def test_explorer_controls_change_the_views():
     moved = charts(at)["surface_grid"]["data"][0]["z"]
     np.testing.assert_allclose(array(moved), explore.sample_surface(
         "shifted_ssvi", 3, explore.ssvi_parameters("shifted_ssvi", 3) | {"rho": -0.85}), rtol=1e-9)
+    # Heston, the family with real dynamics, samples as its generator does.
+    at.selectbox(key="family").set_value("heston").run()
+    assert_clean(at)
+    np.testing.assert_allclose(array(charts(at)["surface_grid"]["data"][0]["z"]), explore.sample_surface("heston", 3))
+    at.selectbox(key="family").set_value("shifted_ssvi").run()
     # Regime: regular masks quote about half the grid.
     at.selectbox(key="regime").set_value("regular").run()
     assert_clean(at)
