@@ -15,7 +15,7 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="Vol-surface repair workbench", page_icon="📈", layout="wide")
 
 from core import report  # noqa: E402 - after set_page_config, which must come first; torch-free
-from ui import figures, state  # noqa: E402
+from ui import figures, frame, state  # noqa: E402
 from ui.style import method_label  # noqa: E402
 
 
@@ -27,13 +27,19 @@ def overview() -> None:
         "(maturity × log-moneyness) grid from the quotes that remain, and should give back a surface a "
         "desk can calibrate to: close to the truth, free of calendar and butterfly arbitrage, with an "
         "honest error bar. This workbench repairs synthetic surfaces with known truth, so every repair "
-        "— interpolation, per-slice SVI, the post's CNN and whatever comes next — can be scored.")
+        "— interpolation, per-slice SVI, interpolation then SVI, the post's CNN, our Bayesian repair "
+        "*Best* and whatever comes next — can be scored.")
 
     result, source = state.results()
     st.subheader("The 2 × 2 at a glance")
     if result is not None:
-        st.caption(f"Missing-point RMSE in implied-vol units, mean ± SE over test surfaces ({source}). "
-                   "**Bold**: the best in the cell and every method within one SE of it.")
+        st.caption(f"Missing-point RMSE in implied-vol units, mean ± SE over test surfaces, each method at its "
+                   f"default projection ({source}). **Bold**: the best in the cell and every method within one SE "
+                   "of it.")
+        if report.BEST in report.result_methods(result):
+            found = report.best_verdicts(result, label=method_label)
+            (st.success if all(v["status"] == "wins" for v in found) else st.warning)(
+                report.verdict_summary(found, label=method_label))
         cells = report.headline(result)
         for row_start in range(0, len(cells), 2):
             columns = st.columns(2)
@@ -50,42 +56,78 @@ def overview() -> None:
     with c1:
         st.page_link(EXPLORER, label="Repair explorer", icon=":material/search:")
         st.caption("One surface: sample or draw it, choose or draw the mask, compare every repair side by "
-                   "side with its errors, uncertainty, smiles and arbitrage scores.")
+                   "side with its errors, calibrated bands, stale-quote scores, smiles and arbitrage scores.")
     with c2:
         st.page_link(BENCHMARK, label="Benchmark", icon=":material/bar_chart:")
-        st.caption("The full 2 × 2: RMSE ± SE, diagnostics and downstream SVI tables; rerun it here.")
+        st.caption("The full 2 × 2: RMSE ± SE and where Best does or does not win, the projections, coverage, "
+                   "stale AUC, downstream SVI and leave-one-family-out; rerun it here.")
     with c3:
         st.page_link(DIAGNOSTICS, label="Diagnostics", icon=":material/troubleshoot:")
-        st.caption("Per cell: reliability of the uncertainty head, error vs sd, g(k) < 0 and calendar "
+        st.caption("Per cell: reliability of every method's intervals, error vs sd, g(k) < 0 and calendar "
                    "maps, stale-quote ROC.")
 
-    st.subheader("The shipped CNN")
+    st.subheader("The shipped models")
+    best_tab, cnn_tab = st.tabs(["Best (weights/best.pt)", "CNN (weights/cnn.pt)"])
+    with best_tab:
+        best_manifest()
+    with cnn_tab:
+        cnn_manifest()
+
+
+def _facts_table(facts: dict) -> str:
+    # A markdown table, not st.table: the landing page stays free of pandas (~1 s of cold start).
+    return "| manifest | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in facts.items())
+
+
+def best_manifest() -> None:
     try:
-        manifest = state.manifest()
+        manifest = state.manifest("best")
+    except ValueError as exc:
+        st.warning(f"No manifest of Best to show: {exc}. The sidebar says whether Best itself loads.")
+        return
+    left, right = st.columns([1, 1])
+    left.markdown(_facts_table(report.best_manifest_summary(manifest)))
+    rows = report.validation_rows(manifest)
+    if rows:
+        right.markdown("**Validation** (own seeds; RMSE after the full projection, coverage of the conformal "
+                       "intervals)")
+        right.markdown("| cell | RMSE | cov80 | cov95 |\n|---|---|---|---|\n" + "\n".join(
+            f"| {r['cell']} | {r['rmse']} | {r['cov80']:.3f} | {r['cov95']:.3f} |" for r in rows))
+    conformal = report.conformal_rows(manifest)
+    if conformal:
+        right.markdown("**Conformal multipliers**: the band's half-width is q × sd at each level; the Gaussian "
+                       "z is what a ±z·sd band would use")
+        right.markdown("| level | q (conformal) | Gaussian z |\n|---|---|---|\n" + "\n".join(
+            f"| {100 * r['level']:g} % | {r['q']:.3f} | {r['gaussian_z']:.3f} |" for r in conformal))
+    with st.expander("Full manifest (weights/best.json)"):
+        st.json(manifest, expanded=False)
+
+
+def cnn_manifest() -> None:
+    try:
+        manifest = state.manifest("cnn")
     except ValueError as exc:
         st.warning(f"No CNN manifest to show: {exc}. The sidebar says whether the CNN itself loads.")
-        manifest = None
-    if manifest:
-        left, right = st.columns([1, 1])
-        facts = report.manifest_summary(manifest)
-        # A markdown table, not st.table: the landing page stays free of pandas (~1 s of cold start).
-        left.markdown("| manifest | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in facts.items()))
-        if manifest.get("history", {}).get("val_rmse_iv"):
-            right.plotly_chart(figures.validation_curve(manifest["history"]), key="val_curve")
-        with st.expander("Full manifest (weights/cnn.json)"):
-            st.json(manifest, expanded=False)
+        return
+    left, right = st.columns([1, 1])
+    left.markdown(_facts_table(report.manifest_summary(manifest)))
+    if manifest.get("history", {}).get("val_rmse_iv"):
+        right.plotly_chart(figures.validation_curve(manifest["history"]), key="val_curve")
+    with st.expander("Full manifest (weights/cnn.json)"):
+        st.json(manifest, expanded=False)
 
 
 home = st.Page(overview, title="Overview", icon=":material/home:", default=True)
-EXPLORER = st.Page("pages/1_Repair_explorer.py", title="Repair explorer", icon=":material/search:",
+EXPLORER = st.Page("pages/1_explorer.py", title="Repair explorer", icon=":material/search:",
                    url_path="explorer")
-BENCHMARK = st.Page("pages/2_Benchmark.py", title="Benchmark", icon=":material/bar_chart:", url_path="benchmark")
-DIAGNOSTICS = st.Page("pages/3_Diagnostics.py", title="Diagnostics", icon=":material/troubleshoot:",
+BENCHMARK = st.Page("pages/2_benchmark.py", title="Benchmark", icon=":material/bar_chart:", url_path="benchmark")
+DIAGNOSTICS = st.Page("pages/3_diagnostics.py", title="Diagnostics", icon=":material/troubleshoot:",
                       url_path="diagnostics")
 
 page = st.navigation([home, EXPLORER, BENCHMARK, DIAGNOSTICS])
 try:
-    page.run()
+    with frame.running():
+        page.run()
 finally:
     # After the page: the sidebar's CNN check imports torch (~3 s cold), and the page should not wait.
     # Pages return early on bad input instead of calling st.stop(), which would end this frame too

@@ -4,10 +4,14 @@ What the explorer and the Benchmark page compute, so the pages only draw:
 
 - one surface: sampled from a generator (SSVI families also from explicit parameters) or drawn,
   a mask from a regime or a preset, noisy quotes;
-- ``score_surface``: every chosen method's repair of that surface with its scores (missing-point
-  RMSE, calendar rates, g(k) field), slices with +-2 sd bands, and who won by how much;
-- whether the CNN loads (``cnn_status``; the weights path honours $REPAIR_CNN_WEIGHTS, which is
-  how the tests point the app at a missing file), which projections ``core.repair`` accepts;
+- ``score_surface``: every chosen method's repair of that surface at the chosen projection (each
+  method's default unless told), with its scores (missing-point RMSE, calendar and g(k) < 0 rates
+  before and after the projection, the g(k) field), its interval band at BAND_LEVEL from the
+  repairer's own ``half_width`` (conformal for "best", Gaussian z * sd otherwise) and that band's
+  coverage, per-quote stale scores of methods that have them, slices with the bands, and who won;
+- optional stale quotes injected as in the benchmark's stale test (``stale_quotes``);
+- whether a method's weights load (``weights_status``; the paths honour $REPAIR_CNN_WEIGHTS and
+  $REPAIR_BEST_WEIGHTS, which is how the tests point the app at a missing file);
 - ``run_benchmark``: the 2 x 2 with a progress callback, leaving out a method that cannot run.
 
 Units: implied vol ``iv`` in vol units (0.20 = 20 %), maturity ``T`` in years, log-moneyness ``k``.
@@ -26,9 +30,9 @@ from core.arbitrage import butterfly_violations, calendar_violation_rate, g_fiel
 from core.benchmark import run
 from core.grid import K_GRID, N_K, N_T, T_GRID, iv_to_w, w_to_iv
 from core.methods import METHODS, get_repairer
-from core.missingness import IV_CLIP, NOISE_BP, make_masks, observe
+from core.missingness import IV_CLIP, NOISE_BP, STALE_FRACTION, inject_stale, make_masks, observe
 from core.model import WeightsError, load_manifest
-from core.report import FAMILY_LABELS, cnn_weights_path
+from core.report import FAMILY_LABELS, cnn_weights_path, weights_path
 from core.surfaces import (GENERATORS, SHIFTED_BUMP, SHIFTED_SSVI_RANGES, SSVI_RANGES, ssvi_w)
 
 REGIMES = ("adversarial", "regular", "none")
@@ -38,37 +42,60 @@ SSVI_PARAMS = ("theta0", "theta_slope", "theta_curve", "rho", "eta", "gamma")
 SSVI_PARAM_BOUNDS = {p: (min(SSVI_RANGES[p][0], SHIFTED_SSVI_RANGES[p][0]),
                          max(SSVI_RANGES[p][1], SHIFTED_SSVI_RANGES[p][1])) for p in SSVI_PARAMS}
 CNN_METHOD = "cnn"
+WEIGHTED_METHODS = ("cnn", "best")          # methods whose weights file the app chooses (report.weights_path)
 G_K_GRID = K_GRID[1:-1]                      # k of the g(k) field (interior nodes)
+BAND_LEVEL = 0.95                            # the level of every band and half-width the explorer draws
+# Projection choices of the explorer: "default" is each method's own (core.repair's arbitrage=None).
+PROJECTIONS = ("default", "calendar", "full")
+# A quote is flagged as stale when its stale score (a log likelihood ratio, stale vs noise) exceeds
+# the log prior odds of a clean quote at the benchmark's stale rate: posterior P(stale) > 1/2.
+STALE_FLAG_LLR = float(np.log((1.0 - STALE_FRACTION) / STALE_FRACTION))
 
 # The first view of the explorer: an adversarial SABR-event surface, as in the post's figure.
 # Mask seed 10 erases the front, most of the long end and the right wing, leaving an ATM spine.
 DEFAULT_VIEW = {"family": "sabr_event", "surface_seed": 3, "regime": "adversarial", "mask_seed": 10,
                 "noise_bp": NOISE_BP}
+DEFAULT_METHODS = ("best", "interp", "svi", "cnn")
 
 
 # --------------------------------------------------------------------------- where things live
 
 def method_config(method: str, weights: Path | None = None) -> dict:
-    """Constructor configuration for ``method``: the CNN gets the app's weights path."""
+    """Constructor configuration for ``method``: a method with weights gets the app's weights path
+    (``weights`` overrides the CNN's, as before)."""
     if method == CNN_METHOD:
         return {"weights": Path(weights) if weights else cnn_weights_path()}
+    if method in WEIGHTED_METHODS:
+        return {"weights": weights_path(method)}
     return {}
 
 
-def cnn_status(weights: Path | None = None) -> dict:
-    """Whether the CNN can be loaded: {"available", "message", "path", "manifest" (dict or None)}."""
-    path = Path(weights) if weights else cnn_weights_path()
+def _load_model(method: str, repairer) -> None:
+    # Touch the cached model, so a bad weights file fails here and the repairs reuse the cache.
+    repairer.model if method == CNN_METHOD else repairer.prior  # noqa: B018
+
+
+def weights_status(method: str, weights: Path | None = None) -> dict:
+    """Whether ``method``'s weights load: {"available", "message", "path", "manifest" (dict or None)}."""
+    path = Path(weights) if weights else weights_path(method)
     try:
-        # Through the CNN repairer, so the model lands in the cache its repairs use.
-        get_repairer(CNN_METHOD, **method_config(CNN_METHOD, path)).model  # noqa: B018
+        _load_model(method, get_repairer(method, weights=path))
     except (WeightsError, ValueError) as exc:
         return {"available": False, "message": str(exc), "path": str(path), "manifest": None}
     try:
         manifest = load_manifest(path)
     except WeightsError:
         manifest = None
-    return {"available": True, "message": f"CNN weights loaded from {path}", "path": str(path),
+    return {"available": True, "message": f"{method} weights loaded from {path}", "path": str(path),
             "manifest": manifest}
+
+
+def cnn_status(weights: Path | None = None) -> dict:
+    """``weights_status`` of the CNN."""
+    out = weights_status(CNN_METHOD, weights)
+    if out["available"]:
+        out["message"] = f"CNN weights loaded from {out['path']}"
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -83,6 +110,54 @@ def arbitrage_modes() -> tuple:
     except ValueError:
         pass
     return tuple(modes)
+
+
+def projection_choices() -> tuple:
+    """The explorer's projection choices: "default" (each method's own) and the modes core.repair accepts."""
+    return ("default",) + arbitrage_modes()
+
+
+def default_projection(method: str) -> str:
+    """The projection core.repair applies to ``method`` unless told otherwise."""
+    return getattr(get_repairer(method), "default_arbitrage", "calendar")
+
+
+def projection_label(choice: str, methods=METHODS, label=str) -> str:
+    """Display text of a projection choice; "default" spells out each method's default
+    (``label``: method name -> display name)."""
+    if choice != "default":
+        return {"calendar": "calendar", "full": "full (butterfly + calendar)"}.get(choice, choice)
+    by_mode: dict = {}
+    for m in methods:
+        by_mode.setdefault(default_projection(m), []).append(m)
+    if len(by_mode) <= 1:
+        return f"method default ({next(iter(by_mode), 'calendar')})"
+    common = max(by_mode, key=lambda mode: len(by_mode[mode]))
+    rest = "; ".join(f"{mode} for {', '.join(map(label, ms))}" for mode, ms in by_mode.items() if mode != common)
+    return f"method default ({common}; {rest})"
+
+
+def band_label(method: str, level: float = BAND_LEVEL, weights: Path | None = None) -> str:
+    """What ``method``'s interval at ``level`` is: "conformal 95 % band" for a calibrated method,
+    "±1.96 sd (Gaussian 95 %) band" for a Gaussian one."""
+    repairer = get_repairer(method, **method_config(method, weights))
+    pct = f"{100 * level:g} %"
+    z = float(np.ravel(repairer.half_width(np.ones(1), level))[0])
+    if abs(z - norm_ppf(0.5 + level / 2.0)) < 1e-9:
+        return f"±{z:.2f} sd (Gaussian {pct}) band"
+    return f"{'conformal' if hasattr(type(repairer), 'calibrator') else 'calibrated'} {pct} band"
+
+
+def interval_multiplier(method: str, level: float, weights: Path | None = None) -> float:
+    """q with half-width = q x sd at ``level`` for ``method`` (its own half_width; conformal for "best")."""
+    repairer = get_repairer(method, **method_config(method, weights))
+    return float(np.ravel(repairer.half_width(np.ones(1), level))[0])
+
+
+def norm_ppf(p: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(p)
 
 
 # --------------------------------------------------------------------------- one surface
@@ -228,6 +303,13 @@ def quotes(iv_true: np.ndarray, observed: np.ndarray, noise_bp: float = NOISE_BP
     return observe(iv_to_w(iv_true)[None], np.asarray(observed, bool)[None], int(seed), float(noise_bp))[0]
 
 
+def stale_quotes(iv_obs: np.ndarray, seed: int, fraction: float = STALE_FRACTION) -> tuple:
+    """(quotes, is_stale): ``fraction`` of the quotes (at least one) moved by ±50–110 bp, as in the
+    benchmark's stale-quote test; is_stale is the boolean (13, 17) label."""
+    iv_stale, is_stale = inject_stale(np.asarray(iv_obs, float)[None], int(seed) + 401, fraction)
+    return iv_stale[0], is_stale[0]
+
+
 # --------------------------------------------------------------------------- scores of one surface
 
 @dataclass
@@ -246,6 +328,22 @@ class MethodView:
     g_negative: float              # share of interior nodes with g(k) < 0 after the projection
     g: np.ndarray                  # (13, 15) g(k) on interior k (K_GRID[1:-1])
     g_violation: np.ndarray        # (13, 15) bool, g < 0
+    projection: str = "calendar"   # the projection applied ("calendar" or "full")
+    g_negative_raw: float = float("nan")   # g(k) < 0 share before the projection
+    half_width: np.ndarray | None = None   # (13, 17) half-width of the BAND_LEVEL interval, or None
+    band: str | None = None        # what that interval is ("conformal 95 % band", "±1.96 sd ...")
+    band_coverage: float = float("nan")    # share of missing cells whose truth lies in the band
+    stale: np.ndarray | None = None        # (13, 17) stale score per quote (NaN where not quoted), or None
+
+    @property
+    def outside_band(self) -> np.ndarray | None:
+        """(13, 17) bool: cells whose truth lies outside the band (None without a band)."""
+        return None if self.half_width is None else self.abs_err > self.half_width
+
+    @property
+    def stale_flagged(self) -> np.ndarray | None:
+        """(13, 17) bool: quotes whose stale score exceeds STALE_FLAG_LLR (None without scores)."""
+        return None if self.stale is None else np.nan_to_num(self.stale, nan=-np.inf) > STALE_FLAG_LLR
 
 
 @dataclass
@@ -255,11 +353,13 @@ class SurfaceView:
     iv_true: np.ndarray
     iv_obs: np.ndarray
     observed: np.ndarray
-    arbitrage: str
+    arbitrage: str | None          # the projection asked for; None = each method's default
     methods: dict = field(default_factory=dict)
     errors: dict = field(default_factory=dict)
     truth_g_negative: float = float("nan")
     truth_calendar: float = float("nan")
+    stale_truth: np.ndarray | None = None   # (13, 17) bool: quotes made stale on purpose, or None
+    band_level: float = BAND_LEVEL
 
     g_k = G_K_GRID                 # k of the g(k) field
 
@@ -315,8 +415,38 @@ class SurfaceView:
                        reduction=(second - ranked[0][1]) / second if second > 0 else 0.0)
         return out
 
+    def stale_summary(self, method: str) -> dict | None:
+        """How ``method``'s stale flags fare: {"flagged", "quotes", "injected", "caught", "false"}
+        (None when it has no stale score); "injected"/"caught" are None when no quote was made stale."""
+        v = self.methods[method]
+        if v.stale is None:
+            return None
+        flagged = v.stale_flagged & self.observed
+        out = {"flagged": int(flagged.sum()), "quotes": self.n_quoted, "injected": None, "caught": None,
+               "false": None}
+        if self.stale_truth is not None:
+            out.update(injected=int(self.stale_truth.sum()), caught=int((flagged & self.stale_truth).sum()),
+                       false=int((flagged & ~self.stale_truth).sum()))
+        return out
+
+    def stale_points(self, method: str, which: str = "flagged") -> tuple:
+        """(k, T) of ``method``'s flagged quotes ("flagged") or of the injected stale quotes ("injected")."""
+        cells = self.methods[method].stale_flagged if which == "flagged" else self.stale_truth
+        if cells is None:
+            return np.array([]), np.array([])
+        t, k = np.nonzero(cells & self.observed)
+        return K_GRID[k], T_GRID[t]
+
+    def outside_band_points(self, method: str) -> tuple:
+        """(k, T) of the missing cells whose truth lies outside ``method``'s band."""
+        outside = self.methods[method].outside_band
+        if outside is None:
+            return np.array([]), np.array([])
+        t, k = np.nonzero(outside & ~self.observed)
+        return K_GRID[k], T_GRID[t]
+
     def smile(self, t_index: int) -> dict:
-        """The smile at maturity T_GRID[t_index]: k, truth, quotes and each method with a +-2 sd band."""
+        """The smile at maturity T_GRID[t_index]: k, truth, quotes and each method with its band."""
         return self._cut(np.s_[int(t_index), :], K_GRID)
 
     def term_structure(self, k_index: int) -> dict:
@@ -329,8 +459,9 @@ class SurfaceView:
                "quote_iv": self.iv_obs[where][observed], "methods": {}}
         for m, v in self.methods.items():
             line = {"iv": v.iv[where]}
-            if v.sd is not None:
-                line.update(lower=v.iv[where] - 2.0 * v.sd[where], upper=v.iv[where] + 2.0 * v.sd[where])
+            if v.half_width is not None:
+                line.update(lower=v.iv[where] - v.half_width[where], upper=v.iv[where] + v.half_width[where],
+                            band=v.band)
             out["methods"][m] = line
         return out
 
@@ -340,26 +471,40 @@ def _rmse(err: np.ndarray, cells: np.ndarray) -> float:
 
 
 def score_surface(iv_true, iv_obs, methods=METHODS, arbitrage: str | None = None,
-                  weights: Path | None = None) -> SurfaceView:
+                  weights: Path | None = None, stale_truth: np.ndarray | None = None,
+                  band_level: float = BAND_LEVEL) -> SurfaceView:
     """Repair one quoted surface with each of ``methods`` and score it against the truth.
 
     iv_true: (13, 17) true vols; iv_obs: (13, 17) quotes, NaN where missing. ``arbitrage``: the
-    projection for every method, or None for each method's default. A bad input raises
-    ValueError (as core.repair); a method that cannot run (CNN weights missing, or any error inside
-    the method) is reported in ``errors`` with its reason, and the others still run.
+    projection for every method ("calendar", "full"), or None / "default" for each method's default.
+    ``stale_truth``: (13, 17) bool of quotes made stale on purpose (for display), or None. Bands are
+    the central ``band_level`` intervals of each method's own ``half_width``. A bad input raises
+    ValueError (as core.repair); a method that cannot run (weights missing, or any error inside the
+    method) is reported in ``errors`` with its reason, and the others still run.
     """
+    arbitrage = None if arbitrage in (None, "default") else arbitrage
     iv_true = check_truth(iv_true)
     iv_obs = np.asarray(iv_obs, dtype=np.float64)
     observed = np.isfinite(iv_obs)
     check_mask(observed)
     missing = ~observed
     w_true = iv_to_w(iv_true)
+    w_obs = np.where(observed, iv_to_w(np.nan_to_num(iv_obs, nan=1.0)), 0.0)
     view = SurfaceView(iv_true=iv_true, iv_obs=iv_obs, observed=observed, arbitrage=arbitrage,
                        truth_g_negative=float(np.mean(butterfly_violations(w_true))),
-                       truth_calendar=calendar_violation_rate(w_true))
+                       truth_calendar=calendar_violation_rate(w_true),
+                       stale_truth=None if stale_truth is None else np.asarray(stale_truth, bool) & observed,
+                       band_level=band_level)
     for m in methods:
         try:
-            res = repair(iv_obs, m, arbitrage=arbitrage, **method_config(m, weights))
+            config = method_config(m, weights)
+            res = repair(iv_obs, m, arbitrage=arbitrage, **config)
+            repairer = get_repairer(m, **config)
+            half_width = None if res.sd is None else np.asarray(repairer.half_width(res.sd, band_level))
+            stale = None
+            if hasattr(repairer, "stale_score"):
+                stale = np.where(observed, repairer.stale_score(w_obs[None], observed[None])[0], np.nan)
+            band = band_label(m, band_level, weights) if half_width is not None else None
         except (WeightsError, ValueError) as exc:
             view.errors[m] = str(exc)
             continue
@@ -373,7 +518,12 @@ def score_surface(iv_true, iv_obs, methods=METHODS, arbitrage: str | None = None
             method=m, iv=res.iv, iv_raw=res.iv_raw, sd=res.sd, abs_err=err,
             rmse_missing=_rmse(err, missing), rmse_all=_rmse(err, np.ones_like(missing)),
             raw_calendar=calendar_violation_rate(w_raw), post_calendar=calendar_violation_rate(w_out),
-            g_negative=float(np.mean(butterfly_violations(w_out))), g=g, g_violation=butterfly_violations(w_out))
+            g_negative=float(np.mean(butterfly_violations(w_out))), g=g, g_violation=butterfly_violations(w_out),
+            projection=res.arbitrage, g_negative_raw=float(np.mean(butterfly_violations(w_raw))),
+            half_width=half_width, band=band,
+            band_coverage=float(np.mean(err[missing] <= half_width[missing]))
+            if half_width is not None and missing.any() else float("nan"),
+            stale=stale)
     return view
 
 
@@ -389,8 +539,8 @@ def run_benchmark(n_test: int, methods=METHODS, weights: Path | None = None, pro
     for m in methods:
         try:
             repairer = get_repairer(m, **method_config(m, weights))
-            if m == CNN_METHOD:
-                repairer.model  # noqa: B018 - loads the weights now, so a bad file is caught here
+            if m in WEIGHTED_METHODS:
+                _load_model(m, repairer)   # loads the weights now, so a bad file is caught here
         except (WeightsError, ValueError) as exc:
             skipped[m] = str(exc)
             continue

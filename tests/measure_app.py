@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent   # not from tests.conftest: it sets OMP_NUM_THREADS=2
 
-EXPLORER = "pages/1_Repair_explorer.py"
+EXPLORER = "pages/1_explorer.py"
 
 
 def timed(at: AppTest) -> float:
@@ -42,7 +42,10 @@ def main(repeats: int = 7) -> None:
         "regime": lambda i: at.selectbox(key="regime").set_value(["regular", "adversarial", "none"][i % 3]),
         "noise (bp)": lambda i: at.slider(key="noise_bp").set_value(10.0 + i),
         "family": lambda i: at.selectbox(key="family").set_value(["shifted_ssvi", "ssvi", "sabr_event"][i % 3]),
-        "methods": lambda i: at.multiselect(key="methods").set_value([["interp", "svi"], ["cnn", "interp", "svi"]][i % 2]),
+        "methods": lambda i: at.multiselect(key="methods").set_value([["interp", "svi"], ["best", "interp", "svi", "cnn"]][i % 2]),
+        "projection (method default / calendar / full)": lambda i: at.radio(key="arbitrage").set_value(
+            ["calendar", "full", "default"][i % 3]),
+        "stale quotes on / off": lambda i: at.toggle(key="stale").set_value(i % 2 == 0),
         "maturity slice": lambda i: at.select_slider(key="t_index").set_value(i % 13),
         "revisit a seen surface (cache hit)": lambda i: at.number_input(key="surface_seed").set_value(100 + i % 2),
     }
@@ -51,8 +54,9 @@ def main(repeats: int = 7) -> None:
         for i in range(repeats):
             change(i)
             times.append(timed(at))
-        print(f"  {name:40s} median {1e3 * statistics.median(times):6.0f} ms   (min {1e3 * min(times):.0f}, "
+        print(f"  {name:46s} median {1e3 * statistics.median(times):6.0f} ms   (min {1e3 * min(times):.0f}, "
               f"max {1e3 * max(times):.0f})")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ from streamlit.testing.v1 import AppTest
 
 import core
 from core import explore, report
+from core.methods import get_repairer
 from tests.conftest import ROOT
 
-EXPLORER = "pages/1_Repair_explorer.py"
-BENCHMARK = "pages/2_Benchmark.py"
-DIAGNOSTICS = "pages/3_Diagnostics.py"
+EXPLORER = "pages/1_explorer.py"
+BENCHMARK = "pages/2_benchmark.py"
+DIAGNOSTICS = "pages/3_diagnostics.py"
 TIMEOUT = 120
 
 
@@ -45,6 +46,11 @@ def array(value) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in np.ravel(value)], float).reshape(np.shape(value))
 
 
+def alerts(at: AppTest) -> list:
+    """The texts of the page's st.success and st.warning boxes."""
+    return [x.value for x in list(at.success) + list(at.warning)]
+
+
 def traces(figure: dict, kind: str) -> list:
     return [t for t in figure["data"] if t.get("type") == kind]
 
@@ -55,19 +61,32 @@ def panel_titles(figure: dict) -> list:
 
 # ----------------------------------------------------------------------------- landing
 
-def test_overview_shows_the_headline_and_the_manifest():
+def test_overview_shows_the_headline_and_the_manifests():
     at = open_app()
     text = " ".join(m.value for m in at.markdown)
     result = report.load_benchmark()
     for cell in result["cells"]:
         assert report.cell_label(cell) in text
-        best = cell["best"][0]
-        assert f"{cell['rmse'][best]['mean']:.4f} ± {cell['rmse'][best]['se']:.4f}**" in text
+        for m in cell["best"]:
+            assert f"{method_label(m)}: {report._fmt_score(cell['rmse'][m])}**" in text
+        for m in cell["rmse"]:
+            assert f"{method_label(m)}: {report._fmt_score(cell['rmse'][m])}" in text, "every method in the 2 x 2"
+    verdict = report.verdict_summary(report.best_verdicts(result, label=method_label), label=method_label)
+    assert verdict in alerts(at)
+    # Both manifests: the CNN's facts and curve, Best's facts, validation per cell and conformal multipliers.
     assert "best validation RMSE" in text
     curve = charts(at)["val_curve"]
     np.testing.assert_allclose(array(curve["data"][0]["y"]), report.read_manifest()["history"]["val_rmse_iv"])
     assert curve["layout"]["xaxis"]["title"]["text"] == "epoch"
-    assert any("loaded" in c.value for c in at.sidebar.caption)
+    best = report.read_manifest(report.best_weights_path())
+    assert f"| fit time (s) | {best['fit_seconds']} |" in text
+    for r in report.validation_rows(best):
+        assert f"| {r['cell']} | {r['rmse']} | {r['cov80']:.3f} | {r['cov95']:.3f} |" in text
+    q95 = best["conformal"]["quantiles"]["0"]["0.95"]
+    assert f"| 95 % | {q95:.3f} | 1.960 |" in text
+    assert [t.label for t in at.tabs] == ["Best (weights/best.pt)", "CNN (weights/cnn.pt)"]
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "CNN: cnn.pt loaded" in captions and "Best: best.pt loaded" in captions
 
 
 # ----------------------------------------------------------------------------- explorer
@@ -76,36 +95,88 @@ def test_explorer_first_load_is_an_adversarial_sabr_event_surface():
     at = open_app(EXPLORER)
     assert at.selectbox(key="family").value == "sabr_event"
     assert at.selectbox(key="regime").value == "adversarial"
-    assert at.multiselect(key="methods").value == ["cnn", "interp", "svi"]
+    assert at.multiselect(key="methods").value == ["best", "interp", "svi", "cnn"]
+    assert at.radio(key="arbitrage").value == "default"
+    assert at.radio(key="arbitrage").options[0] == "method default (calendar; full for Best)"
     figs = charts(at)
-    assert set(figs) == {"surface_grid", "smile", "term", "g_grid"}
+    assert set(figs) == {"surface_grid", "stale_grid", "smile", "term", "g_grid"}
     grid = figs["surface_grid"]
     titles = panel_titles(grid)
     assert titles[:2] == ["Truth", "Quotes (28 of 221)"]
-    assert {"CNN", "Interpolation", "SVI", "|CNN − truth|", "CNN predictive sd"} <= set(titles)
+    assert {"Best", "CNN", "Interpolation", "SVI", "|Best − truth|", "|CNN − truth|", "Best: conformal 95 %",
+            "CNN: ±1.96 sd (Gaussian 95 %)"} <= set(titles)
     heatmaps = traces(grid, "heatmap")
-    assert len(heatmaps) == 2 + 1 + 3 + 3 + 1  # truth, quotes, noise, repairs, errors, one sd
+    assert len(heatmaps) == 2 + 1 + 4 + 4 + 2  # truth, quotes, noise, repairs, errors, two half-widths
     vols = [h for h in heatmaps if h["coloraxis"] == "coloraxis"]
     errors = [h for h in heatmaps if h["coloraxis"] == "coloraxis2"]
-    assert len(vols) == 5 and len(errors) == 5, "vols and errors each share one colour scale"
+    assert len(vols) == 6 and len(errors) == 7, "vols share one colour scale; errors and half-widths another"
     assert grid["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "iv"
     assert "k=%{x:.3f}" in heatmaps[0]["hovertemplate"]
-    # The truth panel is the sampled surface.
-    np.testing.assert_allclose(array(heatmaps[0]["z"]), explore.sample_surface("sabr_event", 3))
-    # Scores: one row per method, and a verdict.
+    # The truth panel is the sampled surface; the half-widths are each repairer's own 95 % half-width.
+    truth = explore.sample_surface("sabr_event", 3)
+    np.testing.assert_allclose(array(heatmaps[0]["z"]), truth)
+    iv_obs = array(heatmaps[1]["z"])
+    for m, name in (("best", "Best half-width"), ("cnn", "CNN half-width")):
+        res = core.repair(iv_obs, m)
+        expected = get_repairer(m).half_width(res.sd, 0.95)
+        np.testing.assert_allclose(array(next(h for h in heatmaps if h["name"] == name)["z"]), expected, rtol=1e-6)
+    # Scores: one row per method, its projection, raw and projected rates, the band and its coverage.
     scores = at.dataframe[0].value
-    assert list(scores["method"]) == ["CNN", "Interpolation", "SVI"]
-    assert (scores["projected calendar"] == 0).all()
+    assert list(scores["method"]) == ["Best", "Interpolation", "SVI", "CNN"]
+    assert list(scores["projection"]) == ["full", "calendar", "calendar", "calendar"]
+    assert (scores["calendar projected"] == 0).all()
+    assert scores.set_index("method").loc["Best", "g(k)<0 projected"] == 0
+    assert list(scores["95 % band"]) == ["conformal 95 %", "—", "—", "±1.96 sd (Gaussian 95 %)"]
+    view = explore.score_surface(truth, iv_obs, ("best", "interp", "svi", "cnn"))
+    for label, m in (("Best", "best"), ("Interpolation", "interp"), ("CNN", "cnn")):
+        shown = scores.set_index("method").loc[label]
+        assert shown["missing-point RMSE"] == pytest.approx(view.methods[m].rmse_missing)
+        assert shown["g(k)<0 raw"] == pytest.approx(view.methods[m].g_negative_raw)
+        assert shown["calendar raw"] == pytest.approx(view.methods[m].raw_calendar)
+    coverage = view.methods["best"].band_coverage
+    assert scores.set_index("method").loc["Best", "band covers (missing)"] == f"{100 * coverage:.1f} %"
     verdict = (at.success or at.info)[0].value
     best = scores.loc[scores["missing-point RMSE"].idxmin()]
     assert f"**{best['method']}**" in verdict or best["method"] in verdict
     assert f"{best['missing-point RMSE']:.4f}" in verdict
-    # Slices: truth, quotes, each method, and the CNN's band.
+    # Stale scores of Best on the quotes, the flagged ones marked.
+    stale = figs["stale_grid"]
+    score = next(h for h in traces(stale, "heatmap") if h["name"] == "Best stale score")
+    np.testing.assert_allclose(array(score["z"]), view.methods["best"].stale, rtol=1e-6)
+    flagged = next(t for t in traces(stale, "scatter") if t["name"] == "flagged")
+    assert len(array(flagged["x"])) == view.stale_summary("best")["flagged"]
+    assert any(f"flags {view.stale_summary('best')['flagged']} of 28 quotes" in m.value for m in at.markdown)
+    # Slices: truth, quotes, each method, and the calibrated bands, labelled.
     smile = figs["smile"]
     names = [t.get("name") for t in smile["data"]]
-    assert {"truth", "quotes", "CNN", "Interpolation", "SVI", "CNN ±2 sd"} <= set(names)
+    assert {"truth", "quotes", "Best", "CNN", "Interpolation", "SVI", "Best conformal 95 % band",
+            "CNN ±1.96 sd (Gaussian 95 %) band"} <= set(names)
+    upper = array(next(t for t in smile["data"] if t.get("name") == "Best conformal 95 % band")["y"])
+    np.testing.assert_allclose(upper, view.smile(2)["methods"]["best"]["upper"], rtol=1e-6)
     assert smile["layout"]["xaxis"]["title"]["text"].startswith("log-moneyness")
-    assert len(traces(figs["g_grid"], "heatmap")) == 3
+    assert len(traces(figs["g_grid"], "heatmap")) == 4
+
+
+def test_explorer_projection_and_stale_controls():
+    at = open_app(EXPLORER)
+    at.radio(key="arbitrage").set_value("full").run()
+    assert_clean(at)
+    scores = at.dataframe[0].value
+    assert set(scores["projection"]) == {"full"}
+    assert (scores["g(k)<0 projected"] == 0).all() and (scores["calendar projected"] == 0).all()
+    at.radio(key="arbitrage").set_value("calendar").run()
+    assert set(at.dataframe[0].value["projection"]) == {"calendar"}
+    # Stale quotes made on purpose are ringed, and the flags are counted against them.
+    at.selectbox(key="regime").set_value("regular").run()
+    at.toggle(key="stale").set_value(True).run()
+    assert_clean(at)
+    stale = charts(at)["stale_grid"]
+    rings = [t for t in traces(stale, "scatter") if t["name"] == "made stale"]
+    truth = explore.sample_surface("sabr_event", 3)
+    mask = explore.sample_mask("regular", 10)
+    _, is_stale = explore.stale_quotes(explore.quotes(truth, mask, 18.0, 10), 10)
+    assert len(rings) == 2 and len(array(rings[0]["x"])) == is_stale.sum()
+    assert any(f"Of the {is_stale.sum()} quote(s) made stale" in m.value for m in at.markdown)
 
 
 def test_explorer_controls_change_the_views():
@@ -124,6 +195,11 @@ def test_explorer_controls_change_the_views():
     moved = charts(at)["surface_grid"]["data"][0]["z"]
     np.testing.assert_allclose(array(moved), explore.sample_surface(
         "shifted_ssvi", 3, explore.ssvi_parameters("shifted_ssvi", 3) | {"rho": -0.85}), rtol=1e-9)
+    # Heston, the family with real dynamics, samples as its generator does.
+    at.selectbox(key="family").set_value("heston").run()
+    assert_clean(at)
+    np.testing.assert_allclose(array(charts(at)["surface_grid"]["data"][0]["z"]), explore.sample_surface("heston", 3))
+    at.selectbox(key="family").set_value("shifted_ssvi").run()
     # Regime: regular masks quote about half the grid.
     at.selectbox(key="regime").set_value("regular").run()
     assert_clean(at)
@@ -133,8 +209,9 @@ def test_explorer_controls_change_the_views():
     at.multiselect(key="methods").set_value(["interp", "svi"]).run()
     assert_clean(at)
     figs = charts(at)
-    assert not any("sd" in t for t in panel_titles(figs["surface_grid"]))
+    assert not any("95 %" in t for t in panel_titles(figs["surface_grid"]))
     assert len(traces(figs["surface_grid"], "heatmap")) == 2 + 1 + 2 + 2
+    assert "stale_grid" not in figs, "no method with a stale score, no stale panel"
     assert list(at.dataframe[0].value["method"]) == ["Interpolation", "SVI"]
     # Slices follow their sliders.
     at.select_slider(key="t_index").set_value(6).run()
@@ -150,9 +227,8 @@ def test_explorer_controls_change_the_views():
 def test_explorer_new_methods_appear_in_the_picker():
     at = open_app(EXPLORER)
     assert len(at.multiselect(key="methods").options) == len(core.METHODS)
-    modes = explore.arbitrage_modes()
-    assert (len(at.radio(key="arbitrage").options) == len(modes)) if len(modes) > 1 else \
-        "arbitrage" not in [r.key for r in at.radio]
+    assert len(at.radio(key="arbitrage").options) == len(explore.projection_choices())
+    assert "Heston" in at.selectbox(key="family").options
 
 
 def test_explorer_drawn_mask_cell_and_presets():
@@ -213,21 +289,27 @@ def test_explorer_drawn_surface_edit_reaches_the_truth():
 
 def test_missing_weights_leave_the_baselines_working(monkeypatch):
     monkeypatch.setenv(report.WEIGHTS_ENV, "/nonexistent/cnn.pt")
+    monkeypatch.setenv(report.BEST_WEIGHTS_ENV, "/nonexistent/best.pt")
     at = open_app()
-    assert any("CNN unavailable" in w.value for w in at.sidebar.warning)
-    assert any("manifest" in w.value for w in at.warning)
+    sidebar = [w.value for w in at.sidebar.warning]
+    assert any("CNN unavailable" in w for w in sidebar) and any("Best unavailable" in w for w in sidebar)
+    assert any("CNN manifest" in w.value for w in at.warning) and any("manifest of Best" in w.value for w in at.warning)
     at.switch_page(EXPLORER).run()
     assert_clean(at)
     assert any("CNN is unavailable" in w.value and "not found" in w.value for w in at.warning)
+    assert any("Best is unavailable" in w.value and "not found" in w.value for w in at.warning)
     grid = charts(at)["surface_grid"]
-    assert "Interpolation" in panel_titles(grid) and "CNN" not in panel_titles(grid)
+    assert "Interpolation" in panel_titles(grid)
+    assert "CNN" not in panel_titles(grid) and "Best" not in panel_titles(grid)
     assert list(at.dataframe[0].value["method"]) == ["Interpolation", "SVI"]
-    # The benchmark reruns without the CNN, and says so.
+    # The benchmark reruns without them, and says so.
     at.switch_page(BENCHMARK).run()
     at.selectbox(key="bench_n").set_value(20)
+    at.multiselect(key="bench_methods").set_value(["interp", "cnn"])
     at.button(key="bench_run").click().run()
     assert_clean(at)
     assert any("left out" in w.value for w in at.warning)
+    assert any("Best is not in these results" in i.value for i in at.info)
 
 
 def test_corrupt_results_give_an_error_not_a_traceback(monkeypatch, tmp_path):
@@ -241,33 +323,103 @@ def test_corrupt_results_give_an_error_not_a_traceback(monkeypatch, tmp_path):
 
 # ----------------------------------------------------------------------------- benchmark
 
+def bold_cells(table) -> set:
+    styles = table.proto.arrow_data.styler.styles
+    return {tuple(int(x) for x in re.findall(r"row(\d+)_col(\d+)", rule)[0])
+            for block in re.findall(r"([^{}]*)\{ *font-weight: bold *\}", styles) for rule in block.split(",")}
+
+
+def shown(table):
+    from streamlit import dataframe_util
+
+    return dataframe_util.convert_arrow_bytes_to_pandas_df(table.proto.arrow_data.styler.display_values)
+
+
 def test_benchmark_tables_chart_and_bold():
     at = open_app(BENCHMARK)
-    assert len(at.table) == 3 and not at.dataframe
+    assert len(at.table) == 6 and not at.dataframe
     result = report.load_benchmark()
-    rmse = at.table[0].value
+    rmse_table, projection, uncertainty, stale, downstream, lofo = at.table
+    # Headline: every method at its default projection, best and ties bold.
+    rmse = rmse_table.value
     assert list(rmse.index) == [report.cell_label(c) for c in result["cells"]]
     first = result["cells"][0]
-    assert rmse.loc[report.cell_label(first), "CNN"] == f"{first['rmse']['cnn']['mean']:.4f} ± {first['rmse']['cnn']['se']:.4f}"
-    styles = at.table[0].proto.arrow_data.styler.styles
-    bold = {tuple(int(x) for x in re.findall(r"row(\d+)_col(\d+)", rule)[0])
-            for block in re.findall(r"([^{}]*)\{ *font-weight: bold *\}", styles) for rule in block.split(",")}
+    for m in first["rmse"]:
+        assert rmse.loc[report.cell_label(first), method_label(m)] == report._fmt_score(first["rmse"][m])
     columns = list(rmse.columns)   # "obs %", then the methods by label
-    expected = {(i, columns.index(label)) for i, c in enumerate(result["cells"])
-                for label in [method_label(m) for m in c["best"]]}
-    assert bold == expected
+    assert bold_cells(rmse_table) == {(i, columns.index(method_label(m))) for i, c in enumerate(result["cells"])
+                                      for m in c["best"]}
+    # The plain sentences: one summary, one line per cell.
+    found = report.best_verdicts(result, label=method_label)
+    assert report.verdict_summary(found, label=method_label) in alerts(at)
+    text = " ".join(m.value for m in at.markdown)
+    for v in found:
+        assert f"**{v['label']}**: {v['text']}" in text
+    # Bars with SE error bars, one colour per method.
     bars = charts(at)["rmse_bars"]
-    assert {t["name"] for t in bars["data"]} == {method_label(m) for m in result["cells"][0]["rmse"]}
+    assert {t["name"] for t in bars["data"]} == {method_label(m) for m in first["rmse"]}
     cnn = [t for t in bars["data"] if t["name"] == "CNN"][0]
     np.testing.assert_allclose(array(cnn["error_y"]["array"]), [c["rmse"]["cnn"]["se"] for c in result["cells"]])
     assert cnn["marker"]["color"] == "#d62728"
-    diag = at.table[1].value
-    assert len(diag) == 4 * len(result["cells"][0]["rmse"]) and {"cov80", "stale AUC", "g(k)<0 %"} <= set(diag.columns)
-    from streamlit import dataframe_util
+    assert [t for t in bars["data"] if t["name"] == "Best"][0]["marker"]["color"] == "#9467bd"
+    assert bars["layout"]["yaxis"]["type"] == "log"
+    # Projections: calendar vs full RMSE, g(k) < 0 raw -> calendar -> full, calendar after full.
+    p = projection.value
+    d = first["diagnostics_by_method"]["best"]
+    best = p.loc[(report.cell_label(first), "Best")]
+    assert best["default"] == "full"
+    assert best["RMSE calendar"] == report._fmt_score(first["rmse_calendar"]["best"])
+    assert best["RMSE full"] == report._fmt_score(first["rmse_full"]["best"])
+    assert best["g(k)<0 % raw → calendar → full"] == " → ".join(
+        f"{100 * d[k]:.2f}" for k in ("g_negative_raw", "g_negative", "g_negative_full"))
+    assert len(p) == len(result["cells"]) * len(first["rmse"])
+    assert any(note in text for note in report.projection_notes(result, method_label))
+    # Uncertainty: methods with an sd only; coverage at both levels, widths, correlation, stale AUC.
+    u = uncertainty.value
+    assert set(u.index.get_level_values("method")) == {"CNN", "Best"}
+    row = u.loc[(report.cell_label(first), "Best")]
+    assert row["cov80"] == pytest.approx(d["cov80"]) and row["cov95"] == pytest.approx(d["cov95"])
+    assert row["width95 (vol)"] == pytest.approx(d["width95"]) and row["stale AUC"] == pytest.approx(d["stale_auc"])
+    assert f"{d['cov80']:.3f}" in shown(uncertainty).to_numpy().ravel().tolist()   # as displayed
+    for note in report.coverage_notes(result, method_label):
+        assert note in text
+    assert "CNN: coverage is not nominal in 4 of 4 cells" in text
+    # Stale AUC of every method, the highest bold.
+    s = stale.value
+    assert s.loc[report.cell_label(first), "Best"] == pytest.approx(d["stale_auc"])
+    # Downstream SVI and its sentence.
+    assert downstream.value.loc[report.cell_label(first), "Best"] == report._fmt_score(first["downstream_svi"]["best"])
+    assert any(x.value.startswith("Downstream SVI: ") for x in list(at.success) + list(at.warning))
+    # Leave one family out: baselines, best on everything, best without the family, held-out coverage.
+    lo = lofo.value
+    block = result["lofo"][1]
+    cell = block["cells"][0]
+    r = lo.loc[("SABR-event", report.cell_label(cell))]
+    assert r["Best without the family"] == report._fmt_score(cell["rmse"]["best_lofo"])
+    assert r["Best (every family)"] == report._fmt_score(cell["rmse"]["best"])
+    assert r["Interp → SVI"] == report._fmt_score(cell["rmse"]["interp_svi"])
+    assert r["cov80"] == pytest.approx(cell["diagnostics_by_method"]["best_lofo"]["cov80"])
+    for note in report.lofo_notes(result, method_label):
+        assert note in text
+    assert "Held-out coverage is not nominal" in text
 
-    shown = dataframe_util.convert_arrow_bytes_to_pandas_df(at.table[1].proto.arrow_data.styler.display_values)
-    assert (shown == "—").any().any(), "coverage of a method without an sd shows as a dash"
-    assert "0.676" in shown.to_numpy().ravel().tolist()   # CNN cov80, shifted SSVI / regular
+
+def test_benchmark_says_plainly_where_best_does_not_win(monkeypatch, tmp_path):
+    result = report.load_benchmark()
+    cell = result["cells"][2]
+    cell["rmse"]["best"] = {"mean": cell["rmse"]["svi"]["mean"] + 0.01, "se": 0.0005}   # Best loses here
+    cell["best"] = report.best_in_row(cell["rmse"])
+    result.pop("lofo")
+    path = tmp_path / "benchmark.json"
+    path.write_text(json.dumps(result))
+    monkeypatch.setenv(report.RESULTS_ENV, str(path))
+    for page in (None, BENCHMARK):
+        at = open_app(page)
+        warning = [w.value for w in at.warning]
+        assert "Best does not win by more than one SE in 1 of 4 cells: SABR-event / regular (beaten by SVI)." in warning
+    text = " ".join(m.value for m in at.markdown)
+    assert "**SABR-event / regular**: Best does not win: SVI is lower by more than one SE" in text
+    assert any("no leave-one-family-out section" in i.value for i in at.info)
 
 
 def test_benchmark_run_button_caches_and_selects_the_run():
@@ -279,6 +431,7 @@ def test_benchmark_run_button_caches_and_selects_the_run():
     assert at.sidebar.radio(key="results_source").value == "latest run"
     assert "your run: 20 surfaces per cell" in " ".join(c.value for c in at.caption)
     assert set(at.table[0].value.columns) == {"obs %", "Interpolation", "SVI"}
+    assert any("Best is not in these results" in i.value for i in at.info)
     # Diagnostics show the same run.
     at.switch_page(DIAGNOSTICS).run()
     assert_clean(at)
@@ -295,14 +448,28 @@ def test_diagnostics_every_figure_for_every_cell():
         assert_clean(at)
         figs = charts(at)
         assert set(figs) == {"reliability", "err_sd", "g_maps", "calendar_maps", "roc"}
-        details = result["cells"][index]["details"]
-        rel = [t for t in figs["reliability"]["data"] if t["name"] == "CNN"][0]
-        np.testing.assert_allclose(array(rel["y"]), details["reliability"]["cnn"]["empirical"])
-        n_methods = len(result["cells"][index]["rmse"])
+        cell = result["cells"][index]
+        details = cell["details"]
+        for m in ("cnn", "best"):   # every method with an sd
+            rel = [t for t in figs["reliability"]["data"] if t["name"] == method_label(m)][0]
+            np.testing.assert_allclose(array(rel["y"]), details["reliability"][m]["empirical"])
+        # Error vs sd: each method's own interval edges (Best's conformal multipliers).
+        q = get_repairer("best").calibrator.quantiles[0]
+        edge = next(t for t in figs["err_sd"]["data"] if t["name"].startswith("Best 95 % edge"))
+        assert edge["name"] == f"Best 95 % edge (|err| = {q[0.95]:.2f}·sd)"
+        x, y = array(edge["x"]), array(edge["y"])
+        np.testing.assert_allclose(y / x, q[0.95])
+        assert any(t["name"] == "CNN 95 % edge (|err| = 1.96·sd)" for t in figs["err_sd"]["data"])
+        assert figs["err_sd"]["layout"]["xaxis"]["title"]["text"] == "predicted sd (vol units, log scale)"
+        n_methods = len(cell["rmse"])
         assert len(traces(figs["g_maps"], "heatmap")) == n_methods
         assert len(traces(figs["calendar_maps"], "heatmap")) == 2 * n_methods
         assert array(traces(figs["g_maps"], "heatmap")[0]["z"]).shape == (13, 15)
+        best_g = next(t for t in traces(figs["g_maps"], "heatmap") if t["name"] == "Best")
+        np.testing.assert_allclose(array(best_g["z"]), details["g_negative_map"]["best"])
         roc_names = [t["name"] for t in figs["roc"]["data"]]
-        auc = result["cells"][index]["diagnostics_by_method"]["cnn"]["stale_auc"]
-        assert f"CNN (AUC {auc:.3f})" in roc_names
-        assert figs["err_sd"]["layout"]["xaxis"]["title"]["text"] == "predicted sd (vol units)"
+        for m in cell["rmse"]:
+            auc = cell["diagnostics_by_method"][m]["stale_auc"]
+            assert f"{method_label(m)} (AUC {auc:.3f})" in roc_names
+        assert report.full_projection_note(cell, method_label) in [c.value for c in at.caption]
+        assert any(n in " ".join(m.value for m in at.markdown) for n in report.coverage_notes([cell], method_label))

@@ -1,4 +1,6 @@
 """The served app in a real browser: every page renders its figures, with no exception box."""
+import time
+
 import pytest
 
 from tests.browser import (CHROMEDRIVER, CHROMIUM, MIN_CHARTS, MIN_TABLES, PAGES, TITLES, chromium,
@@ -16,6 +18,15 @@ def test_every_page_renders_in_headless_chromium(tmp_path):
     with served_app() as (url, _):
         driver = chromium(tmp_path / "profile")
         try:
+            # The server's very first session opens a page by URL (a bookmark): the page renders, and
+            # Streamlit's pages/ discovery shows no "Page not found" box over it (ui/frame.py).
+            driver.get(f"{url}/diagnostics")
+            report = wait_for_page(driver, MIN_CHARTS["diagnostics"], TITLES["diagnostics"])
+            time.sleep(1.0)
+            report = wait_for_page(driver, MIN_CHARTS["diagnostics"], TITLES["diagnostics"])
+            shot = screenshot(driver, "first-session-by-url")
+            assert report["on_page"] and report["charts"] >= MIN_CHARTS["diagnostics"], shot
+            assert not report["page_not_found"], f"'Page not found' shown on the first session ({shot})"
             driver.get(url)
             for name, path in PAGES.items():
                 if name != "overview":
@@ -27,6 +38,7 @@ def test_every_page_renders_in_headless_chromium(tmp_path):
                 assert report["charts"] >= MIN_CHARTS[name], f"{name}: {report['charts']} charts ({shot})"
                 assert not report["errors"], f"{name}: {report['errors']}"
                 assert report["tables"] >= MIN_TABLES[name], f"{name}: {report['tables']} tables ({shot})"
+                assert not report["page_not_found"], f"{name}: 'Page not found' ({shot})"
             # A direct URL load of a page works too (a bookmark, a refresh).
             driver.get(f"{url}/explorer")
             report = wait_for_page(driver, MIN_CHARTS["explorer"], TITLES["explorer"])

@@ -4,6 +4,7 @@ import pytest
 
 import core
 from core import explore
+from core.arbitrage import butterfly_violations
 from core.grid import K_GRID, T_GRID, iv_to_w
 from core.missingness import make_masks
 from core.surfaces import generate
@@ -166,10 +167,83 @@ def test_slices_carry_bands_for_methods_with_sd(view):
             assert "lower" not in line
         else:
             assert (line["lower"] < line["iv"]).all() and (line["iv"] < line["upper"]).all()
+            np.testing.assert_allclose(line["upper"] - line["lower"], 2 * view.methods[m].half_width[2])
+            assert line["band"] == view.methods[m].band
     term = view.term_structure(8)
     assert np.array_equal(term["x"], T_GRID) and term["truth"].shape == (13,)
     k, t = view.quote_points()
     assert len(k) == len(t) == view.n_quoted
+
+
+def test_bands_are_each_methods_own_calibrated_interval(view):
+    from core.methods import get_repairer
+
+    assert view.band_level == explore.BAND_LEVEL == 0.95
+    missing = ~view.observed
+    for m, v in view.methods.items():
+        if v.sd is None:
+            assert v.half_width is None and v.band is None and np.isnan(v.band_coverage)
+            continue
+        np.testing.assert_allclose(v.half_width, get_repairer(m).half_width(v.sd, 0.95))
+        assert v.band_coverage == pytest.approx(np.mean(v.abs_err[missing] <= v.half_width[missing]))
+        np.testing.assert_array_equal(v.outside_band, v.abs_err > v.half_width)
+    assert view.methods["cnn"].band == "±1.96 sd (Gaussian 95 %) band"
+    assert view.methods["best"].band == "conformal 95 % band"
+    # Best's conformal multiplier is the calibrator's, not the Gaussian z.
+    q = get_repairer("best").calibrator.quantiles[0][0.95]
+    np.testing.assert_allclose(view.methods["best"].half_width, q * view.methods["best"].sd)
+    assert explore.interval_multiplier("best", 0.8) == pytest.approx(get_repairer("best").calibrator.quantiles[0][0.8])
+    assert explore.interval_multiplier("cnn", 0.95) == pytest.approx(1.959964, abs=1e-6)
+    k, t = view.outside_band_points("cnn")
+    assert len(k) == int((view.methods["cnn"].outside_band & missing).sum())
+
+
+def test_projection_choices_and_defaults(view):
+    assert explore.projection_choices() == ("default", "calendar", "full")
+    assert explore.default_projection("best") == "full" and explore.default_projection("interp") == "calendar"
+    label = explore.projection_label("default", ("interp", "best"), str.upper)
+    assert label == "method default (calendar; full for BEST)"
+    assert explore.projection_label("default", ("interp", "svi")) == "method default (calendar)"
+    # None / "default": each method's own projection; raw and projected rates are both reported.
+    for m, v in view.methods.items():
+        assert v.projection == explore.default_projection(m)
+        assert v.g_negative_raw == pytest.approx(np.mean(butterfly_violations(iv_to_w(v.iv_raw))))
+    full = explore.score_surface(view.iv_true, view.iv_obs, ("interp", "best"), "full")
+    assert {v.projection for v in full.methods.values()} == {"full"}
+    assert all(v.g_negative == 0 and v.post_calendar == 0 for v in full.methods.values())
+    np.testing.assert_allclose(full.methods["interp"].iv, core.repair(view.iv_obs, "interp", arbitrage="full").iv)
+    calendar = explore.score_surface(view.iv_true, view.iv_obs, ("best",), "calendar")
+    assert calendar.methods["best"].projection == "calendar"
+
+
+def test_stale_scores_and_flags(view):
+    from core.methods import get_repairer
+
+    best = view.methods["best"]
+    w_obs = np.where(view.observed, iv_to_w(np.nan_to_num(view.iv_obs, nan=1.0)), 0.0)
+    expected = get_repairer("best").stale_score(w_obs[None], view.observed[None])[0]
+    np.testing.assert_allclose(best.stale[view.observed], expected[view.observed])
+    assert np.isnan(best.stale[~view.observed]).all()
+    assert view.methods["interp"].stale is None and view.stale_summary("interp") is None
+    assert explore.STALE_FLAG_LLR == pytest.approx(np.log(0.92 / 0.08))
+    np.testing.assert_array_equal(best.stale_flagged, np.nan_to_num(best.stale, nan=-np.inf) > explore.STALE_FLAG_LLR)
+    # Quotes made stale on purpose: the label follows, and the flags are scored against it.
+    iv_obs, is_stale = explore.stale_quotes(view.iv_obs, 10)
+    assert is_stale.sum() >= 1 and not is_stale[~view.observed].any()
+    moved = np.abs(iv_obs - view.iv_obs)[is_stale]
+    assert (moved >= 0.0050 - 1e-12).all() and (moved <= 0.0110 + 1e-12).all()
+    np.testing.assert_array_equal(iv_obs[~is_stale & view.observed], view.iv_obs[~is_stale & view.observed])
+    regular = explore.sample_mask("regular", 4)
+    iv = explore.sample_surface("shifted_ssvi", 4)
+    quotes, truth = explore.stale_quotes(explore.quotes(iv, regular, 18.0, 4), 4, fraction=0.15)
+    out = explore.score_surface(iv, quotes, ("best",), stale_truth=truth)
+    summary = out.stale_summary("best")
+    flagged = out.methods["best"].stale_flagged
+    assert summary["injected"] == truth.sum() and summary["caught"] == (flagged & truth).sum()
+    assert summary["false"] == (flagged & ~truth & out.observed).sum() and summary["quotes"] == regular.sum()
+    assert summary["caught"] >= 1, "a 50-110 bp move among 18 bp noise on a regular mask is found"
+    k, t = out.stale_points("best", "injected")
+    assert len(k) == truth.sum()
 
 
 def test_missing_weights_leave_the_baselines_running(view):
@@ -178,7 +252,17 @@ def test_missing_weights_leave_the_baselines_running(view):
     assert set(out.methods) == set(core.METHODS) - {"cnn"}
     status = explore.cnn_status(MISSING_WEIGHTS)
     assert not status["available"] and "not found" in status["message"]
-    assert explore.cnn_status()["available"]
+    assert explore.cnn_status()["available"] and explore.weights_status("best")["available"]
+    best = explore.weights_status("best", "/nonexistent/best.pt")
+    assert not best["available"] and "not found" in best["message"]
+
+
+def test_missing_best_weights_leave_the_others_running(view, monkeypatch):
+    from core import report
+
+    monkeypatch.setenv(report.BEST_WEIGHTS_ENV, "/nonexistent/best.pt")
+    out = explore.score_surface(view.iv_true, view.iv_obs, ("best", "interp"))
+    assert "best" in out.errors and "not found" in out.errors["best"] and set(out.methods) == {"interp"}
 
 
 def test_a_broken_method_is_reported_not_raised(view, monkeypatch):

@@ -107,15 +107,29 @@ def test_tie_rule_in_a_synthetic_row():
 def test_diagnostics_table_and_series(shipped):
     rows = report.diagnostics_table(shipped)
     methods = report.result_methods(shipped)
-    assert len(rows) == len(shipped["cells"]) * len(methods)
-    cnn = [r for r in rows if r["method"] == "cnn"][0]
-    assert cnn["cov80"] == pytest.approx(shipped["cells"][0]["diagnostics_by_method"]["cnn"]["cov80"])
-    assert cnn["raw cal %"] == pytest.approx(100 * shipped["cells"][0]["diagnostics_by_method"]["cnn"]["raw_calendar"])
-    interp = [r for r in rows if r["method"] == "interp"][0]
-    assert np.isnan(interp["cov80"])
+    first = shipped["cells"][0]["diagnostics_by_method"]
+    assert report.sd_methods(shipped) == [m for m in methods if "cov80" in first[m]]
+    assert {"cnn", "best"} <= set(report.sd_methods(shipped))
+    assert len(rows) == len(shipped["cells"]) * len(report.sd_methods(shipped))
+    for row in rows:
+        cell = next(c for c in shipped["cells"] if report.cell_label(c) == row["cell"])
+        d = cell["diagnostics_by_method"][row["method"]]
+        for key, title in report.UNCERTAINTY_COLUMNS.items():
+            assert row[title] == pytest.approx(d[key])
     series = report.score_series(shipped)
     assert set(series) == set(methods)
     assert series["cnn"]["mean"][3] == shipped["cells"][3]["rmse"]["cnn"]["mean"]
+    rows, bold = report.metric_table(shipped, "stale_auc")
+    for cell, row, flags in zip(shipped["cells"], rows, bold):
+        aucs = {m: d["stale_auc"] for m, d in cell["diagnostics_by_method"].items()}
+        assert {m for m in aucs if flags[m]} == {max(aucs, key=aucs.get)}
+        assert row["best"] == pytest.approx(aucs["best"])
+
+
+def test_scores_with_tiny_standard_errors_keep_a_digit():
+    assert report._fmt_score({"mean": 0.0138, "se": 0.00083}) == "0.0138 ± 0.0008"
+    assert report._fmt_score({"mean": 0.00166, "se": 0.0000313}) == "0.00166 ± 0.00003"
+    assert report._fmt_score({"mean": float("nan"), "se": 0.1}) == "—"
 
 
 def test_err_sd_points(shipped):
@@ -124,5 +138,127 @@ def test_err_sd_points(shipped):
     assert set(points) == set(details["err_sd_sample"])
     p = points["cnn"]
     assert p["sd_max"] == pytest.approx(max(details["err_sd_sample"]["cnn"]["sd"]))
+    assert 0 < p["sd_min"] <= p["sd_max"]
+    assert p["q"] == pytest.approx({0.8: 1.281552, 0.95: 1.959964})
     assert 0 <= p["above80"] <= 1 and p["above95"] <= p["above80"]
+    # A method's own multipliers (conformal for "best") set its edges.
+    own = report.err_sd_points(details, {"best": {0.8: 1.3, 0.95: 2.1}})["best"]
+    sd, err = np.array(details["err_sd_sample"]["best"]["sd"]), np.array(details["err_sd_sample"]["best"]["abs_err"])
+    assert own["above95"] == pytest.approx(np.mean(err > 2.1 * sd)) and own["q"][0.8] == 1.3
     assert report.cell_details({"cells": [{}]}, 0) == {}
+
+
+# ----------------------------------------------------------------------------- does "best" win?
+
+def row(**scores):
+    return {m: {"mean": mean, "se": se} for m, (mean, se) in scores.items()}
+
+
+def test_method_verdict_statuses():
+    wins = report.method_verdict(row(best=(0.002, 0.0001), interp=(0.010, 0.001), svi=(0.02, 0.001)))
+    assert wins["status"] == "wins" and wins["runner_up"] == "interp"
+    assert wins["gap"] == pytest.approx(0.008) and wins["gap_se"] == pytest.approx(8.0)
+    assert wins["text"].startswith("best wins by more than one SE: 0.0020 ± 0.0001 against 0.0100 ± 0.0010")
+    tied = report.method_verdict(row(best=(0.010, 0.001), svi=(0.0105, 0.0008)), label=str.upper)
+    assert tied["status"] == "tied" and "does not win by more than one SE" in tied["text"] and "SVI" in tied["text"]
+    tied_above = report.method_verdict(row(best=(0.0105, 0.001), svi=(0.010, 0.001)))
+    assert tied_above["status"] == "tied" and "higher by 0.0005" in tied_above["text"]
+    loses = report.method_verdict(row(best=(0.03, 0.001), svi=(0.02, 0.001), interp=(0.025, 0.001)))
+    assert loses["status"] == "loses" and loses["runner_up"] == "svi"
+    assert "does not win: svi is lower by more than one SE" in loses["text"]
+    assert report.method_verdict(row(svi=(0.02, 0.001)))["status"] == "absent"
+    only = report.method_verdict(row(best=(0.02, 0.001), svi=(0.01, 0.001)), rivals=("interp",))
+    assert only["status"] == "wins" and only["runner_up"] is None
+
+
+def test_verdict_summary_says_where_best_does_not_win():
+    cells = [{"family": "sabr_event", "mask": m, "rmse": r} for m, r in (
+        ("regular", row(best=(0.002, 0.0001), svi=(0.01, 0.001))),
+        ("adversarial", row(best=(0.03, 0.001), svi=(0.02, 0.001))))]
+    verdicts = report.best_verdicts(cells, label=str.title)
+    assert [v["status"] for v in verdicts] == ["wins", "loses"]
+    assert [v["label"] for v in verdicts] == ["SABR-event / regular", "SABR-event / adversarial"]
+    assert report.verdict_summary(verdicts, label=str.title) == (
+        "Best does not win by more than one SE in 1 of 2 cells: SABR-event / adversarial (beaten by Svi).")
+    assert report.verdict_summary(verdicts[:1]) == "best wins every cell (1 of 1) by more than one SE."
+
+
+def test_shipped_verdicts_follow_the_tie_rule(shipped):
+    from core.benchmark import best_in_row
+
+    for cell, v in zip(shipped["cells"], report.best_verdicts(shipped)):
+        others = {m: s for m, s in cell["rmse"].items() if m != "best"}
+        beats_all = all(s["mean"] - cell["rmse"]["best"]["mean"] > max(s["se"], cell["rmse"]["best"]["se"])
+                        for s in others.values())
+        assert (v["status"] == "wins") == beats_all
+        assert (v["status"] == "loses") == ("best" not in best_in_row(cell["rmse"]))
+
+
+# ----------------------------------------------------------------------------- projections, coverage, LOFO
+
+def test_projection_rows_and_notes(shipped):
+    rows = report.projection_rows(shipped)
+    assert len(rows) == len(shipped["cells"]) * len(report.result_methods(shipped))
+    first = shipped["cells"][0]
+    best = next(r for r in rows if r["method"] == "best" and r["cell"] == report.cell_label(first))
+    d = first["diagnostics_by_method"]["best"]
+    assert best["default"] == "full" and best["rmse_full"] == first["rmse_full"]["best"]["mean"]
+    assert best["full_minus_calendar"] == pytest.approx(
+        first["rmse_full"]["best"]["mean"] - first["rmse_calendar"]["best"]["mean"])
+    assert (best["g_raw"], best["g_calendar"], best["g_full"], best["calendar_after_full"]) == (
+        d["g_negative_raw"], d["g_negative"], d["g_negative_full"], d["calendar_full"])
+    assert next(r for r in rows if r["method"] == "interp")["default"] == "calendar"
+    notes = report.projection_notes(shipped, str.upper)
+    assert len(notes) == len(report.result_methods(shipped)) + 1
+    assert any(n.startswith("BEST: the full projection") for n in notes)
+    assert notes[-1].startswith("After the full projection no method has a g(k) < 0 node")
+
+
+def test_coverage_notes():
+    cells = [{"family": "sabr_event", "mask": "regular",
+              "diagnostics_by_method": {"good": {"cov80": 0.79, "cov95": 0.94}, "bad": {"cov80": 0.5, "cov95": 0.7}}},
+             {"family": "sabr_event", "mask": "adversarial",
+              "diagnostics_by_method": {"good": {"cov80": 0.82, "cov95": 0.96}, "bad": {"cov80": 0.79, "cov95": 0.95}}}]
+    good, bad = report.coverage_notes(cells)
+    assert good == "good: coverage within 3 points of nominal in every cell (80 %: 79.0–82.0 %; 95 %: 94.0–96.0 %)."
+    assert bad.startswith("bad: coverage is not nominal in 1 of 2 cells") and "too narrow" in bad
+    assert bad.endswith("Off in: SABR-event / regular.")
+
+
+def test_lofo_table_and_notes(shipped):
+    blocks = report.lofo_blocks(shipped)
+    assert [b["held_out"] for b in blocks] == ["ssvi", "sabr_event", "heston"]
+    rows, bold = report.lofo_table(shipped)
+    assert len(rows) == sum(len(b["cells"]) for b in blocks)
+    cell = blocks[1]["cells"][0]
+    r = rows[2]
+    assert r["held out"] == "SABR-event" and r["cell"] == report.cell_label(cell)
+    assert r["best_lofo"] == report._fmt_score(cell["rmse"]["best_lofo"])
+    assert r["interp"] == report._fmt_score(cell["rmse"]["interp"])
+    assert r["cov80"] == cell["diagnostics_by_method"]["best_lofo"]["cov80"]
+    assert {m for m, b in bold[2].items() if b} == set(cell["best"])
+    notes = report.lofo_notes(shipped, str.title)
+    assert len(notes) == 3
+    for block, note in zip(blocks, notes):
+        covs = [c["diagnostics_by_method"]["best_lofo"][k] for c in block["cells"] for k in ("cov80", "cov95")]
+        nominal = all(abs(v - level) <= 0.03 for v, level in zip(covs, [0.8, 0.95] * len(block["cells"])))
+        assert ("Held-out coverage is nominal" in note) == nominal
+        assert ("Held-out coverage is not nominal" in note) == (not nominal)
+    errors = report.lofo_notes({"lofo": [{"held_out": "heston", "error": "no weights best_lofo_heston.pt"}]})
+    assert errors == ["Heston held out: not run — no weights best_lofo_heston.pt."]
+    assert report.lofo_blocks({"cells": []}) == [] and report.lofo_table({"cells": []}) == ([], [])
+
+
+def test_best_manifest_tables():
+    manifest = report.read_manifest(report.best_weights_path())
+    facts = report.best_manifest_summary(manifest)
+    assert facts["fit time (s)"] == manifest["fit_seconds"]
+    assert facts["prior components"] == ", ".join(manifest["components"])
+    rows = report.validation_rows(manifest)
+    assert [r["cell"] for r in rows][:2] == ["Shifted SSVI / regular", "Shifted SSVI / adversarial"]
+    first = manifest["validation"]["shifted_ssvi/regular"]
+    assert rows[0]["cov95"] == first["cov95"] and rows[0]["rmse"] == report._fmt_score(first["rmse_full"])
+    conformal = report.conformal_rows(manifest)
+    q95 = next(r for r in conformal if r["level"] == 0.95)
+    assert q95["q"] == manifest["conformal"]["quantiles"]["0"]["0.95"] and q95["gaussian_z"] == pytest.approx(1.959964)
+    assert report.weights_path("best") == report.best_weights_path() and report.weights_path("interp") is None

@@ -14,6 +14,14 @@ from ui.style import (ERR_SCALE, IV_TITLE, K_TITLE, QUOTE_COLOUR, T_TITLE, TRUTH
                       method_colour, method_label, rgba)
 
 FONT = {"size": 11}
+VALIDATE = False   # tests set True: plotly checks every property name and value
+
+
+def _figure(spec: dict) -> go.Figure:
+    """The figure of a plain-dict spec. Plotly's validation of a dict this size costs 10-40 ms per
+    figure, most of a rerun's drawing time, so the app skips it (plotly's ``_validate`` switch) and
+    the tests turn it on (VALIDATE), which catches a misspelt property there."""
+    return go.Figure(spec, _validate=VALIDATE)
 G_RANGE = (-1.0, 2.0)
 # Diverging scale for g(k) on [-1, 2] with white at 0: red where g < 0 (butterfly arbitrage).
 G_SCALE = [[0.0, "#b2182b"], [0.2, "#ef8a62"], [1 / 3, "#f7f7f7"], [0.6, "#92c5de"], [1.0, "#2166ac"]]
@@ -23,8 +31,11 @@ class Grid:
     """Axis bookkeeping for a rows x cols panel grid built by hand (row 0 at the top)."""
 
     def __init__(self, rows: int, cols: int, hgap: float = 0.035, vgap: float = 0.09,
-                 right: float = 0.93, top: float = 0.95):
+                 right: float = 0.93, top: float = 0.95, x=None, y=None):
         self.rows, self.cols = rows, cols
+        # Axis ranges pinned to the heatmap cells of grid coordinates x, y: marker traces on a panel
+        # would otherwise pad its autorange and change its ticks from its neighbours'.
+        self.x_range, self.y_range = _extent(x), _extent(y)
         self.width = (right - hgap * (cols - 1)) / cols
         self.height = (top - vgap * (rows - 1)) / rows
         self.hgap, self.vgap, self.top = hgap, vgap, top
@@ -42,14 +53,18 @@ class Grid:
         y0, y1 = max(0.0, round(y1 - self.height, 6)), min(1.0, round(y1, 6))
         self.layout[f"xaxis{suffix}"] = {"domain": [x0, x1], "anchor": f"y{suffix}",
                                          "title": {"text": x_title or "", "standoff": 2},
-                                         "tickfont": {"size": 9}}
+                                         "tickfont": {"size": 9}} | self._pin(self.x_range)
         self.layout[f"yaxis{suffix}"] = {"domain": [y0, y1], "anchor": f"x{suffix}",
                                          "title": {"text": y_title or "", "standoff": 2},
-                                         "tickfont": {"size": 9}, "showticklabels": y_ticks}
+                                         "tickfont": {"size": 9}, "showticklabels": y_ticks} | self._pin(self.y_range)
         self.layout["annotations"].append({"text": f"<b>{title}</b>", "x": (x0 + x1) / 2, "y": y1,
                                            "xref": "paper", "yref": "paper", "xanchor": "center",
                                            "yanchor": "bottom", "showarrow": False, "font": {"size": 12}})
         return f"x{suffix}", f"y{suffix}"
+
+    @staticmethod
+    def _pin(extent) -> dict:
+        return {} if extent is None else {"range": extent, "autorange": False}
 
     def colorbar(self, row0: int, row1: int) -> dict:
         """A colourbar spanning rows row0..row1 (inclusive), at the right edge."""
@@ -59,13 +74,21 @@ class Grid:
                 "x": 0.945, "thickness": 12}
 
 
+def _extent(grid) -> list | None:
+    """[first - half step, last + half step] of an evenly spaced grid: the edges of its heatmap cells."""
+    if grid is None:
+        return None
+    grid = np.asarray(grid, float)
+    return [float(grid[0] - (grid[1] - grid[0]) / 2), float(grid[-1] + (grid[-1] - grid[-2]) / 2)]
+
+
 def _heatmap(z, x, y, axes, name: str, coloraxis: str, what: str, units: str = "") -> dict:
     return {"type": "heatmap", "z": z, "x": x, "y": y, "xaxis": axes[0], "yaxis": axes[1],
             "coloraxis": coloraxis, "name": name,
             "hovertemplate": f"k=%{{x:.3f}}<br>T=%{{y:.2f}} y<br>{what}=%{{z:.4f}}{units}<extra>{name}</extra>"}
 
 
-def _markers(x, y, axes, name: str, symbol: str = "circle-open", colour: str = "white",
+def _markers(x, y, axes, name: str, symbol: str = "circle-open", colour: str = "#777777",
              size: int = 5) -> dict:
     return {"type": "scatter", "mode": "markers", "x": x, "y": y, "xaxis": axes[0], "yaxis": axes[1],
             "name": name, "showlegend": False, "hoverinfo": "skip",
@@ -74,12 +97,13 @@ def _markers(x, y, axes, name: str, symbol: str = "circle-open", colour: str = "
 
 def surface_grid(view, methods=None, all_methods=()) -> go.Figure:
     """Truth, quotes and each repair (row 1, one vol scale spanning the truth and the quotes; a
-    repair beyond it saturates); each |error| and the quote noise (row 2) and each predictive sd
-    (row 3) on a second scale from 0, so error and sd compare directly."""
+    repair beyond it saturates); each |error| and the quote noise (row 2) and each band's half-width
+    (row 3: the method's own interval, conformal for a calibrated method) on a second scale from 0,
+    so error and half-width compare directly; x marks a missing cell whose truth is outside the band."""
     methods = [m for m in (methods or view.methods) if m in view.methods]
-    with_sd = [m for m in methods if view.methods[m].sd is not None]
-    rows = 3 if with_sd else 2
-    grid = Grid(rows, 2 + len(methods))
+    with_band = [m for m in methods if view.methods[m].half_width is not None]
+    rows = 3 if with_band else 2
+    grid = Grid(rows, 2 + len(methods), x=K_GRID, y=T_GRID)
     data = []
     qk, qt = view.quote_points()
     axes = grid.panel(0, 0, "Truth", y_title=T_TITLE)
@@ -92,14 +116,17 @@ def surface_grid(view, methods=None, all_methods=()) -> go.Figure:
         v, label = view.methods[m], method_label(m)
         axes = grid.panel(0, 2 + j, label, y_ticks=False)
         data.append(_heatmap(v.iv, K_GRID, T_GRID, axes, label, "coloraxis", "iv"))
-        last = rows - 1 if v.sd is not None else 1
+        last = rows - 1 if v.half_width is not None else 1
         axes = grid.panel(1, 2 + j, f"|{label} − truth|", x_title="k" if last == 1 else None, y_ticks=False)
         data.append(_heatmap(v.abs_err, K_GRID, T_GRID, axes, f"{label} error", "coloraxis2", "|err|"))
         data.append(_markers(qk, qt, axes, "quoted"))
-        if v.sd is not None:
-            axes = grid.panel(2, 2 + j, f"{label} predictive sd", x_title="k", y_ticks=False)
-            data.append(_heatmap(v.sd, K_GRID, T_GRID, axes, f"{label} sd", "coloraxis2", "sd"))
+        if v.half_width is not None:
+            axes = grid.panel(2, 2 + j, f"{label}: {v.band.removesuffix(' band')}", x_title="k", y_ticks=False)
+            data.append(_heatmap(v.half_width, K_GRID, T_GRID, axes, f"{label} half-width", "coloraxis2",
+                                 "half-width"))
             data.append(_markers(qk, qt, axes, "quoted"))
+            ok, ot = view.outside_band_points(m)
+            data.append(_markers(ok, ot, axes, "truth outside the band", symbol="x-thin", colour="black", size=7))
     low, high = view.vol_range()
     layout = grid.layout | {
         "height": 250 * rows + 40, "margin": {"l": 60, "r": 20, "t": 30, "b": 40}, "font": FONT,
@@ -108,13 +135,57 @@ def surface_grid(view, methods=None, all_methods=()) -> go.Figure:
         "coloraxis2": {"colorscale": ERR_SCALE, "cmin": 0,
                        "colorbar": grid.colorbar(1, rows - 1) | {"title": {"text": "vol"}}},
     }
-    return go.Figure({"data": data, "layout": layout})
+    return _figure({"data": data, "layout": layout})
+
+
+DIVERGING = [[0.0, "#2166ac"], [0.5, "#f7f7f7"], [1.0, "#b2182b"]]   # blue below 0, red above
+STALE_RANGE = (-2.0, 8.0)   # stale-score colour range (log likelihood ratio); beyond it saturates
+
+
+def _stale_scale(threshold: float) -> list:
+    """Blues below the flag threshold, reds above it, on STALE_RANGE."""
+    at = (threshold - STALE_RANGE[0]) / (STALE_RANGE[1] - STALE_RANGE[0])
+    return [[0.0, "#2166ac"], [max(at - 1e-3, 0.0), "#d1e5f0"], [at, "#fddbc7"], [1.0, "#b2182b"]]
+
+
+def stale_grid(view, methods, threshold: float) -> go.Figure:
+    """The quotes' own errors (quote − truth, bp) beside each method's stale score per quote;
+    squares: quotes flagged as stale (score > threshold); circles: quotes made stale on purpose."""
+    methods = [m for m in methods if m in view.methods and view.methods[m].stale is not None]
+    grid = Grid(1, 1 + len(methods), hgap=0.06, vgap=0.0, top=0.88, right=0.9, x=K_GRID, y=T_GRID)
+    data = []
+    axes = grid.panel(0, 0, "quote − truth (bp of vol)", x_title="k", y_title=T_TITLE)
+    data.append(_heatmap(1e4 * (view.iv_obs - view.iv_true), K_GRID, T_GRID, axes, "quote − truth", "coloraxis",
+                         "quote−truth", " bp"))
+    ik, it = np.array([]), np.array([])
+    if view.stale_truth is not None:
+        t, k = np.nonzero(view.stale_truth)
+        ik, it = K_GRID[k], T_GRID[t]
+        data.append(_markers(ik, it, axes, "made stale", symbol="circle-open", colour="black", size=13))
+    for j, m in enumerate(methods):
+        label = method_label(m)
+        axes = grid.panel(0, 1 + j, f"{label}: stale score", x_title="k", y_ticks=False)
+        data.append(_heatmap(view.methods[m].stale, K_GRID, T_GRID, axes, f"{label} stale score", "coloraxis2",
+                             "score"))
+        fk, ft = view.stale_points(m, "flagged")
+        data.append(_markers(fk, ft, axes, "flagged", symbol="square-open", colour="black", size=12))
+        if view.stale_truth is not None:
+            data.append(_markers(ik, it, axes, "made stale", symbol="circle-open", colour="black", size=13))
+    bp = float(np.nanmax(np.abs(1e4 * (view.iv_obs - view.iv_true)))) if view.n_quoted else 1.0
+    layout = grid.layout | {
+        "height": 360, "margin": {"l": 60, "r": 20, "t": 40, "b": 40}, "font": FONT,
+        "coloraxis": {"colorscale": DIVERGING, "cmin": -bp, "cmax": bp,
+                      "colorbar": {"title": {"text": "bp"}, "x": grid.width + 0.005, "thickness": 10, "len": 0.85}},
+        "coloraxis2": {"colorscale": _stale_scale(threshold), "cmin": STALE_RANGE[0], "cmax": STALE_RANGE[1],
+                       "colorbar": {"title": {"text": "score"}, "x": 0.915, "thickness": 12, "len": 0.85}},
+    }
+    return _figure({"data": data, "layout": layout})
 
 
 def g_grid(view, methods=None) -> go.Figure:
     """g(k) of each repair (interior k) on one diverging scale; x marks the nodes with g < 0."""
     methods = [m for m in (methods or view.methods) if m in view.methods]
-    grid = Grid(1, max(len(methods), 1), vgap=0.0, top=0.9)
+    grid = Grid(1, max(len(methods), 1), vgap=0.0, top=0.9, x=view.g_k, y=T_GRID)
     data = []
     for j, m in enumerate(methods):
         v, label = view.methods[m], method_label(m)
@@ -128,11 +199,12 @@ def g_grid(view, methods=None) -> go.Figure:
         "coloraxis": {"colorscale": G_SCALE, "cmin": G_RANGE[0], "cmax": G_RANGE[1],
                       "colorbar": {"title": {"text": "g(k)"}, "x": 0.945, "thickness": 12}},
     }
-    return go.Figure({"data": data, "layout": layout})
+    return _figure({"data": data, "layout": layout})
 
 
 def slice_figure(cut: dict, x_title: str, title: str, methods=None, all_methods=()) -> go.Figure:
-    """One smile (or term structure): truth, quotes and each method, with +-2 sd bands."""
+    """One smile (or term structure): truth, quotes and each method, with its band (conformal for a
+    calibrated method, Gaussian otherwise)."""
     data = []
     for m, line in cut["methods"].items():
         if methods is not None and m not in methods:
@@ -142,8 +214,8 @@ def slice_figure(cut: dict, x_title: str, title: str, methods=None, all_methods=
             data.append({"type": "scatter", "x": cut["x"], "y": line["lower"], "mode": "lines",
                          "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip", "legendgroup": m})
             data.append({"type": "scatter", "x": cut["x"], "y": line["upper"], "mode": "lines",
-                         "line": {"width": 0}, "fill": "tonexty", "fillcolor": rgba(colour, 0.15),
-                         "name": f"{label} ±2 sd", "hoverinfo": "skip", "legendgroup": m})
+                         "line": {"width": 0}, "fill": "tonexty", "fillcolor": rgba(colour, 0.2),
+                         "name": f"{label} {line.get('band', 'band')}", "hoverinfo": "skip", "legendgroup": m})
         data.append({"type": "scatter", "x": cut["x"], "y": line["iv"], "mode": "lines+markers",
                      "marker": {"size": 4}, "line": {"color": colour, "width": 2}, "name": label,
                      "legendgroup": m, "hovertemplate": "%{x:.3f}: iv=%{y:.4f}<extra>" + label + "</extra>"})
@@ -153,11 +225,11 @@ def slice_figure(cut: dict, x_title: str, title: str, methods=None, all_methods=
     data.append({"type": "scatter", "x": cut["quote_x"], "y": cut["quote_iv"], "mode": "markers",
                  "name": "quotes", "marker": {"color": QUOTE_COLOUR, "size": 9, "symbol": "diamond"},
                  "hovertemplate": "%{x:.3f}: quote=%{y:.4f}<extra>quote</extra>"})
-    layout = {"title": {"text": title}, "height": 380, "font": FONT, "hovermode": "closest",
-              "margin": {"l": 60, "r": 10, "t": 50, "b": 45},
+    layout = {"title": {"text": title}, "height": 440, "font": FONT, "hovermode": "closest",
+              "margin": {"l": 60, "r": 10, "t": 50, "b": 40},
               "xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": IV_TITLE}},
-              "legend": {"orientation": "h", "y": -0.2}}
-    return go.Figure({"data": data, "layout": layout})
+              "legend": {"orientation": "h", "y": -0.18, "yanchor": "top", "traceorder": "grouped"}}
+    return _figure({"data": data, "layout": layout})
 
 
 def surface_3d(view, method: str) -> go.Figure:
@@ -179,23 +251,30 @@ def surface_3d(view, method: str) -> go.Figure:
               "title": {"text": f"{label} repair (coloured), truth (grey), quotes (dots)"},
               "scene": {"xaxis": {"title": {"text": "k"}}, "yaxis": {"title": {"text": "T (years)"}},
                         "zaxis": {"title": {"text": IV_TITLE}}, "camera": {"eye": {"x": 1.6, "y": -1.6, "z": 0.9}}}}
-    return go.Figure({"data": data, "layout": layout})
+    return _figure({"data": data, "layout": layout})
 
 
 # --------------------------------------------------------------------------- benchmark figures
 
-def score_bars(series: dict, title: str, all_methods=()) -> go.Figure:
-    """Grouped bars (cells x methods) of mean scores with SE error bars."""
+LOG_TICKS = [b * 10.0**e for e in range(-5, 1) for b in (1, 2, 5)]   # 1-2-5 ticks on log axes
+DECADES = {"tickvals": [10.0**e for e in range(-6, 1)], "tickformat": "~g"}   # decade ticks, no SI suffixes
+
+
+def score_bars(series: dict, title: str, all_methods=(), log: bool = False) -> go.Figure:
+    """Grouped bars (cells x methods) of mean scores with SE error bars (log y axis on request)."""
     data = [{"type": "bar", "name": method_label(m), "x": s["cells"], "y": s["mean"],
              "marker": {"color": method_colour(m, all_methods)},
              "error_y": {"type": "data", "array": s["se"], "visible": True, "thickness": 1.2},
              "hovertemplate": "%{x}<br>%{y:.4f} ± %{error_y.array:.4f}<extra>" + method_label(m) + "</extra>"}
             for m, s in series.items()]
-    layout = {"barmode": "group", "height": 400, "font": FONT, "title": {"text": title},
+    y_title = "missing-point RMSE (vol units" + (", log scale)" if log else ")")
+    layout = {"barmode": "group", "height": 420, "font": FONT, "title": {"text": title},
               "margin": {"l": 60, "r": 10, "t": 50, "b": 40},
-              "yaxis": {"title": {"text": "missing-point RMSE (vol units)"}}, "xaxis": {"title": {"text": "cell"}},
+              "yaxis": {"title": {"text": y_title}, "type": "log" if log else "linear"}
+              | ({"tickvals": LOG_TICKS, "tickformat": "~g"} if log else {}),
+              "xaxis": {"title": {"text": "cell"}},
               "legend": {"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"}}
-    return go.Figure({"data": data, "layout": layout})
+    return _figure({"data": data, "layout": layout})
 
 
 def reliability(details: dict, all_methods=()) -> go.Figure:
@@ -206,33 +285,37 @@ def reliability(details: dict, all_methods=()) -> go.Figure:
         data.append({"type": "scatter", "x": rel["nominal"], "y": rel["empirical"], "mode": "lines+markers",
                      "name": method_label(m), "line": {"color": method_colour(m, all_methods)},
                      "hovertemplate": "nominal %{x:.0%}<br>empirical %{y:.1%}<extra>" + method_label(m) + "</extra>"})
-    layout = {"height": 400, "font": FONT, "title": {"text": "Reliability of the uncertainty head"},
+    layout = {"height": 400, "font": FONT, "title": {"text": "Reliability of each method's intervals"},
               "margin": {"l": 60, "r": 10, "t": 50, "b": 45},
-              "xaxis": {"title": {"text": "nominal coverage of ±z·sd interval"}, "range": [0, 1], "tickformat": ".0%"},
+              "xaxis": {"title": {"text": "nominal level of the method's interval"}, "range": [0, 1],
+                        "tickformat": ".0%"},
               "yaxis": {"title": {"text": "empirical coverage (missing cells)"}, "range": [0, 1], "tickformat": ".0%"},
               "legend": {"x": 0.02, "y": 0.98}}
-    return go.Figure({"data": data, "layout": layout})
+    return _figure({"data": data, "layout": layout})
 
 
 def err_sd_scatter(points: dict, all_methods=()) -> go.Figure:
-    """|error| against predicted sd on missing cells, with the 80 % and 95 % interval edges."""
+    """|error| against predicted sd on missing cells, log-log (methods' sds differ by orders of
+    magnitude), with each method's 80 % and 95 % interval edges |err| = q·sd, q its own multiplier
+    (conformal or Gaussian): parallel lines on these axes."""
     data = []
     for m, p in points.items():
-        label = method_label(m)
+        label, colour = method_label(m), method_colour(m, all_methods)
         data.append({"type": "scattergl", "x": p["sd"], "y": p["abs_err"], "mode": "markers",
-                     "name": f"{label} ({p['above95']:.0%} outside 95 %)",
-                     "marker": {"color": rgba(method_colour(m, all_methods), 0.35), "size": 4},
+                     "name": f"{label} ({100 * p['above95']:.0f} % outside its 95 % interval)",
+                     "marker": {"color": rgba(colour, 0.35), "size": 4}, "legendgroup": m,
                      "hovertemplate": "sd=%{x:.4f}<br>|err|=%{y:.4f}<extra>" + label + "</extra>"})
-        for z, dash, level in ((1.2816, "dash", "80 %"), (1.96, "dot", "95 %")):
-            data.append({"type": "scatter", "x": [0, p["sd_max"]], "y": [0, z * p["sd_max"]], "mode": "lines",
-                         "name": f"|err| = {z:g}·sd ({level} edge)", "hoverinfo": "skip",
-                         "line": {"color": "#444", "dash": dash, "width": 1}})
-    layout = {"height": 400, "font": FONT, "title": {"text": "Error against predicted sd (missing cells)"},
+        for level, dash in ((0.8, "dash"), (0.95, "dot")):
+            q = p["q"][level]
+            data.append({"type": "scatter", "x": [p["sd_min"], p["sd_max"]], "y": [q * p["sd_min"], q * p["sd_max"]],
+                         "mode": "lines", "name": f"{label} {100 * level:g} % edge (|err| = {q:.2f}·sd)",
+                         "hoverinfo": "skip", "legendgroup": m, "line": {"color": colour, "dash": dash, "width": 2}})
+    layout = {"height": 460, "font": FONT, "title": {"text": "Error against predicted sd (missing cells)"},
               "margin": {"l": 60, "r": 10, "t": 50, "b": 45},
-              "xaxis": {"title": {"text": "predicted sd (vol units)"}},
-              "yaxis": {"title": {"text": "|repair − truth| (vol units)"}},
-              "legend": {"x": 0.02, "y": 0.98}}
-    return go.Figure({"data": data, "layout": layout})
+              "xaxis": {"title": {"text": "predicted sd (vol units, log scale)"}, "type": "log", **DECADES},
+              "yaxis": {"title": {"text": "|repair − truth| (vol units, log scale)"}, "type": "log", **DECADES},
+              "legend": {"orientation": "h", "y": -0.2, "yanchor": "top", "font": {"size": 10}}}
+    return _figure({"data": data, "layout": layout})
 
 
 def roc(details: dict, aucs: dict, all_methods=()) -> go.Figure:
@@ -245,12 +328,12 @@ def roc(details: dict, aucs: dict, all_methods=()) -> go.Figure:
         data.append({"type": "scatter", "x": curve["fpr"], "y": curve["tpr"], "mode": "lines", "name": name,
                      "line": {"color": method_colour(m, all_methods), "width": 2},
                      "hovertemplate": "FPR %{x:.2f}<br>TPR %{y:.2f}<extra>" + method_label(m) + "</extra>"})
-    layout = {"height": 400, "font": FONT, "title": {"text": "Stale-quote detection by |quote − repair|"},
+    layout = {"height": 400, "font": FONT, "title": {"text": "Stale-quote detection, each method's score"},
               "margin": {"l": 60, "r": 10, "t": 50, "b": 45},
               "xaxis": {"title": {"text": "false positive rate (clean quotes flagged)"}, "range": [0, 1]},
               "yaxis": {"title": {"text": "true positive rate (stale quotes flagged)"}, "range": [0, 1]},
               "legend": {"x": 0.55, "y": 0.05}}
-    return go.Figure({"data": data, "layout": layout})
+    return _figure({"data": data, "layout": layout})
 
 
 def rate_maps(rows: dict, x, y, y_title: str, title: str, height_per_row: int = 260) -> go.Figure:
@@ -276,7 +359,7 @@ def rate_maps(rows: dict, x, y, y_title: str, title: str, height_per_row: int = 
         "coloraxis": {"colorscale": ERR_SCALE, "cmin": 0,
                       "colorbar": {"title": {"text": "share"}, "tickformat": ".0%", "x": 0.945, "thickness": 12}},
     }
-    return go.Figure({"data": data, "layout": layout})
+    return _figure({"data": data, "layout": layout})
 
 
 def validation_curve(history: dict) -> go.Figure:
@@ -288,4 +371,4 @@ def validation_curve(history: dict) -> go.Figure:
     layout = {"height": 260, "font": FONT, "margin": {"l": 60, "r": 10, "t": 40, "b": 40},
               "title": {"text": "CNN validation missing-point RMSE"},
               "xaxis": {"title": {"text": "epoch"}}, "yaxis": {"title": {"text": "RMSE (vol units)"}, "type": "log"}}
-    return go.Figure({"data": data, "layout": layout})
+    return _figure({"data": data, "layout": layout})

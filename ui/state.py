@@ -23,17 +23,22 @@ def mtime(path: Path) -> float | None:
         return None
 
 
-@st.cache_resource(show_spinner="Loading the CNN weights…")
-def _cnn_status(path: str, modified: float | None) -> dict:
+@st.cache_resource(show_spinner="Loading the model weights…")
+def _weights_status(method: str, path: str, modified: float | None) -> dict:
     from core import explore
 
-    return explore.cnn_status(Path(path))
+    return explore.weights_status(method, Path(path))
+
+
+def weights_status(method: str) -> dict:
+    """Whether the app's weights of ``method`` ("cnn", "best") load (cached per file and modification time)."""
+    path = report.weights_path(method)
+    return _weights_status(method, str(path), mtime(path))
 
 
 def cnn_status() -> dict:
-    """Whether the app's CNN weights load (cached per file and modification time)."""
-    path = report.cnn_weights_path()
-    return _cnn_status(str(path), mtime(path))
+    """Whether the app's CNN weights load."""
+    return weights_status("cnn")
 
 
 @st.cache_data(show_spinner=False)
@@ -41,9 +46,9 @@ def _manifest(path: str, modified: float | None) -> dict:
     return report.read_manifest(Path(path))
 
 
-def manifest() -> dict:
-    """The CNN's manifest (cached); ValueError with a reason when it cannot be read."""
-    path = report.cnn_weights_path()
+def manifest(method: str = "cnn") -> dict:
+    """The manifest of ``method``'s weights (cached); ValueError with a reason when it cannot be read."""
+    path = report.weights_path(method)
     return _manifest(str(path), mtime(path.with_suffix(".json")))
 
 
@@ -80,12 +85,20 @@ def results() -> tuple:
                     f"{config.get('date', 'undated')}")
 
 
+def weights_key() -> tuple:
+    """The weights files the repairs use, with their modification times: part of every cache key,
+    so replacing a file invalidates the cached repairs."""
+    return tuple((m, str(report.weights_path(m)), mtime(report.weights_path(m))) for m in ("cnn", "best"))
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
-def surface_view(iv_true, iv_obs, methods: tuple, arbitrage: str, weights: str, weights_mtime):
-    """core.explore.score_surface, cached on its inputs (a repeated view costs a hash and a copy)."""
+def surface_view(iv_true, iv_obs, methods: tuple, arbitrage: str | None, stale_truth, weights: tuple):
+    """core.explore.score_surface, cached on its inputs (a repeated view costs a hash and a copy).
+    ``weights``: ``weights_key()``; the CNN's path is passed on, "best" reads its own."""
     from core import explore
 
-    return explore.score_surface(iv_true, iv_obs, methods, arbitrage, Path(weights))
+    cnn = dict((m, p) for m, p, _ in weights)["cnn"]
+    return explore.score_surface(iv_true, iv_obs, methods, arbitrage, Path(cnn), stale_truth=stale_truth)
 
 
 def sidebar() -> None:
@@ -95,9 +108,10 @@ def sidebar() -> None:
         options = [SHIPPED] + ([LATEST] if RUN_KEY in st.session_state else [])
         st.radio("Benchmark results", options, key=RESULTS_KEY,
                  help="Shipped: results/benchmark.json. Latest run: the last run from the Benchmark page.")
-        st.markdown("**CNN weights**")
-        status = cnn_status()
-        if status["available"]:
-            st.caption(f"✓ {Path(status['path']).name} loaded")
-        else:
-            st.warning(f"CNN unavailable — the baselines still work. {status['message']}")
+        st.markdown("**Model weights**")
+        for method, name in (("cnn", "CNN"), ("best", "Best")):
+            status = weights_status(method)
+            if status["available"]:
+                st.caption(f"✓ {name}: {Path(status['path']).name} loaded")
+            else:
+                st.warning(f"{name} unavailable — the other methods still work. {status['message']}")

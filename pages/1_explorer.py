@@ -5,12 +5,12 @@ import streamlit as st
 import core
 from core import explore
 from core.grid import K_GRID, T_GRID
-from ui import figures, state
+from ui import figures, frame, state
 from ui.style import K_TITLE, T_TITLE, method_label
 
 DEFAULT = explore.DEFAULT_VIEW
 METHODS = list(core.METHODS)
-DEFAULT_METHODS = [m for m in ("cnn", "interp", "svi") if m in METHODS] or METHODS[:3]
+DEFAULT_METHODS = [m for m in explore.DEFAULT_METHODS if m in METHODS] or METHODS[:3]
 FAMILIES = list(explore.FAMILY_LABELS)
 T_LABELS = [f"{t:.2f}" for t in T_GRID]
 EDITOR_HEIGHT = 35 * (len(T_GRID) + 1) + 3          # every maturity row visible, no inner scroll
@@ -46,10 +46,15 @@ def controls() -> dict:
     with col_repair:
         st.markdown("**Repairs**")
         c["methods"] = st.multiselect("Methods", METHODS, DEFAULT_METHODS, key="methods", format_func=method_label)
-        modes = explore.arbitrage_modes()
-        c["arbitrage"] = (st.radio("Arbitrage projection", modes, horizontal=True, key="arbitrage",
-                                   help="calendar: cumulative max of w along T; full: calendar and butterfly.")
-                          if len(modes) > 1 else modes[0])
+        choices = explore.projection_choices()
+        c["arbitrage"] = st.radio(
+            "Arbitrage projection", choices, horizontal=True, key="arbitrage",
+            format_func=lambda choice: explore.projection_label(choice, METHODS, method_label),
+            help="method default: each method's own projection; calendar: cumulative max of w along T; "
+                 "full: butterfly and calendar arbitrage both removed (a projection onto arbitrage-free prices).")
+        c["stale"] = st.toggle("Make some quotes stale", key="stale",
+                               help=f"Move {explore.STALE_FRACTION:.0%} of the quotes (at least one) by ±50–110 bp, "
+                                    "as in the benchmark's stale-quote test, and see which ones a stale score flags.")
         c["show_3d"] = st.toggle("3-D surface view", key="show_3d")
     return c
 
@@ -130,37 +135,65 @@ def scores(view, noise_bp: float) -> None:
                    f"{verdict['gap']:.4f} vol ({verdict['reduction']:.0%}) lower, a ratio of {verdict['ratio']:.2f}×.")
     else:
         st.info(f"{method_label(verdict['winner'])}: {metric} {verdict['score']:.4f}.")
+    level = f"{100 * view.band_level:g} %"
     table = pd.DataFrame([{
-        "method": method_label(m), "missing-point RMSE": v.rmse_missing, "all-cell RMSE": v.rmse_all,
-        "raw calendar": v.raw_calendar, "projected calendar": v.post_calendar, "g(k) < 0": v.g_negative,
-        "predictive sd": "yes" if v.sd is not None else "—"} for m, v in view.methods.items()])
+        "method": method_label(m), "projection": v.projection, "missing-point RMSE": v.rmse_missing,
+        "all-cell RMSE": v.rmse_all, "g(k)<0 raw": v.g_negative_raw, "g(k)<0 projected": v.g_negative,
+        "calendar raw": v.raw_calendar, "calendar projected": v.post_calendar,
+        f"{level} band": v.band.removesuffix(" band") if v.band else "—",
+        "band covers (missing)": f"{100 * v.band_coverage:.1f} %" if v.band_coverage == v.band_coverage else "—"}
+        for m, v in view.methods.items()])
     rate = st.column_config.NumberColumn(format="percent")
     vol = st.column_config.NumberColumn(format="%.4f")
     st.dataframe(table, hide_index=True, key="scores", column_config={
-        "missing-point RMSE": vol, "all-cell RMSE": vol, "raw calendar": rate, "projected calendar": rate,
-        "g(k) < 0": rate})
+        "missing-point RMSE": vol, "all-cell RMSE": vol, "g(k)<0 raw": rate, "g(k)<0 projected": rate,
+        "calendar raw": rate, "calendar projected": rate})
     st.caption(f"{view.n_quoted} of {view.observed.size} cells quoted ({view.quoted_fraction:.0%}), "
-               f"{noise_bp:g} bp noise, projection: {view.arbitrage}. Calendar rates are shares of (T, T+1) "
-               f"edges where w falls; g(k) < 0 is the share of interior nodes failing Gatheral–Roper "
-               f"after the projection. The truth itself: g(k) < 0 on {view.truth_g_negative:.1%}, calendar "
+               f"{noise_bp:g} bp noise. raw = the method's output, projected = after its projection (column 2). "
+               f"Calendar rates are shares of (T, T+1) edges where w falls; g(k) < 0 is the share of interior nodes "
+               f"failing Gatheral–Roper. Bands: each method's own {level} interval (conformal for Best, Gaussian "
+               f"±1.96 sd otherwise); \"band covers\" is the share of missing cells whose truth lies inside it "
+               f"on this one surface. The truth itself: g(k) < 0 on {view.truth_g_negative:.1%}, calendar "
                f"{view.truth_calendar:.1%}.")
+
+
+def stale(view, shown: list) -> None:
+    """Per-quote stale scores of the methods that have one, with the flagged quotes."""
+    with_scores = [m for m in shown if view.methods[m].stale is not None]
+    if not with_scores:
+        return
+    st.subheader("Stale quotes")
+    for m in with_scores:
+        s = view.stale_summary(m)
+        found = (f" Of the {s['injected']} quote(s) made stale, {s['caught']} flagged; {s['false']} clean quote(s) "
+                 f"flagged." if s["injected"] is not None else "")
+        st.markdown(f"**{method_label(m)}** flags {s['flagged']} of {s['quotes']} quotes as stale.{found}")
+    st.plotly_chart(figures.stale_grid(view, with_scores, explore.STALE_FLAG_LLR), key="stale_grid")
+    st.caption(f"Left: each quote's own error. Right: the stale score of each quote — the log likelihood ratio of "
+               f"\"moved by a stale quote\" against \"noise only\" for its leave-one-out residual. □ = flagged "
+               f"(score above {explore.STALE_FLAG_LLR:.2f} = ln(92/8): more likely stale than not at the benchmark's "
+               f"8 % stale rate); ○ = made stale on purpose (toggle \"Make some quotes stale\").")
 
 
 def views(view, shown: list, show_3d: bool) -> None:
     """Side by side heatmaps, the 3-D view, the slices and the g(k) maps (in this order on the page)."""
     st.subheader("Side by side")
+    level = f"{100 * view.band_level:g} %"
     st.caption("Top row: truth, quotes and each repair on one vol scale, spanning the truth and the quotes "
-               "(a repair outside that range saturates; hover for values). Below: absolute errors, the quote "
-               "noise and each predictive sd on a second, shared scale from 0 (○ = quoted cell).")
+               "(a repair outside that range saturates; hover for values). Below, on a second scale from 0: "
+               f"absolute errors and the quote noise, then the half-width of each method's {level} band "
+               f"(conformal for Best, 1.96 sd for Gaussian sds), so error and half-width compare cell by cell; "
+               f"○ = quoted cell, × = missing cell whose truth lies outside the band.")
     st.plotly_chart(figures.surface_grid(view, shown, METHODS), key="surface_grid")
+    stale(view, shown)
     if show_3d:
         surface_3d(view, shown)
 
     slices(view, shown)
 
     st.subheader("Butterfly arbitrage: g(k) of each repair")
-    st.caption("Discrete Gatheral–Roper g on interior k after the projection; × marks g < 0 "
-               "(a negative risk-neutral density). Colour scale clipped to [-1, 2].")
+    st.caption("Discrete Gatheral–Roper g on interior k after each method's projection (see the scores table); "
+               "× marks g < 0 (a negative risk-neutral density). Colour scale clipped to [-1, 2].")
     st.plotly_chart(figures.g_grid(view, shown), key="g_grid")
 
 
@@ -203,10 +236,12 @@ def main() -> None:
         st.warning("Pick at least one method to repair with.")
         return
     iv_obs = explore.quotes(iv_true, observed, c["noise_bp"], c["mask_seed"])
-    weights = explore.cnn_weights_path()
+    stale_truth = None
+    if c["stale"]:
+        iv_obs, stale_truth = explore.stale_quotes(iv_obs, c["mask_seed"])
     try:
-        view = state.surface_view(iv_true, iv_obs, tuple(c["methods"]), c["arbitrage"], str(weights),
-                                  state.mtime(weights))
+        view = state.surface_view(iv_true, iv_obs, tuple(c["methods"]), c["arbitrage"], stale_truth,
+                                  state.weights_key())
     except ValueError as exc:
         st.error(f"Cannot repair this surface: {exc}.")
         return
@@ -219,4 +254,7 @@ def main() -> None:
     views(view, [m for m in c["methods"] if m in view.methods], c["show_3d"])
 
 
-main()
+if frame.inside():
+    main()
+else:   # Streamlit's pages/ discovery ran this file: see ui/frame.py
+    frame.hand_over()

@@ -1,0 +1,187 @@
+"""Benchmark: the full 2 x 2 from the benchmark JSON (every method at its default projection), the
+projections, the uncertainty diagnostics, downstream SVI, leave-one-family-out, and a rerun."""
+import pandas as pd
+import streamlit as st
+
+import core
+from core import explore, report
+from ui import figures, frame, state
+from ui.style import method_label
+
+METHODS = list(core.METHODS)
+BOLD = "font-weight: bold"
+
+
+def run_panel(shipped_seconds: float | None) -> None:
+    """The "Run benchmark" controls; a finished run is cached and selected in the sidebar."""
+    with st.expander("Run the benchmark here", expanded=False):
+        took = f" (the shipped run: {shipped_seconds:.0f} s for the 2 × 2 on 2 cores)" if shipped_seconds else ""
+        st.caption("Scores every chosen method on the test surfaces of each cell, 200 per cell in the shipped "
+                   f"results{took}. The leave-one-family-out section is not rerun here (`python -m core.benchmark`). "
+                   "A finished run is cached and selected in the sidebar.")
+        c1, c2, c3 = st.columns([1, 2, 1])
+        n_test = c1.selectbox("Surfaces per cell", [20, 50, 100, 200], index=1, key="bench_n")
+        run_methods = c2.multiselect("Methods", METHODS, METHODS, key="bench_methods", format_func=method_label)
+        c3.write("")
+        if not c3.button("Run benchmark", type="primary", key="bench_run", disabled=not run_methods):
+            return
+        weights = explore.cnn_weights_path()
+        key = (int(n_test), tuple(run_methods), state.weights_key())
+        store = state.run_store()
+        if key not in store:
+            bar = st.progress(0.0, text="Starting…")
+
+            def progress(done, total, label):
+                bar.progress(done / total, text=f"{label} done ({done}/{total} cells)")
+
+            try:
+                store[key] = explore.run_benchmark(int(n_test), tuple(run_methods), weights, progress=progress)
+            except ValueError as exc:
+                st.error(f"The benchmark could not run: {exc}")
+                return
+        st.session_state[state.RUN_KEY] = store[key]
+        st.session_state[state.RESULTS_KEY] = state.LATEST   # the sidebar radio renders after the page
+        st.rerun()
+
+
+def styled(rows: list, bold: list, index, formats: dict | None = None, names: dict | None = None):
+    """A table of ``rows`` indexed by ``index``, the entries flagged in ``bold`` (same keys) in bold;
+    columns named by ``names``, else by the method's label; ``formats`` by those column names."""
+    table = pd.DataFrame(rows).set_index(index)
+    flags = pd.DataFrame(bold).reindex(columns=table.columns).map(lambda b: b is True)
+    flags.index = table.index
+    table.columns = flags.columns = [(names or {}).get(c, method_label(c)) for c in table.columns]
+    style = table.style.apply(lambda _: flags.map(lambda b: BOLD if b else ""), axis=None)
+    return style.format(formats or {}, na_rep="—")
+
+
+def bold_table(result: dict, key: str):
+    """The ``key`` score table ("rmse", "downstream_svi"): best in row and ties in bold."""
+    rows, bold = report.score_table(result, key)
+    return styled(rows, bold, "cell")
+
+
+def verdicts(result: dict, key: str) -> None:
+    """One plain sentence per cell: does Best win by more than one SE?"""
+    if report.BEST not in report.result_methods(result):
+        st.info(f"{method_label(report.BEST)} is not in these results.")
+        return
+    found = report.best_verdicts(result, key, label=method_label)
+    summary = report.verdict_summary(found, label=method_label)
+    (st.success if all(v["status"] == "wins" for v in found) else st.warning)(summary)
+    st.markdown("\n".join(f"- **{v['label']}**: {v['text']}" for v in found))
+
+
+def headline(result: dict) -> None:
+    st.subheader("Missing-point RMSE (each method at its default projection)")
+    defaults = ", ".join(method_label(m) for m in result["cells"][0].get("full_default", [])) or "none"
+    st.caption("Mean ± SE over test surfaces, implied-vol units. Each method is scored after its own default "
+               f"projection: full (butterfly + calendar) for {defaults}, calendar for the others. **Bold**: the best "
+               "in the row and every method within one SE of it (the larger of the two SEs).")
+    st.table(bold_table(result, "rmse"))
+    verdicts(result, "rmse")
+    log = st.toggle("Log scale", value=True, key="bars_log")
+    st.plotly_chart(figures.score_bars(report.score_series(result, "rmse"),
+                                       "Missing-point RMSE by cell (error bars: ±1 SE)", METHODS, log=log),
+                    key="rmse_bars")
+
+
+def projections(result: dict) -> None:
+    st.subheader("What the projections cost and remove")
+    rows = report.projection_rows(result)
+    if not any(pd.notna(r["rmse_full"]) for r in rows):
+        st.info("These results carry no calendar-vs-full comparison (run `python -m core.benchmark`).")
+        return
+    table = pd.DataFrame([{
+        "cell": r["cell"], "method": method_label(r["method"]), "default": r["default"],
+        "RMSE calendar": f"{r['rmse_calendar']:.4f} ± {r['rmse_calendar_se']:.4f}",
+        "RMSE full": f"{r['rmse_full']:.4f} ± {r['rmse_full_se']:.4f}",
+        "full − calendar": r["full_minus_calendar"],
+        "g(k)<0 % raw → calendar → full": " → ".join(f"{100 * r[k]:.2f}"
+                                                      for k in ("g_raw", "g_calendar", "g_full")),
+        "calendar % raw": 100 * r["calendar_raw"], "calendar % after full": 100 * r["calendar_after_full"],
+    } for r in rows]).set_index(["cell", "method"])
+    st.table(table.style.format({"full − calendar": "{:+.4f}", "calendar % raw": "{:.2f}",
+                                 "calendar % after full": "{:.2f}"}, na_rep="—"))
+    st.caption("RMSE after the calendar projection alone and after the full projection (butterfly and calendar "
+               "arbitrage removed). g(k) < 0: share of interior nodes with a negative density, on the raw output, "
+               "after the calendar projection and after the full one; calendar: share of (T, T+1) edges where w falls.")
+    st.markdown("\n".join(f"- {note}" for note in report.projection_notes(result, method_label)))
+
+
+def uncertainty(result: dict) -> None:
+    st.subheader("Uncertainty and stale quotes")
+    rows = report.diagnostics_table(result)
+    if rows:
+        table = pd.DataFrame(rows)
+        table["method"] = table["method"].map(method_label)
+        formats = {c: "{:.3f}" for c in table.columns if c not in ("cell", "method")}
+        formats.update({c: "{:.4f}" for c in table.columns if "(vol)" in c})
+        st.table(table.set_index(["cell", "method"]).style.format(formats, na_rep="—"))
+        st.caption("Methods with a predictive sd. cov80 / cov95: share of missing cells inside the method's own "
+                   "80 % / 95 % interval around its default-projected repair (conformal for Best, Gaussian ±z·sd "
+                   "otherwise); width: mean full width of that interval; err–sd corr: correlation of |error| with "
+                   "sd; stale AUC: the method's stale-quote score (below).")
+        notes = report.coverage_notes(result, method_label)
+        st.markdown("\n".join(f"- {note}" for note in notes))
+    else:
+        st.info("No method in these results has a predictive sd.")
+    rows, bold = report.metric_table(result, "stale_auc")
+    st.markdown("**Stale-quote AUC, every method**")
+    st.table(styled(rows, bold, "cell", {method_label(m): "{:.3f}" for m in report.result_methods(result)}))
+    st.caption("8 % of each surface's quotes moved by ±50–110 bp and the method rerun; AUC of its stale score "
+               "(Best: its leave-one-out likelihood ratio; the others: |quote − raw repair|) separating the stale "
+               "quotes from the clean ones. Bold: the highest in the row.")
+
+
+def downstream(result: dict) -> None:
+    st.subheader("Downstream SVI")
+    st.caption("Per-slice SVI fitted to each full repaired surface, calendar-projected, scored on the missing cells.")
+    st.table(bold_table(result, "downstream_svi"))
+    if report.BEST in report.result_methods(result):
+        found = report.best_verdicts(result, "downstream_svi", label=method_label)
+        (st.success if all(v["status"] == "wins" for v in found) else st.warning)(
+            "Downstream SVI: " + report.verdict_summary(found, label=method_label))
+
+
+def lofo(result: dict) -> None:
+    st.subheader("Leave one family out")
+    if not report.lofo_blocks(result):
+        st.info("These results have no leave-one-family-out section: `python -m core.benchmark` writes it "
+                "(a run from this page does not).")
+        return
+    rows, bold = report.lofo_table(result)
+    best = method_label(report.BEST)
+    names = {"best": f"{best} (every family)", "best_lofo": f"{best} without the family"}
+    st.table(styled(rows, bold, ["held out", "cell"], {"cov80": "{:.3f}", "cov95": "{:.3f}"}, names))
+    st.caption("Best refitted without one family (weights/best_lofo_<family>.pt) and scored on that family's test "
+               "cells, beside the classical baselines and Best trained on every family. RMSE mean ± SE after each "
+               "method's default projection; cov80 / cov95: coverage of the held-out model's conformal intervals "
+               "(nominal 0.80 / 0.95). Bold: the best in the row and ties within one SE.")
+    st.markdown("\n".join(f"- {note}" for note in report.lofo_notes(result, method_label)))
+
+
+def main() -> None:
+    st.title("Benchmark: the 2 × 2")
+    result, source = state.results()
+    try:
+        shipped_seconds = state.shipped_results().get("seconds", {}).get("total")
+    except ValueError:
+        shipped_seconds = None
+    run_panel(shipped_seconds)
+    if result is None:
+        return
+    for method, why in (result.get("skipped") or {}).items():
+        st.warning(f"{method_label(method)} was left out of this run: {why}")
+    st.caption(f"Showing {source}.")
+    headline(result)
+    projections(result)
+    uncertainty(result)
+    downstream(result)
+    lofo(result)
+
+
+if frame.inside():
+    main()
+else:   # Streamlit's pages/ discovery ran this file: see ui/frame.py
+    frame.hand_over()
