@@ -131,7 +131,11 @@ def result_methods(result: dict) -> list:
 
 def _fmt_score(score: dict) -> str:
     """"mean ± SE" with 4 decimals (vol units), 5 when the SE would round to 0.0000."""
-    mean, se = score.get("mean", float("nan")), score.get("se", float("nan"))
+    return fmt_score(score.get("mean", float("nan")), score.get("se", float("nan")))
+
+
+def fmt_score(mean: float, se: float) -> str:
+    """"mean ± SE" with 4 decimals (vol units), 5 when the SE would round to 0.0000."""
     if not np.isfinite(mean):
         return "—"
     if not np.isfinite(se):

@@ -94,8 +94,8 @@ def projections(result: dict) -> None:
         return
     table = pd.DataFrame([{
         "cell": r["cell"], "method": method_label(r["method"]), "default": r["default"],
-        "RMSE calendar": f"{r['rmse_calendar']:.4f} ± {r['rmse_calendar_se']:.4f}",
-        "RMSE full": f"{r['rmse_full']:.4f} ± {r['rmse_full_se']:.4f}",
+        "RMSE calendar": report.fmt_score(r["rmse_calendar"], r["rmse_calendar_se"]),
+        "RMSE full": report.fmt_score(r["rmse_full"], r["rmse_full_se"]),
         "full − calendar": r["full_minus_calendar"],
         "g(k)<0 % raw → calendar → full": " → ".join(f"{100 * r[k]:.2f}"
                                                       for k in ("g_raw", "g_calendar", "g_full")),
