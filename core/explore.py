@@ -32,7 +32,7 @@ from core.grid import K_GRID, N_K, N_T, T_GRID, iv_to_w, w_to_iv
 from core.methods import METHODS, get_repairer
 from core.missingness import IV_CLIP, NOISE_BP, STALE_FRACTION, inject_stale, make_masks, observe
 from core.model import WeightsError, load_manifest
-from core.report import FAMILY_LABELS, cnn_weights_path, weights_path
+from core.report import FAMILY_LABELS, cnn_weights_path, weights_path  # noqa: F401 (pages read it here)
 from core.surfaces import (GENERATORS, SHIFTED_BUMP, SHIFTED_SSVI_RANGES, SSVI_RANGES, ssvi_w)
 
 REGIMES = ("adversarial", "regular", "none")

@@ -274,7 +274,7 @@ def _plan_contours(T, p, ks, side, cfg):
     strike the slot of the contour it is priced on (m, nk) and its L there (m, nk)).
     """
     pc = [x[:, None] for x in p]
-    m, rows = T.size, np.arange(T.size)
+    m = T.size
 
     def peak_logs(cand):                   # (m, G) candidates -> ln M (m, G), L (m, nk, G)
         lm = heston_log_mgf(cand, T[:, None], *pc)

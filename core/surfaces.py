@@ -20,7 +20,7 @@ from typing import Callable, Dict
 
 import numpy as np
 
-from core.grid import K_GRID, N_K, N_T, T_GRID
+from core.grid import K_GRID, N_T, T_GRID
 
 # Parameter boxes: (low, high) of a uniform draw.
 SSVI_RANGES: Dict[str, tuple] = {

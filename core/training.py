@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.grid import T_MESH, iv_to_w, w_to_iv
+from core.grid import iv_to_w, w_to_iv
 from core.missingness import NOISE_BP, make_masks, observe
 from core.model import WEIGHTS_DIR, W_SCALE, CNNConfig, RepairCNN, make_inputs, predict, save_weights
 from core.surfaces import generate

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,7 +48,7 @@ from core.grid import N_K, N_T, T_MESH, iv_to_w
 from core.missingness import NOISE_BP, make_masks, observe
 from core.model import WEIGHTS_DIR, WeightsError, load_manifest, load_state, save_weights
 from core.surfaces import generate
-from core.training import _Progress
+from core.training import _git_commit, _Progress
 
 N_CELLS = N_T * N_K
 LOG_LEVEL_CENTRE = math.log(0.25)   # log of a typical level, so the level input is O(1)
@@ -373,15 +372,6 @@ def train(cfg: VAETrainConfig = VAETrainConfig(), progress: bool = True, log=Non
                    surfaces_seen=surfaces_seen,
                    sd_scale=sd_scale, seconds=time.time() - start)
     return model, history
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=5)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def build_manifest(cfg: VAETrainConfig, history: dict) -> dict:

@@ -8,13 +8,15 @@ from hypothesis import strategies as st
 from scipy.special import ndtr
 
 from core import arbitrage as arb
-from core.grid import DK, K_GRID, K_MESH, N_K, N_T, T_GRID, T_MESH, W_FLOOR
+from core.grid import DK, K_GRID, N_K, N_T, T_GRID, T_MESH, W_FLOOR
+from core.missingness import noise_profile
+from core.surfaces import ssvi_w as ssvi_formula
 
 # overflow or invalid values anywhere in the projection are bugs, not noise
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
 # ---------------------------------------------------------------------------------------------
-# Test surfaces (kept here so the tests do not depend on the generators module)
+# Test surfaces
 # ---------------------------------------------------------------------------------------------
 
 
@@ -36,18 +38,12 @@ def ssvi_w(n: int, rng: np.random.Generator, eta_rho_cap: float | None = None,
     t = T_GRID / T_GRID[-1]
     theta = theta0[:, None] + slope[:, None] * t + curve[:, None] * t**2
     theta = np.maximum.accumulate(np.maximum(theta, 0.004), axis=1)          # (n, 13)
-    phi = (eta[:, None] / theta ** gamma[:, None])[:, :, None]
-    r = rho[:, None, None]
-    x = phi * K_GRID + r
-    return 0.5 * theta[:, :, None] * (1.0 + r * phi * K_GRID + np.sqrt(x * x + 1.0 - r * r))
+    return ssvi_formula(theta, rho, eta[:, None] / theta ** gamma[:, None])
 
 
 def with_vol_noise(w: np.ndarray, rng: np.random.Generator, bps: float) -> np.ndarray:
-    """Quote noise of `bps` vol basis points, inflated in the wings and the front (as the post)."""
-    iv = np.sqrt(w / T_MESH)
-    wing = 1.0 + 1.5 * np.abs(K_MESH) / np.max(np.abs(K_GRID))
-    front = 1.0 + 0.6 * (T_GRID[-1] - T_MESH) / (T_GRID[-1] - T_GRID[0])
-    noisy = np.clip(iv + rng.normal(0.0, bps / 1e4, w.shape) * wing * front, 0.03, 2.0)
+    """Quote noise of `bps` vol basis points with the post's wing and front inflation."""
+    noisy = np.clip(np.sqrt(w / T_MESH) + rng.normal(0.0, bps / 1e4, w.shape) * noise_profile(), 0.03, 2.0)
     return noisy**2 * T_MESH
 
 

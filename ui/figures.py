@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.grid import K_GRID, T_GRID
-from ui.style import (ERR_SCALE, IV_TITLE, K_TITLE, QUOTE_COLOUR, T_TITLE, TRUTH_COLOUR, VOL_SCALE,
+from ui.style import (ERR_SCALE, IV_TITLE, QUOTE_COLOUR, T_TITLE, TRUTH_COLOUR, VOL_SCALE,
                       method_colour, method_label, rgba)
 
 FONT = {"size": 11}
