@@ -1,0 +1,166 @@
+"""Repair a real option chain: quotes -> grid -> core.repair -> back to every quote.
+
+``repair_quotes(source, method)`` is the one call behind the CLI and the "Your quotes" page:
+
+    from core.quote_repair import repair_quotes
+    out = repair_quotes("samples/quotes_iv.csv", method="svi")
+    out.grid_table     # 221 rows: T, k, iv, sd, method, observed, iv_quoted, n_quotes
+    out.quote_table    # one row per input row: input, repaired, residual, stale score and flag
+    out.svi_table      # per-slice raw-SVI (a, b, rho, m, sigma) of the downstream SVI fit
+    out.report.lines() # rows used / outside / dropped, and why
+
+Bad input raises ``ValueError`` (``QuoteError`` for the file, ``core.api`` checks for the grid)
+with a one-line message; a missing or corrupt CNN weights file raises ``core.model.WeightsError``
+whose message says the baselines still work.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from core.api import RepairResult, repair
+from core.grid import K_MESH, T_GRID, T_MESH, iv_to_w
+from core.gridding import GridRule, Gridded, grid_quotes, iv_at, values_at
+from core.methods import METHODS, fit_svi_slices, get_repairer
+from core.model import WeightsError
+from core.quotes import QuoteError, QuoteSet, ValidationReport, normalise_quotes, read_quotes
+from core import stale as stale_mod
+
+
+@dataclass
+class QuoteRepair:
+    """Everything one repair of a quote file produced."""
+
+    quotes: QuoteSet
+    gridded: Gridded
+    result: RepairResult
+    quote_table: pd.DataFrame
+    grid_table: pd.DataFrame
+    svi_table: pd.DataFrame
+    stale_threshold: float
+    stale_calibrated: bool
+    stale_basis: str
+    notes: list = field(default_factory=list)
+
+    @property
+    def report(self) -> ValidationReport:
+        return self.quotes.report
+
+    @property
+    def method(self) -> str:
+        return self.result.method
+
+    @property
+    def n_flagged(self) -> int:
+        return int(self.quote_table["stale_flag"].sum())
+
+    def summary_lines(self) -> list:
+        out = list(self.report.lines())
+        obs = int(self.result.observed.sum())
+        out.append(f"grid: {obs} of {self.result.observed.size} nodes quoted; repaired with {self.method}")
+        cal = "" if self.stale_calibrated else " (default: not calibrated for this method)"
+        out.append(f"stale flags: {self.n_flagged} quote(s) with score above {self.stale_threshold:.2f}{cal}")
+        out += self.notes
+        return out
+
+
+def _with_weights_hint(exc: WeightsError, method: str) -> WeightsError:
+    baselines = ", ".join(m for m in METHODS if m != method and m != "cnn")
+    return WeightsError(f"{exc} -- the {method} method cannot run; the baselines ({baselines}) still work")
+
+
+def repair_quotes(source, method: str = "svi", stale: bool = True, rule: GridRule = GridRule(),
+                  valuation_date=None, name: str | None = None, **config) -> QuoteRepair:
+    """Read (if needed), grid, repair and map back a quote file.
+
+    source: a QuoteSet, a pandas DataFrame of raw quote columns, or anything ``read_quotes``
+    accepts (path, bytes, upload). method: one of core.METHODS. stale: compute stale scores
+    (a leave-out repair per quote group; costs a batch of repairs). ``config`` goes to the method.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if isinstance(source, QuoteSet):
+        quotes = source
+    elif isinstance(source, pd.DataFrame):
+        quotes = normalise_quotes(source, source=name or "quotes", valuation_date=valuation_date)
+    else:
+        quotes = read_quotes(source, name=name, valuation_date=valuation_date)
+    table = quotes.table
+    used = (table["status"] == "used").to_numpy()
+    T_u, k_u, iv_u = (table.loc[used, c].to_numpy(dtype=np.float64) for c in ("T", "k", "iv"))
+    gridded = grid_quotes(T_u, k_u, iv_u, rule)
+    n_nodes = int(gridded.observed.sum())
+    if n_nodes < 4:
+        raise QuoteError(f"{quotes.report.source}: the {used.sum()} usable quotes reach only {n_nodes} grid node(s); "
+                         "at least 4 are needed (quotes must lie within half a grid step of a node)")
+    try:
+        result = repair(gridded.iv_obs, method, **config)
+        repairer = get_repairer(method, **config)
+        if stale:
+            scores = stale_mod.quote_scores(repairer, gridded, T_u, k_u, iv_u)
+    except WeightsError as exc:
+        raise _with_weights_hint(exc, method) from None
+    w_rep = iv_to_w(result.iv)
+
+    # Per quote: repaired value wherever (T, k) is valid and within the grid's catchment.
+    T_all = table["T"].to_numpy(dtype=np.float64)
+    k_all = table["k"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        iv_rep = iv_at(w_rep, T_all, k_all)
+        sd_rep = values_at(result.sd, T_all, k_all, monotone=False) if result.sd is not None else np.full(len(table), np.nan)
+    qt = table.copy()
+    qt["iv_repaired"] = iv_rep
+    qt["sd_repaired"] = sd_rep
+    qt["residual"] = np.where(used, qt["iv"].to_numpy() - iv_rep, np.nan)
+    qt["stale_score"] = np.nan
+    qt["iv_leave_out"] = np.nan
+    threshold, calibrated = stale_mod.threshold_for(method)
+    basis = "none"
+    if stale:
+        qt.loc[used, "stale_score"] = scores["score"]
+        qt.loc[used, "iv_leave_out"] = scores["iv_loo"]
+        basis = scores["basis"]
+    qt["stale_flag"] = (qt["stale_score"] > threshold).fillna(False).astype(bool)
+    if quotes.kind == "price":
+        from core.black import black_price
+
+        is_call = (qt["type"] == "call").to_numpy()
+        with np.errstate(all="ignore"):
+            qt["price_repaired"] = black_price(qt["forward"].to_numpy(), qt["strike"].to_numpy(), T_all,
+                                               iv_rep, is_call, qt["discount"].to_numpy())
+    main = np.full(len(qt), -1)
+    main[used] = gridded.main_node()
+    qt["node_T"] = np.where(main >= 0, T_MESH.ravel()[np.maximum(main, 0)], np.nan)
+    qt["node_k"] = np.where(main >= 0, K_MESH.ravel()[np.maximum(main, 0)], np.nan)
+
+    grid_table = pd.DataFrame({
+        "T": T_MESH.ravel(), "k": K_MESH.ravel(), "iv": result.iv.ravel(),
+        "sd": result.sd.ravel() if result.sd is not None else np.nan, "method": method,
+        "observed": gridded.observed.ravel(), "iv_quoted": gridded.iv_obs.ravel(),
+        "n_quotes": gridded.n_quotes.ravel(), "iv_raw": result.iv_raw.ravel(),
+    })
+    svi_table = svi_params_table(w_rep, method)
+    notes = []
+    if not calibrated and stale:
+        notes.append(f"note: the stale threshold for {method} is the default {threshold:g}; "
+                     "run `python -m core.stale --calibrate` to calibrate it")
+    return QuoteRepair(quotes=quotes, gridded=gridded, result=result, quote_table=qt, grid_table=grid_table,
+                       svi_table=svi_table, stale_threshold=threshold, stale_calibrated=calibrated,
+                       stale_basis=basis, notes=notes)
+
+
+def svi_params_table(w_repaired: np.ndarray, method: str) -> pd.DataFrame:
+    """Per-slice raw-SVI fit of a full repaired (13, 17) w grid (every node counts as quoted).
+
+    Columns: T, a, b, rho, m, sigma (raw SVI: w(k) = a + b (rho (k - m) + sqrt((k - m)^2 + sigma^2))),
+    rmse_iv (fit error over the slice's 17 nodes, vol units), method.
+    """
+    full = np.ones(w_repaired.shape, dtype=bool)
+    fitted, params = fit_svi_slices(w_repaired, full, return_params=True)
+    iv_fit = np.sqrt(fitted / T_GRID[:, None])
+    iv_rep = np.sqrt(w_repaired / T_GRID[:, None])
+    return pd.DataFrame({"T": T_GRID, "a": params[:, 0], "b": params[:, 1], "rho": params[:, 2],
+                         "m": params[:, 3], "sigma": params[:, 4],
+                         "rmse_iv": np.sqrt(np.mean((iv_fit - iv_rep) ** 2, axis=1)), "method": method})
