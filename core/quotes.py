@@ -13,8 +13,8 @@ bid / ask        optional, in the units of the value (vols or prices); where bot
 ===============  =====================================================================
 
 Nothing is dropped silently. Every input row stays in the table with a ``status``:
-``used``, ``outside`` (valid, but beyond the model grid's T or k range) or ``dropped``, and a
-``reason``; the :class:`ValidationReport` counts them by reason with row numbers (1 = the
+``used``, ``outside`` (valid, but beyond the model grid's reach), ``skipped`` (valid, set aside
+by a rule below) or ``dropped`` (bad data), and a ``reason``; the :class:`ValidationReport` counts them by reason with row numbers (1 = the
 first data row). Whole-file problems (empty, unreadable, wrong columns, too large, fewer than
 ``MIN_QUOTES`` usable quotes, a single expiry) raise :class:`QuoteError`, a ``ValueError``
 whose one-line message names the problem.
@@ -92,6 +92,7 @@ class ValidationReport:
     n_used: int
     dropped: dict = field(default_factory=dict)  # reason -> [rows]
     outside: dict = field(default_factory=dict)  # reason -> [rows]
+    skipped: dict = field(default_factory=dict)  # valid quotes set aside by rule: reason -> [rows]
     warnings: list = field(default_factory=list)
     columns_used: list = field(default_factory=list)
     columns_ignored: list = field(default_factory=list)
@@ -102,15 +103,22 @@ class ValidationReport:
         return sum(len(r) for r in self.dropped.values())
 
     @property
+    def n_skipped(self) -> int:
+        return sum(len(r) for r in self.skipped.values())
+
+    @property
     def n_outside(self) -> int:
         return sum(len(r) for r in self.outside.values())
 
     def lines(self) -> list:
         """Human-readable summary, one line each."""
         out = [f"{self.source}: {self.n_rows} row(s) read ({self.kind} quotes); {self.n_used} used on "
-               f"{self.n_expiries} expiries, {self.n_outside} outside the grid, {self.n_dropped} dropped"]
+               f"{self.n_expiries} expiries, {self.n_outside} outside the grid, {self.n_skipped} set aside by rule, "
+               f"{self.n_dropped} dropped"]
         for reason, rows in self.outside.items():
             out.append(f"outside the grid, {reason}: {len(rows)} ({_rows_text(rows)})")
+        for reason, rows in self.skipped.items():
+            out.append(f"set aside, {reason}: {len(rows)} ({_rows_text(rows)})")
         for reason, rows in self.dropped.items():
             out.append(f"dropped, {reason}: {len(rows)} ({_rows_text(rows)})")
         out += [f"warning: {w}" for w in self.warnings]
@@ -120,8 +128,10 @@ class ValidationReport:
 
     def to_dict(self) -> dict:
         return {"source": self.source, "kind": self.kind, "n_rows": self.n_rows, "n_used": self.n_used,
-                "n_outside": self.n_outside, "n_dropped": self.n_dropped, "n_expiries": self.n_expiries,
+                "n_outside": self.n_outside, "n_skipped": self.n_skipped, "n_dropped": self.n_dropped,
+                "n_expiries": self.n_expiries,
                 "outside": {k: list(map(int, v)) for k, v in self.outside.items()},
+                "skipped": {k: list(map(int, v)) for k, v in self.skipped.items()},
                 "dropped": {k: list(map(int, v)) for k, v in self.dropped.items()},
                 "warnings": list(self.warnings), "columns_used": list(self.columns_used),
                 "columns_ignored": list(self.columns_ignored)}
@@ -133,7 +143,7 @@ class QuoteSet:
 
     ``table`` has one row per input row, in file order, with columns
     row (1-based), T (years), k (ln K/F), iv (the quote, decimal vol), iv_bid, iv_ask,
-    spread_iv (ask - bid in vol), status (used / outside / dropped), reason, n_merged
+    spread_iv (ask - bid in vol), status (used / outside / skipped / dropped), reason, n_merged
     (quotes averaged into this row), and the input columns that were read (expiry, strike,
     forward, type, price, discount, bid, ask) where present.
     """
@@ -261,14 +271,17 @@ class _Rows:
         self.bad = np.zeros(n, dtype=bool)
         self.reason = np.full(n, "", dtype=object)
         self.order: list = []
+        self.benign: set = set()       # reasons that skip a valid quote by rule, not for bad data
 
-    def mark(self, mask, reason: str) -> None:
+    def mark(self, mask, reason: str, benign: bool = False) -> None:
         mask = np.asarray(mask, dtype=bool) & ~self.bad
         if mask.any():
             self.bad |= mask
             self.reason[mask] = reason
             if reason not in self.order:
                 self.order.append(reason)
+            if benign:
+                self.benign.add(reason)
 
 
 def _numeric(df: pd.DataFrame, col: str, rows: _Rows) -> np.ndarray:
@@ -526,7 +539,8 @@ def normalise_quotes(df: pd.DataFrame, source: str = "quotes", valuation_date=No
 
     # Outside the grid: valid quotes, reported and not used.
     good = ~rows.bad
-    status = np.where(good, "used", "dropped").astype(object)
+    skipped_mask = np.isin(rows.reason, list(rows.benign)) if rows.benign else np.zeros(n, bool)
+    status = np.where(good, "used", np.where(skipped_mask, "skipped", "dropped")).astype(object)
     reason = rows.reason.copy()
     outside = {}
     for mask, label in ((T < T_RANGE[0] - _RANGE_EPS, f"T below {T_RANGE[0]:.2f} years"),
@@ -540,15 +554,16 @@ def normalise_quotes(df: pd.DataFrame, source: str = "quotes", valuation_date=No
             outside[label] = out["row"].to_numpy()[mask].tolist()
     out["status"] = status
     out["reason"] = reason
-    dropped = {r: out["row"].to_numpy()[rows.reason == r].tolist() for r in rows.order}
-    dropped = {r: v for r, v in dropped.items() if v}
+    by_reason = {r: out["row"].to_numpy()[rows.reason == r].tolist() for r in rows.order}
+    dropped = {r: v for r, v in by_reason.items() if v and r not in rows.benign}
+    skipped = {r: v for r, v in by_reason.items() if v and r in rows.benign}
 
     used = status == "used"
     n_exp = int(np.unique(np.round(T[used], 9)).size) if used.any() else 0
     if kind == "iv" and used.any() and np.median(iv[used]) > 1.5:
         warnings.append(f"median iv is {np.median(iv[used]):.2f}: are these percentages? (0.20 = 20 %)")
     report = ValidationReport(source=source, kind=kind, n_rows=n, n_used=int(used.sum()), dropped=dropped,
-                              outside=outside, warnings=warnings,
+                              outside=outside, skipped=skipped, warnings=warnings,
                               columns_used=sorted(set(mapping.values()), key=str.lower),
                               columns_ignored=ignored, n_expiries=n_exp)
     _check_enough(report, T[used], source)
@@ -569,7 +584,7 @@ def _merge_duplicates(out: pd.DataFrame, good: np.ndarray, rows: _Rows, kind: st
         pair = key.groupby(["T", "k"])["call"].transform("nunique").to_numpy() > 1
         itm = pair & ((is_call & (k < 0)) | (~is_call & (k > 0)))
         rows.mark(np.isin(np.arange(rows.n), idx[itm]),
-                  "in the money where the out-of-the-money option at the same strike is used")
+                  "in the money; the out-of-the-money option at the same strike is used", benign=True)
         key = key[~itm]
     # Same expiry and strike (for prices after the OTM rule, so only same-type repeats and the
     # call/put pair at k = 0 remain): one quote, the mean vol.
@@ -587,24 +602,25 @@ def _merge_duplicates(out: pd.DataFrame, good: np.ndarray, rows: _Rows, kind: st
         n_merged[first] = members.size
         marker = np.zeros(rows.n, bool)
         marker[rest] = True
-        rows.mark(marker, "duplicate quote (averaged into the first row at the same expiry and strike)")
+        rows.mark(marker, "duplicate (averaged into the first row at the same expiry and strike)", benign=True)
     out["iv"] = merged_iv
     out["n_merged"] = n_merged
 
 
 def _check_enough(report: ValidationReport, T_used: np.ndarray, source: str) -> None:
     n_used = T_used.size
-    problems = "; ".join(f"{reason}: {len(r)}" for reason, r in list(report.dropped.items())[:3])
+    parts = [f"{reason}: {len(r)}" for reason, r in list(report.dropped.items())[:3]]
+    if report.n_outside:
+        parts.append(f"outside the grid: {report.n_outside}")
+    detail = f" ({'; '.join(parts)})" if parts else ""
     if n_used == 0:
         if report.n_outside and not report.n_dropped:
             raise QuoteError(f"{source}: all {report.n_outside} valid quotes lie outside the grid "
                              f"(T in [{T_RANGE[0]:.2f}, {T_RANGE[1]:.2f}] years, k in [{K_RANGE[0]:.3f}, {K_RANGE[1]:.3f}])")
-        detail = problems + (f"; outside the grid: {report.n_outside}" if report.n_outside else "")
-        raise QuoteError(f"{source}: no usable quotes in {report.n_rows} row(s) ({detail})")
+        raise QuoteError(f"{source}: no usable quotes in {report.n_rows} row(s){detail}")
     if n_used < MIN_QUOTES:
-        extra = f" ({problems})" if problems else ""
         raise QuoteError(f"{source}: only {n_used} usable quote(s); at least {MIN_QUOTES} are needed for a "
-                         f"repair{extra}")
+                         f"repair{detail}")
     if report.n_expiries < MIN_EXPIRIES:
         raise QuoteError(f"{source}: the usable quotes span a single expiry (T = {T_used[0]:.3f} years); a surface "
                          f"needs at least {MIN_EXPIRIES} expiries in T [{T_RANGE[0]:.2f}, {T_RANGE[1]:.2f}] years")
