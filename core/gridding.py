@@ -29,7 +29,7 @@ node column, as the calendar projection leaves it. Points outside the grid get N
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
@@ -69,6 +69,7 @@ class Gridded:
     weights: sparse.csr_matrix
     n_quotes: np.ndarray
     how: np.ndarray
+    _state: dict = field(default=None, repr=False)     # what leave_one_out needs
 
     @property
     def observed(self) -> np.ndarray:
@@ -134,6 +135,23 @@ def local_linear_weights(x: np.ndarray, nodes: np.ndarray, step: float, rule: Gr
     return np.where(observed[:, None], weights, 0.0), degenerate[:, 0] & observed
 
 
+def _mix_column(values_j: np.ndarray, expiries: np.ndarray, rule: GridRule) -> tuple:
+    """Step 2 for one k node: (13, E) weights of the T nodes over the expiries' values, and how."""
+    x = np.where(np.isfinite(values_j), expiries, np.nan)
+    lw, flat = local_linear_weights(x, T_GRID, DT, rule)                 # (13, E)
+    has = np.abs(lw).sum(1) > 0
+    # A single expiry in the window lends its implied vol: w scales with T.
+    scale = np.where(flat[:, None], T_GRID[:, None] / expiries[None, :], 1.0)
+    mix = np.where(has[:, None], lw * scale, 0.0)
+    how = np.where(has, np.where(flat, "flat", "local"), "").astype(object)
+    return mix, how
+
+
+def _node_values(mix: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(13, 17) node w from (13, 17, E) mixing weights and (E, 17) expiry values (NaN-safe)."""
+    return np.einsum("tje,ej->tj", mix, np.nan_to_num(values.astype(np.float64)))
+
+
 def grid_quotes(T: np.ndarray, k: np.ndarray, iv: np.ndarray, rule: GridRule = GridRule()) -> Gridded:
     """Place quotes (T years, k log-moneyness, iv decimal vol; 1-D, same length, finite) on the grid."""
     T = np.asarray(T, dtype=np.float64).ravel()
@@ -158,13 +176,7 @@ def grid_quotes(T: np.ndarray, k: np.ndarray, iv: np.ndarray, rule: GridRule = G
     mix = np.zeros((N_T, N_K, E))                                        # node <- expiry value
     how = np.full((N_T, N_K), "", dtype=object)
     for j in range(N_K):
-        x = np.where(np.isfinite(values[:, j]), expiries, np.nan)
-        lw, flat = local_linear_weights(x, T_GRID, DT, rule)             # (13, E)
-        has = np.abs(lw).sum(1) > 0
-        # A single expiry in the window lends its implied vol: w scales with T.
-        scale = np.where(flat[:, None], T_GRID[:, None] / expiries[None, :], 1.0)
-        mix[has, j] = (lw * scale)[has]
-        how[has, j] = np.where(flat[has], "flat", "local")
+        mix[:, j], how[:, j] = _mix_column(values[:, j], expiries, rule)
     # Compose the two linear maps into node <- quote weights.
     r_idx, c_idx, data = [], [], []
     for e in range(E):
@@ -186,19 +198,60 @@ def grid_quotes(T: np.ndarray, k: np.ndarray, iv: np.ndarray, rule: GridRule = G
     has_value = (how != "")
     w_node = np.asarray(weights @ w).reshape(N_T, N_K)
     n_quotes = np.diff(weights.indptr).reshape(N_T, N_K)
-    with np.errstate(invalid="ignore"):
-        iv_node = np.sqrt(np.maximum(w_node, 0.0) / T_GRID[:, None])
     # A local-linear value can undershoot to <= 0 only on absurd inputs; such a node is left missing.
     bad = has_value & ~(w_node > 0)
     has_value &= ~bad
     how[bad] = ""
-    iv_obs = np.where(has_value, iv_node, np.nan)
+    with np.errstate(invalid="ignore"):
+        iv_obs = np.where(has_value, np.sqrt(np.maximum(w_node, 0.0) / T_GRID[:, None]), np.nan)
     if bad.any():
         keep = sparse.diags((~bad).ravel().astype(float))
         weights = (keep @ weights).tocsr()
         weights.eliminate_zeros()
         n_quotes = np.diff(weights.indptr).reshape(N_T, N_K)
-    return Gridded(iv_obs=iv_obs, weights=weights, n_quotes=n_quotes, how=how)
+    state = {"T": T, "k": k, "w": w, "expiries": expiries, "which": which, "values": values, "mix": mix,
+             "rule": rule}
+    return Gridded(iv_obs=iv_obs, weights=weights, n_quotes=n_quotes, how=how, _state=state)
+
+
+def leave_one_out(gridded: Gridded, quotes=None, chunk: int = 256):
+    """Yield (quote indices, iv_obs stack (m, 13, 17)): the grid each quote would give without it.
+
+    Exact for the gridding rule: the quote's expiry slice is redone without it; a k column whose
+    availability changes has its T weights redone. Cost per quote is one slice, not one grid.
+    """
+    st = gridded._state
+    T, k, w, expiries, which = st["T"], st["k"], st["w"], st["expiries"], st["which"]
+    values, mix, rule = st["values"], st["mix"], st["rule"]
+    base = _node_values(mix, values)
+    base_has = np.abs(mix).sum(-1) > 0
+    quotes = np.arange(T.size) if quotes is None else np.asarray(quotes)
+    members = {e: np.flatnonzero(which == e) for e in np.unique(which[quotes])}
+    for start in range(0, quotes.size, chunk):
+        part = quotes[start:start + chunk]
+        out = np.empty((part.size, N_T, N_K))
+        for i, q in enumerate(part):
+            e = which[q]
+            idx = members[e][members[e] != q]
+            new_e = np.full(N_K, np.nan)
+            if idx.size:
+                lw, _ = local_linear_weights(k[idx], K_GRID, DK, rule)
+                has = np.abs(lw).sum(1) > 0
+                new_e[has] = lw[has] @ w[idx]
+            node_w = base + mix[:, :, e] * (np.nan_to_num(new_e) - np.nan_to_num(values[e]))[None, :]
+            node_has = base_has.copy()
+            changed = np.flatnonzero(np.isfinite(new_e) != np.isfinite(values[e]))
+            if changed.size:
+                vals = values.copy()
+                vals[e] = new_e
+                for j in changed:
+                    m_j, _ = _mix_column(vals[:, j], expiries, rule)
+                    node_w[:, j] = m_j @ np.nan_to_num(vals[:, j])
+                    node_has[:, j] = np.abs(m_j).sum(1) > 0
+            node_has &= node_w > 0
+            with np.errstate(invalid="ignore"):
+                out[i] = np.where(node_has, np.sqrt(np.maximum(node_w, 0.0) / T_GRID[:, None]), np.nan)
+        yield part, out
 
 
 _K_BASIS = CubicSpline(K_GRID, np.eye(N_K), bc_type="not-a-knot")

@@ -23,7 +23,7 @@ import pandas as pd
 from core.api import RepairResult, repair
 from core.grid import K_MESH, T_GRID, T_MESH, iv_to_w
 from core.gridding import GridRule, Gridded, grid_quotes, iv_at, values_at
-from core.methods import METHODS, fit_svi_slices, get_repairer
+from core.methods import METHODS, fit_svi_slices
 from core.model import WeightsError
 from core.quotes import QuoteError, QuoteSet, ValidationReport, normalise_quotes, read_quotes
 from core import stale as stale_mod
@@ -41,7 +41,7 @@ class QuoteRepair:
     svi_table: pd.DataFrame
     stale_threshold: float
     stale_calibrated: bool
-    stale_basis: str
+    stale_basis: str                  # "interp-leave-out", or the method's name when it has stale_score
     notes: list = field(default_factory=list)
 
     @property
@@ -60,8 +60,9 @@ class QuoteRepair:
         out = list(self.report.lines())
         obs = int(self.result.observed.sum())
         out.append(f"grid: {obs} of {self.result.observed.size} nodes quoted; repaired with {self.method}")
-        cal = "" if self.stale_calibrated else " (default: not calibrated for this method)"
-        out.append(f"stale flags: {self.n_flagged} quote(s) with score above {self.stale_threshold:.2f}{cal}")
+        cal = "" if self.stale_calibrated else ", default: not calibrated"
+        out.append(f"stale flags: {self.n_flagged} quote(s) with score above {self.stale_threshold:.2f} "
+                   f"({self.stale_basis}{cal})")
         out += self.notes
         return out
 
@@ -97,9 +98,9 @@ def repair_quotes(source, method: str = "svi", stale: bool = True, rule: GridRul
                          "at least 4 are needed (quotes must lie within half a grid step of a node)")
     try:
         result = repair(gridded.iv_obs, method, **config)
-        repairer = get_repairer(method, **config)
+        detector, key = stale_mod.detector_for(method, **config)
         if stale:
-            scores = stale_mod.quote_scores(repairer, gridded, T_u, k_u, iv_u)
+            scores = stale_mod.quote_scores(detector, gridded, T_u, k_u, iv_u)
     except WeightsError as exc:
         raise _with_weights_hint(exc, method) from None
     w_rep = iv_to_w(result.iv)
@@ -116,12 +117,12 @@ def repair_quotes(source, method: str = "svi", stale: bool = True, rule: GridRul
     qt["residual"] = np.where(used, qt["iv"].to_numpy() - iv_rep, np.nan)
     qt["stale_score"] = np.nan
     qt["iv_leave_out"] = np.nan
-    threshold, calibrated = stale_mod.threshold_for(method)
+    threshold, calibrated = stale_mod.threshold_for(key)
     basis = "none"
     if stale:
         qt.loc[used, "stale_score"] = scores["score"]
         qt.loc[used, "iv_leave_out"] = scores["iv_loo"]
-        basis = scores["basis"]
+        basis = key
     qt["stale_flag"] = (qt["stale_score"] > threshold).fillna(False).astype(bool)
     if quotes.kind == "price":
         from core.black import black_price
@@ -144,7 +145,7 @@ def repair_quotes(source, method: str = "svi", stale: bool = True, rule: GridRul
     svi_table = svi_params_table(w_rep, method)
     notes = []
     if not calibrated and stale:
-        notes.append(f"note: the stale threshold for {method} is the default {threshold:g}; "
+        notes.append(f"note: the stale threshold for {key} is the default {threshold:g}; "
                      "run `python -m core.stale --calibrate` to calibrate it")
     return QuoteRepair(quotes=quotes, gridded=gridded, result=result, quote_table=qt, grid_table=grid_table,
                        svi_table=svi_table, stale_threshold=threshold, stale_calibrated=calibrated,
