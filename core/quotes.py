@@ -560,6 +560,8 @@ def normalise_quotes(df: pd.DataFrame, source: str = "quotes", valuation_date=No
 
     used = status == "used"
     n_exp = int(np.unique(np.round(T[used], 9)).size) if used.any() else 0
+    if (good & np.isfinite(T)).any() and np.median(T[good & np.isfinite(T)]) > 5:
+        warnings.append(f"median T is {np.median(T[good & np.isfinite(T)]):.3g}: T is in years (days / 365)")
     if kind == "iv" and used.any() and np.median(iv[used]) > 1.5:
         warnings.append(f"median iv is {np.median(iv[used]):.2f}: are these percentages? (0.20 = 20 %)")
     report = ValidationReport(source=source, kind=kind, n_rows=n, n_used=int(used.sum()), dropped=dropped,
@@ -572,7 +574,9 @@ def normalise_quotes(df: pd.DataFrame, source: str = "quotes", valuation_date=No
 
 def _merge_duplicates(out: pd.DataFrame, good: np.ndarray, rows: _Rows, kind: str) -> None:
     """Average duplicate quotes into their first row; prefer OTM where a call and a put share a strike."""
-    idx = np.flatnonzero(good)
+    # Only quotes within reach of the grid can be duplicates that matter (and rounding 1e308 overflows).
+    sane = (np.abs(out["T"].to_numpy()) < 1e3) & (np.abs(out["k"].to_numpy()) < 1e3)
+    idx = np.flatnonzero(good & sane)
     if idx.size < 2:
         return
     T = np.round(out["T"].to_numpy()[idx], 9)
@@ -615,8 +619,10 @@ def _check_enough(report: ValidationReport, T_used: np.ndarray, source: str) -> 
     detail = f" ({'; '.join(parts)})" if parts else ""
     if n_used == 0:
         if report.n_outside and not report.n_dropped:
+            hint = "; is T in days? give years" if any("T is in years" in w for w in report.warnings) else ""
             raise QuoteError(f"{source}: all {report.n_outside} valid quotes lie outside the grid "
-                             f"(T in [{T_RANGE[0]:.2f}, {T_RANGE[1]:.2f}] years, k in [{K_RANGE[0]:.3f}, {K_RANGE[1]:.3f}])")
+                             f"(T in [{T_RANGE[0]:.2f}, {T_RANGE[1]:.2f}] years, k in [{K_RANGE[0]:.3f}, "
+                             f"{K_RANGE[1]:.3f}]){hint}")
         raise QuoteError(f"{source}: no usable quotes in {report.n_rows} row(s){detail}")
     if n_used < MIN_QUOTES:
         raise QuoteError(f"{source}: only {n_used} usable quote(s); at least {MIN_QUOTES} are needed for a "
