@@ -157,6 +157,23 @@ class SVIRepairer(Repairer):
         return fit_svi_slices(w_obs, observed, self.grid), None
 
 
+class InterpSVIRepairer(Repairer):
+    """Interpolate, then SVI-project every slice of the full surface (the classical pipeline).
+
+    Every node of the interpolated surface counts as quoted in the slice fit, so the SVI shape
+    search smooths interpolation's kinks and extrapolates its flat nearest-neighbour wings.
+    """
+
+    name = "interp_svi"
+
+    def __init__(self, grid: SVIGrid = SVIGrid()):
+        self.grid = grid
+
+    def fit(self, w_obs, observed):
+        w_interp = np.maximum.accumulate(interpolate_w(w_obs, observed), axis=-2)  # calendar first, as the post
+        return fit_svi_slices(w_interp, np.ones(w_interp.shape, dtype=bool), self.grid), None
+
+
 # --------------------------------------------------------------------------- the post's CNN
 
 @lru_cache(maxsize=4)
@@ -182,7 +199,7 @@ class CNNRepairer(Repairer):
         return w_mean, sd_w_to_iv(sd_w, w_mean)
 
 
-REPAIRERS = {cls.name: cls for cls in (InterpRepairer, SVIRepairer, CNNRepairer)}
+REPAIRERS = {cls.name: cls for cls in (InterpRepairer, SVIRepairer, InterpSVIRepairer, CNNRepairer)}
 METHODS = tuple(REPAIRERS)
 
 

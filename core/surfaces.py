@@ -12,6 +12,7 @@ Families
 - ``sabr_event``    a SABR-style smile written directly in vol: sqrt-decay ATM level, noisy skew
                     and convexity term structures, asymmetric right wing, event bumps and kinks
                     (the out-of-family test). Calendar-monotone by cumulative max.
+- ``heston``        Heston stochastic-volatility surfaces (core.heston), a family with real dynamics.
 """
 from __future__ import annotations
 
@@ -139,10 +140,18 @@ def sabr_event_total_variance(n: int, seed: int, return_params: bool = False):
     return (w, p) if return_params else w
 
 
+def heston_total_variance(n: int, seed: int, return_params: bool = False):
+    """Heston-model surfaces (core.heston): real dynamics, priced by characteristic function."""
+    from core.heston import heston_total_variance as heston
+
+    return heston(n, seed, return_params=return_params)
+
+
 GENERATORS: Dict[str, Callable[..., np.ndarray]] = {
     "ssvi": ssvi_total_variance,
     "shifted_ssvi": shifted_ssvi_total_variance,
     "sabr_event": sabr_event_total_variance,
+    "heston": heston_total_variance,
 }
 FAMILIES = tuple(GENERATORS)
 
