@@ -50,8 +50,12 @@ _MAD_FLOOR = 1e-6
 
 def robust_z(x: np.ndarray, axis=None) -> np.ndarray:
     """(x - median) / (1.4826 MAD), NaNs ignored; the scale is floored so a perfect fit stays finite."""
-    med = np.nanmedian(x, axis=axis, keepdims=True)
-    mad = 1.4826 * np.nanmedian(np.abs(x - med), axis=axis, keepdims=True)
+    import warnings
+
+    with warnings.catch_warnings():      # an all-NaN surface stays all NaN, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(x, axis=axis, keepdims=True)
+        mad = 1.4826 * np.nanmedian(np.abs(x - med), axis=axis, keepdims=True)
     return (x - med) / np.maximum(mad, _MAD_FLOOR)
 
 
@@ -236,7 +240,7 @@ def calibrate(methods, n: int = 20, compare: bool = True) -> dict:
     for method in methods:
         repairer, key = detector_for(method)
         jobs.setdefault(key, (repairer, "detectors"))
-        if compare and not hasattr(get_repairer(method), "stale_score"):
+        if compare and method != DETECTOR and not hasattr(get_repairer(method), "stale_score"):
             jobs.setdefault(f"{method}-leave-out-only", (get_repairer(method), "leave_out_by_method"))
     for key, (repairer, section) in jobs.items():
         t0 = time.time()
