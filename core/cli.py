@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("quotes", metavar="QUOTES", help=f"quote file, .csv or .parquet (at most "
                      f"{MAX_FILE_BYTES // 2**20} MiB, {MAX_ROWS:,} rows)")
     rep.add_argument("--method", default="svi", choices=METHODS, help="repair method (default svi)")
+    rep.add_argument("--arbitrage", default=None, choices=("calendar", "full", "none"),
+                     help="no-arbitrage projection of the repaired grid (default: the method's own, calendar "
+                          "for most; full adds the butterfly projection)")
     rep.add_argument("--out", required=True, help="output directory (created if missing)")
     rep.add_argument("--format", default="both", choices=("csv", "parquet", "both"), help="table format (default both)")
     rep.add_argument("--valuation-date", default=None, help="YYYY-MM-DD, for files with expiry but no valuation_date")
@@ -62,7 +65,7 @@ def _repair(args) -> int:
         raise QuoteError(f"--strict: {quotes.report.n_dropped} row(s) dropped, first reason: {first[0]} "
                          f"({len(first[1])} row(s), first row {first[1][0]})")
     config = {"weights": args.weights} if args.weights and args.method == "cnn" else {}
-    result = repair_quotes(quotes, method=args.method, stale=not args.no_stale, **config)
+    result = repair_quotes(quotes, method=args.method, stale=not args.no_stale, arbitrage=args.arbitrage, **config)
     written = write_outputs(result, args.out, args.format)
     if not args.quiet:
         for line in result.summary_lines():

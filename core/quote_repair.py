@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from core.api import RepairResult, repair
-from core.grid import K_MESH, T_GRID, T_MESH, iv_to_w
+from core.grid import K_GRID, K_MESH, T_GRID, T_MESH, iv_to_w
 from core.gridding import GridRule, Gridded, grid_quotes, iv_at, values_at
 from core.methods import METHODS, fit_svi_slices
 from core.model import WeightsError
@@ -56,13 +56,42 @@ class QuoteRepair:
     def n_flagged(self) -> int:
         return int(self.quote_table["stale_flag"].sum())
 
+    def expiries(self) -> np.ndarray:
+        """Sorted distinct T (years) of the used quotes."""
+        t = self.quote_table.loc[self.quote_table["status"] == "used", "T"].to_numpy(dtype=np.float64)
+        return np.unique(np.round(t, 9))
+
+    def smile(self, T: float, n: int = 121) -> tuple:
+        """(curve, quotes) at maturity T (years): the repaired smile on n points of k across the grid
+        (columns k, iv, sd) and this expiry's quotes (every status) from ``quote_table``."""
+        k = np.linspace(K_GRID[0], K_GRID[-1], n)
+        t = np.full(n, float(T))
+        w_rep = iv_to_w(self.result.iv)
+        curve = pd.DataFrame({"k": k, "iv": iv_at(w_rep, t, k)})
+        curve["sd"] = values_at(self.result.sd, t, k, monotone=False) if self.result.sd is not None else np.nan
+        quotes = self.quote_table[np.isclose(self.quote_table["T"].to_numpy(dtype=np.float64), T, atol=1e-9)]
+        return curve, quotes
+
+    def term_structure(self, k_index: int) -> pd.DataFrame:
+        """Repaired iv (and sd) along T at grid node k_index, with the gridded quote where there is one."""
+        return pd.DataFrame({"T": T_GRID, "iv": self.result.iv[:, k_index],
+                             "sd": self.result.sd[:, k_index] if self.result.sd is not None else np.nan,
+                             "iv_quoted": self.gridded.iv_obs[:, k_index]})
+
+    def flagged(self) -> pd.DataFrame:
+        """The flagged quotes, highest score first."""
+        return self.quote_table[self.quote_table["stale_flag"]].sort_values("stale_score", ascending=False)
+
     def summary_lines(self) -> list:
         out = list(self.report.lines())
         obs = int(self.result.observed.sum())
         out.append(f"grid: {obs} of {self.result.observed.size} nodes quoted; repaired with {self.method}")
-        cal = "" if self.stale_calibrated else ", default: not calibrated"
-        out.append(f"stale flags: {self.n_flagged} quote(s) with score above {self.stale_threshold:.2f} "
-                   f"({self.stale_basis}{cal})")
+        if self.stale_basis == "none":
+            out.append("stale flags: not computed")
+        else:
+            cal = "" if self.stale_calibrated else ", default: not calibrated"
+            out.append(f"stale flags: {self.n_flagged} quote(s) with score above {self.stale_threshold:.2f} "
+                       f"({self.stale_basis}{cal})")
         out += self.notes
         return out
 
@@ -73,12 +102,14 @@ def _with_weights_hint(exc: WeightsError, method: str) -> WeightsError:
 
 
 def repair_quotes(source, method: str = "svi", stale: bool = True, rule: GridRule = GridRule(),
-                  valuation_date=None, name: str | None = None, **config) -> QuoteRepair:
+                  valuation_date=None, name: str | None = None, arbitrage: str | None = None,
+                  **config) -> QuoteRepair:
     """Read (if needed), grid, repair and map back a quote file.
 
     source: a QuoteSet, a pandas DataFrame of raw quote columns, or anything ``read_quotes``
     accepts (path, bytes, upload). method: one of core.METHODS. stale: compute stale scores
-    (a leave-out repair per quote group; costs a batch of repairs). ``config`` goes to the method.
+    (a leave-out repair per quote; costs a batch of repairs). arbitrage: core.repair's projection
+    ("calendar", "full", "none"; None = the method's default). ``config`` goes to the method.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -97,7 +128,7 @@ def repair_quotes(source, method: str = "svi", stale: bool = True, rule: GridRul
         raise QuoteError(f"{quotes.report.source}: the {used.sum()} usable quotes reach only {n_nodes} grid node(s); "
                          "at least 4 are needed (quotes must lie within half a grid step of a node)")
     try:
-        result = repair(gridded.iv_obs, method, **config)
+        result = repair(gridded.iv_obs, method, arbitrage=arbitrage, **config)
         detector, key = stale_mod.detector_for(method, **config)
         if stale:
             scores = stale_mod.quote_scores(detector, gridded, T_u, k_u, iv_u)

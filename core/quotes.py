@@ -126,6 +126,16 @@ class ValidationReport:
             out.append(f"ignored column(s): {', '.join(self.columns_ignored)}")
         return out
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (status, reason): status, reason, count, rows (text)."""
+        records = [("outside", r, rows) for r, rows in self.outside.items()]
+        records += [("skipped", r, rows) for r, rows in self.skipped.items()]
+        records += [("dropped", r, rows) for r, rows in self.dropped.items()]
+        return pd.DataFrame({"status": [x[0] for x in records], "reason": [x[1] for x in records],
+                             "count": [len(x[2]) for x in records],
+                             "rows": [_rows_text(x[2], limit=20) for x in records]},
+                            columns=["status", "reason", "count", "rows"])
+
     def to_dict(self) -> dict:
         return {"source": self.source, "kind": self.kind, "n_rows": self.n_rows, "n_used": self.n_used,
                 "n_outside": self.n_outside, "n_skipped": self.n_skipped, "n_dropped": self.n_dropped,

@@ -121,8 +121,12 @@ class ChainSpec:
     horizon_years: float = 2.6
 
 
-def strike_step(T: float) -> float:
-    return 25.0 if T < 0.25 else 50.0 if T < 1.0 else 100.0
+def strike_step(T: float, spot: float = 5000.0) -> float:
+    """Listed strike spacing: 0.5 % of spot under three months, 1 % to a year, 2 % beyond, rounded
+    to a 1 / 2.5 / 5 ladder (25 / 50 / 100 for an index at 5000)."""
+    raw = spot * (0.005 if T < 0.25 else 0.01 if T < 1.0 else 0.02)
+    scale = 10.0 ** np.floor(np.log10(raw))
+    return float(min((1.0, 2.5, 5.0, 10.0), key=lambda m: abs(m * scale - raw)) * scale)
 
 
 def make_chain(w_fn, spec: ChainSpec = ChainSpec(), seed: int = 0, as_prices: bool = False,
@@ -139,7 +143,7 @@ def make_chain(w_fn, spec: ChainSpec = ChainSpec(), seed: int = 0, as_prices: bo
         T = (expiry - spec.valuation).days / 365.0
         forward = spec.spot * np.exp((spec.rate - spec.dividend_yield) * T)
         move = spec.atm_vol * np.sqrt(T)
-        step = strike_step(T)
+        step = strike_step(T, spec.spot)
         lo = np.ceil(forward * np.exp(-spec.put_sd * move) / step) * step
         hi = np.floor(forward * np.exp(spec.call_sd * move) / step) * step
         strikes = np.arange(lo, hi + step / 2, step)

@@ -4,9 +4,9 @@
 
 - ``samples/quotes_iv.csv``: an index-style chain quoted in implied vol (T in years, strike,
   forward, bid/ask vols and the mid), over a SABR-event surface (seed 9101).
-- ``samples/quotes_prices.csv``: the same kind of chain quoted as option prices with dates
-  (valuation_date, expiry, strike, forward, discount, call and put bid/ask on a 0.05 tick),
-  over a shifted-SSVI surface (seed 9102).
+- ``samples/quotes_prices.csv``: a single-stock chain (spot 180) quoted as option prices with
+  dates (valuation_date, expiry, strike, forward, discount, call and put bid/ask on a 0.01 tick),
+  over a shifted-SSVI surface (seed 9120).
 
 Both use the benchmark's quote noise (18 bp times the wing/front profile), bid/ask spreads of
 1.5 noise sd each side, and 2 % stale quotes (+-50..110 bp). The price file also carries the junk a
@@ -41,8 +41,9 @@ def iv_sample():
 
 
 def price_sample():
-    spec = ChainSpec(stale_fraction=0.02, weeklies=2)
-    df = make_chain(surface_function("shifted_ssvi", 9102), spec, seed=9112, as_prices=True, both_types=True)
+    spec = ChainSpec(spot=180.0, rate=0.04, dividend_yield=0.005, tick=0.01, min_price=0.05,
+                     stale_fraction=0.02, weeklies=2)
+    df = make_chain(surface_function("shifted_ssvi", 9120), spec, seed=9112, as_prices=True, both_types=True)
     df = df[["valuation_date", "expiry", "strike", "forward", "discount", "type", "bid", "ask"]].copy()
     df["forward"] = df["forward"].round(2)
     df["discount"] = df["discount"].round(6)
@@ -53,8 +54,8 @@ def price_sample():
     itm = df.index[(df["type"] == "call") & (df["strike"] < 0.8 * df["forward"])]
     for i in rng.choice(itm, size=2, replace=False):
         intrinsic = df.at[i, "discount"] * (df.at[i, "forward"] - df.at[i, "strike"])
-        df.at[i, "bid"] = round(intrinsic - 12.0, 2)
-        df.at[i, "ask"] = round(intrinsic - 10.0, 2)
+        df.at[i, "bid"] = round(intrinsic - 0.60, 2)
+        df.at[i, "ask"] = round(intrinsic - 0.40, 2)
     otm = df.index[((df["type"] == "call") & (df["strike"] > df["forward"] * 1.02))]
     dup = rng.choice(otm)
     df = pd.concat([df, df.loc[[dup]]])

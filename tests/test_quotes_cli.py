@@ -118,3 +118,15 @@ def test_outputs_contents(tmp_path):
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["method"] == "svi" and report["report"]["n_rows"] == len(df)
     assert report["stale"]["n_flagged"] == int(q["stale_flag"].sum())
+
+
+def test_full_arbitrage_projection_option(tmp_path):
+    from core.arbitrage import butterfly_violations, calendar_violations
+    df = good_chain(seed=9)[["T", "strike", "forward", "iv"]]
+    path = tmp_path / "q.csv"
+    df.to_csv(path, index=False)
+    assert main(["repair", str(path), "--method", "interp", "--arbitrage", "full", "--out", str(tmp_path / "o"),
+                 "--no-stale", "--format", "csv", "--quiet"]) == 0
+    grid = pd.read_csv(tmp_path / "o" / "grid.csv")
+    w = (grid["iv"] ** 2 * grid["T"]).to_numpy().reshape(13, 17)
+    assert not butterfly_violations(w).any() and not calendar_violations(w).any()
