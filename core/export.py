@@ -65,3 +65,13 @@ def write_outputs(result, out_dir, fmt: str = "both") -> list:
     path.write_text(json.dumps(report_dict(result), indent=2) + "\n")
     written.append(path)
     return written
+
+
+def download_files(result) -> list:
+    """[(file name, bytes, MIME type)] of every table in CSV and Parquet, and the report JSON."""
+    out = []
+    for name, frame in _frames(result).items():
+        out.append((f"{name}.csv", table_bytes(frame, "csv"), "text/csv"))
+        out.append((f"{name}.parquet", table_bytes(frame, "parquet"), "application/octet-stream"))
+    out.append(("report.json", (json.dumps(report_dict(result), indent=2) + "\n").encode(), "application/json"))
+    return out

@@ -16,6 +16,7 @@ whose message says the baselines still work.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,16 @@ from core.methods import METHODS, fit_svi_slices
 from core.model import WeightsError
 from core.quotes import QuoteError, QuoteSet, ValidationReport, normalise_quotes, read_quotes
 from core import stale as stale_mod
+
+
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+SAMPLES = {"implied vols (index chain)": "quotes_iv.csv", "prices with dates (single stock)": "quotes_prices.csv"}
+
+
+def sample_bytes(label: str) -> tuple:
+    """(bytes, file name) of a shipped sample file by its label in SAMPLES."""
+    name = SAMPLES[label]
+    return (SAMPLES_DIR / name).read_bytes(), name
 
 
 @dataclass
