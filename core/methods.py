@@ -24,6 +24,7 @@ class Repairer:
 
     name = "base"
     has_sd = False
+    default_arbitrage = "calendar"   # the projection core.repair applies unless told otherwise
 
     def fit(self, w_obs: np.ndarray, observed: np.ndarray) -> tuple:
         """(n, 13, 17) observed w and boolean mask -> (raw repaired w, sd in iv units or None)."""
