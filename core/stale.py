@@ -60,11 +60,21 @@ def robust_z(x: np.ndarray, axis=None) -> np.ndarray:
 
 
 def _fit_w(repairer, w_obs: np.ndarray, observed: np.ndarray, batch: int = 2048) -> np.ndarray:
-    """Raw repaired w of a stack of masked surfaces (chunks keep memory flat)."""
+    """Raw repaired w of a stack of masked surfaces (chunks keep memory flat). A surface the method
+    cannot repair (interpolation on quotes that all lie on one line) gets NaN, not an exception."""
+    from scipy.spatial import QhullError
+
     out = np.empty(w_obs.shape)
     for start in range(0, len(w_obs), batch):
-        w, _ = repairer.fit(w_obs[start:start + batch], observed[start:start + batch])
-        out[start:start + batch] = w
+        part = slice(start, start + batch)
+        try:
+            out[part], _ = repairer.fit(w_obs[part], observed[part])
+        except QhullError:
+            for i in range(start, min(start + batch, len(w_obs))):
+                try:
+                    out[i], _ = repairer.fit(w_obs[i:i + 1], observed[i:i + 1])
+                except QhullError:
+                    out[i] = np.nan
     return out
 
 
