@@ -59,6 +59,15 @@ def robust_z(x: np.ndarray, axis=None) -> np.ndarray:
     return (x - med) / np.maximum(mad, _MAD_FLOOR)
 
 
+def _project(w: np.ndarray) -> np.ndarray:
+    """Calendar projection of the finite surfaces of a stack; NaN surfaces stay NaN."""
+    out = np.full(w.shape, np.nan)
+    ok = np.isfinite(w).all(axis=(-2, -1))
+    if ok.any():
+        out[ok] = calendar_project(w[ok])
+    return out
+
+
 def _fit_w(repairer, w_obs: np.ndarray, observed: np.ndarray, batch: int = 2048) -> np.ndarray:
     """Raw repaired w of a stack of masked surfaces (chunks keep memory flat). A surface the method
     cannot repair (interpolation on quotes that all lie on one line) gets NaN, not an exception."""
@@ -91,7 +100,7 @@ def loo_node_residuals(repairer, w_obs: np.ndarray, observed: np.ndarray) -> np.
     masks = observed[surf].copy()
     masks[np.arange(surf.size), ti, kj] = False
     w_fit = _fit_w(repairer, np.where(masks, w_obs[surf], 0.0), masks)
-    w_fit = calendar_project(w_fit)
+    w_fit = _project(w_fit)
     iv_fit = w_to_iv(w_fit)[np.arange(surf.size), ti, kj]
     iv_quote = np.sqrt(np.maximum(w_obs[surf, ti, kj], 0.0) / T_GRID[ti])
     out = np.full((n, N_T, N_K), np.nan)
@@ -134,9 +143,10 @@ def quote_scores(repairer, gridded: Gridded, T: np.ndarray, k: np.ndarray, iv: n
         if not enough.any():
             continue
         w_stack = np.where(obs, iv_to_w(np.nan_to_num(stack, nan=1.0)), 0.0)
-        w_fit = calendar_project(_fit_w(repairer, w_stack[enough], obs[enough]))
+        w_fit = _project(_fit_w(repairer, w_stack[enough], obs[enough]))
         for w_surface, q in zip(w_fit, part[enough]):
-            iv_loo[q] = iv_at(w_surface, T[q], k[q])
+            if np.isfinite(w_surface).all():
+                iv_loo[q] = iv_at(w_surface, T[q], k[q])
     residual = iv - iv_loo
     raw = residual / noise_sd_at(T, k)
     return {"score": np.abs(robust_z(raw)), "residual_loo": residual, "iv_loo": iv_loo, "basis": "leave-out"}
