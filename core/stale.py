@@ -8,8 +8,8 @@ is divided by the benchmark's quote-noise sd at (T, k) (18 bp times the wing/fro
 then robustly standardised over the surface's quotes (minus the median, over 1.4826 MAD), so the
 score reads as "how many typical misfits away". Quotes whose removal leaves fewer than four
 nodes get NaN. The leave-out repair is interpolation (``DETECTOR``) whatever method repairs the
-surface: on the calibration chains it separates stale quotes best (AUC 0.79 against 0.71 for
-svi and 0.58 for cnn leave-outs, whose residuals are dominated by model misfit), and the flags
+surface: on the calibration chains it separates stale quotes best (AUC 0.79 against 0.69 for
+svi and 0.61 for cnn leave-outs, whose residuals are dominated by model misfit), and the flags
 then do not change with the method. A method that has its own ``stale_score(w_obs, observed)``
 (on the grid) is used instead: each quote takes the score of the node it weighs most on,
 standardised the same way.
