@@ -3,7 +3,7 @@
 ``repair_quotes(source, method)`` is the one call behind the CLI and the "Your quotes" page:
 
     from core.quote_repair import repair_quotes
-    out = repair_quotes("samples/quotes_iv.csv", method="svi")
+    out = repair_quotes("samples/quotes_iv.csv", method="interp")
     out.grid_table     # 221 rows: T, k, iv, sd, method, observed, iv_quoted, n_quotes
     out.quote_table    # one row per input row: input, repaired, residual, stale score and flag
     out.svi_table      # per-slice raw-SVI (a, b, rho, m, sigma) of the downstream SVI fit
@@ -112,7 +112,7 @@ def _with_weights_hint(exc: WeightsError, method: str) -> WeightsError:
     return WeightsError(f"{exc} -- the {method} method cannot run; the baselines ({baselines}) still work")
 
 
-def repair_quotes(source, method: str = "svi", stale: bool = True, rule: GridRule = GridRule(),
+def repair_quotes(source, method: str = "interp", stale: bool = True, rule: GridRule = GridRule(),
                   valuation_date=None, name: str | None = None, arbitrage: str | None = None,
                   **config) -> QuoteRepair:
     """Read (if needed), grid, repair and map back a quote file.
