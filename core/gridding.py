@@ -5,27 +5,32 @@ Onto the grid (``grid_quotes``)
 A node takes a value only from quotes close to it; filling holes is the repair method's job.
 All arithmetic is on total variance w = iv^2 T.
 
-1. Within an expiry (in k). For node k_j, let dL and dR be the distances to the nearest quote
-   at or left of it and at or right of it. If both exist and max(dL, dR) <= one grid step
-   (0.05625), the node value is a local-linear regression of w on k with a triangular kernel of
-   half-width h = max(1.5 max(dL, dR), half a step). Two bracketing quotes give linear
-   interpolation; a dense strip of strikes is averaged, which cuts quote noise; a quote exactly on
-   the node with no neighbour within half a step is taken as is. No extrapolation in k.
-2. Across expiries (in T). For node T_i and each k_j, the same rule over the expiries' step-1
-   values, with the T step (0.16 years): local-linear in T between bracketing expiries no more
-   than one step away. Where T_i is not bracketed that way (before the first expiry, after the
-   last, or in a wide gap) the nearest expiry with a value at k_j lends its vol (flat implied
-   vol in T) if it lies within half a T step (0.08 years); otherwise the node stays missing.
+1. Within an expiry (in k). Node k_j is quoted when a quote lies within half a grid step
+   (0.028) of it: the nearest-node rule. Its value is a local-linear regression of w on k with a
+   triangular kernel. When quotes lie within one step on both sides, the kernel's half-width is
+   2.5 x the farther of the two nearest distances (at least half a step, at most 1.5 steps): two
+   bracketing quotes give linear interpolation, a dense strip of strikes is averaged (less
+   noise), and an on-grid quote with no neighbour within half a step is taken exactly. At the
+   end of a slice the fit is one-sided, reaching the nearest quote at another strike (at most
+   1.5 steps); a lone quote is taken as is.
+2. Across expiries (in T). The same rule over the expiries' step-1 values at each k node, with
+   the T step (0.16 years). A node with a single expiry within reach takes that expiry's
+   implied vol (flat in T: w scaled by T_node / T_expiry).
+3. Quotes up to half a step beyond the grid's box (T up to 2.08 years, |k| up to 0.478) count,
+   so edge nodes are not lost; not below T = 0.08, where the front smile changes too fast in T
+   to lend to the first node. Farther quotes are the caller's to report.
 
 Every node value is a linear combination of quote variances; ``Gridded.weights`` holds it, so
-each quote's influence (which nodes it moves, by how much) is known exactly. The stale-quote
-score uses that to leave a quote's influence out.
+each quote's influence (which nodes it moves, by how much) is known exactly, and
+``leave_one_out`` gives the grid each quote would give without it (one slice redone per quote),
+which the stale-quote score repairs.
 
 Back to the quotes (``values_at``)
 ----------------------------------
-A repaired grid is read at any (T, k) inside the grid by a monotone cubic (PCHIP) in T of w at
-each k node, then a not-a-knot cubic spline in k. PCHIP keeps w non-decreasing in T along each
-node column, as the calendar projection leaves it. Points outside the grid get NaN.
+A repaired grid is read at any (T, k) by a monotone cubic (PCHIP) in T of w at each k node, then
+a not-a-knot cubic spline in k. PCHIP keeps w non-decreasing in T along each node column, as the
+calendar projection leaves it. Points in the half-step margin take the end polynomials'
+extrapolation; points beyond it get NaN.
 """
 from __future__ import annotations
 
