@@ -48,7 +48,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        names = {"shifted_ssvi": "Shifted SSVI", "sabr_event": "SABR-event"}
+        names = {"shifted_ssvi": "Shifted SSVI", "sabr_event": "SABR-event", "heston": "Heston"}
         return f"{names.get(self.family, self.family)} / {self.mask}"
 
 
@@ -59,6 +59,16 @@ TEST_CELLS = (
     Cell("sabr_event", "adversarial", 1004, 2004, 3003),
 )
 SD_METHOD = "cnn"  # the post's diagnostics table describes the CNN
+
+# Leave-one-family-out: "best" refitted without a family (weights/best_lofo_<family>.pt, made by
+# `python -m core.best --lofo <family>`) is scored on that family's cells. Heston has test cells of
+# its own here (seeds disjoint from every training, calibration and validation seed).
+HESTON_CELLS = (
+    Cell("heston", "regular", 1005, 2005, 3004),
+    Cell("heston", "adversarial", 1006, 2006, 3005),
+)
+LOFO_CELLS = {"ssvi": TEST_CELLS[:2], "sabr_event": TEST_CELLS[2:], "heston": HESTON_CELLS}
+LOFO_METHODS = ("interp", "svi", "interp_svi", "best")
 
 
 def test_data(cell: Cell, n: int) -> tuple:
@@ -117,12 +127,16 @@ def evaluate_cell(cell: Cell, n: int, methods=METHODS, repairers: dict | None = 
         rmse_full = missing_rmse(w_to_iv(w_full), iv_true, observed)
         # The headline column is each method at its default projection ("calendar" for the
         # post's methods); both variants are reported for every method.
-        rmse = rmse_full if getattr(repairer, "default_arbitrage", "calendar") == "full" else rmse_cal
+        full_default = getattr(repairer, "default_arbitrage", "calendar") == "full"
+        rmse = rmse_full if full_default else rmse_cal
+        w_out = w_full if full_default else w_cal
+        if full_default:
+            record.setdefault("full_default", []).append(name)
         per_surface[name] = rmse
         record["rmse"][name] = mean_se(rmse)
         record["rmse_calendar"][name] = mean_se(rmse_cal)
         record["rmse_full"][name] = mean_se(rmse_full)
-        record["downstream_svi"][name] = mean_se(downstream_svi(w_cal, w_true, observed))
+        record["downstream_svi"][name] = mean_se(downstream_svi(w_out, w_true, observed))
         cal_raw, g_neg = calendar_violations(w_raw), butterfly_violations(w_cal)
         diag = {"raw_calendar": _rate(cal_raw), "post_calendar": _rate(calendar_violations(w_cal)),
                 "g_negative": _rate(g_neg), "g_negative_raw": _rate(butterfly_violations(w_raw)),
@@ -131,12 +145,16 @@ def evaluate_cell(cell: Cell, n: int, methods=METHODS, repairers: dict | None = 
         labels, scores = stale_test(repairer, w_true, observed, cell)
         diag["stale_auc"] = auc(labels, scores)
         if sd_iv is not None:
-            cov = coverage(iv_cal, sd_iv, iv_true, missing)
-            diag.update(cov80=cov[0.8], cov95=cov[0.95], err_sd_corr=err_sd_corr(iv_cal, sd_iv, iv_true, missing),
-                        avg_sd=float(sd_iv[missing].mean()))
+            # Intervals sit around the repair the user gets (the method's default projection).
+            iv_out = w_to_iv(w_out)
+            cov = coverage(iv_out, sd_iv, iv_true, missing, half_width=repairer.half_width)
+            diag.update(cov80=cov[0.8], cov95=cov[0.95], err_sd_corr=err_sd_corr(iv_out, sd_iv, iv_true, missing),
+                        avg_sd=float(sd_iv[missing].mean()),
+                        width80=float(2 * np.mean(repairer.half_width(sd_iv[missing], 0.8))),
+                        width95=float(2 * np.mean(repairer.half_width(sd_iv[missing], 0.95))))
             if details:
-                levels = coverage(iv_cal, sd_iv, iv_true, missing, RELIABILITY_LEVELS)
-                err = np.abs(iv_cal - iv_true)[missing]
+                levels = coverage(iv_out, sd_iv, iv_true, missing, RELIABILITY_LEVELS, repairer.half_width)
+                err = np.abs(iv_out - iv_true)[missing]
                 pick = np.random.default_rng(0).permutation(err.size)[:1500]
                 detail.setdefault("reliability", {})[name] = {"nominal": list(levels), "empirical": list(levels.values())}
                 detail.setdefault("err_sd_sample", {})[name] = {"abs_err": err[pick].round(6).tolist(),
@@ -202,6 +220,47 @@ def run(n_test: int = 200, methods=METHODS, weights: Path | None = None, progres
     }
 
 
+def run_lofo(n_test: int = 200, progress=None) -> list:
+    """The leave-one-family-out table: per held-out family, its cells scored by the baselines, by
+    "best" trained on every family, and by "best_lofo" trained without the held-out one."""
+    out = []
+    for held, cells in LOFO_CELLS.items():
+        path = WEIGHTS_DIR / f"best_lofo_{held}.pt"
+        if not path.is_file():
+            out.append({"held_out": held, "error": f"no weights {path.name}; make them with "
+                                                    f"`python -m core.best --lofo {held}`"})
+            continue
+        repairers = {m: get_repairer(m) for m in LOFO_METHODS}
+        repairers["best_lofo"] = get_repairer("best", weights=path)
+        methods = LOFO_METHODS + ("best_lofo",)
+        records = []
+        for cell in cells:
+            record = evaluate_cell(cell, n_test, methods, repairers, details=False)
+            record.pop("per_surface_rmse", None)
+            records.append(record)
+            if progress:
+                progress(held, cell.label)
+        out.append({"held_out": held, "weights": f"weights/{path.name}", "cells": records})
+    return out
+
+
+def format_lofo(lofo: list) -> str:
+    lines = ["", "Leave-one-family-out: 'best' refitted without the family, scored on it "
+                 "(RMSE after each method's default projection; coverage of best_lofo)"]
+    methods = LOFO_METHODS + ("best_lofo",)
+    lines.append(f"{'held out / cell':34s} " + " ".join(f"{m:>17s}" for m in methods) + f" {'cov80':>6s} {'cov95':>6s}")
+    for block in lofo:
+        if "error" in block:
+            lines.append(f"{block['held_out']:34s} {block['error']}")
+            continue
+        for c in block["cells"]:
+            d = c["diagnostics_by_method"]["best_lofo"]
+            name = f"{block['held_out']}: {c['family']}/{c['mask']}"
+            lines.append(f"{name:34s} " + " ".join(f"{_fmt(c['rmse'][m], m in c['best']):>17s}" for m in methods)
+                         + f" {d['cov80']:6.3f} {d['cov95']:6.3f}")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- printing
 
 def _fmt(score: dict, marked: bool) -> str:
@@ -219,21 +278,25 @@ def format_tables(result: dict) -> str:
     for c in cells:
         lines.append(f"{label[c['family'] + c['mask']]:30s} {100 * c['observed_fraction']:5.1f}% "
                      + " ".join(f"{_fmt(c['rmse'][m], m in c['best']):>17s}" for m in methods))
-    if "diagnostics" in cells[0]:
-        lines += ["", f"Diagnostics of the {SD_METHOD} after calendar projection"]
+    sd_methods = [m for m in methods if "cov80" in cells[0]["diagnostics_by_method"][m]]
+    for m in sd_methods:
+        mode = "full" if m in cells[0].get("full_default", []) else "calendar"
+        lines += ["", f"Diagnostics of {m} (intervals around its {mode}-projected repair)"]
         lines.append(f"{'cell':30s} {'raw cal%':>9s} {'post cal%':>9s} {'g<0 %':>7s} {'cov80':>6s} {'cov95':>6s} "
                      f"{'corr':>6s} {'AUC':>6s}")
         for c in cells:
-            d = c["diagnostics"]
+            d = c["diagnostics_by_method"][m]
+            post_cal, g_neg = (d["calendar_full"], d["g_negative_full"]) if mode == "full" else \
+                (d["post_calendar"], d["g_negative"])
             lines.append(f"{label[c['family'] + c['mask']]:30s} {100 * d['raw_calendar']:8.2f}% "
-                         f"{100 * d['post_calendar']:8.2f}% {100 * d['g_negative']:6.2f}% {d['cov80']:6.3f} "
+                         f"{100 * post_cal:8.2f}% {100 * g_neg:6.2f}% {d['cov80']:6.3f} "
                          f"{d['cov95']:6.3f} {d['err_sd_corr']:6.3f} {d['stale_auc']:6.3f}")
-        lines += ["", "g(k) < 0 rate after calendar projection and stale-quote AUC, every method"]
-        lines.append(f"{'cell':30s} " + " ".join(f"{m + ' g<0':>12s} {m + ' AUC':>10s}" for m in methods))
-        for c in cells:
-            d = c["diagnostics_by_method"]
-            lines.append(f"{label[c['family'] + c['mask']]:30s} " + " ".join(
-                f"{100 * d[m]['g_negative']:11.2f}% {d[m]['stale_auc']:10.3f}" for m in methods))
+    lines += ["", "g(k) < 0 rate after calendar projection and stale-quote AUC, every method"]
+    lines.append(f"{'cell':30s} " + " ".join(f"{m + ' g<0':>12s} {m + ' AUC':>10s}" for m in methods))
+    for c in cells:
+        d = c["diagnostics_by_method"]
+        lines.append(f"{label[c['family'] + c['mask']]:30s} " + " ".join(
+            f"{100 * d[m]['g_negative']:11.2f}% {d[m]['stale_auc']:10.3f}" for m in methods))
     lines += ["", "Missing-point RMSE by projection: calendar only -> full (butterfly + calendar); "
                   "g(k) < 0 % raw -> calendar -> full"]
     lines.append(f"{'cell':30s} " + " ".join(f"{m:>34s}" for m in methods))
@@ -295,7 +358,10 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     parser.add_argument("--train", action="store_true", help="retrain the CNN first (writes weights/cnn.pt)")
     parser.add_argument("--speed", action="store_true", help="time each method instead of scoring")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a busy 2-core machine two threads oversubscribe "
+                             "and ran several times slower, measured)")
+    parser.add_argument("--no-lofo", action="store_true", help="skip the leave-one-family-out section")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     methods = tuple(m for m in args.methods.split(",") if m)
@@ -320,6 +386,12 @@ def main(argv=None) -> int:
 
     result = run(args.n_test, methods, Path(args.weights) if args.weights else None, progress=report)
     print(format_tables(result))
+    if not args.no_lofo and "best" in METHODS:
+        t0 = time.time()
+        result["lofo"] = run_lofo(args.n_test)
+        result["seconds"]["lofo"] = round(time.time() - t0, 2)
+        print(format_lofo(result["lofo"]))
+        print(f"leave-one-family-out section: {result['seconds']['lofo']:.1f} s")
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result) + "\n")

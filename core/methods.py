@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import LinearNDInterpolator
 from scipy.spatial import cKDTree
+from scipy.stats import norm
 
-from core.grid import K_GRID, K_MESH, N_K, N_T, T_MESH, W_FLOOR
+from core.grid import IV_FLOOR, K_GRID, K_MESH, N_K, N_T, T_MESH, W_FLOOR, iv_to_w, w_to_iv
 from core.model import WEIGHTS_DIR, load_cnn, predict, sd_w_to_iv
 
 
@@ -29,6 +30,10 @@ class Repairer:
     def fit(self, w_obs: np.ndarray, observed: np.ndarray) -> tuple:
         """(n, 13, 17) observed w and boolean mask -> (raw repaired w, sd in iv units or None)."""
         raise NotImplementedError
+
+    def half_width(self, sd: np.ndarray, level: float) -> np.ndarray:
+        """Half-width of the central ``level`` interval: Gaussian z * sd unless a method calibrates."""
+        return norm.ppf(0.5 + level / 2.0) * np.asarray(sd)
 
 
 # --------------------------------------------------------------------------- interpolation
@@ -200,7 +205,59 @@ class CNNRepairer(Repairer):
         return w_mean, sd_w_to_iv(sd_w, w_mean)
 
 
-REPAIRERS = {cls.name: cls for cls in (InterpRepairer, SVIRepairer, InterpSVIRepairer, CNNRepairer)}
+# --------------------------------------------------------------------------- the team's estimator
+
+@lru_cache(maxsize=4)
+def _cached_best(path: str):
+    from core import best
+
+    return best.load(Path(path))
+
+
+class BestRepairer(Repairer):
+    """Bayesian repair with a learned mixture-of-Gaussians prior (core.best).
+
+    sd is the posterior sd; intervals are conformally calibrated (``half_width``); each quote gets a
+    leave-one-out stale score. Default projection: "full" (butterfly + calendar).
+    """
+
+    name = "best"
+    has_sd = True
+    default_arbitrage = "full"
+
+    def __init__(self, weights: str | Path = WEIGHTS_DIR / "best.pt", noise_bp: float | None = None):
+        self.weights = Path(weights)
+        self.noise_bp = noise_bp
+
+    @property
+    def prior(self):
+        prior = _cached_best(str(self.weights.resolve()))[0]
+        return prior if self.noise_bp is None else prior.with_noise(self.noise_bp)
+
+    @property
+    def calibrator(self):
+        return _cached_best(str(self.weights.resolve()))[1]
+
+    def _run(self, w_obs, observed):
+        iv_obs = np.where(observed, w_to_iv(np.where(observed, w_obs, 1.0)), 0.0)
+        return self.prior.run(iv_obs, observed)
+
+    def fit(self, w_obs, observed):
+        out = self._run(w_obs, observed)
+        return iv_to_w(np.maximum(out["mean"], IV_FLOOR)), out["sd"]
+
+    def stale_score(self, w_obs, observed):
+        """Per quote, the log likelihood ratio of 'stale' vs 'noise' (higher = more suspect); 0 where missing."""
+        return self._run(w_obs, observed)["stale"]
+
+    def half_width(self, sd, level):
+        calibrator = self.calibrator
+        if calibrator is None or float(level) not in calibrator.quantiles[next(iter(calibrator.quantiles))]:
+            return super().half_width(sd, level)
+        return calibrator.half_width(sd, level)
+
+
+REPAIRERS = {cls.name: cls for cls in (InterpRepairer, SVIRepairer, InterpSVIRepairer, CNNRepairer, BestRepairer)}
 METHODS = tuple(REPAIRERS)
 
 

@@ -1,0 +1,222 @@
+"""Repair explorer: one surface, its quotes, every chosen repair side by side, and their scores."""
+import pandas as pd
+import streamlit as st
+
+import core
+from core import explore
+from core.grid import K_GRID, T_GRID
+from ui import figures, state
+from ui.style import K_TITLE, T_TITLE, method_label
+
+DEFAULT = explore.DEFAULT_VIEW
+METHODS = list(core.METHODS)
+DEFAULT_METHODS = [m for m in ("cnn", "interp", "svi") if m in METHODS] or METHODS[:3]
+FAMILIES = list(explore.FAMILY_LABELS)
+T_LABELS = [f"{t:.2f}" for t in T_GRID]
+EDITOR_HEIGHT = 35 * (len(T_GRID) + 1) + 3          # every maturity row visible, no inner scroll
+PRESET_LABELS = {"Drop left wing": "− left wing", "Drop right wing": "− right wing",
+                 "Drop front maturities": "− front", "Drop long maturities": "− long end",
+                 "Drop a broker stripe": "− broker stripe", "Quote every cell": "quote all",
+                 "Clear every cell": "clear all"}
+K_LABELS = [f"{k:+.3f}" for k in K_GRID]
+
+
+def controls() -> dict:
+    """The three columns of controls; returns their values by name."""
+    c = {}
+    col_surface, col_mask, col_repair = st.columns(3)
+    with col_surface:
+        st.markdown("**Surface**")
+        c["source"] = st.radio("Source", ["Sample", "Draw"], horizontal=True, key="source",
+                               help="Sample one from a generator, or edit the true implied-vol grid yourself.")
+        c["family"] = st.selectbox("Family", FAMILIES, index=FAMILIES.index(DEFAULT["family"]), key="family",
+                                   format_func=explore.FAMILY_LABELS.get)
+        c["seed"] = int(st.number_input("Surface seed", 0, 1_000_000, DEFAULT["surface_seed"], key="surface_seed"))
+    with col_mask:
+        st.markdown("**Missingness**")
+        c["regime"] = st.selectbox("Regime", explore.REGIMES, index=explore.REGIMES.index(DEFAULT["regime"]),
+                                   key="regime", help="regular ≈ 50 % quoted, adversarial ≈ 18 % (the benchmark's "
+                                                      "regimes); none = every cell quoted.")
+        c["mask_seed"] = int(st.number_input("Mask and noise seed", 0, 1_000_000, DEFAULT["mask_seed"],
+                                             key="mask_seed"))
+        c["noise_bp"] = st.slider("Quote noise (bp of vol)", 0.0, 100.0, float(DEFAULT["noise_bp"]), 1.0,
+                                  key="noise_bp", help="Base sd of the quote noise; inflated up to 2.5× in the "
+                                                       "wings and 1.6× at the front.")
+        c["draw_mask"] = st.toggle("Draw the mask", key="draw_mask")
+    with col_repair:
+        st.markdown("**Repairs**")
+        c["methods"] = st.multiselect("Methods", METHODS, DEFAULT_METHODS, key="methods", format_func=method_label)
+        modes = explore.arbitrage_modes()
+        c["arbitrage"] = (st.radio("Arbitrage projection", modes, horizontal=True, key="arbitrage",
+                                   help="calendar: cumulative max of w along T; full: calendar and butterfly.")
+                          if len(modes) > 1 else modes[0])
+        c["show_3d"] = st.toggle("3-D surface view", key="show_3d")
+    return c
+
+
+def true_surface(c: dict):
+    """The true vols (13, 17): sampled (SSVI parameters on sliders) or drawn; None after an error."""
+    family, seed = c["family"], c["seed"]
+    ssvi_params = None
+    if c["source"] == "Sample" and family in explore.SSVI_FAMILIES:
+        drawn = explore.ssvi_parameters(family, seed)
+        with st.expander("SSVI parameters (start at this seed's draw)"):
+            columns = st.columns(3)
+            ssvi_params = {}
+            for i, name in enumerate(explore.SSVI_PARAMS):
+                low, high = explore.SSVI_PARAM_BOUNDS[name]
+                ssvi_params[name] = columns[i % 3].slider(name, low, high, drawn[name], (high - low) / 200,
+                                                          format="%.4f", key=f"ssvi_{family}_{seed}_{name}")
+    sampled = explore.sample_surface(family, seed, ssvi_params)
+    if c["source"] != "Draw":
+        return sampled
+    if st.session_state.get("surface_editor_for") != (family, seed):   # a new base: forget old edits
+        st.session_state["surface_editor_for"] = (family, seed)
+        st.session_state.pop("surface_editor", None)
+    with st.expander("True implied-vol surface (edit any cell; starts from the sampled surface)", expanded=True):
+        edited = st.data_editor(
+            pd.DataFrame(sampled, index=pd.Index(T_LABELS, name="T \\ k"), columns=K_LABELS),
+            key="surface_editor", width="stretch", height=EDITOR_HEIGHT,
+            column_config={k: st.column_config.NumberColumn(k, format="%.3f", width="small") for k in K_LABELS})
+    try:
+        return explore.check_truth(edited.to_numpy())
+    except ValueError as exc:
+        st.error(f"The drawn surface cannot be used: {exc}.")
+        return None
+
+
+def observed_mask(c: dict):
+    """The observed mask (13, 17): the regime's, or drawn with presets; None after an error."""
+    regime_mask = explore.sample_mask(c["regime"], c["mask_seed"])
+    observed = regime_mask
+    if c["draw_mask"]:
+        if st.session_state.get("mask_editor_for") != (c["regime"], c["mask_seed"]):
+            st.session_state["mask_editor_for"] = (c["regime"], c["mask_seed"])
+            st.session_state["mask_base"] = regime_mask
+            st.session_state.pop("mask_editor", None)
+        with st.expander("Observed mask (tick = quoted; starts from the regime's mask)", expanded=True):
+            buttons = st.columns(len(explore.MASK_PRESETS))
+            clicked = [name for i, (name, column) in enumerate(zip(explore.MASK_PRESETS, buttons))
+                       if column.button(PRESET_LABELS.get(name, name), key=f"preset_{i}", width="stretch",
+                                        help=f"{name}: {explore.PRESET_HELP[name]}")]
+            edited = st.data_editor(
+                pd.DataFrame(st.session_state["mask_base"], index=pd.Index(T_LABELS, name="T \\ k"),
+                             columns=K_LABELS),
+                key="mask_editor", width="stretch", height=EDITOR_HEIGHT,
+                column_config={k: st.column_config.CheckboxColumn(k, width="small") for k in K_LABELS})
+        observed = edited.to_numpy(dtype=bool)
+        if clicked:   # the preset applies to the mask as drawn so far; the editor restarts from it
+            st.session_state["mask_base"] = explore.apply_preset(observed, clicked[0])
+            st.session_state.pop("mask_editor", None)
+            st.rerun()
+    try:
+        return explore.check_mask(observed)
+    except ValueError as exc:
+        st.error(f"Cannot repair: {exc}.")
+        return None
+
+
+def scores(view, noise_bp: float) -> None:
+    """Who won on this surface, and every method's scores."""
+    st.subheader("Scores for this surface")
+    verdict = view.verdict()
+    metric = "missing-point RMSE" if verdict["score_name"] == "rmse_missing" else "all-cell RMSE (nothing is missing)"
+    if "runner_up" in verdict and verdict["reduction"] < 0.01:
+        st.info(f"A tie on {metric}: {method_label(verdict['winner'])} {verdict['score']:.4f} against "
+                f"{method_label(verdict['runner_up'])}'s {verdict['runner_up_score']:.4f} (less than 1 % apart).")
+    elif "runner_up" in verdict:
+        st.success(f"**{method_label(verdict['winner'])}** wins on {metric}: {verdict['score']:.4f} against "
+                   f"{method_label(verdict['runner_up'])}'s {verdict['runner_up_score']:.4f} — "
+                   f"{verdict['gap']:.4f} vol ({verdict['reduction']:.0%}) lower, a ratio of {verdict['ratio']:.2f}×.")
+    else:
+        st.info(f"{method_label(verdict['winner'])}: {metric} {verdict['score']:.4f}.")
+    table = pd.DataFrame([{
+        "method": method_label(m), "missing-point RMSE": v.rmse_missing, "all-cell RMSE": v.rmse_all,
+        "raw calendar": v.raw_calendar, "projected calendar": v.post_calendar, "g(k) < 0": v.g_negative,
+        "predictive sd": "yes" if v.sd is not None else "—"} for m, v in view.methods.items()])
+    rate = st.column_config.NumberColumn(format="percent")
+    vol = st.column_config.NumberColumn(format="%.4f")
+    st.dataframe(table, hide_index=True, key="scores", column_config={
+        "missing-point RMSE": vol, "all-cell RMSE": vol, "raw calendar": rate, "projected calendar": rate,
+        "g(k) < 0": rate})
+    st.caption(f"{view.n_quoted} of {view.observed.size} cells quoted ({view.quoted_fraction:.0%}), "
+               f"{noise_bp:g} bp noise, projection: {view.arbitrage}. Calendar rates are shares of (T, T+1) "
+               f"edges where w falls; g(k) < 0 is the share of interior nodes failing Gatheral–Roper "
+               f"after the projection. The truth itself: g(k) < 0 on {view.truth_g_negative:.1%}, calendar "
+               f"{view.truth_calendar:.1%}.")
+
+
+def views(view, shown: list, show_3d: bool) -> None:
+    """Side by side heatmaps, the 3-D view, the slices and the g(k) maps (in this order on the page)."""
+    st.subheader("Side by side")
+    st.caption("Top row: truth, quotes and each repair on one vol scale, spanning the truth and the quotes "
+               "(a repair outside that range saturates; hover for values). Below: absolute errors, the quote "
+               "noise and each predictive sd on a second, shared scale from 0 (○ = quoted cell).")
+    st.plotly_chart(figures.surface_grid(view, shown, METHODS), key="surface_grid")
+    if show_3d:
+        surface_3d(view, shown)
+
+    slices(view, shown)
+
+    st.subheader("Butterfly arbitrage: g(k) of each repair")
+    st.caption("Discrete Gatheral–Roper g on interior k after the projection; × marks g < 0 "
+               "(a negative risk-neutral density). Colour scale clipped to [-1, 2].")
+    st.plotly_chart(figures.g_grid(view, shown), key="g_grid")
+
+
+@st.fragment
+def surface_3d(view, shown: list) -> None:
+    """One repair in 3-D over the truth. A fragment: picking another method redraws only this."""
+    method = st.selectbox("Method in 3-D", shown, format_func=method_label, key="method_3d")
+    st.plotly_chart(figures.surface_3d(view, method), key="surface_3d")
+
+
+@st.fragment
+def slices(view, shown: list) -> None:
+    """Smile and term structure. A fragment: moving a slice slider reruns (and redraws) only this."""
+    st.subheader("Slices")
+    left, right = st.columns(2)
+    with left:
+        t_index = st.select_slider("Maturity T (years)", range(len(T_GRID)), 2, format_func=T_LABELS.__getitem__,
+                                   key="t_index")
+        st.plotly_chart(figures.slice_figure(view.smile(t_index), K_TITLE, f"Smile at T = {T_LABELS[t_index]} y",
+                                             shown, METHODS), key="smile")
+    with right:
+        k_index = st.select_slider("Log-moneyness k", range(len(K_GRID)), len(K_GRID) // 2,
+                                   format_func=K_LABELS.__getitem__, key="k_index")
+        st.plotly_chart(figures.slice_figure(view.term_structure(k_index), T_TITLE,
+                                             f"Term structure at k = {K_LABELS[k_index]}", shown, METHODS),
+                        key="term")
+
+
+def main() -> None:
+    """The page. Returns early (not st.stop, which would also end the frame's sidebar) on bad input."""
+    st.title("Repair explorer")
+    st.caption("Grid: maturity T in years (rows) × log-moneyness k = ln(K/F) (columns); vols and errors in "
+               "implied-vol units (0.01 = 1 vol point).")
+    c = controls()
+    iv_true = true_surface(c)
+    observed = observed_mask(c) if iv_true is not None else None
+    if iv_true is None or observed is None:
+        return
+    if not c["methods"]:
+        st.warning("Pick at least one method to repair with.")
+        return
+    iv_obs = explore.quotes(iv_true, observed, c["noise_bp"], c["mask_seed"])
+    weights = explore.cnn_weights_path()
+    try:
+        view = state.surface_view(iv_true, iv_obs, tuple(c["methods"]), c["arbitrage"], str(weights),
+                                  state.mtime(weights))
+    except ValueError as exc:
+        st.error(f"Cannot repair this surface: {exc}.")
+        return
+    for method, why in view.errors.items():
+        st.warning(f"{method_label(method)} is unavailable here — {why}. The other methods still ran.")
+    if not view.methods:
+        st.error("No method could repair this surface.")
+        return
+    scores(view, c["noise_bp"])
+    views(view, [m for m in c["methods"] if m in view.methods], c["show_3d"])
+
+
+main()

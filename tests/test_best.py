@@ -1,0 +1,137 @@
+"""The estimator "best": exact Gaussian inference, calibrated intervals, stale scores, arbitrage-free output."""
+import numpy as np
+import pytest
+import torch
+
+import core
+from core import best
+from core.arbitrage import butterfly_violations, calendar_violations
+from core.conformal import ConformalCalibrator
+from core.grid import w_to_iv
+from core.metrics import auc
+from core.missingness import inject_stale, make_masks, noise_sd_iv, observe
+from core.model import WeightsError
+from core.surfaces import generate
+
+# Fresh seeds: disjoint from training (>= 100000), calibration (60001+), validation (50001+) and test.
+FRESH = 71000
+
+
+@pytest.fixture(scope="module")
+def tiny_prior():
+    cfg = best.BestConfig(families=("shifted_ssvi", "sabr_event"), n_default=3000, rank=12, seed=123456)
+    return best.MixturePrior.fit(cfg)
+
+
+def test_posterior_mean_and_sd_equal_dense_gaussian_conditioning(tiny_prior):
+    """One component, no generic block: the Woodbury posterior equals textbook conditioning."""
+    comp = best.MixturePrior(tiny_prior.mu[:1], tiny_prior.V[:1], tiny_prior.tau2[:1], np.ones(1), tiny_prior.cfg)
+    w = generate("shifted_ssvi", 2, seed=FRESH)
+    observed = make_masks("adversarial", 2, seed=FRESH)
+    iv_obs = observe(w, observed, seed=FRESH)
+    out = comp.run(np.nan_to_num(iv_obs), observed)
+    mu, V, tau2 = (x.double().numpy() for x in (comp.mu[0], comp.V[0], comp.tau2[0]))
+    prior_cov = V @ V.T + tau2 * np.eye(221)
+    noise = (noise_sd_iv() ** 2).ravel()
+    for i in range(2):
+        o = observed[i].ravel()
+        y = np.nan_to_num(iv_obs[i]).ravel()[o]
+        S = prior_cov[np.ix_(o, o)] + np.diag(noise[o])
+        gain = prior_cov[:, o] @ np.linalg.inv(S)
+        mean = mu + gain @ (y - mu[o])
+        var = np.diag(prior_cov - gain @ prior_cov[o, :])
+        miss = ~o
+        # the implementation keeps the isotropic remainder out of the mean (it only matters at quotes)
+        np.testing.assert_allclose(out["mean"][i].ravel()[miss], mean[miss], atol=2e-4)
+        np.testing.assert_allclose(out["sd"][i].ravel()[miss], np.sqrt(var[miss]), rtol=2e-2)
+
+
+def test_leave_one_out_residual_matches_a_refit(tiny_prior):
+    w = generate("sabr_event", 1, seed=FRESH + 1)
+    observed = make_masks("regular", 1, seed=FRESH + 1)
+    iv_obs = np.nan_to_num(observe(w, observed, seed=FRESH + 1))
+    comp = best.MixturePrior(tiny_prior.mu[1:2], tiny_prior.V[1:2], tiny_prior.tau2[1:2], np.ones(1),
+                             tiny_prior.cfg)
+    out = comp.run(iv_obs, observed)
+    cell = tuple(np.argwhere(observed[0])[5])
+    without = observed.copy()
+    without[(0,) + cell] = False
+    refit = comp.run(iv_obs, without)
+    d = comp.noise_var.double().numpy().reshape(13, 17)[cell] + float(comp.tau2[0])
+    loo_sd = np.sqrt(refit["sd"][(0,) + cell] ** 2 + d - float(comp.tau2[0]))
+    z = (iv_obs[(0,) + cell] - refit["mean"][(0,) + cell]) / loo_sd
+    assert out["loo_z"][(0,) + cell] == pytest.approx(z, rel=2e-2, abs=2e-3)
+
+
+def test_mixture_picks_the_generating_family(tiny_prior):
+    w = np.concatenate([generate("shifted_ssvi", 50, FRESH + 2), generate("sabr_event", 50, FRESH + 3)])
+    observed = make_masks("regular", 100, FRESH + 2)
+    out = tiny_prior.run(np.nan_to_num(observe(w, observed, FRESH + 2)), observed)
+    dominant = out["p"].argmax(1)
+    assert (dominant[:50] == 0).mean() > 0.9 and (dominant[50:] == 1).mean() > 0.9
+
+
+def test_repair_is_arbitrage_free_with_full_projection():
+    w = generate("sabr_event", 30, FRESH + 4)
+    observed = make_masks("adversarial", 30, FRESH + 4)
+    res = core.repair(observe(w, observed, FRESH + 4), "best")
+    assert res.arbitrage == "full"
+    assert np.isfinite(res.iv).all() and (res.iv > 0).all()
+    assert not calendar_violations(res.w).any() and not butterfly_violations(res.w).any()
+    assert res.sd is not None and (res.sd > 0).all()
+
+
+@pytest.mark.parametrize("family, regime", [("shifted_ssvi", "regular"), ("sabr_event", "adversarial")])
+def test_conformal_coverage_on_a_fresh_synthetic_set(family, regime):
+    """Shipped weights, fresh seeds: calibrated 80 % / 95 % intervals cover close to nominal."""
+    n = 150
+    w = generate(family, n, FRESH + 10)
+    observed = make_masks(regime, n, FRESH + 11)
+    repairer = core.methods.get_repairer("best")
+    res = core.repair(observe(w, observed, FRESH + 12), "best")
+    err = np.abs(res.iv - w_to_iv(w))[~observed]
+    sd = res.sd[~observed]
+    for level in (0.8, 0.95):
+        covered = np.mean(err <= repairer.half_width(sd, level))
+        assert abs(covered - level) < 0.04, (level, covered)
+    # the uncalibrated Gaussian interval of the post's CNN is far off on the same data
+    cnn = core.repair(observe(w, observed, FRESH + 12), "cnn")
+    cnn_cov = np.mean(np.abs(cnn.iv - w_to_iv(w))[~observed] <= 1.2816 * cnn.sd[~observed])
+    assert abs(cnn_cov - 0.8) > 0.08
+
+
+def test_stale_score_separates_stale_quotes():
+    n = 120
+    w = generate("shifted_ssvi", n, FRESH + 20)
+    observed = make_masks("adversarial", n, FRESH + 21)
+    iv_stale, is_stale = inject_stale(observe(w, observed, FRESH + 22), seed=FRESH + 23)
+    repairer = core.methods.get_repairer("best")
+    w_obs = np.where(observed, np.nan_to_num(iv_stale) ** 2 * core.T_GRID[:, None], 0.0)
+    score = repairer.stale_score(w_obs, observed)
+    assert (score[~observed] == 0).all()
+    assert auc(is_stale[observed], score[observed]) > 0.75
+
+
+def test_noise_level_setting_widens_the_posterior():
+    iv_obs = observe(generate("sabr_event", 5, FRESH + 30), make_masks("regular", 5, FRESH + 30), FRESH + 30)
+    narrow = core.repair(iv_obs, "best").sd
+    wide = core.repair(iv_obs, "best", noise_bp=60.0).sd
+    assert (wide.mean() > narrow.mean() * 1.1)
+
+
+def test_save_load_round_trip_and_bad_files(tmp_path, tiny_prior):
+    cal = ConformalCalibrator(levels=(0.8, 0.95)).fit(np.abs(np.random.default_rng(0).normal(size=500)), np.ones(500))
+    path = tmp_path / "b.pt"
+    best.save(tiny_prior, cal, path, {"name": "tiny"})
+    prior, calibrator, manifest = best.load(path)
+    assert manifest["name"] == "tiny" and calibrator.multiplier(0.8) == cal.multiplier(0.8)
+    torch.testing.assert_close(prior.V, tiny_prior.V)
+    with pytest.raises(WeightsError, match="weights file not found"):
+        best.load(tmp_path / "absent.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(WeightsError, match="corrupt"):
+        best.load(tmp_path / "junk.pt")
+    torch.save({"mu": torch.zeros(3)}, tmp_path / "wrong.pt")
+    (tmp_path / "wrong.json").write_text(path.with_suffix(".json").read_text())
+    with pytest.raises(WeightsError, match="does not fit"):
+        best.load(tmp_path / "wrong.pt")

@@ -1,0 +1,35 @@
+"""The served app in a real browser: every page renders its figures, with no exception box."""
+import pytest
+
+from tests.browser import (CHROMEDRIVER, CHROMIUM, MIN_CHARTS, MIN_TABLES, PAGES, TITLES, chromium,
+                           open_from_sidebar, screenshot, served_app, wait_for_page)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                       reason="needs Debian's chromium and chromium-driver (/usr/bin/chromium, "
+                              "/usr/bin/chromedriver): apt-get install -y chromium chromium-driver"),
+]
+
+
+def test_every_page_renders_in_headless_chromium(tmp_path):
+    with served_app() as (url, _):
+        driver = chromium(tmp_path / "profile")
+        try:
+            driver.get(url)
+            for name, path in PAGES.items():
+                if name != "overview":
+                    open_from_sidebar(driver, path)      # client-side navigation, as a user would
+                report = wait_for_page(driver, MIN_CHARTS[name], TITLES[name], min_tables=MIN_TABLES[name])
+                shot = screenshot(driver, name)
+                assert report["on_page"], f"{name}: the page did not open ({shot})"
+                assert report["exceptions"] == 0 and not report["traceback"], f"{name}: exception ({shot})"
+                assert report["charts"] >= MIN_CHARTS[name], f"{name}: {report['charts']} charts ({shot})"
+                assert not report["errors"], f"{name}: {report['errors']}"
+                assert report["tables"] >= MIN_TABLES[name], f"{name}: {report['tables']} tables ({shot})"
+            # A direct URL load of a page works too (a bookmark, a refresh).
+            driver.get(f"{url}/explorer")
+            report = wait_for_page(driver, MIN_CHARTS["explorer"], TITLES["explorer"])
+            assert report["charts"] >= MIN_CHARTS["explorer"] and report["exceptions"] == 0
+        finally:
+            driver.quit()

@@ -1,0 +1,291 @@
+"""Plotly figures for the pages. They draw what core computed; no numerics.
+
+Multi-panel figures are assembled as plain dicts with explicit axis domains and turned into a
+``go.Figure`` once: ``make_subplots`` costs ~60 ms for a 3 x 5 grid, this ~10 ms, which matters
+for the explorer's 300 ms rerun budget.
+"""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.grid import K_GRID, T_GRID
+from ui.style import (ERR_SCALE, IV_TITLE, K_TITLE, QUOTE_COLOUR, T_TITLE, TRUTH_COLOUR, VOL_SCALE,
+                      method_colour, method_label, rgba)
+
+FONT = {"size": 11}
+G_RANGE = (-1.0, 2.0)
+# Diverging scale for g(k) on [-1, 2] with white at 0: red where g < 0 (butterfly arbitrage).
+G_SCALE = [[0.0, "#b2182b"], [0.2, "#ef8a62"], [1 / 3, "#f7f7f7"], [0.6, "#92c5de"], [1.0, "#2166ac"]]
+
+
+class Grid:
+    """Axis bookkeeping for a rows x cols panel grid built by hand (row 0 at the top)."""
+
+    def __init__(self, rows: int, cols: int, hgap: float = 0.035, vgap: float = 0.09,
+                 right: float = 0.93, top: float = 0.95):
+        self.rows, self.cols = rows, cols
+        self.width = (right - hgap * (cols - 1)) / cols
+        self.height = (top - vgap * (rows - 1)) / rows
+        self.hgap, self.vgap, self.top = hgap, vgap, top
+        self.layout: dict = {"annotations": []}
+        self._n = 0
+
+    def panel(self, row: int, col: int, title: str, x_title: str | None = None,
+              y_title: str | None = None, y_ticks: bool = True) -> tuple:
+        """Allocate the panel at (row, col); returns the (xaxis, yaxis) names for its traces."""
+        self._n += 1
+        suffix = "" if self._n == 1 else str(self._n)
+        x0 = col * (self.width + self.hgap)
+        y1 = self.top - row * (self.height + self.vgap)
+        x0, x1 = max(0.0, round(x0, 6)), min(1.0, round(x0 + self.width, 6))
+        y0, y1 = max(0.0, round(y1 - self.height, 6)), min(1.0, round(y1, 6))
+        self.layout[f"xaxis{suffix}"] = {"domain": [x0, x1], "anchor": f"y{suffix}",
+                                         "title": {"text": x_title or "", "standoff": 2},
+                                         "tickfont": {"size": 9}}
+        self.layout[f"yaxis{suffix}"] = {"domain": [y0, y1], "anchor": f"x{suffix}",
+                                         "title": {"text": y_title or "", "standoff": 2},
+                                         "tickfont": {"size": 9}, "showticklabels": y_ticks}
+        self.layout["annotations"].append({"text": f"<b>{title}</b>", "x": (x0 + x1) / 2, "y": y1,
+                                           "xref": "paper", "yref": "paper", "xanchor": "center",
+                                           "yanchor": "bottom", "showarrow": False, "font": {"size": 12}})
+        return f"x{suffix}", f"y{suffix}"
+
+    def colorbar(self, row0: int, row1: int) -> dict:
+        """A colourbar spanning rows row0..row1 (inclusive), at the right edge."""
+        y_top = self.top - row0 * (self.height + self.vgap)
+        y_bottom = self.top - row1 * (self.height + self.vgap) - self.height
+        return {"y": (y_top + y_bottom) / 2, "len": y_top - y_bottom, "yanchor": "middle",
+                "x": 0.945, "thickness": 12}
+
+
+def _heatmap(z, x, y, axes, name: str, coloraxis: str, what: str, units: str = "") -> dict:
+    return {"type": "heatmap", "z": z, "x": x, "y": y, "xaxis": axes[0], "yaxis": axes[1],
+            "coloraxis": coloraxis, "name": name,
+            "hovertemplate": f"k=%{{x:.3f}}<br>T=%{{y:.2f}} y<br>{what}=%{{z:.4f}}{units}<extra>{name}</extra>"}
+
+
+def _markers(x, y, axes, name: str, symbol: str = "circle-open", colour: str = "white",
+             size: int = 5) -> dict:
+    return {"type": "scatter", "mode": "markers", "x": x, "y": y, "xaxis": axes[0], "yaxis": axes[1],
+            "name": name, "showlegend": False, "hoverinfo": "skip",
+            "marker": {"symbol": symbol, "color": colour, "size": size, "line": {"width": 1, "color": colour}}}
+
+
+def surface_grid(view, methods=None, all_methods=()) -> go.Figure:
+    """Truth, quotes and each repair (row 1, one vol scale spanning the truth and the quotes; a
+    repair beyond it saturates); each |error| and the quote noise (row 2) and each predictive sd
+    (row 3) on a second scale from 0, so error and sd compare directly."""
+    methods = [m for m in (methods or view.methods) if m in view.methods]
+    with_sd = [m for m in methods if view.methods[m].sd is not None]
+    rows = 3 if with_sd else 2
+    grid = Grid(rows, 2 + len(methods))
+    data = []
+    qk, qt = view.quote_points()
+    axes = grid.panel(0, 0, "Truth", y_title=T_TITLE)
+    data.append(_heatmap(view.iv_true, K_GRID, T_GRID, axes, "truth", "coloraxis", "iv"))
+    axes = grid.panel(0, 1, f"Quotes ({int(view.observed.sum())} of {view.observed.size})", y_ticks=False)
+    data.append(_heatmap(view.iv_obs, K_GRID, T_GRID, axes, "quotes", "coloraxis", "iv"))
+    axes = grid.panel(1, 1, "|quote − truth| (noise)", x_title="k", y_title=T_TITLE)
+    data.append(_heatmap(view.quote_abs_err, K_GRID, T_GRID, axes, "quote noise", "coloraxis2", "|err|"))
+    for j, m in enumerate(methods):
+        v, label = view.methods[m], method_label(m)
+        axes = grid.panel(0, 2 + j, label, y_ticks=False)
+        data.append(_heatmap(v.iv, K_GRID, T_GRID, axes, label, "coloraxis", "iv"))
+        last = rows - 1 if v.sd is not None else 1
+        axes = grid.panel(1, 2 + j, f"|{label} − truth|", x_title="k" if last == 1 else None, y_ticks=False)
+        data.append(_heatmap(v.abs_err, K_GRID, T_GRID, axes, f"{label} error", "coloraxis2", "|err|"))
+        data.append(_markers(qk, qt, axes, "quoted"))
+        if v.sd is not None:
+            axes = grid.panel(2, 2 + j, f"{label} predictive sd", x_title="k", y_ticks=False)
+            data.append(_heatmap(v.sd, K_GRID, T_GRID, axes, f"{label} sd", "coloraxis2", "sd"))
+            data.append(_markers(qk, qt, axes, "quoted"))
+    low, high = view.vol_range()
+    layout = grid.layout | {
+        "height": 250 * rows + 40, "margin": {"l": 60, "r": 20, "t": 30, "b": 40}, "font": FONT,
+        "coloraxis": {"colorscale": VOL_SCALE, "cmin": low, "cmax": high,
+                      "colorbar": grid.colorbar(0, 0) | {"title": {"text": "iv"}}},
+        "coloraxis2": {"colorscale": ERR_SCALE, "cmin": 0,
+                       "colorbar": grid.colorbar(1, rows - 1) | {"title": {"text": "vol"}}},
+    }
+    return go.Figure({"data": data, "layout": layout})
+
+
+def g_grid(view, methods=None) -> go.Figure:
+    """g(k) of each repair (interior k) on one diverging scale; x marks the nodes with g < 0."""
+    methods = [m for m in (methods or view.methods) if m in view.methods]
+    grid = Grid(1, max(len(methods), 1), vgap=0.0, top=0.9)
+    data = []
+    for j, m in enumerate(methods):
+        v, label = view.methods[m], method_label(m)
+        axes = grid.panel(0, j, f"{label}: g<0 on {v.g_negative:.1%}", x_title="k",
+                          y_title=T_TITLE if j == 0 else None, y_ticks=j == 0)
+        data.append(_heatmap(v.g, view.g_k, T_GRID, axes, label, "coloraxis", "g"))
+        gk, gt = view.g_violation_points(m)
+        data.append(_markers(gk, gt, axes, "g<0", symbol="x-thin", colour="black", size=7))
+    layout = grid.layout | {
+        "height": 330, "margin": {"l": 60, "r": 20, "t": 40, "b": 40}, "font": FONT,
+        "coloraxis": {"colorscale": G_SCALE, "cmin": G_RANGE[0], "cmax": G_RANGE[1],
+                      "colorbar": {"title": {"text": "g(k)"}, "x": 0.945, "thickness": 12}},
+    }
+    return go.Figure({"data": data, "layout": layout})
+
+
+def slice_figure(cut: dict, x_title: str, title: str, methods=None, all_methods=()) -> go.Figure:
+    """One smile (or term structure): truth, quotes and each method, with +-2 sd bands."""
+    data = []
+    for m, line in cut["methods"].items():
+        if methods is not None and m not in methods:
+            continue
+        colour, label = method_colour(m, all_methods), method_label(m)
+        if "lower" in line:
+            data.append({"type": "scatter", "x": cut["x"], "y": line["lower"], "mode": "lines",
+                         "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip", "legendgroup": m})
+            data.append({"type": "scatter", "x": cut["x"], "y": line["upper"], "mode": "lines",
+                         "line": {"width": 0}, "fill": "tonexty", "fillcolor": rgba(colour, 0.15),
+                         "name": f"{label} ±2 sd", "hoverinfo": "skip", "legendgroup": m})
+        data.append({"type": "scatter", "x": cut["x"], "y": line["iv"], "mode": "lines+markers",
+                     "marker": {"size": 4}, "line": {"color": colour, "width": 2}, "name": label,
+                     "legendgroup": m, "hovertemplate": "%{x:.3f}: iv=%{y:.4f}<extra>" + label + "</extra>"})
+    data.append({"type": "scatter", "x": cut["x"], "y": cut["truth"], "mode": "lines", "name": "truth",
+                 "line": {"color": TRUTH_COLOUR, "dash": "dash", "width": 2},
+                 "hovertemplate": "%{x:.3f}: iv=%{y:.4f}<extra>truth</extra>"})
+    data.append({"type": "scatter", "x": cut["quote_x"], "y": cut["quote_iv"], "mode": "markers",
+                 "name": "quotes", "marker": {"color": QUOTE_COLOUR, "size": 9, "symbol": "diamond"},
+                 "hovertemplate": "%{x:.3f}: quote=%{y:.4f}<extra>quote</extra>"})
+    layout = {"title": {"text": title}, "height": 380, "font": FONT, "hovermode": "closest",
+              "margin": {"l": 60, "r": 10, "t": 50, "b": 45},
+              "xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": IV_TITLE}},
+              "legend": {"orientation": "h", "y": -0.2}}
+    return go.Figure({"data": data, "layout": layout})
+
+
+def surface_3d(view, method: str) -> go.Figure:
+    """A repair as a 3-D surface, the truth as a translucent grey sheet, and the quotes."""
+    label = method_label(method)
+    qk, qt = view.quote_points()
+    data = [
+        {"type": "surface", "x": K_GRID, "y": T_GRID, "z": view.methods[method].iv, "name": label,
+         "colorscale": VOL_SCALE, "colorbar": {"title": {"text": "iv"}, "thickness": 12},
+         "hovertemplate": "k=%{x:.3f}<br>T=%{y:.2f} y<br>iv=%{z:.4f}<extra>" + label + "</extra>"},
+        {"type": "surface", "x": K_GRID, "y": T_GRID, "z": view.iv_true, "name": "truth", "opacity": 0.35,
+         "colorscale": [[0, "#888"], [1, "#888"]], "showscale": False,
+         "hovertemplate": "k=%{x:.3f}<br>T=%{y:.2f} y<br>iv=%{z:.4f}<extra>truth</extra>"},
+        {"type": "scatter3d", "x": qk, "y": qt, "z": view.iv_obs[view.observed], "mode": "markers",
+         "name": "quotes", "marker": {"size": 3, "color": QUOTE_COLOUR},
+         "hovertemplate": "k=%{x:.3f}<br>T=%{y:.2f} y<br>quote=%{z:.4f}<extra>quote</extra>"},
+    ]
+    layout = {"height": 560, "font": FONT, "margin": {"l": 0, "r": 0, "t": 30, "b": 0},
+              "title": {"text": f"{label} repair (coloured), truth (grey), quotes (dots)"},
+              "scene": {"xaxis": {"title": {"text": "k"}}, "yaxis": {"title": {"text": "T (years)"}},
+                        "zaxis": {"title": {"text": IV_TITLE}}, "camera": {"eye": {"x": 1.6, "y": -1.6, "z": 0.9}}}}
+    return go.Figure({"data": data, "layout": layout})
+
+
+# --------------------------------------------------------------------------- benchmark figures
+
+def score_bars(series: dict, title: str, all_methods=()) -> go.Figure:
+    """Grouped bars (cells x methods) of mean scores with SE error bars."""
+    data = [{"type": "bar", "name": method_label(m), "x": s["cells"], "y": s["mean"],
+             "marker": {"color": method_colour(m, all_methods)},
+             "error_y": {"type": "data", "array": s["se"], "visible": True, "thickness": 1.2},
+             "hovertemplate": "%{x}<br>%{y:.4f} ± %{error_y.array:.4f}<extra>" + method_label(m) + "</extra>"}
+            for m, s in series.items()]
+    layout = {"barmode": "group", "height": 400, "font": FONT, "title": {"text": title},
+              "margin": {"l": 60, "r": 10, "t": 50, "b": 40},
+              "yaxis": {"title": {"text": "missing-point RMSE (vol units)"}}, "xaxis": {"title": {"text": "cell"}},
+              "legend": {"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"}}
+    return go.Figure({"data": data, "layout": layout})
+
+
+def reliability(details: dict, all_methods=()) -> go.Figure:
+    """Empirical against nominal coverage of each sd head's central intervals, with the diagonal."""
+    data = [{"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines", "name": "perfect calibration",
+             "line": {"color": "#999", "dash": "dot"}, "hoverinfo": "skip"}]
+    for m, rel in (details.get("reliability") or {}).items():
+        data.append({"type": "scatter", "x": rel["nominal"], "y": rel["empirical"], "mode": "lines+markers",
+                     "name": method_label(m), "line": {"color": method_colour(m, all_methods)},
+                     "hovertemplate": "nominal %{x:.0%}<br>empirical %{y:.1%}<extra>" + method_label(m) + "</extra>"})
+    layout = {"height": 400, "font": FONT, "title": {"text": "Reliability of the uncertainty head"},
+              "margin": {"l": 60, "r": 10, "t": 50, "b": 45},
+              "xaxis": {"title": {"text": "nominal coverage of ±z·sd interval"}, "range": [0, 1], "tickformat": ".0%"},
+              "yaxis": {"title": {"text": "empirical coverage (missing cells)"}, "range": [0, 1], "tickformat": ".0%"},
+              "legend": {"x": 0.02, "y": 0.98}}
+    return go.Figure({"data": data, "layout": layout})
+
+
+def err_sd_scatter(points: dict, all_methods=()) -> go.Figure:
+    """|error| against predicted sd on missing cells, with the 80 % and 95 % interval edges."""
+    data = []
+    for m, p in points.items():
+        label = method_label(m)
+        data.append({"type": "scattergl", "x": p["sd"], "y": p["abs_err"], "mode": "markers",
+                     "name": f"{label} ({p['above95']:.0%} outside 95 %)",
+                     "marker": {"color": rgba(method_colour(m, all_methods), 0.35), "size": 4},
+                     "hovertemplate": "sd=%{x:.4f}<br>|err|=%{y:.4f}<extra>" + label + "</extra>"})
+        for z, dash, level in ((1.2816, "dash", "80 %"), (1.96, "dot", "95 %")):
+            data.append({"type": "scatter", "x": [0, p["sd_max"]], "y": [0, z * p["sd_max"]], "mode": "lines",
+                         "name": f"|err| = {z:g}·sd ({level} edge)", "hoverinfo": "skip",
+                         "line": {"color": "#444", "dash": dash, "width": 1}})
+    layout = {"height": 400, "font": FONT, "title": {"text": "Error against predicted sd (missing cells)"},
+              "margin": {"l": 60, "r": 10, "t": 50, "b": 45},
+              "xaxis": {"title": {"text": "predicted sd (vol units)"}},
+              "yaxis": {"title": {"text": "|repair − truth| (vol units)"}},
+              "legend": {"x": 0.02, "y": 0.98}}
+    return go.Figure({"data": data, "layout": layout})
+
+
+def roc(details: dict, aucs: dict, all_methods=()) -> go.Figure:
+    """Stale-quote ROC curve of each method's residual score, AUC in the legend."""
+    data = [{"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines", "name": "chance",
+             "line": {"color": "#999", "dash": "dot"}, "hoverinfo": "skip"}]
+    for m, curve in (details.get("stale_roc") or {}).items():
+        auc = aucs.get(m)
+        name = method_label(m) + (f" (AUC {auc:.3f})" if auc is not None and np.isfinite(auc) else "")
+        data.append({"type": "scatter", "x": curve["fpr"], "y": curve["tpr"], "mode": "lines", "name": name,
+                     "line": {"color": method_colour(m, all_methods), "width": 2},
+                     "hovertemplate": "FPR %{x:.2f}<br>TPR %{y:.2f}<extra>" + method_label(m) + "</extra>"})
+    layout = {"height": 400, "font": FONT, "title": {"text": "Stale-quote detection by |quote − repair|"},
+              "margin": {"l": 60, "r": 10, "t": 50, "b": 45},
+              "xaxis": {"title": {"text": "false positive rate (clean quotes flagged)"}, "range": [0, 1]},
+              "yaxis": {"title": {"text": "true positive rate (stale quotes flagged)"}, "range": [0, 1]},
+              "legend": {"x": 0.55, "y": 0.05}}
+    return go.Figure({"data": data, "layout": layout})
+
+
+def rate_maps(rows: dict, x, y, y_title: str, title: str, height_per_row: int = 260) -> go.Figure:
+    """Heatmaps of violation frequencies: ``rows`` = {row title: {method: 2-D list}}, one shared
+    scale from 0; columns are methods."""
+    row_names = list(rows)
+    methods = list(dict.fromkeys(m for r in rows.values() for m in r))
+    grid = Grid(len(row_names), max(len(methods), 1), vgap=0.13 if len(row_names) > 1 else 0.0, top=0.92)
+    data = []
+    for i, r in enumerate(row_names):
+        for j, m in enumerate(methods):
+            if m not in rows[r]:
+                continue
+            label = method_label(m)
+            axes = grid.panel(i, j, f"{label}: {r}", x_title="k" if i == len(row_names) - 1 else None,
+                              y_title=y_title if j == 0 else None, y_ticks=j == 0)
+            data.append({"type": "heatmap", "z": rows[r][m], "x": x, "y": y, "xaxis": axes[0], "yaxis": axes[1],
+                         "coloraxis": "coloraxis", "name": label,
+                         "hovertemplate": "k=%{x:.3f}<br>T=%{y:.2f} y<br>rate=%{z:.1%}<extra>" + label + "</extra>"})
+    layout = grid.layout | {
+        "height": height_per_row * len(row_names) + 70, "font": FONT, "title": {"text": title, "y": 0.995},
+        "margin": {"l": 60, "r": 20, "t": 60, "b": 40},
+        "coloraxis": {"colorscale": ERR_SCALE, "cmin": 0,
+                      "colorbar": {"title": {"text": "share"}, "tickformat": ".0%", "x": 0.945, "thickness": 12}},
+    }
+    return go.Figure({"data": data, "layout": layout})
+
+
+def validation_curve(history: dict) -> go.Figure:
+    """The CNN's validation missing-point RMSE by epoch, from its manifest."""
+    val = history.get("val_rmse_iv") or []
+    data = [{"type": "scatter", "x": list(range(1, len(val) + 1)), "y": val, "mode": "lines",
+             "name": "validation", "line": {"color": method_colour("cnn")},
+             "hovertemplate": "epoch %{x}<br>RMSE %{y:.4f}<extra></extra>"}]
+    layout = {"height": 260, "font": FONT, "margin": {"l": 60, "r": 10, "t": 40, "b": 40},
+              "title": {"text": "CNN validation missing-point RMSE"},
+              "xaxis": {"title": {"text": "epoch"}}, "yaxis": {"title": {"text": "RMSE (vol units)"}, "type": "log"}}
+    return go.Figure({"data": data, "layout": layout})
