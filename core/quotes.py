@@ -458,8 +458,9 @@ def normalise_quotes(df: pd.DataFrame, source: str = "quotes", valuation_date=No
         rows.mark(np.isinf(strike), "infinite strike")
         rows.mark(strike <= 0, "strike <= 0")
         rows.mark(np.isnan(forward), "missing forward")
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
             k = np.log(strike / forward)
+        rows.mark(~np.isfinite(k), "strike / forward out of range")
     out["T"] = T
     out["k"] = k
     if "strike" in have or strike is not None:

@@ -104,7 +104,7 @@ def quote_files(draw):
 
 
 @SETTINGS
-@given(quote_files(), st.sampled_from(["interp", "svi", "cnn"]), st.booleans())
+@given(quote_files(), st.sampled_from(core.METHODS), st.booleans())
 def test_random_quote_files_repair_or_fail_clearly(file, method, stale):
     data, name = file
     try:
@@ -130,7 +130,7 @@ def test_random_quote_files_repair_or_fail_clearly(file, method, stale):
 @SETTINGS
 @given(st.sampled_from(["shifted_ssvi", "sabr_event", "ssvi"]), st.integers(0, 10_000),
        st.sampled_from(["regular", "adversarial", "random"]), st.floats(0.0, 1.0),
-       st.sampled_from(["interp", "svi", "cnn"]), st.floats(0.01, 3.0))
+       st.sampled_from(core.METHODS), st.floats(0.01, 3.0))
 def test_random_surfaces_and_masks_on_the_grid(family, seed, regime, density, method, scale):
     w = generate(family, 1, seed)
     if regime == "random":
