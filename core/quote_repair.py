@@ -144,7 +144,7 @@ def repair_quotes(source, method: str = "interp", stale: bool = True, rule: Grid
         result = repair(gridded.iv_obs, method, arbitrage=arbitrage, **config)
         detector, key = stale_mod.detector_for(method, **config)
         if stale:
-            scores = stale_mod.quote_scores(detector, gridded, T_u, k_u, iv_u)
+            scores = stale_mod.quote_scores(detector, gridded, T_u, k_u, iv_u, w_repaired=iv_to_w(result.iv))
     except WeightsError as exc:
         raise _with_weights_hint(exc, method) from None
     except QhullError:
