@@ -54,6 +54,7 @@ def test_calibration_file_is_there_and_sane():
     test_seeds = {s for c in TEST_CELLS for s in (c.surface_seed, c.mask_seed, c.noise_seed, c.stale_seed)}
     assert not test_seeds & {seed * 100 + i for _, seed in stale.CALIBRATION_CHAINS for i in range(100)}
     assert stale.threshold_for("interp-leave-out") == (det["threshold"], True)
+    assert "best" in data["detectors"] and data["detectors"]["best"]["basis"] == "method"
     assert stale.threshold_for("no-such-method") == (stale.DEFAULT_THRESHOLD, False)
 
 
