@@ -18,7 +18,7 @@ Outputs in --out: grid.csv/.parquet (T, k, iv, sd, method, ...), quotes.csv/.par
 input row: status, reason, quote, repaired, residual, stale_score, stale_flag), svi_params
 (per-slice a, b, rho, m, sigma), report.json.
 
-Example: python -m core.cli repair samples/quotes_prices.csv --method interp --out out/"""
+Example: python -m core.cli repair samples/quotes_prices.csv --method best --out out/"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,15 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
                                      "13 x 17 grid, repair with --method, write tables to --out.")
     rep.add_argument("quotes", metavar="QUOTES", help=f"quote file, .csv or .parquet (at most "
                      f"{MAX_FILE_BYTES // 2**20} MiB, {MAX_ROWS:,} rows)")
-    rep.add_argument("--method", default="interp", choices=METHODS,
-                     help="repair method (default interp: on dense listed chains it is the closest to the truth)")
+    from core.quote_repair import DEFAULT_METHOD
+
+    rep.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
+                     help=f"repair method (default {DEFAULT_METHOD}: the closest to the truth on the sample chains)")
     rep.add_argument("--arbitrage", default=None, choices=("calendar", "full", "none"),
                      help="no-arbitrage projection of the repaired grid (default: the method's own, calendar "
                           "for most; full adds the butterfly projection)")
     rep.add_argument("--out", required=True, help="output directory (created if missing)")
     rep.add_argument("--format", default="both", choices=("csv", "parquet", "both"), help="table format (default both)")
     rep.add_argument("--valuation-date", default=None, help="YYYY-MM-DD, for files with expiry but no valuation_date")
-    rep.add_argument("--weights", default=None, help="CNN weights file (default weights/cnn.pt)")
+    rep.add_argument("--weights", default=None, help="weights file of a learned method (cnn, best; default: the "
+                                                      "shipped weights/<method>.pt)")
     rep.add_argument("--strict", action="store_true", help="fail if any row is dropped (default: drop and report)")
     rep.add_argument("--no-stale", action="store_true", help="skip the stale-quote scores (faster)")
     rep.add_argument("--quiet", action="store_true", help="print only the output directory")
@@ -60,12 +63,16 @@ def _repair(args) -> int:
     from core.quote_repair import repair_quotes
     from core.quotes import QuoteError, read_quotes
 
+    from core.quote_repair import needs_weights
+
+    if args.weights and not needs_weights(args.method):
+        raise ValueError(f"--weights applies to methods with weights files, not {args.method}")
     quotes = read_quotes(args.quotes, valuation_date=args.valuation_date)
     if args.strict and quotes.report.n_dropped:
         first = next(iter(quotes.report.dropped.items()))
         raise QuoteError(f"--strict: {quotes.report.n_dropped} row(s) dropped, first reason: {first[0]} "
                          f"({len(first[1])} row(s), first row {first[1][0]})")
-    config = {"weights": args.weights} if args.weights and args.method == "cnn" else {}
+    config = {"weights": args.weights} if args.weights else {}
     result = repair_quotes(quotes, method=args.method, stale=not args.no_stale, arbitrage=args.arbitrage, **config)
     written = write_outputs(result, args.out, args.format)
     if not args.quiet:

@@ -8,7 +8,7 @@ from ui.style import method_label
 
 UPLOAD, SAMPLE_IV, SAMPLE_PRICES = "Upload a file", "Sample: implied vols", "Sample: prices with dates"
 METHODS = list(core.METHODS)
-DEFAULT_METHOD = "interp" if "interp" in METHODS else METHODS[0]   # closest to the truth on dense chains
+DEFAULT_METHOD = "best" if "best" in METHODS else "interp"   # the closest to the truth on the sample chains
 PREVIEW_COLUMNS = ["row", "status", "reason", "expiry", "T", "strike", "forward", "type", "k", "price_input", "bid",
                    "ask", "iv", "spread_iv"]
 
@@ -35,7 +35,7 @@ def main() -> None:
         st.code(COLUMNS_HELP, language=None)
         st.markdown(f"Uploads here are capped at **{upload_cap_mb()} MB** (`server.maxUploadSize`); the CLI and "
                     f"the Python API take up to {MAX_FILE_BYTES // 2**20} MiB and {MAX_ROWS:,} rows. Same tables "
-                    "from the command line: `python -m core.cli repair QUOTES --method interp --out DIR`.")
+                    "from the command line: `python -m core.cli repair QUOTES --method best --out DIR`.")
 
     left, mid, right = st.columns([2, 1, 1])
     with left:

@@ -47,6 +47,7 @@ def test_cli_help_explains_columns(capsys):
     (["repair", "q.csv", "--method", "krig", "--out", "o"], r"invalid choice: 'krig'"),
     (["repair", "q.csv"], r"required: --out"),
     (["repair", "missing.csv", "--out", "o"], r"quote file not found"),
+    (["repair", "missing.csv", "--out", "o", "--method", "svi", "--weights", "w.pt"], r"--weights applies to"),
 ])
 def test_cli_bad_options(tmp_path, capsys, monkeypatch, argv, pattern):
     monkeypatch.chdir(tmp_path)
@@ -80,20 +81,22 @@ def test_output_directory_problems(tmp_path, capsys):
     assert "exists and is not a directory" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("method", ["cnn", "best"])
 @pytest.mark.parametrize("content", [None, b"not a checkpoint"])
-def test_missing_or_corrupt_weights_clear_message_and_baselines_still_work(tmp_path, capsys, content):
+def test_missing_or_corrupt_weights_clear_message_and_baselines_still_work(tmp_path, capsys, content, method):
     df = good_chain()[["T", "strike", "forward", "iv"]]
     path = tmp_path / "q.csv"
     df.to_csv(path, index=False)
-    weights = tmp_path / "cnn.pt"
+    weights = tmp_path / f"{method}.pt"
     if content is not None:
         weights.write_bytes(content)
-    code = main(["repair", str(path), "--method", "cnn", "--weights", str(weights), "--out", str(tmp_path / "o")])
+    code = main(["repair", str(path), "--method", method, "--weights", str(weights), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
-    assert ("not found" if content is None else "corrupt") in err and "baselines (interp, svi" in err
+    assert ("not found" if content is None else "corrupt") in err
+    assert "baselines (interp, svi, interp_svi) still work" in err
     with pytest.raises(WeightsError, match="baselines"):
-        repair_quotes(csv_bytes(df), method="cnn", name="q.csv", weights=str(weights))
+        repair_quotes(csv_bytes(df), method=method, name="q.csv", weights=str(weights))
     for method in ("interp", "svi"):
         assert main(["repair", str(path), "--method", method, "--out", str(tmp_path / method), "--quiet"]) == 0
 

@@ -51,15 +51,15 @@ def test_iv_sample_loads_in_one_click_with_report_views_flags_and_downloads():
     at = open_page()
     clean(at)
     assert not at.error
-    expected = repair_quotes(ROOT / "samples" / "quotes_iv.csv", method="interp")
+    expected = repair_quotes(ROOT / "samples" / "quotes_iv.csv", method="best")
     m = metrics(at)
     assert m["rows read"] == f"{expected.report.n_rows:,}" and m["used"] == f"{expected.report.n_used:,}"
     assert m["outside the grid"] == f"{expected.report.n_outside:,}"
     figs = charts(at)
     assert set(figs) == {"quotes_grid", "quotes_smile", "quotes_term", "quotes_residuals"}
-    assert sum(t["type"] == "heatmap" for t in figs["quotes_grid"]["data"]) == 2      # interp has no sd
+    assert sum(t["type"] == "heatmap" for t in figs["quotes_grid"]["data"]) == 3      # best has an sd
     names = [t.get("name") for t in figs["quotes_smile"]["data"]]
-    assert "Interpolation repair" in names and "quotes (mid, bid/ask)" in names
+    assert "Best repair" in names and "quotes (mid, bid/ask)" in names and "Best ± 2 sd" in names
     tables = frames(at)
     assert "report" in tables and "flagged" in tables and "preview" in tables
     assert set(tables["report"]["status"]) == {"outside"} and tables["report"]["count"].sum() == expected.report.n_outside
