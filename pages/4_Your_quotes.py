@@ -129,7 +129,7 @@ def main() -> None:
         st.plotly_chart(figs.residuals(result.quote_table, method), key="quotes_residuals")
         if len(flagged):
             show = [c for c in ("row", "expiry", "T", "strike", "k", "type", "iv", "iv_leave_out", "iv_repaired",
-                                "residual", "stale_score") if c in flagged.columns]
+                                "residual", "stale_score") if c in flagged.columns and flagged[c].notna().any()]
             st.dataframe(flagged[show], hide_index=True, key="quotes_flagged", width="stretch")
     for line in result.notes:
         st.caption(line)
