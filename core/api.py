@@ -1,7 +1,8 @@
 """The public entry point: ``repair(iv_obs, method)`` for every method, with input checks."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -29,6 +30,15 @@ class RepairResult:
     observed: np.ndarray
     method: str
     arbitrage: str
+    half_width_fn: Callable | None = field(default=None, repr=False)
+
+    def interval(self, level: float = 0.95) -> tuple | None:
+        """(low, high) implied vols of the central ``level`` interval around ``iv`` (the method's own
+        calibration: conformal for "best", Gaussian z * sd otherwise); None without an sd."""
+        if self.sd is None or self.half_width_fn is None:
+            return None
+        half = self.half_width_fn(self.sd, level)
+        return np.maximum(self.iv - half, 0.0), self.iv + half
 
     @property
     def w(self) -> np.ndarray:
@@ -92,7 +102,9 @@ def repair(iv_obs, method: str = "cnn", arbitrage: str | None = None, **config) 
     w_obs = np.where(observed, iv_to_w(np.nan_to_num(iv, nan=1.0)), 0.0)
     w_raw, sd = repairer.fit(w_obs, observed)
     w_out = project(w_raw, mode)
+    iv_raw, iv_out = w_to_iv(w_raw), w_to_iv(w_out)
+    sd = repairer.adjust_sd(sd, iv_raw, iv_out)
     shape = np.shape(iv_obs)
-    return RepairResult(iv=w_to_iv(w_out).reshape(shape), sd=None if sd is None else sd.reshape(shape),
-                        iv_raw=w_to_iv(w_raw).reshape(shape), observed=observed.reshape(shape),
-                        method=method, arbitrage=mode)
+    return RepairResult(iv=iv_out.reshape(shape), sd=None if sd is None else sd.reshape(shape),
+                        iv_raw=iv_raw.reshape(shape), observed=observed.reshape(shape),
+                        method=method, arbitrage=mode, half_width_fn=repairer.half_width)

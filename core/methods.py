@@ -31,6 +31,10 @@ class Repairer:
         """(n, 13, 17) observed w and boolean mask -> (raw repaired w, sd in iv units or None)."""
         raise NotImplementedError
 
+    def adjust_sd(self, sd: np.ndarray | None, iv_raw: np.ndarray, iv_out: np.ndarray) -> np.ndarray | None:
+        """The sd to report once the raw repair ``iv_raw`` has been projected to ``iv_out``."""
+        return sd
+
     def half_width(self, sd: np.ndarray, level: float) -> np.ndarray:
         """Half-width of the central ``level`` interval: Gaussian z * sd unless a method calibrates."""
         return norm.ppf(0.5 + level / 2.0) * np.asarray(sd)
@@ -246,6 +250,11 @@ class BestRepairer(Repairer):
         out = self._run(w_obs, observed)
         return iv_to_w(np.maximum(out["mean"], IV_FLOOR)), out["sd"]
 
+    def adjust_sd(self, sd, iv_raw, iv_out):
+        from core.best import projected_sd
+
+        return projected_sd(sd, iv_raw, iv_out)
+
     def stale_score(self, w_obs, observed):
         """Per quote, the log likelihood ratio of 'stale' vs 'noise' (higher = more suspect); 0 where missing."""
         return self._run(w_obs, observed)["stale"]
@@ -257,7 +266,41 @@ class BestRepairer(Repairer):
         return calibrator.half_width(sd, level)
 
 
-REPAIRERS = {cls.name: cls for cls in (InterpRepairer, SVIRepairer, InterpSVIRepairer, CNNRepairer, BestRepairer)}
+
+# --------------------------------------------------------------------------- the generative baseline
+
+@lru_cache(maxsize=4)
+def _cached_vae(path: str):
+    from core.vae import load_vae
+
+    return load_vae(Path(path))
+
+
+class VAERepairer(Repairer):
+    """Mask-conditional VAE (core.vae): decoder mean at the prior mean of z; sd from z draws and
+    the decoder variance, scaled on its validation set."""
+
+    name = "vae"
+    has_sd = True
+
+    def __init__(self, weights: str | Path = WEIGHTS_DIR / "vae.pt"):
+        self.weights = Path(weights)
+
+    @property
+    def model(self):
+        return _cached_vae(str(self.weights.resolve()))
+
+    def fit(self, w_obs, observed):
+        from core.vae import predict as predict_vae
+
+        model, sd_scale = self.model
+        iv_obs = np.sqrt(np.maximum(w_obs, W_FLOOR) / T_MESH)
+        iv_mean, sd_iv = predict_vae(model, iv_obs, observed, sd_scale)
+        return np.maximum(iv_mean**2 * T_MESH, W_FLOOR), sd_iv
+
+
+REPAIRERS = {cls.name: cls for cls in (InterpRepairer, SVIRepairer, InterpSVIRepairer, CNNRepairer, VAERepairer,
+                                      BestRepairer)}
 METHODS = tuple(REPAIRERS)
 
 

@@ -84,3 +84,22 @@ def downstream_svi(w_repaired: np.ndarray, w_true: np.ndarray, observed: np.ndar
     full = np.ones(w_repaired.shape, dtype=bool)
     projected = calendar_project(fit_svi_slices(w_repaired, full))
     return missing_rmse(w_to_iv(projected), w_to_iv(w_true), observed)
+
+
+def oracle_stale_scores(iv_quoted: np.ndarray, iv_true: np.ndarray, noise_sd: np.ndarray,
+                        shift_bp: tuple = (50.0, 110.0), nodes: int = 64) -> np.ndarray:
+    """The Neyman-Pearson optimal stale score when the true surface is known.
+
+    Per quote, the likelihood ratio of "noise + a stale move of +-U(shift_bp)" against "noise
+    only", with the residual x = quoted - true and Gaussian noise of sd ``noise_sd``. No method
+    that sees only the quotes can rank stale quotes better than this (in AUC) on average, so its
+    AUC bounds every method's stale-quote AUC on the same test.
+    """
+    x = np.asarray(iv_quoted - iv_true, dtype=np.float64)[..., None]
+    sd = np.broadcast_to(noise_sd, iv_quoted.shape)[..., None]
+    shifts = np.linspace(shift_bp[0], shift_bp[1], nodes) / 1e4
+    shifts = np.concatenate([shifts, -shifts])
+    # log mean over shifts of phi((x - s)/sd) / phi(x/sd), in a stable form
+    log_ratio = (x * shifts - 0.5 * shifts**2) / sd**2
+    top = log_ratio.max(-1, keepdims=True)
+    return (top + np.log(np.exp(log_ratio - top).mean(-1, keepdims=True)))[..., 0]

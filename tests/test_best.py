@@ -19,7 +19,8 @@ FRESH = 71000
 
 @pytest.fixture(scope="module")
 def tiny_prior():
-    cfg = best.BestConfig(families=("shifted_ssvi", "sabr_event"), n_default=3000, rank=12, seed=123456)
+    cfg = best.BestConfig(families=("shifted_ssvi", "sabr_event"), n_default=3000, rank=12, seed=123456,
+                          surprise_inflation=False)
     return best.MixturePrior.fit(cfg)
 
 
@@ -61,6 +62,21 @@ def test_leave_one_out_residual_matches_a_refit(tiny_prior):
     loo_sd = np.sqrt(refit["sd"][(0,) + cell] ** 2 + d - float(comp.tau2[0]))
     z = (iv_obs[(0,) + cell] - refit["mean"][(0,) + cell]) / loo_sd
     assert out["loo_z"][(0,) + cell] == pytest.approx(z, rel=2e-2, abs=2e-3)
+
+
+def test_surprise_inflation_widens_only_surfaces_the_prior_explains_badly(tiny_prior):
+    import dataclasses
+
+    inflated = tiny_prior.with_noise(tiny_prior.cfg.noise_bp)
+    inflated.cfg = dataclasses.replace(tiny_prior.cfg, surprise_inflation=True)
+    w = generate("shifted_ssvi", 40, FRESH + 5)
+    observed = make_masks("regular", 40, FRESH + 5)
+    calm = np.nan_to_num(observe(w, observed, FRESH + 5))
+    rough = np.nan_to_num(observe(w, observed, FRESH + 5, noise_bp=90.0))   # 5x the assumed noise
+    ratio_calm = inflated.run(calm, observed)["sd"] / tiny_prior.run(calm, observed)["sd"]
+    ratio_rough = inflated.run(rough, observed)["sd"] / tiny_prior.run(rough, observed)["sd"]
+    assert (ratio_calm >= 1 - 1e-6).all() and np.median(ratio_calm) < 1.2
+    assert np.median(ratio_rough) > 2.0
 
 
 def test_mixture_picks_the_generating_family(tiny_prior):
@@ -135,3 +151,29 @@ def test_save_load_round_trip_and_bad_files(tmp_path, tiny_prior):
     (tmp_path / "wrong.json").write_text(path.with_suffix(".json").read_text())
     with pytest.raises(WeightsError, match="does not fit"):
         best.load(tmp_path / "wrong.pt")
+
+
+def test_the_oracle_bounds_stale_auc_and_sits_below_090_on_regular_masks():
+    """Knowing the truth, the optimal stale score cannot reach 0.90 AUC on regular masks: the
+    issue's 0.90 target is out of reach there for any method. Best stays below the oracle."""
+    from core.metrics import oracle_stale_scores
+
+    n = 150
+    w = generate("shifted_ssvi", n, FRESH + 40)
+    observed = make_masks("regular", n, FRESH + 41)
+    iv_stale, is_stale = inject_stale(observe(w, observed, FRESH + 42), seed=FRESH + 43)
+    oracle = auc(is_stale[observed], oracle_stale_scores(iv_stale, w_to_iv(w), noise_sd_iv())[observed])
+    w_obs = np.where(observed, np.nan_to_num(iv_stale) ** 2 * core.T_GRID[:, None], 0.0)
+    best_auc = auc(is_stale[observed], core.methods.get_repairer("best").stale_score(w_obs, observed)[observed])
+    assert 0.8 < oracle < 0.90
+    assert best_auc <= oracle + 0.01
+
+
+def test_interval_of_a_result():
+    iv_obs = observe(generate("sabr_event", 3, FRESH + 50), make_masks("regular", 3, FRESH + 50), FRESH + 50)
+    res = core.repair(iv_obs, "best")
+    low, high = res.interval(0.95)
+    assert (low < res.iv).all() and (high > res.iv).all()
+    low80, high80 = res.interval(0.8)
+    assert (high80 - low80 < high - low).all()
+    assert core.repair(iv_obs, "interp").interval(0.95) is None
