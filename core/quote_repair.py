@@ -7,11 +7,11 @@
     out.grid_table     # 221 rows: T, k, iv, sd, method, observed, iv_quoted, n_quotes
     out.quote_table    # one row per input row: input, repaired, residual, stale score and flag
     out.svi_table      # per-slice raw-SVI (a, b, rho, m, sigma) of the downstream SVI fit
-    out.report.lines() # rows used / outside / dropped, and why
+    out.report.lines() # rows used / outside / set aside / dropped, and why
 
 Bad input raises ``ValueError`` (``QuoteError`` for the file, ``core.api`` checks for the grid)
-with a one-line message; a missing or corrupt CNN weights file raises ``core.model.WeightsError``
-whose message says the baselines still work.
+with a one-line message; a missing or corrupt weights file of a learned method (cnn, vae, best)
+raises ``core.model.WeightsError`` whose message names the baselines, which still work.
 """
 from __future__ import annotations
 
@@ -165,7 +165,7 @@ def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule
                  f"one strike column (k = {K_GRID[cols[0]]:+.3f})" if cols.size == 1 else "one line")
         raise QuoteError(f"{quotes.report.source}: the quotes reach grid nodes on {where} only, which "
                          f"{method} cannot triangulate; add quotes at other maturities and strikes, or use "
-                         "svi or cnn") from None
+                         "a method that does not triangulate (svi, or a learned one)") from None
     w_rep = iv_to_w(result.iv)
 
     # Per quote: repaired value wherever (T, k) is valid and within the grid's catchment.
