@@ -14,7 +14,7 @@ then do not change with the method. A method that has its own ``stale_score(w_ob
 (on the grid) is used instead, per quote: the quote alone on its main node of its leave-one-out
 grid (``_transplant_scores``); its raw score is the flag's score (for ``best``, a log likelihood
 ratio). Reading the node's score for every quote on it instead gave AUC 0.53 on the chains; the
-per-quote transplant 0.82.
+per-quote transplant 0.81.
 
 Flag. ``score > threshold``, with the threshold per method read from
 ``results/stale_calibration.json``: the score's 98th percentile over the clean quotes of synthetic
