@@ -1,0 +1,115 @@
+"""Command line: repair your own option quotes.
+
+    python -m core.cli repair QUOTES --method svi --out DIR
+
+Exit codes: 0 done, 2 bad input (file, columns, values, options, weights), 1 unexpected error.
+Every failure prints one line to stderr naming the problem.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.quotes import COLUMNS_HELP, MAX_FILE_BYTES, MAX_ROWS
+
+EPILOG = COLUMNS_HELP + """
+
+Outputs in --out: grid.csv/.parquet (T, k, iv, sd, method, ...), quotes.csv/.parquet (every
+input row: status, reason, quote, repaired, residual, stale_score, stale_flag), svi_params
+(per-slice a, b, rho, m, sigma), report.json.
+
+Example: python -m core.cli repair samples/quotes_prices.csv --method best --out out/"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, like every other bad-input path
+        sys.stderr.write(f"error: {message} (see --help)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from core.methods import METHODS
+
+    parser = _Parser(prog="python -m core.cli", description="Repair your own option quotes on the model grid.",
+                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    rep = sub.add_parser("repair", help="read a quote file, repair it, write the tables",
+                         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+                         description="Read QUOTES (CSV or Parquet, one quote per row), place them on the "
+                                     "13 x 17 grid, repair with --method, write tables to --out.")
+    rep.add_argument("quotes", metavar="QUOTES", help=f"quote file, .csv or .parquet (at most "
+                     f"{MAX_FILE_BYTES // 2**20} MiB, {MAX_ROWS:,} rows)")
+    from core.quote_repair import DEFAULT_METHOD
+
+    rep.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
+                     help=f"repair method (default {DEFAULT_METHOD}: the closest to the truth on the sample chains)")
+    rep.add_argument("--arbitrage", default=None, choices=("calendar", "full", "none"),
+                     help="no-arbitrage projection of the repaired grid (default: the method's own, calendar "
+                          "for most; full adds the butterfly projection)")
+    rep.add_argument("--out", required=True, help="output directory (created if missing)")
+    rep.add_argument("--format", default="both", choices=("csv", "parquet", "both"), help="table format (default both)")
+    rep.add_argument("--valuation-date", default=None, help="YYYY-MM-DD, for files with expiry but no valuation_date")
+    rep.add_argument("--weights", default=None, help="weights file of a learned method (cnn, best; default: the "
+                                                      "shipped weights/<method>.pt)")
+    rep.add_argument("--strict", action="store_true", help="fail if any row is dropped (default: drop and report)")
+    rep.add_argument("--no-stale", action="store_true", help="skip the stale-quote scores (faster)")
+    rep.add_argument("--quiet", action="store_true", help="print only the output directory")
+    rep.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    return parser
+
+
+def _repair(args) -> int:
+    from core.export import write_outputs
+    from core.quote_repair import repair_quotes
+    from core.quotes import QuoteError, read_quotes
+
+    from core.quote_repair import needs_weights
+
+    if args.weights and not needs_weights(args.method):
+        raise ValueError(f"--weights applies to methods with weights files, not {args.method}")
+    quotes = read_quotes(args.quotes, valuation_date=args.valuation_date)
+    if args.strict and quotes.report.n_dropped:
+        first = next(iter(quotes.report.dropped.items()))
+        raise QuoteError(f"--strict: {quotes.report.n_dropped} row(s) dropped, first reason: {first[0]} "
+                         f"({len(first[1])} row(s), first row {first[1][0]})")
+    config = {"weights": args.weights} if args.weights else {}
+    result = repair_quotes(quotes, method=args.method, stale=not args.no_stale, arbitrage=args.arbitrage, **config)
+    written = write_outputs(result, args.out, args.format)
+    if not args.quiet:
+        for line in result.summary_lines():
+            print(line)
+        print(f"wrote {len(written)} files to {args.out}")
+    else:
+        print(args.out)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from core.model import WeightsError
+
+    try:
+        return _repair(args)
+    except (ValueError, WeightsError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        sys.stderr.write(f"error: {message}\n")
+        return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        return 0
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except Exception as exc:  # an unexpected failure still ends in one line
+        if getattr(args, "debug", False):
+            raise
+        message = " ".join(str(exc).split())
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}: {message} (rerun with --debug for the traceback)\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Your quotes: upload an option chain (or load a sample), see what was used, repair it, download."""
+import streamlit as st
+
+import core
+from core.quotes import COLUMNS_HELP, MAX_FILE_BYTES, MAX_ROWS
+from ui import quote_figures as figs
+from ui.style import method_label
+
+UPLOAD, SAMPLE_IV, SAMPLE_PRICES = "Upload a file", "Sample: implied vols", "Sample: prices with dates"
+METHODS = list(core.METHODS)
+DEFAULT_METHOD = "best" if "best" in METHODS else "interp"   # the closest to the truth on the sample chains
+PREVIEW_COLUMNS = ["row", "status", "reason", "expiry", "T", "strike", "forward", "type", "k", "price_input", "bid",
+                   "ask", "iv", "spread_iv"]
+
+
+def upload_cap_mb() -> int:
+    return int(st.get_option("server.maxUploadSize"))
+
+
+@st.cache_data(max_entries=16, show_spinner="Reading, gridding and repairing the quotes…")
+def run_repair(data: bytes, name: str, method: str, arbitrage: str | None, valuation_date: str | None, stale: bool):
+    from core.quote_repair import repair_quotes
+
+    return repair_quotes(data, method=method, name=name, arbitrage=arbitrage, stale=stale,
+                         valuation_date=valuation_date or None)
+
+
+def main() -> None:
+    """The page; returns early (no st.stop) on bad input so the frame's sidebar still renders."""
+    st.title("Your quotes")
+    st.caption("Bring an option chain — one quote per row, as implied vols or as prices — and repair it on the "
+               "model grid. Every row is accounted for: used, outside the grid, set aside by rule, or dropped "
+               "with its reason.")
+    with st.expander("File format and limits"):
+        st.code(COLUMNS_HELP, language=None)
+        st.markdown(f"Uploads here are capped at **{upload_cap_mb()} MB** (`server.maxUploadSize`); the CLI and "
+                    f"the Python API take up to {MAX_FILE_BYTES // 2**20} MiB and {MAX_ROWS:,} rows. Same tables "
+                    "from the command line: `python -m core.cli repair QUOTES --method best --out DIR`.")
+
+    left, mid, right = st.columns([2, 1, 1])
+    with left:
+        source = st.radio("Quotes", [SAMPLE_IV, SAMPLE_PRICES, UPLOAD], horizontal=True, key="quotes_source",
+                          help="The samples come from our generators at listed expiries and strikes "
+                               "(scripts/make_sample_quotes.py).")
+        upload = None
+        if source == UPLOAD:
+            upload = st.file_uploader("CSV or Parquet", type=["csv", "parquet", "pq"], key="quotes_file")
+    with mid:
+        method = st.selectbox("Method", METHODS, index=METHODS.index(DEFAULT_METHOD), key="quotes_method",
+                              format_func=method_label)
+        arbitrage = st.selectbox("Arbitrage projection", ["method default", "calendar", "full"], key="quotes_arbitrage",
+                                 help="calendar: w non-decreasing in T; full: calendar and butterfly.")
+    with right:
+        valuation_date = st.text_input("Valuation date (if the file has none)", "", key="quotes_valuation",
+                                       placeholder="YYYY-MM-DD")
+        stale = st.toggle("Stale-quote flags", True, key="quotes_stale",
+                          help="Each quote against a repair made without it; flags above a threshold "
+                               "calibrated on synthetic chains at a 2 % false-flag rate.")
+
+    if source == UPLOAD:
+        if upload is None:
+            st.info("Upload a quote file, or pick a sample above.")
+            return
+        data, name = upload.getvalue(), upload.name
+    else:
+        from core.quote_repair import sample_bytes
+
+        data, name = sample_bytes("implied vols (index chain)" if source == SAMPLE_IV
+                                  else "prices with dates (single stock)")
+
+    from core.model import WeightsError
+
+    try:
+        result = run_repair(data, name, method, None if arbitrage == "method default" else arbitrage,
+                            valuation_date.strip(), stale)
+    except (ValueError, WeightsError) as exc:
+        st.error(" ".join(str(exc).split()))
+        return
+
+    # ----------------------------------------------------------------------------- validation
+    rep = result.report
+    st.subheader("What was read")
+    cols = st.columns(5)
+    cols[0].metric("rows read", f"{rep.n_rows:,}")
+    cols[1].metric("used", f"{rep.n_used:,}")
+    cols[2].metric("outside the grid", f"{rep.n_outside:,}")
+    cols[3].metric("set aside by rule", f"{rep.n_skipped:,}")
+    cols[4].metric("dropped", f"{rep.n_dropped:,}")
+    st.caption(f"{name}: {rep.kind} quotes on {rep.n_expiries} expiries; "
+               f"{int(result.gridded.observed.sum())} of 221 grid nodes quoted.")
+    for warning in rep.warnings:
+        st.warning(warning)
+    frame = rep.to_frame()
+    if len(frame):
+        st.dataframe(frame, hide_index=True, key="quotes_report", width="stretch")
+    with st.expander("Preview of the quotes as read (first 200 rows)"):
+        table = result.quote_table
+        st.dataframe(table[[c for c in PREVIEW_COLUMNS if c in table.columns]].head(200), hide_index=True,
+                     key="quotes_preview", width="stretch")
+
+    # ----------------------------------------------------------------------------- repair
+    st.subheader(f"The repair: {method_label(method)}")
+    st.plotly_chart(figs.grid_panels(result, METHODS), key="quotes_grid")
+    expiries = list(result.expiries())
+    by_T = result.quote_table.drop_duplicates("T").set_index("T")
+    labels = {T: (f"{T:.3f} y" + (f" · {by_T.at[T, 'expiry']}" if "expiry" in by_T.columns and T in by_T.index
+                                  else "")) for T in expiries}
+    left, right = st.columns(2)
+    with left:
+        T = st.select_slider("Expiry", expiries, expiries[len(expiries) // 2], format_func=labels.get,
+                             key="quotes_expiry")
+        curve, quotes = result.smile(T)
+        st.plotly_chart(figs.smile(curve, quotes, T, method, METHODS), key="quotes_smile")
+    with right:
+        k_index = st.select_slider("Log-moneyness node", range(len(core.K_GRID)), len(core.K_GRID) // 2,
+                                   format_func=lambda j: f"{core.K_GRID[j]:+.3f}", key="quotes_k")
+        st.plotly_chart(figs.term_structure(result.term_structure(k_index), float(core.K_GRID[k_index]), method,
+                                            METHODS), key="quotes_term")
+
+    # ----------------------------------------------------------------------------- flags
+    st.subheader("Stale or bad quotes")
+    if result.stale_basis == "none":
+        st.info("Stale-quote flags are off.")
+    else:
+        flagged = result.flagged()
+        st.markdown(f"**{len(flagged)}** of {rep.n_used:,} used quotes flagged: score above "
+                    f"{result.stale_threshold:.2f} ({result.stale_basis}"
+                    f"{'' if result.stale_calibrated else ', default threshold: not calibrated'}).")
+        st.plotly_chart(figs.residuals(result.quote_table, method), key="quotes_residuals")
+        if len(flagged):
+            show = [c for c in ("row", "expiry", "T", "strike", "k", "type", "iv", "iv_leave_out", "iv_repaired",
+                                "residual", "stale_score") if c in flagged.columns and flagged[c].notna().any()]
+            st.dataframe(flagged[show], hide_index=True, key="quotes_flagged", width="stretch")
+    for line in result.notes:
+        st.caption(line)
+
+    # ----------------------------------------------------------------------------- downloads
+    st.subheader("Downloads")
+    from core.export import download_files
+
+    files = download_files(result)
+    cols = st.columns(4)
+    for i, (file_name, payload, mime) in enumerate(files):
+        cols[i % 4].download_button(file_name, payload, file_name=file_name, mime=mime, key=f"dl_{file_name}")
+    st.caption("grid: T, k, iv, sd, method per node · quotes: every input row with its status, repaired value, "
+               "residual and stale flag · svi_params: per-slice raw SVI (a, b, ρ, m, σ) of the downstream fit.")
+
+
+main()

@@ -1,0 +1,137 @@
+"""Reading and validating quote files: every malformed kind ends in one clear ValueError."""
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.grid import K_GRID, T_GRID
+from core.quotes import MAX_ROWS, QuoteError, normalise_quotes, read_quotes
+from tests.quote_cases import MALFORMED, csv_bytes, good_chain, grid_quotes_csv, parquet_bytes
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_file_gives_one_line_value_error(case):
+    data, name, pattern = MALFORMED[case]
+    with pytest.raises(ValueError, match=pattern) as info:
+        read_quotes(data, name=name)
+    assert isinstance(info.value, QuoteError)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 400
+
+
+def test_good_chain_reads_and_reports_every_row():
+    df = good_chain()
+    qs = read_quotes(csv_bytes(df), name="chain.csv")
+    t = qs.table
+    assert len(t) == len(df) and list(t["row"]) == list(range(1, len(df) + 1))
+    assert set(t["status"]) <= {"used", "outside", "skipped", "dropped"}
+    rep = qs.report
+    assert rep.n_used + rep.n_outside + rep.n_skipped + rep.n_dropped == rep.n_rows == len(df)
+    assert rep.kind == "iv" and rep.n_expiries >= 2
+    used = t[t["status"] == "used"]
+    # bid and ask given: the mid is the quote, the spread is kept
+    np.testing.assert_allclose(used["iv"], 0.5 * (used["bid"] + used["ask"]))
+    assert (used["spread_iv"] > 0).all()
+    np.testing.assert_allclose(used["k"], np.log(used["strike"] / used["forward"]))
+    # every quote outside the grid is listed with its reason, none vanish
+    outside_rows = sorted(r for rows in rep.outside.values() for r in rows)
+    assert outside_rows == sorted(t.loc[t["status"] == "outside", "row"])
+
+
+def test_parquet_and_csv_agree_and_semicolons_work():
+    df = good_chain(seed=5)[["T", "strike", "forward", "iv"]]
+    a = read_quotes(csv_bytes(df), name="a.csv").table
+    b = read_quotes(parquet_bytes(df), name="a.parquet").table
+    c = read_quotes(df.to_csv(index=False, sep=";").encode(), name="a.csv").table
+    for other in (b, c):
+        np.testing.assert_allclose(a["iv"], other["iv"])
+        assert list(a["status"]) == list(other["status"])
+
+
+def test_column_names_are_case_insensitive_and_extra_columns_reported():
+    data = b" t ,K,IV,comment\n0.5,0,0.2,x\n0.5,0.1,0.21,y\n1.0,0,0.2,z\n1.0,0.1,0.2,w\n"
+    qs = read_quotes(data, name="q.csv")
+    assert qs.report.n_used == 4 and qs.report.columns_ignored == ["comment"]
+    assert any("ignored column" in line for line in qs.report.lines())
+
+
+def test_row_problems_are_dropped_with_reasons_not_silently():
+    rows = [(T_GRID[i], K_GRID[j], 0.2) for i in (2, 6) for j in (6, 8, 10)]
+    rows += [(0.5, 0.0, "abc"), (0.5, 0.1, "inf"), (0.5, 0.1, -0.3), (0.5, 0.2, 25.0), (0.5, 0.3, "")]
+    qs = read_quotes(grid_quotes_csv(rows), name="q.csv")
+    d = qs.report.dropped
+    assert d["non-numeric value in iv"] == [7]
+    assert d["infinite iv"] == [8]
+    assert d["iv <= 0"] == [9]
+    assert d["iv above 5 (percentages? give 0.20 for 20 %)"] == [10]
+    assert d["missing iv"] == [11]
+    assert qs.report.n_used == 6
+    assert (qs.table.loc[qs.table["status"] == "dropped", "reason"] != "").all()
+
+
+def test_duplicates_are_averaged_into_the_first_row():
+    rows = [(T_GRID[i], K_GRID[j], 0.2) for i in (2, 6) for j in (6, 8, 10)] + [(T_GRID[2], K_GRID[8], 0.24)]
+    qs = read_quotes(grid_quotes_csv(rows), name="q.csv")
+    t = qs.table
+    assert t.loc[1, "iv"] == pytest.approx(0.22) and t.loc[1, "n_merged"] == 2
+    assert t.loc[6, "status"] == "skipped" and "duplicate" in t.loc[6, "reason"]
+
+
+def test_expiry_dates_give_act365_T_and_partial_wrong_order_is_dropped():
+    df = pd.DataFrame({"expiry": ["2025-06-20", "2025-06-20", "2025-12-19", "2025-12-19", "2024-12-20"],
+                       "valuation_date": "2025-01-02", "k": [0.0, 0.1, 0.0, 0.1, 0.0], "iv": 0.2})
+    qs = read_quotes(csv_bytes(df), name="q.csv")
+    T = qs.table["T"].to_numpy()
+    assert T[0] == pytest.approx((dt.date(2025, 6, 20) - dt.date(2025, 1, 2)).days / 365.0)
+    assert qs.report.dropped == {"expiry on or before the valuation date": [5]}
+
+
+def test_valuation_date_argument():
+    data = b"expiry,k,iv\n2025-06-20,0,0.2\n2025-06-20,0.1,0.2\n2025-12-19,0,0.2\n2025-12-19,0.1,0.2\n"
+    qs = read_quotes(data, name="q.csv", valuation_date="2025-01-02")
+    assert qs.report.n_used == 4
+    with pytest.raises(ValueError, match="valuation date 'soon' is not an ISO date"):
+        read_quotes(data, name="q.csv", valuation_date="soon")
+
+
+def test_size_and_row_caps(tmp_path):
+    with pytest.raises(ValueError, match=r"over 0 MiB, the cap|the cap is"):
+        read_quotes(b"T,k,iv\n" + b"0.5,0,0.2\n" * 100, name="q.csv", max_bytes=100)
+    with pytest.raises(ValueError, match="more than 50 rows, the cap"):
+        read_quotes(b"T,k,iv\n" + b"0.5,0,0.2\n" * 60, name="q.csv", max_rows=50)
+    df = pd.DataFrame({"T": np.full(60, 0.5), "k": 0.0, "iv": 0.2})
+    with pytest.raises(ValueError, match="60 rows; the cap is 50"):
+        read_quotes(parquet_bytes(df), name="q.parquet", max_rows=50)
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"T,k,iv\n" + b"0.5,0,0.2\n" * 2000)
+    with pytest.raises(ValueError, match=r"big\.csv is 0\.0 MiB; the cap is 0 MiB"):
+        read_quotes(big, max_bytes=1000)
+    assert MAX_ROWS == 200_000
+
+
+def test_missing_path_and_directory(tmp_path):
+    with pytest.raises(ValueError, match="quote file not found"):
+        read_quotes(tmp_path / "nope.csv")
+    with pytest.raises(ValueError, match="is a directory"):
+        read_quotes(tmp_path)
+
+
+def test_normalise_rejects_non_tables():
+    with pytest.raises(ValueError, match="must be a table"):
+        normalise_quotes([[0.5, 0, 0.2]])
+    with pytest.raises(ValueError, match="has no columns"):
+        normalise_quotes(pd.DataFrame())
+
+
+def test_bid_above_ask_dropped_and_only_bid_warned():
+    rows = "".join(f"{T},{k},{0.19},{0.21}\n" for T in (0.5, 1.0) for k in (-0.1, 0.0, 0.1))
+    qs = read_quotes(("T,k,bid,ask\n" + rows + "0.5,0.2,0.25,0.2\n").encode(), name="q.csv")
+    assert qs.report.dropped == {"bid above ask": [7]}
+    qs = read_quotes(b"T,k,iv,bid\n0.5,0,0.2,0.1\n0.5,0.1,0.2,0.1\n1,0,0.2,0.1\n1,0.1,0.2,0.1\n", name="q.csv")
+    assert any("only bid given" in w for w in qs.report.warnings)
+
+
+def test_percentage_looking_vols_warn():
+    rows = [(T, k, 2.2) for T in (0.5, 1.0) for k in (-0.1, 0.0, 0.1)]
+    qs = read_quotes(grid_quotes_csv(rows), name="q.csv")
+    assert any("percentages" in w for w in qs.report.warnings)

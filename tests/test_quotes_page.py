@@ -1,0 +1,115 @@
+"""The "Your quotes" page in streamlit's AppTest: both samples, flags, downloads, every error path."""
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = "pages/4_Your_quotes.py"
+pytestmark = pytest.mark.skipif(not (ROOT / "app.py").exists() or not (ROOT / "ui" / "style.py").exists(),
+                                reason="needs the dashboard frame (app.py, ui/)")
+TIMEOUT = 300
+
+
+def open_page():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page(PAGE).run()
+    return at
+
+
+def clean(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def charts(at) -> dict:
+    return {el.key: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+
+
+def frames(at) -> dict:
+    """The page's tables by what they are (AppTest does not expose dataframe keys)."""
+    out = {}
+    for df in at.dataframe:
+        value = df.value
+        if {"status", "reason", "count", "rows"} <= set(value.columns):
+            out["report"] = value
+        elif "stale_score" in value.columns:
+            out["flagged"] = value
+        elif "row" in value.columns and "status" in value.columns:
+            out["preview"] = value
+    return out
+
+
+def metrics(at) -> dict:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_iv_sample_loads_in_one_click_with_report_views_flags_and_downloads():
+    from core.quote_repair import repair_quotes
+
+    at = open_page()
+    clean(at)
+    assert not at.error
+    expected = repair_quotes(ROOT / "samples" / "quotes_iv.csv", method="best")
+    m = metrics(at)
+    assert m["rows read"] == f"{expected.report.n_rows:,}" and m["used"] == f"{expected.report.n_used:,}"
+    assert m["outside the grid"] == f"{expected.report.n_outside:,}"
+    figs = charts(at)
+    assert set(figs) == {"quotes_grid", "quotes_smile", "quotes_term", "quotes_residuals"}
+    assert sum(t["type"] == "heatmap" for t in figs["quotes_grid"]["data"]) == 3      # best has an sd
+    names = [t.get("name") for t in figs["quotes_smile"]["data"]]
+    assert "Best repair" in names and "quotes (mid, bid/ask)" in names and "Best ± 2 sd" in names
+    tables = frames(at)
+    assert "report" in tables and "flagged" in tables and "preview" in tables
+    assert set(tables["report"]["status"]) == {"outside"} and tables["report"]["count"].sum() == expected.report.n_outside
+    assert expected.n_flagged > 0 and len(tables["flagged"]) == expected.n_flagged
+    assert any(f"**{expected.n_flagged}** of" in md.value for md in at.markdown)
+    assert len(at.get("download_button")) == 7
+
+
+def test_price_sample_with_dates_and_cnn_sd_panel():
+    at = open_page()
+    at.radio(key="quotes_source").set_value("Sample: prices with dates").run()
+    clean(at)
+    assert not at.error
+    m = metrics(at)
+    assert m["dropped"] == "2" and int(m["set aside by rule"].replace(",", "")) > 1000
+    report = frames(at)["report"]
+    assert "price below intrinsic value (no-arbitrage lower bound)" in set(report["reason"])
+    at.selectbox(key="quotes_method").set_value("cnn").run()
+    clean(at)
+    grid = charts(at)["quotes_grid"]
+    assert sum(t["type"] == "heatmap" for t in grid["data"]) == 3                    # quotes, repair, sd
+    assert any("predictive sd" in a["text"] for a in grid["layout"]["annotations"])
+
+
+@pytest.mark.parametrize("case", ["empty file", "wrong columns", "percent vols", "single expiry",
+                                  "dates in the wrong order", "corrupt parquet", "three quotes"])
+def test_bad_files_end_in_one_st_error(monkeypatch, case):
+    from tests.quote_cases import MALFORMED
+    import re
+
+    data, name, pattern = MALFORMED[case]
+    monkeypatch.setattr("core.quote_repair.sample_bytes", lambda label: (data, name))
+    at = open_page()
+    clean(at)
+    assert len(at.error) == 1 and re.search(pattern, at.error[0].value), at.error[0].value
+    assert "\n" not in at.error[0].value
+    assert not at.get("plotly_chart")
+
+
+def test_corrupt_weights_message_and_baselines_still_work(monkeypatch):
+    from core.model import WeightsError
+
+    def broken(path):
+        raise WeightsError(f"weights file {path} is corrupt or not a PyTorch state dict: bad magic")
+
+    monkeypatch.setattr("core.methods._cached_cnn", broken)
+    at = open_page()
+    at.selectbox(key="quotes_method").set_value("cnn").run()
+    clean(at)
+    assert len(at.error) == 1 and "corrupt" in at.error[0].value and "baselines" in at.error[0].value
+    at.selectbox(key="quotes_method").set_value("svi").run()
+    clean(at)
+    assert not at.error and "quotes_grid" in charts(at)
