@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.interpolate import LinearNDInterpolator
-from scipy.spatial import cKDTree
+from scipy.spatial import QhullError, cKDTree
 from scipy.stats import norm
 
 from core.grid import IV_FLOOR, K_GRID, K_MESH, N_K, N_T, T_MESH, W_FLOOR, iv_to_w, w_to_iv
@@ -45,6 +45,16 @@ class Repairer:
 _POINTS = np.column_stack([T_MESH.ravel(), K_MESH.ravel()])            # (221, 2) in (years, k)
 
 
+def _line_fill(w_obs: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """(13, 17) fill when every quote lies on one line: linear along its direction, flat across."""
+    points, values = _POINTS[observed.ravel()], w_obs[observed]
+    direction = points[-1] - points[0]
+    direction = direction / np.linalg.norm(direction)
+    along = points @ direction
+    order = np.argsort(along)
+    return np.interp(_POINTS @ direction, along[order], values[order]).reshape(N_T, N_K)
+
+
 def interpolate_w(w_obs: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """Triangulated linear interpolation of observed w in (T, k), nearest fill outside the hull.
 
@@ -60,7 +70,11 @@ def interpolate_w(w_obs: np.ndarray, observed: np.ndarray) -> np.ndarray:
         if obs.sum() < 4:
             out[i] = w_obs[i][observed[i]].mean() if obs.any() else 0.02
             continue
-        lin = LinearNDInterpolator(_POINTS[obs], w_obs[i].ravel()[obs], fill_value=np.nan)
+        try:
+            lin = LinearNDInterpolator(_POINTS[obs], w_obs[i].ravel()[obs], fill_value=np.nan)
+        except QhullError:
+            out[i] = _line_fill(w_obs[i], observed[i])
+            continue
         pred = lin(_POINTS)
         outside = np.isnan(pred)
         if outside.any():

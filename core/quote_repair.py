@@ -149,8 +149,6 @@ def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule
     if n_nodes < 4:
         raise QuoteError(f"{quotes.report.source}: the {used.sum()} usable quotes reach only {n_nodes} grid node(s); "
                          "at least 4 are needed (quotes must lie within half a grid step of a node)")
-    from scipy.spatial import QhullError
-
     try:
         result = repair(gridded.iv_obs, method, arbitrage=arbitrage, **config)
         detector, key = stale_mod.detector_for(method, **config)
@@ -158,14 +156,6 @@ def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule
             scores = stale_mod.quote_scores(detector, gridded, T_u, k_u, iv_u, w_repaired=iv_to_w(result.iv))
     except WeightsError as exc:
         raise _with_weights_hint(exc, method) from None
-    except QhullError:
-        rows = np.unique(np.nonzero(gridded.observed)[0])
-        cols = np.unique(np.nonzero(gridded.observed)[1])
-        where = (f"one maturity row (T = {T_GRID[rows[0]]:.2f})" if rows.size == 1 else
-                 f"one strike column (k = {K_GRID[cols[0]]:+.3f})" if cols.size == 1 else "one line")
-        raise QuoteError(f"{quotes.report.source}: the quotes reach grid nodes on {where} only, which "
-                         f"{method} cannot triangulate; add quotes at other maturities and strikes, or use "
-                         "a method that does not triangulate (svi, or a learned one)") from None
     w_rep = iv_to_w(result.iv)
 
     # Per quote: repaired value wherever (T, k) is valid and within the grid's catchment.

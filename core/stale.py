@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from core.arbitrage import calendar_project
-from core.grid import N_K, N_T, T_GRID, K_GRID, iv_to_w, w_to_iv
+from core.grid import N_K, N_T, T_GRID, iv_to_w, w_to_iv
 from core.gridding import Gridded, iv_at, leave_one_out
 from core.missingness import inject_stale, make_masks, noise_sd_iv, observe
 from core.surfaces import generate
@@ -71,21 +71,11 @@ def _project(w: np.ndarray) -> np.ndarray:
 
 
 def _fit_w(repairer, w_obs: np.ndarray, observed: np.ndarray, batch: int = 2048) -> np.ndarray:
-    """Raw repaired w of a stack of masked surfaces (chunks keep memory flat). A surface the method
-    cannot repair (interpolation on quotes that all lie on one line) gets NaN, not an exception."""
-    from scipy.spatial import QhullError
-
+    """Raw repaired w of a stack of masked surfaces (chunks keep memory flat)."""
     out = np.empty(w_obs.shape)
     for start in range(0, len(w_obs), batch):
         part = slice(start, start + batch)
-        try:
-            out[part], _ = repairer.fit(w_obs[part], observed[part])
-        except QhullError:
-            for i in range(start, min(start + batch, len(w_obs))):
-                try:
-                    out[i], _ = repairer.fit(w_obs[i:i + 1], observed[i:i + 1])
-                except QhullError:
-                    out[i] = np.nan
+        out[part], _ = repairer.fit(w_obs[part], observed[part])
     return out
 
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.grid import K_GRID, T_GRID
+from core.grid import T_GRID
 from core.gridding import values_at
 from core.missingness import NOISE_BP, noise_profile
 from core.surfaces import (SHIFTED_BUMP, shifted_ssvi_total_variance, ssvi_total_variance,
-                           sabr_event_total_variance, ssvi_w)
+                           sabr_event_total_variance)
 
 T_MAX = float(T_GRID.max())
 

@@ -98,3 +98,20 @@ def test_unknown_method_and_mode():
         core.repair(GOOD, "krig")
     with pytest.raises(ValueError, match="unknown arbitrage mode 'weird'"):
         core.repair(GOOD, "interp", arbitrage="weird")
+
+
+@pytest.mark.parametrize("line", ["row", "column", "diagonal"])
+def test_quotes_on_one_line_are_repaired_not_crashed(line):
+    iv = np.full((13, 17), np.nan)
+    if line == "row":
+        iv[4, 2:12] = np.linspace(0.3, 0.2, 10)
+    elif line == "column":
+        iv[1:9, 8] = np.linspace(0.25, 0.2, 8)
+    else:
+        for j in range(6):
+            iv[j, j] = 0.2 + 0.01 * j
+    for method in core.METHODS:
+        out = core.repair(iv, method).iv
+        assert np.isfinite(out).all() and (out > 0).all(), method
+    if line == "row":   # along the quoted maturity, interpolation reproduces the quotes
+        np.testing.assert_allclose(core.repair(iv, "interp", arbitrage="none").iv[4, 2:12], iv[4, 2:12], rtol=1e-9)

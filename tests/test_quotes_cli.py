@@ -135,11 +135,10 @@ def test_full_arbitrage_projection_option(tmp_path):
     assert not butterfly_violations(w).any() and not calendar_violations(w).any()
 
 
-def test_quotes_on_one_grid_row_clear_message_for_interp_and_fine_for_svi():
-    # two expiries, both nearest the T = 1.52 node: every quoted node lies on one row
+def test_quotes_on_one_grid_row_are_repaired_by_every_method():
+    # two expiries, both nearest the T = 1.52 node: every quoted node lies on one row (no triangle)
     rows = "".join(f"{T},{k},0.2\n" for T in (1.50, 1.55) for k in (-0.2, -0.1, 0.0, 0.1, 0.2))
     data = ("T,k,iv\n" + rows).encode()
-    with pytest.raises(ValueError, match=r"one maturity row \(T = 1\.52\) only, which interp cannot triangulate"):
-        repair_quotes(data, method="interp", name="q.csv")
-    out = repair_quotes(data, method="svi", name="q.csv")
-    assert np.isfinite(out.result.iv).all()
+    for method in ("interp", "interp_svi", "svi"):
+        out = repair_quotes(data, method=method, name="q.csv")
+        assert np.isfinite(out.result.iv).all() and (out.result.iv > 0).all(), method

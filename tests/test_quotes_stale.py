@@ -79,7 +79,6 @@ def test_a_methods_own_stale_score_is_used(monkeypatch):
 
 
 def test_node_scores_shape_and_nan_on_missing():
-    from core.benchmark import TEST_CELLS
     w_obs, obs, is_stale = stale.stale_cell_data("shifted_ssvi", "regular", 9001, 9002, 9003, 3)
     sc = stale.node_scores(methods_mod.get_repairer("svi"), w_obs, obs)
     assert sc.shape == obs.shape and np.isnan(sc[~obs]).all() and np.isfinite(sc[obs]).all()
