@@ -124,7 +124,7 @@ BENCHMARK = st.Page("pages/2_benchmark.py", title="Benchmark", icon=":material/b
 DIAGNOSTICS = st.Page("pages/3_diagnostics.py", title="Diagnostics", icon=":material/troubleshoot:",
                       url_path="diagnostics")
 
-QUOTES = st.Page("pages/4_Your_quotes.py", title="Your quotes", icon=":material/upload_file:", url_path="quotes")
+QUOTES = st.Page("pages/4_quotes.py", title="Your quotes", icon=":material/upload_file:", url_path="quotes")
 
 page = st.navigation([home, EXPLORER, BENCHMARK, DIAGNOSTICS, QUOTES])
 try:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = "pages/4_Your_quotes.py"
+PAGE = "pages/4_quotes.py"
 pytestmark = pytest.mark.skipif(not (ROOT / "app.py").exists() or not (ROOT / "ui" / "style.py").exists(),
                                 reason="needs the dashboard frame (app.py, ui/)")
 TIMEOUT = 300

@@ -3,6 +3,7 @@ import streamlit as st
 
 import core
 from core.quotes import COLUMNS_HELP, MAX_FILE_BYTES, MAX_ROWS
+from ui import frame
 from ui import quote_figures as figs
 from ui.style import method_label
 
@@ -146,4 +147,7 @@ def main() -> None:
                "residual and stale flag · svi_params: per-slice raw SVI (a, b, ρ, m, σ) of the downstream fit.")
 
 
-main()
+if frame.inside():
+    main()
+else:   # Streamlit's pages/ discovery ran this file: see ui/frame.py
+    frame.hand_over()
