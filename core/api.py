@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.arbitrage import project
+from core.arbitrage import MODES, project
 from core.grid import K_GRID, N_K, N_T, T_GRID, iv_to_w, w_to_iv
 from core.methods import get_repairer
 
@@ -95,8 +95,8 @@ def repair(iv_obs, method: str = "cnn", arbitrage: str | None = None, **config) 
     """
     repairer = get_repairer(method, **config)
     mode = arbitrage or getattr(repairer, "default_arbitrage", "calendar")
-    if mode not in ("none", "calendar", "full"):
-        raise ValueError(f"unknown arbitrage mode {mode!r}; choose one of none, calendar, full")
+    if mode not in MODES:
+        raise ValueError(f"unknown arbitrage mode {mode!r}; choose one of {', '.join(MODES)}")
     iv = validate_iv_obs(iv_obs)
     observed = np.isfinite(iv)
     w_obs = np.where(observed, iv_to_w(np.nan_to_num(iv, nan=1.0)), 0.0)

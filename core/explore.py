@@ -20,12 +20,12 @@ Arrays are (13, 17) on (core.T_GRID, core.K_GRID) unless stated.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from core.api import MIN_QUOTES, repair
+from core.arbitrage import MODES as ARBITRAGE_MODES
 from core.arbitrage import butterfly_violations, calendar_violation_rate, g_field
 from core.benchmark import run
 from core.grid import K_GRID, N_K, N_T, T_GRID, iv_to_w, w_to_iv
@@ -98,18 +98,9 @@ def cnn_status(weights: Path | None = None) -> dict:
     return out
 
 
-@lru_cache(maxsize=1)
 def arbitrage_modes() -> tuple:
-    """Projection modes ``core.repair`` accepts: ("calendar",) plus "full" once it is implemented."""
-    probe = np.full((N_T, N_K), np.nan)
-    probe[::3, ::4] = 0.2
-    modes = ["calendar"]
-    try:
-        repair(probe, "interp", arbitrage="full")
-        modes.append("full")
-    except ValueError:
-        pass
-    return tuple(modes)
+    """Projection modes ``core.repair`` accepts besides "none": ("calendar", "full")."""
+    return tuple(m for m in ARBITRAGE_MODES if m != "none")
 
 
 def projection_choices() -> tuple:
