@@ -1,6 +1,7 @@
 """Command line: repair your own option quotes.
 
     python -m core.cli repair QUOTES --method svi --out DIR
+    python -m core.cli batch INPUT --out DIR [--workers N] [--scheduler ADDRESS]   (core.batch.cli)
 
 Exit codes: 0 done, 2 bad input (file, columns, values, options, weights), 1 unexpected error.
 Every failure prints one line to stderr naming the problem.
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-stale", action="store_true", help="skip the stale-quote scores (faster)")
     rep.add_argument("--quiet", action="store_true", help="print only the output directory")
     rep.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    from core.batch.cli import add_batch_parser
+
+    add_batch_parser(sub, METHODS, DEFAULT_METHOD)
     return parser
 
 
@@ -93,6 +97,10 @@ def main(argv=None) -> int:
     from core.model import WeightsError
 
     try:
+        if args.command == "batch":
+            from core.batch.cli import run_batch
+
+            return run_batch(args)
         return _repair(args)
     except (ValueError, WeightsError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__

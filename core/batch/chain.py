@@ -1,0 +1,147 @@
+"""Repair one chain of a batch, on a worker: the same steps as ``python -m core.cli repair``.
+
+``run_chain(chain, options, root)`` reads the chain (``read_quotes``: the file, or the dataset
+chain's rows as Parquet bytes), applies ``--strict`` like the CLI, repairs with
+``core.quote_repair.repair_quotes``, writes the tables with ``core.export.write_outputs`` into a
+staging folder and commits them (core.batch.layout). It never raises: it returns the chain's
+summary row (without the keys):
+
+- status "ok": the counts of the validation report, ``fit_rmse_iv`` (RMSE of quote - repaired over
+  the used quotes, vol units), ``params_rmse_iv_max`` (worst per-expiry SVI fit RMSE, vol units),
+  ``calendar_rate`` and ``butterfly_rate`` (violation rates of the repaired grid,
+  core.arbitrage.arbitrage_report) and ``arbitrage_ok`` (both zero);
+- status "failed": bad input or weights (a ValueError or WeightsError, as ``repair`` exits 2 on),
+  ``reason`` is the one-line message ``repair`` prints; recorded as done, a rerun skips it;
+- status "error": anything else (``reason`` names the type); not recorded as done, so a rerun
+  tries again.
+``seconds`` is the chain's wall time on the worker; ``worker`` the worker that ran it.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from core.batch.inputs import Chain, read_chain_rows
+from core.batch.layout import commit, staging_dir
+
+_COUNTS = ("n_rows", "n_used", "n_outside", "n_skipped", "n_dropped", "n_expiries", "grid_nodes_quoted", "n_flagged")
+_FLOATS = ("fit_rmse_iv", "params_rmse_iv_max", "calendar_rate", "butterfly_rate")
+ROW_COLUMNS = ("status", "reason", *_COUNTS, *_FLOATS, "arbitrage_ok", "seconds", "method", "source", "worker")
+# One schema for every chain's row, so the partitioned summary reads as one table (a failed chain's
+# empty counts are nulls of the same types, not columns of type null).
+ROW_TYPES = {**{c: pa.string() for c in ("status", "reason", "method", "source", "worker")},
+             **{c: pa.int64() for c in _COUNTS}, **{c: pa.float64() for c in _FLOATS},
+             "arbitrage_ok": pa.bool_(), "seconds": pa.float64()}
+ROW_SCHEMA = pa.schema([(c, ROW_TYPES[c]) for c in ROW_COLUMNS])
+
+
+@dataclass(frozen=True)
+class Options:
+    """The ``repair`` options a batch applies to every chain (see ``python -m core.cli repair -h``)."""
+
+    method: str
+    arbitrage: str | None = None
+    stale: bool = True
+    valuation_date: str | None = None
+    weights: str | None = None
+    strict: bool = False
+
+    @property
+    def config(self) -> dict:
+        return {"weights": self.weights} if self.weights else {}
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _read(chain: Chain, options: Options):
+    from core.quotes import QuoteError, read_quotes
+
+    if chain.kind == "file":
+        quotes = read_quotes(chain.source, valuation_date=options.valuation_date)
+    else:   # the chain's rows as the Parquet file a user would have passed to `repair`
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        pq.write_table(read_chain_rows(chain), buf)
+        quotes = read_quotes(buf.getvalue(), name=f"{chain.label}.parquet", valuation_date=options.valuation_date)
+    if options.strict and quotes.report.n_dropped:      # as core.cli._repair
+        first = next(iter(quotes.report.dropped.items()))
+        raise QuoteError(f"--strict: {quotes.report.n_dropped} row(s) dropped, first reason: {first[0]} "
+                         f"({len(first[1])} row(s), first row {first[1][0]})")
+    return quotes
+
+
+def _ok_row(result) -> dict:
+    from core.arbitrage import arbitrage_report
+    from core.export import report_dict
+    from core.grid import iv_to_w
+
+    info = report_dict(result)["report"]
+    qt = result.quote_table
+    residual = qt.loc[qt["status"] == "used", "residual"].to_numpy(dtype=np.float64)
+    arb = arbitrage_report(iv_to_w(result.result.iv))
+    return {"status": "ok", "reason": None, **{k: int(info[k]) for k in ("n_rows", "n_used", "n_outside",
+                                                                          "n_skipped", "n_dropped", "n_expiries")},
+            "grid_nodes_quoted": int(result.gridded.observed.sum()), "n_flagged": int(result.n_flagged),
+            "fit_rmse_iv": float(np.sqrt(np.nanmean(residual**2))) if residual.size else float("nan"),
+            "params_rmse_iv_max": float(result.svi_table["rmse_iv"].max()),
+            "calendar_rate": float(arb["calendar_rate"]), "butterfly_rate": float(arb["g_negative_rate"]),
+            "arbitrage_ok": bool(arb["calendar_rate"] == 0 and arb["g_negative_rate"] == 0)}
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return f"pid {os.getpid()}"
+
+
+def repair_chain(chain: Chain, options: Options, staging: Path):
+    """Read, repair and write one chain's tables into ``staging`` (raises like ``repair``)."""
+    from core.export import write_outputs
+    from core.quote_repair import repair_quotes
+
+    quotes = _read(chain, options)
+    result = repair_quotes(quotes, method=options.method, stale=options.stale, arbitrage=options.arbitrage,
+                           **options.config)
+    write_outputs(result, staging, "parquet")
+    return result
+
+
+def run_chain(chain: Chain, options: Options, root: str) -> dict:
+    """Repair one chain into the batch output ``root``; returns its summary row (never raises)."""
+    from core.model import WeightsError
+
+    start = time.perf_counter()
+    row = dict.fromkeys(ROW_COLUMNS)
+    staging = None
+    try:
+        staging = staging_dir(Path(root))
+        try:
+            row.update(_ok_row(repair_chain(chain, options, staging)))
+        except (ValueError, WeightsError) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            row.update(status="failed", reason=_one_line(exc))
+        row.update(seconds=time.perf_counter() - start, method=options.method, source=chain.label,
+                   worker=_worker_name())
+        commit(Path(root), chain.keys, staging, row, ROW_SCHEMA)
+    except Exception as exc:  # disk full, a bug: report it, leave the chain undone for a rerun
+        row.update(status="error", reason=f"unexpected {type(exc).__name__}: {_one_line(exc)}",
+                   seconds=time.perf_counter() - start, method=options.method, source=chain.label,
+                   worker=_worker_name())
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    return row

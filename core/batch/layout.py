@@ -1,0 +1,122 @@
+"""Where a batch writes, and how one chain's outputs become complete in one step.
+
+Under the output root DIR every table is a Hive-partitioned Parquet dataset keyed like the input
+(``<key>=<value>`` folders, values URI-quoted, which ``pyarrow.dataset(..., partitioning="hive")``
+decodes):
+
+    DIR/quotes/<keys>/part-0.parquet    the per-quote table  (``repair``'s quotes.parquet)
+    DIR/surface/<keys>/part-0.parquet   the repaired grid     (``repair``'s grid.parquet)
+    DIR/params/<keys>/part-0.parquet    per-expiry SVI params (``repair``'s svi_params.parquet)
+    DIR/report/<keys>/report.json       ``repair``'s report.json
+    DIR/summary/<keys>/part-0.parquet   the chain's summary row (failed chains too)
+    DIR/summary.parquet                 every chain's summary row, written at the end of a run
+    DIR/_done/<keys>/done.json          completion marker: written last, lists files and sizes
+    DIR/_tmp/                           staging; readers skip names starting with "_"
+
+A chain is complete only when its marker exists and every file it lists has the listed size. Each
+file reaches its place by ``os.replace`` from the staging folder (atomic on one filesystem), and the
+marker is replaced in last, so a crash at any point leaves either no marker (the chain is redone)
+or a complete chain. One run per DIR at a time: a run clears the staging folder when it starts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# staging file written by core.export.write_outputs -> (table folder, file name in the partition)
+TABLES = {"quotes.parquet": ("quotes", "part-0.parquet"), "grid.parquet": ("surface", "part-0.parquet"),
+          "svi_params.parquet": ("params", "part-0.parquet"), "report.json": ("report", "report.json")}
+SUMMARY_DIR, DONE_DIR, TMP_DIR = "summary", "_done", "_tmp"
+SUMMARY_FILE = "summary.parquet"
+MARKER = "done.json"
+
+
+def partition_path(keys: dict) -> Path:
+    """Relative folder of one chain: ``k1=v1/k2=v2`` in key order, values URI-quoted."""
+    return Path(*[f"{k}={quote(str(v), safe='')}" for k, v in keys.items()])
+
+
+def staging_dir(root: Path) -> Path:
+    """A fresh, empty staging folder under ``root/_tmp``."""
+    path = Path(root) / TMP_DIR / uuid.uuid4().hex
+    path.mkdir(parents=True)
+    return path
+
+
+def clear_staging(root: Path) -> None:
+    """Remove what crashed runs left in ``root/_tmp`` (never read as output)."""
+    shutil.rmtree(Path(root) / TMP_DIR, ignore_errors=True)
+
+
+def _marker_path(root: Path, rel: Path) -> Path:
+    return Path(root) / DONE_DIR / rel / MARKER
+
+
+def completed_row(root: Path, keys: dict) -> dict | None:
+    """The stored summary row of a complete chain, or None when it must be (re)done: no marker, an
+    unreadable marker, or a listed file missing or of another size (half-written)."""
+    root, rel = Path(root), partition_path(keys)
+    try:
+        marker = json.loads(_marker_path(root, rel).read_text())
+        files = marker["files"]
+        row = marker["row"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for name, size in files.items():
+        path = root / name
+        if not path.is_file() or path.stat().st_size != size:
+            return None
+    return row
+
+
+def _replace_text(path: Path, text: str, staging: Path) -> None:
+    tmp = staging / f".{path.name}.{uuid.uuid4().hex}"
+    tmp.write_text(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, path)
+
+
+def commit(root: Path, keys: dict, staging: Path, row: dict, schema) -> None:
+    """Move a chain's staged outputs into place, then write its summary part and marker last.
+
+    ``staging`` holds what ``write_outputs(..., "parquet")`` wrote (nothing for a failed chain);
+    ``row`` is the chain's summary row without the keys, ``schema`` its pyarrow schema. A failed chain's old table files are
+    removed so the tables never hold outputs that its summary row does not describe.
+    """
+    root, rel = Path(root), partition_path(keys)
+    _marker_path(root, rel).unlink(missing_ok=True)      # first: no old marker may vouch for new files
+    files = {}
+    for staged, (table, name) in TABLES.items():
+        dest = root / table / rel / name
+        src = staging / staged
+        if src.is_file():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest)
+            files[str(Path(table) / rel / name)] = dest.stat().st_size
+        else:
+            dest.unlink(missing_ok=True)
+    summary = root / SUMMARY_DIR / rel / "part-0.parquet"
+    tmp = staging / f".summary.{uuid.uuid4().hex}.parquet"
+    pq.write_table(pa.Table.from_pylist([row], schema=schema), tmp)
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, summary)
+    files[str(Path(SUMMARY_DIR) / rel / "part-0.parquet")] = summary.stat().st_size
+    _replace_text(_marker_path(root, rel), json.dumps({"files": files, "row": row}, default=str), staging)
+
+
+def write_summary(root: Path, summary: pd.DataFrame) -> Path:
+    """Write the run's summary table to ``root/summary.parquet`` atomically; returns the path."""
+    root = Path(root)
+    path = root / SUMMARY_FILE
+    tmp = root / f".{SUMMARY_FILE}.{uuid.uuid4().hex}"
+    summary.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
