@@ -2,14 +2,14 @@
 
 ``run_chain(chain, options, root)`` reads the chain (``read_quotes``: the file, or the dataset
 chain's rows as Parquet bytes), applies ``--strict`` like the CLI, repairs with
-``core.quote_repair.repair_quotes``, writes the tables with ``core.export.write_outputs`` into a
+``core.quotes.workflow.repair_quotes``, writes the tables with ``core.quotes.export.write_outputs`` into a
 staging folder and commits them (core.batch.layout). It never raises: it returns the chain's
 summary row (without the keys):
 
 - status "ok": the counts of the validation report, ``fit_rmse_iv`` (RMSE of quote - repaired over
   the used quotes, vol units), ``params_rmse_iv_max`` (worst per-expiry SVI fit RMSE, vol units),
   ``calendar_rate`` and ``butterfly_rate`` (violation rates of the repaired grid,
-  core.arbitrage.arbitrage_report) and ``arbitrage_ok`` (both zero);
+  core.engine.arbitrage.arbitrage_report) and ``arbitrage_ok`` (both zero);
 - status "failed": bad input or weights (a ValueError or WeightsError, as ``repair`` exits 2 on),
   ``reason`` is the one-line message ``repair`` prints; recorded as done, a rerun skips it;
 - status "error": anything else (``reason`` names the type); not recorded as done, so a rerun
@@ -63,7 +63,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _read(chain: Chain, options: Options):
-    from core.quotes import QuoteError, read_quotes
+    from core.quotes.read import QuoteError, read_quotes
 
     if chain.kind == "file":
         quotes = read_quotes(chain.source, valuation_date=options.valuation_date)
@@ -81,9 +81,9 @@ def _read(chain: Chain, options: Options):
 
 
 def _ok_row(result) -> dict:
-    from core.arbitrage import arbitrage_report
-    from core.export import report_dict
-    from core.grid import iv_to_w
+    from core.engine.arbitrage import arbitrage_report
+    from core.engine.grid import iv_to_w
+    from core.quotes.export import report_dict
 
     info = report_dict(result)["report"]
     qt = result.quote_table
@@ -109,8 +109,8 @@ def _worker_name() -> str:
 
 def repair_chain(chain: Chain, options: Options, staging: Path):
     """Read, repair and write one chain's tables into ``staging`` (raises like ``repair``)."""
-    from core.export import write_outputs
-    from core.quote_repair import repair_quotes
+    from core.quotes.export import write_outputs
+    from core.quotes.workflow import repair_quotes
 
     quotes = _read(chain, options)
     result = repair_quotes(quotes, method=options.method, stale=options.stale, arbitrage=options.arbitrage,
@@ -121,7 +121,7 @@ def repair_chain(chain: Chain, options: Options, staging: Path):
 
 def run_chain(chain: Chain, options: Options, root: str) -> dict:
     """Repair one chain into the batch output ``root``; returns its summary row (never raises)."""
-    from core.model import WeightsError
+    from core.repairers.weights import WeightsError
 
     start = time.perf_counter()
     row = dict.fromkeys(ROW_COLUMNS)

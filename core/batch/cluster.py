@@ -4,9 +4,10 @@
 ``tcp://host:8786``) when given, else to a new ``LocalCluster`` of ``workers`` single-threaded
 worker processes with ``memory_limit`` each (Dask's nanny restarts a worker that exceeds it or
 dies; the scheduler retries the chains it was running, up to ``ALLOWED_FAILURES`` deaths per
-chain, then reports it as failed). ``WarmWeights`` loads a learned method's weights when a worker
-starts (and restarts); the loaders are ``functools.lru_cache``d per process in core.methods, so
-each worker process loads them once, however many chains it runs.
+chain, then reports it as failed). ``WarmWeights`` applies core.settings' thread policy and
+loads a learned method's weights when a worker starts (and restarts); the loaders are
+``functools.lru_cache``d per process in core.repairers, so each worker process loads them once,
+however many chains it runs.
 """
 from __future__ import annotations
 
@@ -35,19 +36,21 @@ def default_workers() -> int:
 
 def warm_weights(method: str, config: dict) -> None:
     """Load ``method``'s weights into this process's cache (nothing for a method without weights)."""
-    from core.methods import get_repairer
+    from core.repairers.registry import get_repairer
 
     repairer = get_repairer(method, **config)
-    for name in ("model", "prior", "calibrator"):       # the cached-loader properties in core.methods
+    for name in ("model", "prior", "calibrator"):       # the cached-loader properties of core.repairers
         if isinstance(getattr(type(repairer), name, None), property):
             getattr(repairer, name)
 
 
 def weight_loads() -> int:
-    """How many weights files this process has loaded (cache misses of core.methods' loaders)."""
-    from core import methods
+    """How many weights files this process has loaded (cache misses of core.repairers' loaders)."""
+    from core.repairers.best import _cached_best
+    from core.repairers.cnn import _cached_cnn
+    from core.repairers.vae import _cached_vae
 
-    loaders = [getattr(methods, n) for n in ("_cached_cnn", "_cached_best", "_cached_vae") if hasattr(methods, n)]
+    loaders = (_cached_cnn, _cached_best, _cached_vae)
     return sum(f.cache_info().misses for f in loaders)
 
 
@@ -60,6 +63,9 @@ class WarmWeights(WorkerPlugin):
         self.method, self.config = method, dict(config)
 
     def setup(self, worker):
+        from core.settings import apply_thread_policy
+
+        apply_thread_policy()    # one BLAS/torch thread per worker process: workers are the parallelism
         try:
             warm_weights(self.method, self.config)
         except Exception:   # a bad weights file: every chain then fails with repair's own message

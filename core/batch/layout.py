@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-# staging file written by core.export.write_outputs -> (table folder, file name in the partition)
+# staging file written by core.quotes.export.write_outputs -> (table folder, file name in the partition)
 TABLES = {"quotes.parquet": ("quotes", "part-0.parquet"), "grid.parquet": ("surface", "part-0.parquet"),
           "svi_params.parquet": ("params", "part-0.parquet"), "report.json": ("report", "report.json")}
 SUMMARY_DIR, DONE_DIR, TMP_DIR = "summary", "_done", "_tmp"

@@ -16,8 +16,8 @@ from core.batch.progress import Progress
 
 
 def _options(method, arbitrage, stale, valuation_date, weights, strict) -> Options:
-    from core.methods import METHODS, get_repairer
-    from core.quote_repair import needs_weights
+    from core.quotes.workflow import needs_weights
+    from core.repairers.registry import METHODS, get_repairer
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -91,7 +91,7 @@ def repair_dataset(source, out, method: str | None = None, *, partition_keys=Non
     reason, counts, fit and arbitrage figures, seconds, method, source, worker, resumed; also
     written to ``out/summary.parquet``. Bad options or input raise ValueError (one line).
     """
-    from core.quote_repair import DEFAULT_METHOD
+    from core.quotes.workflow import DEFAULT_METHOD
 
     options = _options(method or DEFAULT_METHOD, arbitrage, stale, valuation_date, weights, strict)
     chains = discover(source, partition_keys)

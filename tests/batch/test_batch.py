@@ -22,7 +22,7 @@ from core.batch import repair_dataset
 from core.batch.cluster import open_client, weight_loads
 from core.batch.layout import DONE_DIR, MARKER, TABLES, TMP_DIR, completed_row, partition_path
 from core.cli import main as cli_main
-from core.synthetic_quotes import ChainSpec, make_chain, surface_function
+from core.synth.chains import ChainSpec, make_chain, surface_function
 
 N_GOOD, FAMILIES = 36, ("ssvi", "shifted_ssvi", "sabr_event")
 # Small chains: a handful of expiries and strikes, so 40 of them repair in seconds.
