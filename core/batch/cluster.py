@@ -67,6 +67,8 @@ class WarmWeights(WorkerPlugin):
 
         apply_thread_policy()    # one BLAS/torch thread per worker process: workers are the parallelism
         try:
+            import core.batch.chain, core.quotes.export, core.quotes.workflow  # noqa: F401,E401 (imports off the clock)
+
             warm_weights(self.method, self.config)
         except Exception:   # a bad weights file: every chain then fails with repair's own message
             pass
