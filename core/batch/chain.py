@@ -22,7 +22,7 @@ import io
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,10 @@ class Options:
     valuation_date: str | None = None
     weights: str | None = None
     strict: bool = False
+
+    def as_dict(self) -> dict:
+        """JSON-ready, as recorded in each chain's completion marker."""
+        return dict(asdict(self))
 
     @property
     def config(self) -> dict:
@@ -136,7 +140,7 @@ def run_chain(chain: Chain, options: Options, root: str) -> dict:
             row.update(status="failed", reason=_one_line(exc))
         row.update(seconds=time.perf_counter() - start, method=options.method, source=chain.label,
                    worker=_worker_name())
-        commit(Path(root), chain.keys, staging, row, ROW_SCHEMA)
+        commit(Path(root), chain.keys, staging, row, ROW_SCHEMA, options.as_dict())
     except Exception as exc:  # disk full, a bug: report it, leave the chain undone for a rerun
         row.update(status="error", reason=f"unexpected {type(exc).__name__}: {_one_line(exc)}",
                    seconds=time.perf_counter() - start, method=options.method, source=chain.label,

@@ -79,8 +79,8 @@ def file_chains(source: str) -> list:
     names = {tuple(h) for h in hive}
     values = [tuple(h.values()) for h in hive]
     if len(names) == 1 and names != {()} and len(set(values)) == len(values):
-        return [Chain(keys=h, source=str(p)) for h, p in zip(hive, files)]
-    return [Chain(keys={"chain": r.as_posix()}, source=str(p)) for r, p in zip(rels, files)]
+        return [Chain(keys=h, source=str(p.resolve())) for h, p in zip(hive, files)]
+    return [Chain(keys={"chain": r.as_posix()}, source=str(p.resolve())) for r, p in zip(rels, files)]
 
 
 def dataset_chains(source: str, partition_keys: list) -> list:
@@ -111,7 +111,9 @@ def dataset_chains(source: str, partition_keys: list) -> list:
     if not groups:
         raise ValueError(f"no rows in the Parquet dataset {source}")
     order = sorted(groups, key=lambda key: tuple(str(v) for _, v in key))
-    return [Chain(keys=dict(key), source=str(source), kind="dataset", files=tuple(groups[key])) for key in order]
+    root = str(Path(source).resolve())
+    return [Chain(keys=dict(key), source=root, kind="dataset", files=tuple(str(Path(f).resolve()) for f in groups[key]))
+            for key in order]
 
 
 def discover(source, partition_keys=None) -> list:

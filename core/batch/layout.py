@@ -13,7 +13,8 @@ decodes):
     DIR/_done/<keys>/done.json          completion marker: written last, lists files and sizes
     DIR/_tmp/                           staging; readers skip names starting with "_"
 
-A chain is complete only when its marker exists and every file it lists has the listed size. Each
+A chain is complete only when its marker exists, every file it lists has the listed size, and it
+was written with the run's repair options (another --method redoes every chain). Each
 file reaches its place by ``os.replace`` from the staging folder (atomic on one filesystem), and the
 marker is replaced in last, so a crash at any point leaves either no marker (the chain is redone)
 or a complete chain. One run per DIR at a time: a run clears the staging folder when it starts.
@@ -60,15 +61,18 @@ def _marker_path(root: Path, rel: Path) -> Path:
     return Path(root) / DONE_DIR / rel / MARKER
 
 
-def completed_row(root: Path, keys: dict) -> dict | None:
+def completed_row(root: Path, keys: dict, options: dict | None = None) -> dict | None:
     """The stored summary row of a complete chain, or None when it must be (re)done: no marker, an
-    unreadable marker, or a listed file missing or of another size (half-written)."""
+    unreadable marker, a listed file missing or of another size (half-written), or (when
+    ``options`` is given) a marker written with other options."""
     root, rel = Path(root), partition_path(keys)
     try:
         marker = json.loads(_marker_path(root, rel).read_text())
         files = marker["files"]
         row = marker["row"]
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if options is not None and marker.get("options") != options:
         return None
     for name, size in files.items():
         path = root / name
@@ -84,11 +88,12 @@ def _replace_text(path: Path, text: str, staging: Path) -> None:
     os.replace(tmp, path)
 
 
-def commit(root: Path, keys: dict, staging: Path, row: dict, schema) -> None:
+def commit(root: Path, keys: dict, staging: Path, row: dict, schema, options: dict | None = None) -> None:
     """Move a chain's staged outputs into place, then write its summary part and marker last.
 
     ``staging`` holds what ``write_outputs(..., "parquet")`` wrote (nothing for a failed chain);
-    ``row`` is the chain's summary row without the keys, ``schema`` its pyarrow schema. A failed chain's old table files are
+    ``row`` is the chain's summary row without the keys, ``schema`` its pyarrow schema, ``options``
+    the repair options (JSON-ready) recorded in the marker. A failed chain's old table files are
     removed so the tables never hold outputs that its summary row does not describe.
     """
     root, rel = Path(root), partition_path(keys)
@@ -109,7 +114,8 @@ def commit(root: Path, keys: dict, staging: Path, row: dict, schema) -> None:
     summary.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, summary)
     files[str(Path(SUMMARY_DIR) / rel / "part-0.parquet")] = summary.stat().st_size
-    _replace_text(_marker_path(root, rel), json.dumps({"files": files, "row": row}, default=str), staging)
+    marker = json.dumps({"files": files, "row": row, "options": options}, default=str)
+    _replace_text(_marker_path(root, rel), marker, staging)
 
 
 def write_summary(root: Path, summary: pd.DataFrame) -> Path:

@@ -82,7 +82,7 @@ def repair_dataset(source, out, method: str | None = None, *, partition_keys=Non
     dataset with one chain per key combination (core.batch.inputs). Each chain goes through the
     same steps as ``python -m core.cli repair`` with ``method``, ``arbitrage``, ``stale``,
     ``valuation_date``, ``weights`` and ``strict`` (core.batch.chain). Chains already complete in
-    ``out`` are skipped (``resumed`` True in the summary). Runs on ``client`` if given, else on a
+    ``out`` with the same options are skipped (``resumed`` True in the summary). Runs on ``client`` if given, else on a
     Client to ``scheduler``, else on a LocalCluster of ``workers`` processes (``processes=False``:
     threads in this process) with ``memory_limit`` each. ``progress`` draws the bar on stderr;
     ``on_result(done, total, row)`` is called after each chain.
@@ -98,12 +98,12 @@ def repair_dataset(source, out, method: str | None = None, *, partition_keys=Non
     clash = sorted(set(chains[0].keys) & set(ROW_COLUMNS + ("resumed",)))
     if clash:
         raise ValueError(f"partition key(s) {', '.join(clash)} clash with summary columns; rename them")
-    root = Path(out)
+    root = Path(out).resolve()     # workers may run elsewhere: absolute paths
     if root.exists() and not root.is_dir():
         raise ValueError(f"output path {root} exists and is not a directory")
     root.mkdir(parents=True, exist_ok=True)
     clear_staging(root)
-    done = {i: completed_row(root, c.keys) for i, c in enumerate(chains)}
+    done = {i: completed_row(root, c.keys, options.as_dict()) for i, c in enumerate(chains)}
     todo = [(i, c) for i, c in enumerate(chains) if done[i] is None]
     rows = {}
     if todo:

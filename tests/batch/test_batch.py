@@ -214,6 +214,15 @@ def test_half_written_outputs_are_redone(first_run, chains, reference, thread_cl
     assert not (out / TMP_DIR).exists()
 
 
+def test_other_options_redo_every_chain(first_run, chains, thread_client, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(first_run[1], out)
+    summary = repair_dataset(chains, out, "interp", client=thread_client, progress=False, stale=False)
+    assert not summary["resumed"].any() and set(summary["method"]) == {"interp"}
+    again = repair_dataset(chains, out, "interp", client=thread_client, progress=False, stale=False)
+    assert again["resumed"].all()
+
+
 def test_killed_worker_chains_are_retried(chains, reference, process_client, tmp_path):
     out = tmp_path / "out"
     killed = {}
