@@ -62,10 +62,12 @@ class _OwnScore(classical.InterpRepairer):
     """A test method with its own stale_score: the absolute in-sample residual in w."""
 
     name = "own_score"
+    has_stale_score = True
 
-    def stale_score(self, w_obs, observed):
-        w_fit, _ = self.fit(w_obs, observed)
-        return np.abs(w_obs - w_fit) + np.where(observed, 1e-9 * np.arange(w_obs[0].size).reshape(w_obs.shape[1:]), 0)
+    def predict(self, w_obs, observed):
+        pred = super().predict(w_obs, observed)
+        pred.stale = np.abs(w_obs - pred.w) + np.where(observed, 1e-9 * np.arange(w_obs[0].size).reshape(w_obs.shape[1:]), 0)
+        return pred
 
 
 def test_a_methods_own_stale_score_is_used(monkeypatch):

@@ -77,8 +77,9 @@ def test_tiny_training_run_writes_loadable_manifest_and_weights(tmp_path):
     loaded, sd_scale = load_vae(path)
     assert loaded.config == TINY and sd_scale == pytest.approx(history["sd_scale"], rel=1e-4)
     _, iv_obs, observed = _quotes(n=3)
-    w_raw, sd = VAERepairer(path).fit(np.where(observed, core.iv_to_w(np.nan_to_num(iv_obs, nan=1.0)), 0.0),
-                                      observed)
+    pred = VAERepairer(path).predict(np.where(observed, core.iv_to_w(np.nan_to_num(iv_obs, nan=1.0)), 0.0),
+                                     observed)
+    w_raw, sd = pred.w, pred.sd
     assert np.isfinite(w_raw).all() and (w_raw > 0).all() and np.isfinite(sd).all() and (sd > 0).all()
 
 

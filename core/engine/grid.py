@@ -15,7 +15,6 @@ K_GRID = np.linspace(-0.45, 0.45, N_K)        # log-moneyness ln(K/F)
 DK = float(K_GRID[1] - K_GRID[0])
 T_MESH, K_MESH = np.meshgrid(T_GRID, K_GRID, indexing="ij")   # (13, 17) each
 ATM_INDEX = N_K // 2
-SHAPE = (N_T, N_K)
 
 # Floors used wherever a variance must stay strictly positive.
 W_FLOOR = 1e-5

@@ -24,11 +24,10 @@ import torch
 
 from core.engine.arbitrage import (
     butterfly_violations,
-    calendar_project,
     calendar_violations,
-    project,
 )
-from core.engine.grid import iv_to_w, w_to_iv
+from core import pipeline
+from core.engine.grid import w_to_iv
 from core.evaluation.metrics import (
     RELIABILITY_LEVELS,
     auc,
@@ -40,6 +39,7 @@ from core.evaluation.metrics import (
     oracle_stale_scores,
     roc_curve,
 )
+from core.pipeline import w_observed
 from core.repairers.registry import METHODS, get_repairer
 from core.settings import RESULTS_DIR, WEIGHTS_DIR, apply_thread_policy
 from core.synth.families import generate
@@ -92,11 +92,6 @@ def test_data(cell: Cell, n: int) -> tuple:
     return w_true, observed, observe(w_true, observed, cell.noise_seed)
 
 
-def _w_obs(iv_obs: np.ndarray) -> tuple:
-    observed = np.isfinite(iv_obs)
-    return np.where(observed, iv_to_w(np.nan_to_num(iv_obs, nan=1.0)), 0.0), observed
-
-
 def stale_test(repairer, w_true: np.ndarray, observed: np.ndarray, cell: Cell) -> tuple:
     """The post's stale-quote test: (labels, scores) over observed cells.
 
@@ -106,12 +101,8 @@ def stale_test(repairer, w_true: np.ndarray, observed: np.ndarray, cell: Cell) -
     """
     iv_noisy = observe(w_true, observed, cell.stale_seed + 77)
     iv_stale, is_stale = inject_stale(iv_noisy, cell.stale_seed)
-    w_obs, obs = _w_obs(iv_stale)
-    if hasattr(repairer, "stale_score"):
-        scores = repairer.stale_score(w_obs, obs)
-    else:
-        w_raw, _ = repairer.fit(w_obs, obs)
-        scores = np.abs(w_obs - w_raw)
+    w_obs, obs = w_observed(iv_stale)
+    scores = pipeline.run(repairer, w_obs, obs).stale_scores()
     return is_stale[obs], scores[obs]
 
 
@@ -134,7 +125,7 @@ def evaluate_cell(cell: Cell, n: int, methods=METHODS, repairers: dict | None = 
     repairers = repairers or {m: get_repairer(m) for m in methods}
     w_true, observed, iv_obs = test_data(cell, n)
     iv_true = w_to_iv(w_true)
-    w_obs, _ = _w_obs(iv_obs)
+    w_obs, _ = w_observed(iv_obs)
     missing = ~observed
     record = {"family": cell.family, "mask": cell.mask, "n": n, "observed_fraction": float(observed.mean()),
               "rmse": {}, "rmse_calendar": {}, "rmse_full": {}, "downstream_svi": {},
@@ -143,16 +134,16 @@ def evaluate_cell(cell: Cell, n: int, methods=METHODS, repairers: dict | None = 
     detail = {"g_negative_map": {}, "calendar_raw_map": {}, "calendar_post_map": {}}
     for name in methods:
         repairer = repairers[name]
-        w_raw, sd_iv = repairer.fit(w_obs, observed)
-        w_cal, w_full = calendar_project(w_raw), project(w_raw, "full")
+        out = pipeline.run(repairer, w_obs, observed)
+        w_raw, w_cal, w_full = out.w_raw, out.projected("calendar"), out.projected("full")
         iv_cal = w_to_iv(w_cal)
         rmse_cal = missing_rmse(iv_cal, iv_true, observed)
         rmse_full = missing_rmse(w_to_iv(w_full), iv_true, observed)
         # The headline column is each method at its default projection ("calendar" for the
         # post's methods); both variants are reported for every method.
-        full_default = getattr(repairer, "default_arbitrage", "calendar") == "full"
+        full_default = out.mode == "full"
         rmse = rmse_full if full_default else rmse_cal
-        w_out = w_full if full_default else w_cal
+        w_out = out.w
         if full_default:
             record.setdefault("full_default", []).append(name)
         per_surface[name] = rmse
@@ -167,10 +158,9 @@ def evaluate_cell(cell: Cell, n: int, methods=METHODS, repairers: dict | None = 
                 "calendar_full": _rate(calendar_violations(w_full))}
         labels, scores = stale_test(repairer, w_true, observed, cell)
         diag["stale_auc"] = auc(labels, scores)
-        if sd_iv is not None:
+        if repairer.has_sd:
             # Intervals sit around the repair the user gets (the method's default projection).
-            iv_out = w_to_iv(w_out)
-            sd_iv = repairer.adjust_sd(sd_iv, w_to_iv(w_raw), iv_out)
+            iv_out, sd_iv = w_to_iv(w_out), out.sd
             cov = coverage(iv_out, sd_iv, iv_true, missing, half_width=repairer.half_width)
             diag.update(cov80=cov[0.8], cov95=cov[0.95], err_sd_corr=err_sd_corr(iv_out, sd_iv, iv_true, missing),
                         avg_sd=float(sd_iv[missing].mean()),

@@ -33,11 +33,11 @@ from core.quotes.read import (
 from core.quotes import stale as stale_mod
 from core.repairers.weights import WeightsError
 from core.engine.baselines import fit_svi_slices
-from core.repairers.registry import METHODS
+from core.repairers.registry import DEFAULT_METHOD, METHODS, repairer_class
 from core.settings import SAMPLES_DIR
 
 # The most accurate on the sample chains (tools/measure_samples.py); interp where best is absent.
-DEFAULT_METHOD = "best" if "best" in METHODS else "interp"
+
 SAMPLES = {"implied vols (index chain)": "quotes_iv.csv", "prices with dates (single stock)": "quotes_prices.csv"}
 
 
@@ -114,17 +114,8 @@ class QuoteRepair:
         return out
 
 
-def needs_weights(method: str) -> bool:
-    """Whether a method loads a weights file (its constructor takes ``weights``)."""
-    import inspect
-
-    from core.repairers.registry import REPAIRERS
-
-    return "weights" in inspect.signature(REPAIRERS[method].__init__).parameters
-
-
 def _with_weights_hint(exc: WeightsError, method: str) -> WeightsError:
-    baselines = ", ".join(m for m in METHODS if not needs_weights(m))
+    baselines = ", ".join(m for m in METHODS if not repairer_class(m).needs_weights)
     return WeightsError(f"{exc} -- the {method} method cannot run; the baselines ({baselines}) still work")
 
 

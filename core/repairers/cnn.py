@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from core.engine.grid import IV_FLOOR, K_MESH, T_MESH
-from core.repairers.base import Repairer
+from core.repairers.base import Prediction, Repairer, check_weights
 from core.repairers.weights import WeightsError, load_manifest, load_state
 from core.settings import WEIGHTS_DIR
 
@@ -111,15 +111,20 @@ class CNNRepairer(Repairer):
     """The post's mask-conditional CNN; sd from its log-variance head by the delta method."""
 
     name = "cnn"
+    options = ("weights",)
     has_sd = True
+    needs_weights = True
 
     def __init__(self, weights: str | Path = WEIGHTS_DIR / "cnn.pt"):
-        self.weights = Path(weights)
+        self.weights = check_weights(weights)
+
+    def load(self) -> None:
+        self.model  # noqa: B018 - the cached load raises WeightsError for a bad file
 
     @property
     def model(self):
         return _cached_cnn(str(self.weights.resolve()))
 
-    def fit(self, w_obs, observed):
+    def predict(self, w_obs, observed):
         w_mean, sd_w = predict(self.model, w_obs, observed)
-        return w_mean, sd_w_to_iv(sd_w, w_mean)
+        return Prediction(w_mean, sd_w_to_iv(sd_w, w_mean))
