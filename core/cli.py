@@ -122,7 +122,6 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     from core.repairers.weights import WeightsError
-
     from core.settings import apply_thread_policy
 
     apply_thread_policy()

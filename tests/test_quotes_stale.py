@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from core.quotes.gridding import grid_quotes
 from core.quotes import stale
+from core.quotes.gridding import grid_quotes
 from core.quotes.workflow import repair_quotes
-from core.repairers import classical, registry as methods_mod
+from core.repairers import classical
+from core.repairers import registry as methods_mod
 from tests.quote_cases import good_chain
 
 
@@ -52,7 +53,7 @@ def test_calibration_file_is_there_and_sane():
     # calibration seeds are disjoint from every benchmark seed
     from core.evaluation.benchmark import TEST_CELLS
     test_seeds = {s for c in TEST_CELLS for s in (c.surface_seed, c.mask_seed, c.noise_seed, c.stale_seed)}
-    assert not test_seeds & {seed * 100 + i for _, seed in stale.CALIBRATION_CHAINS for i in range(100)}
+    assert not test_seeds & {seed * 100 + i for _, seed in stale.STALE_CALIBRATION_CHAINS for i in range(100)}
     assert stale.threshold_for("interp-leave-out") == (det["threshold"], True)
     assert "best" in data["detectors"] and data["detectors"]["best"]["basis"] == "method"
     assert stale.threshold_for("no-such-method") == (stale.DEFAULT_THRESHOLD, False)

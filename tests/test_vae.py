@@ -7,10 +7,18 @@ import torch
 
 import core
 import core.settings
-from core.repairers.weights import WeightsError, save_weights
 from core.repairers.registry import REPAIRERS, get_repairer
-from core.repairers.vae import VAERepairer
-from core.repairers.vae import N_CELLS, PosteriorNet, SurfaceVAE, VAEConfig, load_vae, make_inputs, predict
+from core.repairers.vae import (
+    N_CELLS,
+    PosteriorNet,
+    SurfaceVAE,
+    VAEConfig,
+    VAERepairer,
+    load_vae,
+    make_inputs,
+    predict,
+)
+from core.repairers.weights import WeightsError, save_weights
 from core.training.vae import VAETrainConfig, build_manifest, make_batch, train
 
 TINY = VAEConfig(z_dim=4, hidden=16, depth=1, n_samples=3)

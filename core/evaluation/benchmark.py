@@ -16,17 +16,16 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from core import pipeline
 from core.engine.arbitrage import (
     butterfly_violations,
     calendar_violations,
 )
-from core import pipeline
 from core.engine.grid import w_to_iv
 from core.evaluation.metrics import (
     RELIABILITY_LEVELS,
@@ -39,6 +38,7 @@ from core.evaluation.metrics import (
     oracle_stale_scores,
     roc_curve,
 )
+from core.evaluation.seeds import HESTON_CELLS, TEST_CELLS, Cell
 from core.pipeline import w_observed
 from core.repairers.registry import METHODS, get_repairer
 from core.settings import RESULTS_DIR, WEIGHTS_DIR, apply_thread_policy
@@ -48,39 +48,11 @@ from core.synth.missingness import inject_stale, make_masks, noise_sd_iv, observ
 DEFAULT_JSON = RESULTS_DIR / "benchmark.json"
 
 
-@dataclass(frozen=True)
-class Cell:
-    family: str
-    mask: str
-    surface_seed: int
-    mask_seed: int
-    noise_seed: int
-
-    @property
-    def stale_seed(self) -> int:
-        return self.noise_seed + 401
-
-    @property
-    def label(self) -> str:
-        names = {"shifted_ssvi": "Shifted SSVI", "sabr_event": "SABR-event", "heston": "Heston"}
-        return f"{names.get(self.family, self.family)} / {self.mask}"
-
-
-TEST_CELLS = (
-    Cell("shifted_ssvi", "regular", 1001, 2001, 3000),
-    Cell("shifted_ssvi", "adversarial", 1002, 2002, 3001),
-    Cell("sabr_event", "regular", 1003, 2003, 3002),
-    Cell("sabr_event", "adversarial", 1004, 2004, 3003),
-)
 SD_METHOD = "cnn"  # the post's diagnostics table describes the CNN
 
 # Leave-one-family-out: "best" refitted without a family (weights/best_lofo_<family>.pt, made by
 # `python -m core.cli train best --lofo <family>`) is scored on that family's cells. Heston has test cells of
 # its own here (seeds disjoint from every training, calibration and validation seed).
-HESTON_CELLS = (
-    Cell("heston", "regular", 1005, 2005, 3004),
-    Cell("heston", "adversarial", 1006, 2006, 3005),
-)
 LOFO_CELLS = {"ssvi": TEST_CELLS[:2], "sabr_event": TEST_CELLS[2:], "heston": HESTON_CELLS}
 LOFO_METHODS = ("interp", "svi", "interp_svi", "best")
 
@@ -99,7 +71,7 @@ def stale_test(repairer, w_true: np.ndarray, observed: np.ndarray, cell: Cell) -
     re-run on the corrupted quotes; score = |observed w - repaired w| (raw output), or the
     method's own ``stale_score`` when it has one.
     """
-    iv_noisy = observe(w_true, observed, cell.stale_seed + 77)
+    iv_noisy = observe(w_true, observed, cell.fresh_noise_seed)
     iv_stale, is_stale = inject_stale(iv_noisy, cell.stale_seed)
     w_obs, obs = w_observed(iv_stale)
     scores = pipeline.run(repairer, w_obs, obs).stale_scores()
@@ -109,7 +81,7 @@ def stale_test(repairer, w_true: np.ndarray, observed: np.ndarray, cell: Cell) -
 def oracle_stale_auc(w_true: np.ndarray, observed: np.ndarray, cell: Cell) -> float:
     """AUC of the optimal stale score that knows the true surface, on the same stale test: the
     ceiling of every method's stale-quote AUC in this cell."""
-    iv_noisy = observe(w_true, observed, cell.stale_seed + 77)
+    iv_noisy = observe(w_true, observed, cell.fresh_noise_seed)
     iv_stale, is_stale = inject_stale(iv_noisy, cell.stale_seed)
     scores = oracle_stale_scores(iv_stale, w_to_iv(w_true), noise_sd_iv())
     return auc(is_stale[observed], scores[observed])

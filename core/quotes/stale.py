@@ -36,6 +36,7 @@ import numpy as np
 
 from core import pipeline
 from core.engine.grid import N_K, N_T, T_GRID, iv_to_w, w_to_iv
+from core.evaluation.seeds import FRESH_NOISE_OFFSET, STALE_CALIBRATION_CHAINS
 from core.quotes.gridding import Gridded, iv_at, leave_one_out
 from core.settings import RESULTS_DIR
 from core.synth.chains import noise_sd_at
@@ -201,7 +202,7 @@ def stale_cell_data(family: str, mask: str, surface_seed: int, mask_seed: int, s
     """The benchmark's stale test inputs: (w_obs, observed, is_stale) for n surfaces."""
     w_true = generate(family, n, surface_seed)
     observed = make_masks(mask, n, mask_seed)
-    iv_noisy = observe(w_true, observed, stale_seed + 77)
+    iv_noisy = observe(w_true, observed, stale_seed + FRESH_NOISE_OFFSET)
     iv_stale, is_stale = inject_stale(iv_noisy, stale_seed)
     obs = np.isfinite(iv_stale)
     w_obs = np.where(obs, iv_to_w(np.nan_to_num(iv_stale, nan=1.0)), 0.0)
@@ -215,7 +216,6 @@ def _auc(labels, scores) -> float:
     return auc(labels[ok], scores[ok])
 
 
-CALIBRATION_CHAINS = (("shifted_ssvi", 5101), ("sabr_event", 5102))   # (family, first seed)
 CALIBRATION_STALE_FRACTION = 0.05
 
 
@@ -230,7 +230,7 @@ def calibration_chains(n: int) -> list:
     from core.synth.chains import ChainSpec, make_chain, surface_function
 
     out = []
-    for family, seed0 in CALIBRATION_CHAINS:
+    for family, seed0 in STALE_CALIBRATION_CHAINS:
         for i in range(n):
             seed = seed0 * 100 + i
             rng = np.random.default_rng(seed)
@@ -266,7 +266,7 @@ def calibrate(methods, n: int = 20, compare: bool = True) -> dict:
 
     chains = calibration_chains(n)
     out = {"target_false_flag_rate": TARGET_FALSE_FLAG_RATE, "chains_per_family": n,
-           "families_and_seeds": [list(c) for c in CALIBRATION_CHAINS],
+           "families_and_seeds": [list(c) for c in STALE_CALIBRATION_CHAINS],
            "stale_fraction": CALIBRATION_STALE_FRACTION, "n_quotes": int(sum(c[0].size for c in chains)),
            "detector": DETECTOR, "detectors": {}, "leave_out_by_method": {}}
     jobs = {}
@@ -303,7 +303,7 @@ def measure_auc(methods, n: int = 200) -> dict:
     for cell in TEST_CELLS:
         w_true = generate(cell.family, n, cell.surface_seed)
         observed = make_masks(cell.mask, n, cell.mask_seed)
-        iv_noisy = observe(w_true, observed, cell.stale_seed + 77)
+        iv_noisy = observe(w_true, observed, cell.fresh_noise_seed)
         iv_stale, is_stale = inject_stale(iv_noisy, cell.stale_seed)
         w_obs, obs = pipeline.w_observed(iv_stale)
         labels = is_stale[obs]

@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from core.engine.baselines import fit_svi_slices
 from core.engine.grid import K_GRID, K_MESH, T_GRID, T_MESH, iv_to_w
 from core.pipeline import RepairResult, repair
+from core.quotes import stale as stale_mod
 from core.quotes.gridding import Gridded, GridRule, grid_quotes, iv_at, values_at
 from core.quotes.read import (
     QuoteError,
@@ -30,10 +32,8 @@ from core.quotes.read import (
     normalise_quotes,
     read_quotes,
 )
-from core.quotes import stale as stale_mod
-from core.repairers.weights import WeightsError
-from core.engine.baselines import fit_svi_slices
 from core.repairers.registry import DEFAULT_METHOD, METHODS, repairer_class
+from core.repairers.weights import WeightsError
 from core.settings import SAMPLES_DIR
 
 # The most accurate on the sample chains (tools/measure_samples.py); interp where best is absent.

@@ -24,19 +24,21 @@ from pathlib import Path
 
 import numpy as np
 
+from core import pipeline
 from core.engine.arbitrage import MODES as ARBITRAGE_MODES
 from core.engine.arbitrage import butterfly_violations, calendar_violation_rate, g_field
 from core.engine.grid import K_GRID, N_K, N_T, T_GRID, iv_to_w, w_to_iv
 from core.evaluation.benchmark import run
-from core import pipeline
+from core.evaluation.seeds import STALE_SEED_OFFSET
 from core.pipeline import MIN_QUOTES
-from core.repairers.weights import WeightsError, load_manifest
 from core.repairers.registry import METHODS, get_repairer, repairer_class
+from core.repairers.weights import WeightsError, load_manifest
 from core.synth.families import (
     GENERATORS,
     SHIFTED_BUMP,
     SHIFTED_SSVI_RANGES,
     SSVI_RANGES,
+    ssvi_theta_phi,
     ssvi_w,
 )
 from core.synth.missingness import (
@@ -169,10 +171,8 @@ def ssvi_parameters(family: str, seed: int) -> dict:
 
 def _ssvi_from_params(params: dict) -> np.ndarray:
     """Total variance (13, 17) of SSVI with the generators' theta(T) and phi(theta) construction."""
-    t_scaled = T_GRID / T_GRID.max()
-    theta = params["theta0"] + params["theta_slope"] * t_scaled + params["theta_curve"] * t_scaled**2
-    theta = np.maximum.accumulate(np.maximum(theta, 0.004))
-    phi = params["eta"] / np.maximum(theta, 1e-4) ** params["gamma"]
+    theta, phi = ssvi_theta_phi(params["theta0"], params["theta_slope"], params["theta_curve"], params["eta"],
+                                params["gamma"])
     return ssvi_w(theta, np.asarray(params["rho"]), phi)
 
 
@@ -303,7 +303,7 @@ def quotes(iv_true: np.ndarray, observed: np.ndarray, noise_bp: float = NOISE_BP
 def stale_quotes(iv_obs: np.ndarray, seed: int, fraction: float = STALE_FRACTION) -> tuple:
     """(quotes, is_stale): ``fraction`` of the quotes (at least one) moved by ±50–110 bp, as in the
     benchmark's stale-quote test; is_stale is the boolean (13, 17) label."""
-    iv_stale, is_stale = inject_stale(np.asarray(iv_obs, float)[None], int(seed) + 401, fraction)
+    iv_stale, is_stale = inject_stale(np.asarray(iv_obs, float)[None], int(seed) + STALE_SEED_OFFSET, fraction)
     return iv_stale[0], is_stale[0]
 
 
