@@ -12,13 +12,11 @@ from typing import Callable
 import numpy as np
 
 from core.engine.arbitrage import MODES, project
-from core.engine.grid import K_GRID, N_K, N_T, T_GRID, iv_to_w, w_to_iv
+from core.engine.grid import K_GRID, MAX_IV, MIN_QUOTES, N_K, N_T, T_GRID, iv_to_w, w_to_iv
 from core.repairers.base import Repairer
 from core.repairers.registry import DEFAULT_METHOD, get_repairer
 from core.settings import ensure_thread_policy
 
-MIN_QUOTES = 4       # quotes a grid needs before any method repairs it
-MAX_IV = 5.0         # larger quoted vols are refused (500 %: percentages given as vols, usually)
 
 
 @dataclass

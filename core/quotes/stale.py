@@ -84,7 +84,7 @@ def loo_node_residuals(repairer, w_obs: np.ndarray, observed: np.ndarray) -> np.
     masks[np.arange(surf.size), ti, kj] = False
     w_fit = _leave_out_w(repairer, np.where(masks, w_obs[surf], 0.0), masks)
     iv_fit = w_to_iv(w_fit)[np.arange(surf.size), ti, kj]
-    iv_quote = np.sqrt(np.maximum(w_obs[surf, ti, kj], 0.0) / T_GRID[ti])
+    iv_quote = w_to_iv(w_obs[surf, ti, kj], T_GRID[ti])
     out = np.full((n, N_T, N_K), np.nan)
     ok = masks.sum(axis=(1, 2)) >= MIN_NODES
     out[surf[ok], ti[ok], kj[ok]] = (iv_quote - iv_fit)[ok]

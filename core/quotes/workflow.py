@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from core.engine.baselines import fit_svi_slices
-from core.engine.grid import K_GRID, K_MESH, T_GRID, T_MESH, iv_to_w
+from core.engine.grid import K_GRID, K_MESH, T_GRID, T_MESH, iv_to_w, w_to_iv
 from core.pipeline import RepairResult, repair
 from core.quotes import stale as stale_mod
 from core.quotes.gridding import Gridded, GridRule, grid_quotes, iv_at, values_at
@@ -209,8 +209,7 @@ def svi_params_table(w_repaired: np.ndarray, method: str) -> pd.DataFrame:
     """
     full = np.ones(w_repaired.shape, dtype=bool)
     fitted, params = fit_svi_slices(w_repaired, full, return_params=True)
-    iv_fit = np.sqrt(fitted / T_GRID[:, None])
-    iv_rep = np.sqrt(w_repaired / T_GRID[:, None])
+    iv_fit, iv_rep = w_to_iv(fitted), w_to_iv(w_repaired)
     return pd.DataFrame({"T": T_GRID, "a": params[:, 0], "b": params[:, 1], "rho": params[:, 2],
                          "m": params[:, 3], "sigma": params[:, 4],
                          "rmse_iv": np.sqrt(np.mean((iv_fit - iv_rep) ** 2, axis=1)), "method": method})

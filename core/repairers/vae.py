@@ -39,7 +39,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from core.engine.grid import N_K, N_T, T_MESH, W_FLOOR
+from core.engine.grid import N_K, N_T, W_FLOOR, iv_to_w, w_to_iv
 from core.repairers.base import Prediction, Repairer, check_weights
 from core.repairers.weights import WeightsError, load_manifest, load_state
 from core.settings import WEIGHTS_DIR
@@ -217,6 +217,6 @@ class VAERepairer(Repairer):
 
     def predict(self, w_obs, observed):
         model, sd_scale = self.model
-        iv_obs = np.sqrt(np.maximum(w_obs, W_FLOOR) / T_MESH)
+        iv_obs = w_to_iv(w_obs)
         iv_mean, sd_iv = predict(model, iv_obs, observed, sd_scale)
-        return Prediction(np.maximum(iv_mean**2 * T_MESH, W_FLOOR), sd_iv)
+        return Prediction(np.maximum(iv_to_w(iv_mean), W_FLOOR), sd_iv)

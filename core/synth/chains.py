@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.engine.grid import T_GRID
+from core.engine.grid import T_GRID, w_to_iv
 from core.engine import ssvi
 from core.quotes.gridding import values_at
 from core.synth.families import (
@@ -156,7 +156,7 @@ def make_chain(w_fn, spec: ChainSpec = ChainSpec(), seed: int = 0, as_prices: bo
     df = pd.DataFrame(rows, columns=["expiry", "T", "strike", "forward", "discount"])
     df["k"] = np.log(df["strike"] / df["forward"])
     T, k = df["T"].to_numpy(), df["k"].to_numpy()
-    iv_true = np.sqrt(w_fn(T, k) / T)
+    iv_true = w_to_iv(w_fn(T, k), T)
     sd = noise_sd_at(T, k, spec.noise_bp)
     iv = iv_true + rng.normal(size=T.size) * sd
     stale = rng.random(T.size) < spec.stale_fraction
