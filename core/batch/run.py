@@ -16,18 +16,17 @@ from core.batch.progress import Progress
 
 
 def _options(method, arbitrage, stale, valuation_date, weights, strict) -> Options:
-    from core.quotes.workflow import needs_weights
-    from core.repairers.registry import METHODS, get_repairer
+    from core.repairers.registry import METHODS, get_repairer, repairer_class
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if arbitrage not in (None, "calendar", "full", "none"):
         raise ValueError(f"unknown arbitrage mode {arbitrage!r}; choose calendar, full or none")
-    if weights and not needs_weights(method):
+    if weights and not repairer_class(method).needs_weights:
         raise ValueError(f"--weights applies to methods with weights files, not {method}")
     options = Options(method=method, arbitrage=arbitrage, stale=stale, valuation_date=valuation_date,
                       weights=str(Path(weights).resolve()) if weights else None, strict=strict)
-    if needs_weights(method):   # fail once, here, rather than once per chain
+    if repairer_class(method).needs_weights:   # fail once, here, rather than once per chain
         path = Path(get_repairer(method, **options.config).weights)
         if not path.is_file():
             raise ValueError(f"weights file not found: {path} (the {method} method cannot run)")
