@@ -1,0 +1,1 @@
+"""Grid, units, pricing and arbitrage engines."""
