@@ -1,1 +1,1 @@
-"""Benchmarks and their metrics."""
+"""Evaluation: the seed registry, metrics, the 2 x 2 benchmark and its tables, speed."""
