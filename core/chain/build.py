@@ -34,9 +34,9 @@ def _cap(longer, k, margin: float):
     return None if longer is None else longer.w(k) * (1.0 - margin)
 
 
-def _slice(d: SliceData, longer, start, k_check):
+def _slice(d: SliceData, longer, start, k_check, warm: bool = False):
     """One expiry's slice below ``longer`` (None for the longest): SVI, or the fallback."""
-    p = fit_slice(d, np.full(d.k_dense.shape, W_FLOOR), _cap(longer, d.k_dense, CAL_FIT_MARGIN), start)
+    p = fit_slice(d, np.full(d.k_dense.shape, W_FLOOR), _cap(longer, d.k_dense, CAL_FIT_MARGIN), start, warm)
     if slice_ok(p, k_check, W_FLOOR, _cap(longer, k_check, CAL_CHECK_MARGIN)):
         return SVISlice(tuple(map(float, p))), p
     if longer is None:
@@ -46,11 +46,24 @@ def _slice(d: SliceData, longer, start, k_check):
     return mix_to_atm(longer, min(max(w_atm, W_FLOOR), w_cap)), None
 
 
-def build_surface(T, k, iv, weight=None, method: str = "", sd_fn=None, k_bounds=None) -> SliceSurface:
+def _warm_start(warm, T_i: float):
+    """The raw-SVI params of ``warm``'s slice at expiry T_i, or None."""
+    if warm is None:
+        return None
+    hit = np.flatnonzero(np.abs(warm.expiries - T_i) < 1e-9)
+    if hit.size == 0 or not isinstance(warm.slices[hit[0]], SVISlice):
+        return None
+    return np.asarray(warm.slices[hit[0]].p)
+
+
+def build_surface(T, k, iv, weight=None, method: str = "", sd_fn=None, k_bounds=None,
+                  warm: SliceSurface | None = None) -> SliceSurface:
     """An arbitrage-free surface through values iv (decimal vol) at nodes (T years, k = ln K/F).
 
     weight: optional per-node weight of the misfit (default 1). k_bounds: optional (m, 2) quoted k
-    range per expiry (default: the nodes' own range). Needs at least one finite node.
+    range per expiry (default: the nodes' own range). warm: a surface fitted to similar data (e.g.
+    the whole chain, when refitting with quotes held out); its slices are the starting points and
+    each is only briefly polished, which is many times faster. Needs at least one finite node.
     """
     T = np.asarray(T, np.float64).ravel()
     k = np.asarray(k, np.float64).ravel()
@@ -69,7 +82,8 @@ def build_surface(T, k, iv, weight=None, method: str = "", sd_fn=None, k_bounds=
         sel = key == T_i
         order = np.argsort(k[sel])
         d = SliceData(T=float(T_i), k=k[sel][order], iv=iv[sel][order], weight=weight[sel][order], k_dense=k_dense)
-        longer, p = _slice(d, longer, start, k_check)
+        w0 = _warm_start(warm, float(T_i))
+        longer, p = _slice(d, longer, start if w0 is None else w0, k_check, warm=w0 is not None)
         start = p if p is not None else start
         slices.append(longer)
         bounds.append((float(d.k.min()), float(d.k.max())))

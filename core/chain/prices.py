@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.black import implied_total_vol_otm, normalised_log_price
+from core.engine.black import implied_total_vol_otm, normalised_log_price
 
 W_MIN = 1e-12           # total variance treated as zero (the price is then intrinsic)
 
@@ -16,7 +16,7 @@ def log_otm_price(k, w) -> np.ndarray:
     """ln of the OTM price (F = 1) at log-moneyness k and total variance w (broadcast)."""
     k, w = np.broadcast_arrays(np.asarray(k, np.float64), np.asarray(w, np.float64))
     s = np.sqrt(np.maximum(w, W_MIN))
-    # core.black's b(x, s) is the price over sqrt(K) (F = 1) with x = -|k|
+    # core.engine.black's b(x, s) is the price over sqrt(K) (F = 1) with x = -|k|
     return normalised_log_price(-np.abs(k), s) + 0.5 * k
 
 

@@ -2,7 +2,7 @@
 
 ``ChainQuotes`` is one option chain after import, one entry per usable quote, in model units.
 ``ChainSurface`` is what every chain method returns: a repaired surface on the chain's own domain.
-``from_quoteset`` converts today's importer output (``core.quotes.QuoteSet``) to ChainQuotes,
+``from_quoteset`` converts today's importer output (``core.quotes.read.QuoteSet``) to ChainQuotes,
 keeping the quotes the grid workflow sets aside as "outside": the chain path has no grid box.
 """
 from __future__ import annotations
@@ -119,7 +119,7 @@ def from_frame(table: pd.DataFrame) -> ChainQuotes:
 
 
 def from_quoteset(quotes, include_outside: bool = True) -> ChainQuotes:
-    """ChainQuotes from a ``core.quotes.QuoteSet``: the rows with status ``used`` and, unless
+    """ChainQuotes from a ``core.quotes.read.QuoteSet``: the rows with status ``used`` and, unless
     ``include_outside`` is False, ``outside`` (valid quotes beyond the 13 x 17 grid's reach)."""
     keep = ("used", "outside") if include_outside else ("used",)
     table = quotes.table[quotes.table["status"].isin(keep)]
@@ -129,7 +129,7 @@ def from_quoteset(quotes, include_outside: bool = True) -> ChainQuotes:
 
 
 def read_chain(path, include_outside: bool = True) -> ChainQuotes:
-    """Read a quote file with today's importer (``core.quotes.read_quotes``) into ChainQuotes."""
-    from core.quotes import read_quotes
+    """Read a quote file with today's importer (``core.quotes.read.read_quotes``) into ChainQuotes."""
+    from core.quotes.read import read_quotes
 
     return from_quoteset(read_quotes(path), include_outside=include_outside)
