@@ -17,7 +17,7 @@ import numpy as np
 from core.chain.surface import SliceSurface, SVISlice, mix_to_atm
 from core.chain.svi import SliceData, fit_slice, slice_ok
 
-N_PENALTY = 201          # dense k points holding the constraints during the fit
+N_PENALTY = 121          # dense k points holding the constraints during the fit
 N_RECHECK = 2001         # finer k points of the re-check
 DOMAIN_MARGIN = 0.1      # share of the quoted k width added on each side of the constraint set
 CAL_FIT_MARGIN = 1e-3    # the fit aims each slice's w this share below the next one ...

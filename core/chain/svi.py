@@ -137,14 +137,13 @@ def quasi_explicit(d: SliceData) -> np.ndarray:
     return np.array([a, u, v, m, s])
 
 
-def _starts(d: SliceData) -> list:
-    """Start points (slope form): the quasi-explicit fit and a flat, gently skewed smile."""
+def _flat_start(d: SliceData) -> np.ndarray:
+    """A flat, gently skewed smile through the ATM quote level (slope form)."""
     w = d.iv**2 * d.T
     w_atm = float(np.interp(0.0, d.k, w)) if d.k.size > 1 else float(w.mean())
     sigma = max(0.3 * float(np.ptp(d.k)), 0.05)
     b = min(0.1 * w_atm / sigma, 0.5)
-    flat = to_slopes([w_atm - b * sigma * np.sqrt(1 - 0.25), b, -0.5, 0.0, sigma])
-    return ([quasi_explicit(d)] if d.k.size >= 5 else []) + [flat]
+    return to_slopes([w_atm - b * sigma * np.sqrt(1 - 0.25), b, -0.5, 0.0, sigma])
 
 
 def _bounds(d: SliceData) -> tuple:
@@ -191,7 +190,16 @@ def fit_slice(d: SliceData, w_floor: np.ndarray, w_cap: np.ndarray | None = None
     w_cap = np.full(d.k_dense.shape, np.inf) if w_cap is None else w_cap
     lo, hi = _bounds(d)
     sqrt_T = np.sqrt(d.T)
-    starts = ([to_slopes(start)] if start is not None else []) + ([] if warm and start is not None else _starts(d))
+    qe = quasi_explicit(d) if d.k.size >= 5 and not (warm and start is not None) else None
+    if qe is not None:
+        qe = np.clip(qe, lo + 1e-12, hi - 1e-12)
+        rows = _residuals(qe[None], d, w_floor, w_cap, qe, sqrt_T)[0]
+        if not np.any(rows[d.k.size:-5]):
+            # the least-squares optimum already meets every constraint with its margin: no polish
+            return to_raw(qe)
+    starts = [to_slopes(start)] if start is not None else []
+    if not (warm and start is not None):
+        starts += ([qe] if qe is not None else []) + [_flat_start(d)]
     starts = [np.clip(x0, lo + 1e-12, hi - 1e-12) for x0 in starts]
     # polish only the most promising starts: each polish costs far more than scoring a start
     costs = [float(np.sum(_residuals(x0[None], d, w_floor, w_cap, x0, sqrt_T) ** 2)) for x0 in starts]
