@@ -204,3 +204,41 @@ class SliceSurface:
                              "iv": np.sqrt(np.maximum(w, 0) / TT).ravel(), "call": self.call(TT, KK).ravel(),
                              "sd": np.full(TT.size, np.nan) if sd is None else sd.ravel(),
                              "extrapolated": self.extrapolated(TT, KK).ravel()})
+
+
+@dataclass
+class FunctionSurface:
+    """A ChainSurface from a total-variance function w_fn(T, k) (a synthetic truth, a test
+    surface): no repair, no guarantee; expiries and k_bounds say where it is checked."""
+
+    w_fn: Callable
+    expiries: np.ndarray
+    k_bounds: np.ndarray
+
+    def __post_init__(self):
+        self.expiries = np.asarray(self.expiries, np.float64)
+        self.k_bounds = np.broadcast_to(np.asarray(self.k_bounds, np.float64), (self.expiries.size, 2)).copy()
+
+    def w(self, T, k) -> np.ndarray:
+        T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
+        return np.asarray(self.w_fn(T, k), np.float64)
+
+    def iv(self, T, k) -> np.ndarray:
+        return np.sqrt(np.maximum(self.w(T, k), 0.0) / np.asarray(T, np.float64))
+
+    def call(self, T, k) -> np.ndarray:
+        w = self.w(T, k)
+        k = np.broadcast_to(np.asarray(k, np.float64), w.shape)
+        return call_from_log_otm(k, log_otm_price(k, w))
+
+    def sd(self, T, k):
+        return None
+
+    def extrapolated(self, T, k) -> np.ndarray:
+        T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
+        lo = np.interp(T, self.expiries, self.k_bounds[:, 0])
+        hi = np.interp(T, self.expiries, self.k_bounds[:, 1])
+        return (T < self.expiries[0]) | (T > self.expiries[-1]) | (k < lo) | (k > hi)
+
+    def params(self) -> pd.DataFrame:
+        return pd.DataFrame({"T": self.expiries, "k_lo": self.k_bounds[:, 0], "k_hi": self.k_bounds[:, 1]})
