@@ -7,17 +7,23 @@ neighbours' precision (1 / half-spread^2), a tricube kernel in k distance and Tu
 from ROBUST_PASSES re-fits, so one stale neighbour does not drag it. The residual quote - fit (vol)
 is divided by the quote's own uncertainty
 
-    u^2 = h^2 + var_fit + misfit^2
+    u^2 = h^2 + var_fit + misfit^2 + (fit - near)^2
 
 with h the quote's bid-ask half-spread in vol (floored at MIN_HALF_SPREAD; NO_SPREAD_HALF for a
-quote without bid/ask), var_fit the fit's variance at the quote and misfit^2 the robust mean square
-residual of the neighbours around their own fit (how well a quadratic describes the smile
-there). Given a repaired ``surface``, the local fit is applied to quote - surface instead, so the
-surface's shape carries the wings and the short windows only have to fit what it leaves.
+quote without bid/ask), var_fit the fit's variance at the quote (inflated by the window's chi^2
+when above 1), misfit^2 the neighbours' weighted mean square residual around their own fit, and
+(fit - near)^2 the disagreement with a line through the NEAR_WINDOW nearest neighbours: a model
+uncertainty that grows where the smile bends fast or the quote is an extrapolation (an expiry's
+outermost strikes). None of these terms sees the quote's own value. The score is then divided by
+the chain's scatter (``chain_scatter``): 1.4826 MAD of the scores, floored at MIN_SCATTER, so a
+chain whose mids scatter more than its spreads suggest (a rough published grid) is judged against
+its own roughness. Given a repaired ``surface``, the local fits are applied to quote - surface
+instead, so the surface's shape carries the wings and the windows fit what it leaves.
 
-Flag. ``|score| > FLAG_Z``. The constant was chosen on synthetic chains (core.synth.chains, their
-bid-ask spreads) and the validation split of the real chains named in tools/measure_chain_stale.py,
-never on all shared chains at once. Cost: one sort plus O(n WINDOW) batched 3 x 3 solves.
+Flag. ``|score| > FLAG_Z``. The constants were chosen on clean synthetic chains with planted moves
+(core.synth.chains, spreads three times the mid noise) and the validation chains named in
+tools/measure_chain_stale.py, never on all shared chains at once. Cost: one sort plus
+O(n WINDOW) batched 3 x 3 solves, all vectorised across expiries.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ MIN_SCATTER = 0.4        # the chain's scatter is taken as at least this fractio
 ROBUST_PASSES = 2        # Tukey re-weightings of the neighbours inside each window
 TUKEY_C = 4.685          # biweight constant (95 % efficiency under normal noise)
 RIDGE = 1e-9             # keeps a degenerate window's 3 x 3 system solvable
+NEAR_WINDOW = 2          # the nearest-neighbour line behind the model-uncertainty term
 FLAG_Z = 3.0             # flag |score| above this
 
 
@@ -43,41 +50,45 @@ def half_spread(quotes: ChainQuotes) -> np.ndarray:
     return np.maximum(h, MIN_HALF_SPREAD)
 
 
-def _windows(group: np.ndarray, n: int) -> tuple:
-    """Neighbour indices (n, WINDOW) into the (group, k)-sorted arrays, and a validity mask.
+def _windows(group: np.ndarray, n: int, window: int) -> tuple:
+    """Neighbour indices (n, window) into the (group, k)-sorted arrays, a validity mask, and each
+    quote's expiry size.
 
-    Each quote takes the WINDOW + 1 consecutive quotes of its expiry centred on it where
+    Each quote takes the window + 1 consecutive quotes of its expiry centred on it where
     possible (shifted at the ends), itself then dropped: it never enters its own fit."""
     pos = np.arange(n)
     starts = np.r_[0, np.flatnonzero(np.diff(group)) + 1]
     sizes = np.diff(np.r_[starts, n])
     lo = np.repeat(starts, sizes)
     size = np.repeat(sizes, sizes)
-    span = np.minimum(WINDOW + 1, size)
-    start = np.clip(pos - WINDOW // 2, lo, lo + size - span)
-    idx = start[:, None] + np.arange(WINDOW + 1)[None, :]
-    valid = (np.arange(WINDOW + 1)[None, :] < span[:, None]) & (idx != pos[:, None])
+    span = np.minimum(window + 1, size)
+    start = np.clip(pos - window // 2, lo, lo + size - span)
+    idx = start[:, None] + np.arange(window + 1)[None, :]
+    valid = (np.arange(window + 1)[None, :] < span[:, None]) & (idx != pos[:, None])
     idx = np.minimum(idx, (lo + size - 1)[:, None])
     # drop the quote's own column: every row has exactly one idx == pos among its span
     own = np.argmax(idx == pos[:, None], axis=1)
     keep = np.ones(idx.shape, bool)
     keep[pos, own] = False
-    return idx[keep].reshape(n, WINDOW), valid[keep].reshape(n, WINDOW), size
+    return idx[keep].reshape(n, window), valid[keep].reshape(n, window), size
 
 
-def _solve(x: np.ndarray, y: np.ndarray, wt: np.ndarray) -> tuple:
-    """Batched weighted least squares of y on [1, x, x^2]: coefficients (n, 3) and (X'WX)^-1 (n, 3, 3)."""
-    X = np.stack([np.ones_like(x), x, x * x], axis=-1)
+def _solve(x: np.ndarray, y: np.ndarray, wt: np.ndarray, degree: int) -> tuple:
+    """Batched weighted least squares of y on [1, x, .., x^degree]: coefficients (n, p), (X'WX)^-1
+    (n, p, p) and the design (n, w, p)."""
+    X = np.stack([x**d for d in range(degree + 1)], axis=-1)
     A = np.einsum("nw,nwi,nwj->nij", wt, X, X)
-    A += RIDGE * np.eye(3) * np.maximum(A[:, :1, :1], 1.0)
+    A += RIDGE * np.eye(degree + 1) * np.maximum(A[:, :1, :1], 1.0)
     b = np.einsum("nw,nwi,nw->ni", wt, X, y)
     inv = np.linalg.inv(A)
     return np.einsum("nij,nj->ni", inv, b), inv, X
 
 
-def _local_fit(k: np.ndarray, y: np.ndarray, h: np.ndarray, idx: np.ndarray, valid: np.ndarray) -> tuple:
-    """Leave-one-out prediction of y at each k from its window, its variance and the local misfit^2."""
-    dk = k[idx] - k[:, None]
+def _local_fit(k: np.ndarray, y: np.ndarray, h: np.ndarray, rows: np.ndarray, idx: np.ndarray,
+               valid: np.ndarray, degree: int = 2) -> tuple:
+    """Leave-one-out prediction of y at k[rows] from each row's window (idx, valid: (len(rows), w)
+    indices into k, y, h), its variance and the local misfit^2."""
+    dk = k[idx] - k[rows][:, None]
     scale = np.max(np.where(valid, np.abs(dk), 0.0), axis=1, keepdims=True)
     scale = np.where(scale > 0, scale, 1.0)
     x = dk / scale                       # in [-1, 1]: the 3 x 3 systems stay well conditioned
@@ -87,16 +98,17 @@ def _local_fit(k: np.ndarray, y: np.ndarray, h: np.ndarray, idx: np.ndarray, val
     robust = np.ones_like(x)
     for _ in range(ROBUST_PASSES + 1):
         wt = kernel * prec * robust
-        beta, inv, X = _solve(x, yn, wt)
+        beta, inv, X = _solve(x, yn, wt, degree)
         resid = yn - np.einsum("nwi,ni->nw", X, beta)
         u = resid / (TUKEY_C * _robust_scale(resid, h[idx], kernel))
         robust = np.where(np.abs(u) < 1, (1 - u * u) ** 2, 0.0)
     wt = kernel * prec * robust
     # chi^2 per degree of freedom of the window's own fit: > 1 where a quadratic does not describe
     # the neighbours to within their spreads; it inflates the fit's variance and adds a misfit term
-    dof = np.maximum((wt > 0).sum(axis=1) - 3, 1)
+    dof = np.maximum((wt > 0).sum(axis=1) - degree - 1, 1)
     chi2 = (wt * resid**2).sum(axis=1) / dof
     h2 = (wt * h[idx] ** 2).sum(axis=1) / np.maximum(wt.sum(axis=1), 1e-300)
+    # (X'WX)^-1 with weights 1/h^2 is the fit's variance if the neighbours' noise were their h
     return beta[:, 0], inv[:, 0, 0] * np.maximum(chi2, 1.0), chi2 * h2
 
 
@@ -128,6 +140,8 @@ def stale_scores(quotes: ChainQuotes, surface=None) -> tuple:
     signed, in units of the quote's own uncertainty (positive: quote above its neighbours' fit),
     NaN where the expiry has fewer than MIN_NEIGHBOURS + 1 quotes; ``flag`` = |score| > FLAG_Z.
     """
+    if not isinstance(quotes, ChainQuotes):
+        raise ValueError(f"stale_scores: quotes must be a ChainQuotes, got {type(quotes).__name__}")
     n = len(quotes)
     score = np.full(n, np.nan)
     if n == 0:
@@ -142,12 +156,14 @@ def stale_scores(quotes: ChainQuotes, surface=None) -> tuple:
     order = np.lexsort((quotes.k, group))
     g, k, ys, h = group[order], quotes.k[order], y[order], half_spread(quotes)[order]
     _, inverse = np.unique(g, return_inverse=True)
-    idx, valid, size = _windows(inverse, n)
-    pred, var_unit, misfit2 = _local_fit(k, ys, h, idx, valid)
-    # var_unit is (X'WX)^-1 with weights 1/h^2: the fit's variance if the neighbours' noise were h
-    u2 = h**2 + var_unit + misfit2
-    z = (ys - pred) / np.sqrt(u2)
-    z[size < MIN_NEIGHBOURS + 1] = np.nan
+    idx, valid, size = _windows(inverse, n, WINDOW)
+    rows = np.flatnonzero(size >= MIN_NEIGHBOURS + 1)   # sparser expiries get no score
+    pred, var_unit, misfit2 = _local_fit(k, ys, h, rows, idx[rows], valid[rows])
+    near_idx, near_valid, _ = _windows(inverse, n, NEAR_WINDOW)
+    near = _local_fit(k, ys, h, rows, near_idx[rows], near_valid[rows], degree=1)[0]
+    u2 = h[rows] ** 2 + var_unit + misfit2 + (pred - near) ** 2
+    z = np.full(n, np.nan)
+    z[rows] = (ys[rows] - pred) / np.sqrt(u2)
     score[order] = z / chain_scatter(z)
     flag = np.abs(np.nan_to_num(score)) > FLAG_Z
     return score, flag
