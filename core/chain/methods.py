@@ -79,8 +79,10 @@ class GridMethod(ChainMethod):
     """A core.repairers method through the chain <-> grid map."""
 
     def __init__(self, method: str):
+        from core.repairers.registry import REPAIRERS
+
         self.name = method
-        self.has_sd = method == "best"
+        self.has_sd = bool(REPAIRERS[method].has_sd)
 
     def values(self, quotes, T, k):
         from core.chain.mapping import grid_values

@@ -172,6 +172,9 @@ class SliceSurface:
     def k_range(self, T) -> tuple:
         """(lowest, highest) quoted k at T: linear in T between expiries, flat outside."""
         T = np.asarray(T, np.float64)
+        near = np.clip(np.searchsorted(self.expiries, T), 1, max(self.expiries.size - 1, 1))
+        for cand in (near - 1, np.minimum(near, self.expiries.size - 1)):   # snap T onto an expiry it rounds to
+            T = np.where(np.abs(T - self.expiries[cand]) <= _T_EPS, self.expiries[cand], T)
         return (np.interp(T, self.expiries, self.k_bounds[:, 0]), np.interp(T, self.expiries, self.k_bounds[:, 1]))
 
     def extrapolated(self, T, k) -> np.ndarray:
