@@ -1,6 +1,6 @@
 """Measure the chain stale flags (core.chain.stale) on real chains and synthetic chains.
 
-    python tools/measure_chain_stale.py [--real DIR] [--draws 20] [--synthetic 6]
+    python tools/measure_chain_stale.py [--real DIR] [--draws 20] [--synthetic 3] [--speed 50000 200000]
 
 Per chain: n quotes, the share flagged on the chain as it is ("clean"), then over ``draws`` seeded
 draws of moving MOVE_FRACTION of its quotes by MOVE_BP (uniform, random sign): the AUC of |score|
@@ -77,7 +77,10 @@ def measure(chain: ChainQuotes, draws: int, seed: int) -> dict:
 
 def _ms(v) -> tuple:
     v = np.asarray(v, float)
-    return float(np.nanmean(v)), float(np.nanstd(v, ddof=1) / np.sqrt(max(1, np.isfinite(v).sum())))
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return (float(v.mean()) if v.size else float("nan")), float("nan")
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
 
 
 def synthetic_chain(family: str, seed: int) -> ChainQuotes:
@@ -90,13 +93,31 @@ def synthetic_chain(family: str, seed: int) -> ChainQuotes:
                        forward=df["forward"], discount=df["discount"], weight=np.ones(len(df)))
 
 
+def speed(rows: int) -> tuple:
+    """Seconds to score a synthetic chain of about ``rows`` quotes (a finer strike ladder), and its n."""
+    from core.synth.chains import ChainSpec, make_chain, surface_function
+
+    base = 1453                                   # rows of the default spec's chain
+    spec = ChainSpec(noise_bp=5.0, half_spread_noise=3.0, strike_step_factor=base / rows)
+    df = make_chain(surface_function("ssvi", 1), spec, seed=1)
+    chain = ChainQuotes(T=df["T"], k=df["k"], iv=df["iv"], iv_bid=df["bid"], iv_ask=df["ask"],
+                        forward=df["forward"], discount=df["discount"], weight=np.ones(len(df)))
+    t0 = time.perf_counter()
+    stale_scores(chain)
+    return time.perf_counter() - t0, len(chain)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--real", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "real"))
     ap.add_argument("--draws", type=int, default=20)
     ap.add_argument("--synthetic", type=int, default=3, help="synthetic chains per family")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speed", type=int, nargs="*", default=[], help="also time chains of these row counts")
     args = ap.parse_args(argv)
+    for rows in args.speed:
+        seconds, n = speed(rows)
+        print(f"speed: {n} rows scored in {seconds:.2f} s")
     rows = []
     for path in sorted(Path(args.real).glob("*.csv")):
         split = "valid" if path.stem in VALIDATION else "held-out"

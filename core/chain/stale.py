@@ -31,7 +31,7 @@ import numpy as np
 
 from core.chain.types import ChainQuotes
 
-WINDOW = 8               # neighbours per local fit (4 each side away from the edges)
+WINDOW = 10              # neighbours per local fit (5 each side away from the edges)
 MIN_NEIGHBOURS = 4       # fewer on the expiry -> no score (NaN), never flagged
 MIN_HALF_SPREAD = 0.0005  # vol: a quoted spread is never trusted below 5 bp
 NO_SPREAD_HALF = 0.0025  # vol: the half-spread assumed for a quote without bid/ask (published grids)
