@@ -4,7 +4,9 @@ Score. Per expiry, quotes sorted by k. Each quote is compared with a robust loca
 fitted to its WINDOW nearest neighbours on the same expiry, the quote itself left out (an exact
 leave-one-out by construction: the fit never sees the quote). The fit is weighted by the
 neighbours' precision (1 / half-spread^2), a tricube kernel in k distance and Tukey biweights
-from ROBUST_PASSES re-fits, so one stale neighbour does not drag it. The residual quote - fit (vol)
+from ROBUST_PASSES re-fits, so one stale neighbour does not drag it. The fit may step at k = 0,
+where an OTM chain switches from puts to calls (put and call vols of American options differ
+there), with a STEP_PRIOR prior on the step; the quote is predicted on its own side. The residual quote - fit (vol)
 is divided by the quote's own uncertainty
 
     u^2 = h^2 + var_fit + misfit^2 + (fit - near)^2
@@ -40,6 +42,7 @@ ROBUST_PASSES = 2        # Tukey re-weightings of the neighbours inside each win
 TUKEY_C = 4.685          # biweight constant (95 % efficiency under normal noise)
 RIDGE = 1e-9             # keeps a degenerate window's 3 x 3 system solvable
 NEAR_WINDOW = 2          # the nearest-neighbour line behind the model-uncertainty term
+STEP_PRIOR = 0.01        # vol: prior sd of a put/call step at k = 0
 FLAG_Z = 3.0             # flag |score| above this
 
 
@@ -73,12 +76,14 @@ def _windows(group: np.ndarray, n: int, window: int) -> tuple:
     return idx[keep].reshape(n, window), valid[keep].reshape(n, window), size
 
 
-def _solve(x: np.ndarray, y: np.ndarray, wt: np.ndarray, degree: int) -> tuple:
-    """Batched weighted least squares of y on [1, x, .., x^degree]: coefficients (n, p), (X'WX)^-1
-    (n, p, p) and the design (n, w, p)."""
-    X = np.stack([x**d for d in range(degree + 1)], axis=-1)
+def _solve(x: np.ndarray, y: np.ndarray, wt: np.ndarray, degree: int, step: np.ndarray) -> tuple:
+    """Batched weighted least squares of y on [1, x, .., x^degree, step]: coefficients (n, p),
+    (X'WX)^-1 (n, p, p) and the design (n, w, p). The step coefficient has a normal prior of sd
+    STEP_PRIOR (vol) about 0, which keeps it defined when the window has one side only."""
+    X = np.stack([x**d for d in range(degree + 1)] + [step], axis=-1)
     A = np.einsum("nw,nwi,nwj->nij", wt, X, X)
-    A += RIDGE * np.eye(degree + 1) * np.maximum(A[:, :1, :1], 1.0)
+    A += RIDGE * np.eye(degree + 2) * np.maximum(A[:, :1, :1], 1.0)
+    A[:, -1, -1] += 1.0 / STEP_PRIOR**2
     b = np.einsum("nw,nwi,nw->ni", wt, X, y)
     inv = np.linalg.inv(A)
     return np.einsum("nij,nj->ni", inv, b), inv, X
@@ -93,12 +98,16 @@ def _local_fit(k: np.ndarray, y: np.ndarray, h: np.ndarray, rows: np.ndarray, id
     scale = np.where(scale > 0, scale, 1.0)
     x = dk / scale                       # in [-1, 1]: the 3 x 3 systems stay well conditioned
     kernel = np.where(valid, (1.0 - np.clip(np.abs(x) / 1.05, 0, 1) ** 3) ** 3, 0.0)
+    # OTM chains switch from puts to calls at k = 0, and put and call vols of American options (or
+    # with a slightly wrong forward) differ by a step there: the fit may jump at k = 0, and the
+    # prediction is the level on the quote's own side (step = 0 at the quote)
+    step = (k[idx] >= 0).astype(float) - (k[rows] >= 0)[:, None]
     prec = 1.0 / h[idx] ** 2
     yn = y[idx]
     robust = np.ones_like(x)
     for _ in range(ROBUST_PASSES + 1):
         wt = kernel * prec * robust
-        beta, inv, X = _solve(x, yn, wt, degree)
+        beta, inv, X = _solve(x, yn, wt, degree, step)
         resid = yn - np.einsum("nwi,ni->nw", X, beta)
         u = resid / (TUKEY_C * _robust_scale(resid, h[idx], kernel))
         robust = np.where(np.abs(u) < 1, (1 - u * u) ** 2, 0.0)

@@ -121,3 +121,17 @@ def test_time_is_linear_in_the_chain_size():
     assert t_big < 4.0
     assert t_big < 10 * max(t_small, 0.02)
     assert flag.mean() <= 0.02 and FLAG_Z > 0
+
+
+def test_put_call_step_at_the_money_is_not_flagged():
+    """American chains (and slightly wrong forwards) put a step between put and call vols at k = 0."""
+    chain = _synthetic("ssvi", 3)
+    step = np.where(chain.k >= 0, 0.006, 0.0)
+    stepped = replace(chain, iv=chain.iv + step, iv_bid=chain.iv_bid + step, iv_ask=chain.iv_ask + step)
+    _, flag = stale_scores(stepped)
+    near_atm = np.zeros(len(chain), bool)
+    for i in range(len(chain.expiries)):
+        on = np.flatnonzero(chain.slice(i))
+        near_atm[on[np.argsort(np.abs(chain.k[on]))[:4]]] = True
+    assert flag[near_atm].mean() <= 0.05
+    assert flag.mean() <= 0.02
