@@ -17,9 +17,9 @@ when above 1), misfit^2 the neighbours' weighted mean square residual around the
 (fit - near)^2 the disagreement with a line through the NEAR_WINDOW nearest neighbours: a model
 uncertainty that grows where the smile bends fast or the quote is an extrapolation (an expiry's
 outermost strikes). None of these terms sees the quote's own value. The score is then divided by
-the chain's scatter (``chain_scatter``): 1.4826 MAD of the scores, floored at MIN_SCATTER, so a
-chain whose mids scatter more than its spreads suggest (a rough published grid) is judged against
-its own roughness. Given a repaired ``surface``, the local fits are applied to quote - surface
+a scatter scale (``scatter``): 1.4826 MAD of the expiry's scores shrunk toward the chain's,
+floored at MIN_SCATTER, so quotes that scatter more than their spreads suggest (a rough published
+grid, a noisy front week) are judged against their own roughness. Given a repaired ``surface``, the local fits are applied to quote - surface
 instead, so the surface's shape carries the wings and the windows fit what it leaves.
 
 Flag. ``|score| > FLAG_Z``. The constants were chosen on clean synthetic chains with planted moves
@@ -37,13 +37,14 @@ WINDOW = 10              # neighbours per local fit (5 each side away from the e
 MIN_NEIGHBOURS = 4       # fewer on the expiry -> no score (NaN), never flagged
 MIN_HALF_SPREAD = 0.0005  # vol: a quoted spread is never trusted below 5 bp
 NO_SPREAD_HALF = 0.0025  # vol: the half-spread assumed for a quote without bid/ask (published grids)
+SCATTER_PRIOR = 30       # quotes' worth of weight the chain's scatter has in an expiry's
 MIN_SCATTER = 0.4        # the chain's scatter is taken as at least this fraction of the uncertainty
 ROBUST_PASSES = 2        # Tukey re-weightings of the neighbours inside each window
 TUKEY_C = 4.685          # biweight constant (95 % efficiency under normal noise)
 RIDGE = 1e-9             # keeps a degenerate window's 3 x 3 system solvable
 NEAR_WINDOW = 2          # the nearest-neighbour line behind the model-uncertainty term
 STEP_PRIOR = 0.01        # vol: prior sd of a put/call step at k = 0
-FLAG_Z = 3.0             # flag |score| above this
+FLAG_Z = 2.5             # flag |score| above this
 
 
 def half_spread(quotes: ChainQuotes) -> np.ndarray:
@@ -129,16 +130,25 @@ def _robust_scale(resid: np.ndarray, h: np.ndarray, kernel: np.ndarray) -> np.nd
     return np.maximum(np.nan_to_num(mad), typical)
 
 
-def chain_scatter(z: np.ndarray) -> float:
-    """The chain's typical |z| (1.4826 MAD about 0), floored at MIN_SCATTER.
+def scatter(z: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Each quote's scatter scale: its expiry's typical |z| (1.4826 MAD about 0) shrunk toward the
+    chain's with the weight of SCATTER_PRIOR quotes, floored at MIN_SCATTER; (n,) per quote.
 
-    Mids usually sit well inside their spreads, by a margin that differs from chain to chain; a
-    chain whose quotes scatter more than that (a rough published grid) widens every quote's
-    uncertainty by the same factor, so its ordinary roughness is not flagged."""
-    finite = np.abs(z[np.isfinite(z)])
-    if finite.size == 0:
-        return MIN_SCATTER
-    return max(MIN_SCATTER, 1.4826 * float(np.median(finite)))
+    Mids usually sit well inside their spreads, by a margin that differs from chain to chain and
+    from the front expiries to the back; where quotes scatter more than that (a rough published
+    grid, a noisy front week) every quote there is judged against that roughness."""
+    ok = np.isfinite(z)
+    if not ok.any():
+        return np.full(z.shape, MIN_SCATTER)
+    chain = 1.4826 * float(np.median(np.abs(z[ok])))
+    out = np.full(z.shape, MIN_SCATTER)
+    for g in np.unique(group[ok]):
+        on = ok & (group == g)
+        own = 1.4826 * float(np.median(np.abs(z[on])))
+        n = on.sum()
+        mixed = np.sqrt((n * own**2 + SCATTER_PRIOR * chain**2) / (n + SCATTER_PRIOR))
+        out[group == g] = max(MIN_SCATTER, mixed)
+    return out
 
 
 def stale_scores(quotes: ChainQuotes, surface=None) -> tuple:
@@ -173,6 +183,6 @@ def stale_scores(quotes: ChainQuotes, surface=None) -> tuple:
     u2 = h[rows] ** 2 + var_unit + misfit2 + (pred - near) ** 2
     z = np.full(n, np.nan)
     z[rows] = (ys[rows] - pred) / np.sqrt(u2)
-    score[order] = z / chain_scatter(z)
+    score[order] = z / scatter(z, inverse)
     flag = np.abs(np.nan_to_num(score)) > FLAG_Z
     return score, flag
