@@ -34,6 +34,7 @@ import numpy as np
 from core.chain.types import ChainQuotes
 
 WINDOW = 10              # neighbours per local fit (5 each side away from the edges)
+KERNEL_REACH = 1.05      # tricube reach, in units of the window's farthest neighbour
 MIN_NEIGHBOURS = 4       # fewer on the expiry -> no score (NaN), never flagged
 MIN_HALF_SPREAD = 0.0005  # vol: a quoted spread is never trusted below 5 bp
 NO_SPREAD_HALF = 0.0025  # vol: the half-spread assumed for a quote without bid/ask (published grids)
@@ -44,6 +45,8 @@ TUKEY_C = 4.685          # biweight constant (95 % efficiency under normal noise
 RIDGE = 1e-9             # keeps a degenerate window's 3 x 3 system solvable
 NEAR_WINDOW = 2          # the nearest-neighbour line behind the model-uncertainty term
 STEP_PRIOR = 0.01        # vol: prior sd of a put/call step at k = 0
+STIFF_STEP = 1e-5        # vol: the same in the first, non-robust pass (practically no step)
+TRUST_CUT = 5.0          # first-pass |score| above which a quote is no one's neighbour
 FLAG_Z = 2.5             # flag |score| above this
 
 
@@ -77,38 +80,43 @@ def _windows(group: np.ndarray, n: int, window: int) -> tuple:
     return idx[keep].reshape(n, window), valid[keep].reshape(n, window), size
 
 
-def _solve(x: np.ndarray, y: np.ndarray, wt: np.ndarray, degree: int, step: np.ndarray) -> tuple:
+def _solve(x: np.ndarray, y: np.ndarray, wt: np.ndarray, degree: int, step: np.ndarray,
+           step_prior: float) -> tuple:
     """Batched weighted least squares of y on [1, x, .., x^degree, step]: coefficients (n, p),
     (X'WX)^-1 (n, p, p) and the design (n, w, p). The step coefficient has a normal prior of sd
-    STEP_PRIOR (vol) about 0, which keeps it defined when the window has one side only."""
+    ``step_prior`` (vol) about 0, which keeps it defined when the window has one side only."""
     X = np.stack([x**d for d in range(degree + 1)] + [step], axis=-1)
     A = np.einsum("nw,nwi,nwj->nij", wt, X, X)
     A += RIDGE * np.eye(degree + 2) * np.maximum(A[:, :1, :1], 1.0)
-    A[:, -1, -1] += 1.0 / STEP_PRIOR**2
+    A[:, -1, -1] += 1.0 / step_prior**2
     b = np.einsum("nw,nwi,nw->ni", wt, X, y)
     inv = np.linalg.inv(A)
     return np.einsum("nij,nj->ni", inv, b), inv, X
 
 
 def _local_fit(k: np.ndarray, y: np.ndarray, h: np.ndarray, rows: np.ndarray, idx: np.ndarray,
-               valid: np.ndarray, degree: int = 2) -> tuple:
+               valid: np.ndarray, trust: np.ndarray, degree: int = 2) -> tuple:
     """Leave-one-out prediction of y at k[rows] from each row's window (idx, valid: (len(rows), w)
-    indices into k, y, h), its variance and the local misfit^2."""
+    indices into k, y, h), its variance and the local misfit^2. ``trust`` (0..1 per quote)
+    multiplies a neighbour's weight in every window it is in."""
     dk = k[idx] - k[rows][:, None]
     scale = np.max(np.where(valid, np.abs(dk), 0.0), axis=1, keepdims=True)
     scale = np.where(scale > 0, scale, 1.0)
     x = dk / scale                       # in [-1, 1]: the 3 x 3 systems stay well conditioned
-    kernel = np.where(valid, (1.0 - np.clip(np.abs(x) / 1.05, 0, 1) ** 3) ** 3, 0.0)
+    kernel = np.where(valid, (1.0 - np.clip(np.abs(x) / KERNEL_REACH, 0, 1) ** 3) ** 3, 0.0)
     # OTM chains switch from puts to calls at k = 0, and put and call vols of American options (or
     # with a slightly wrong forward) differ by a step there: the fit may jump at k = 0, and the
     # prediction is the level on the quote's own side (step = 0 at the quote)
     step = (k[idx] >= 0).astype(float) - (k[rows] >= 0)[:, None]
     prec = 1.0 / h[idx] ** 2
     yn = y[idx]
+    kernel = kernel * trust[idx]
     robust = np.ones_like(x)
-    for _ in range(ROBUST_PASSES + 1):
+    for i in range(ROBUST_PASSES + 1):
         wt = kernel * prec * robust
-        beta, inv, X = _solve(x, yn, wt, degree, step)
+        # the first pass has no step: a free step would let an outlier beside k = 0 pull it along
+        # and escape the Tukey weights; the later passes free it once outliers are down-weighted
+        beta, inv, X = _solve(x, yn, wt, degree, step, STEP_PRIOR if i else STIFF_STEP)
         resid = yn - np.einsum("nwi,ni->nw", X, beta)
         u = resid / (TUKEY_C * _robust_scale(resid, h[idx], kernel))
         robust = np.where(np.abs(u) < 1, (1 - u * u) ** 2, 0.0)
@@ -123,11 +131,18 @@ def _local_fit(k: np.ndarray, y: np.ndarray, h: np.ndarray, rows: np.ndarray, id
 
 
 def _robust_scale(resid: np.ndarray, h: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Per window: the larger of the neighbours' typical half-spread and 1.4826 MAD of the residuals."""
-    r = np.where(kernel > 0, np.abs(resid), np.nan)
-    mad = 1.4826 * np.nanmedian(r, axis=1, keepdims=True)
-    typical = np.nanmedian(np.where(kernel > 0, h, np.nan), axis=1, keepdims=True)
-    return np.maximum(np.nan_to_num(mad), typical)
+    """Per window: the larger of the neighbours' typical half-spread and the kernel-weighted
+    1.4826 MAD of the residuals (weighted, so the far, barely fitted neighbours do not inflate it)."""
+    r = np.abs(resid)
+    order = np.argsort(r, axis=1)
+    r_sorted = np.take_along_axis(r, order, axis=1)
+    w_sorted = np.take_along_axis(kernel, order, axis=1)
+    cum = np.cumsum(w_sorted, axis=1)
+    half = 0.5 * cum[:, -1:]
+    at = np.minimum(np.argmax(cum >= half, axis=1), r.shape[1] - 1)
+    mad = 1.4826 * r_sorted[np.arange(r.shape[0]), at][:, None]
+    typical = (kernel * h).sum(axis=1, keepdims=True) / np.maximum(kernel.sum(axis=1, keepdims=True), 1e-300)
+    return np.maximum(mad, typical)
 
 
 def scatter(z: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -149,6 +164,19 @@ def scatter(z: np.ndarray, group: np.ndarray) -> np.ndarray:
         mixed = np.sqrt((n * own**2 + SCATTER_PRIOR * chain**2) / (n + SCATTER_PRIOR))
         out[group == g] = max(MIN_SCATTER, mixed)
     return out
+
+
+def _scores(k, y, h, group, windows, trust) -> np.ndarray:
+    """Scatter-scaled leave-one-out scores of (group, k)-sorted quotes; NaN on sparse expiries."""
+    (idx, valid, size), (near_idx, near_valid, _) = windows
+    rows = np.flatnonzero(size >= MIN_NEIGHBOURS + 1)   # sparser expiries get no score
+    pred, var_unit, misfit2 = _local_fit(k, y, h, rows, idx[rows], valid[rows], trust)
+    # the line through the two nearest quotes is a model-uncertainty proxy: it trusts both
+    near = _local_fit(k, y, h, rows, near_idx[rows], near_valid[rows], np.ones(k.size), degree=1)[0]
+    u2 = h[rows] ** 2 + var_unit + misfit2 + (pred - near) ** 2
+    z = np.full(k.size, np.nan)
+    z[rows] = (y[rows] - pred) / np.sqrt(u2)
+    return z / scatter(z, group)
 
 
 def stale_scores(quotes: ChainQuotes, surface=None) -> tuple:
@@ -175,14 +203,11 @@ def stale_scores(quotes: ChainQuotes, surface=None) -> tuple:
     order = np.lexsort((quotes.k, group))
     g, k, ys, h = group[order], quotes.k[order], y[order], half_spread(quotes)[order]
     _, inverse = np.unique(g, return_inverse=True)
-    idx, valid, size = _windows(inverse, n, WINDOW)
-    rows = np.flatnonzero(size >= MIN_NEIGHBOURS + 1)   # sparser expiries get no score
-    pred, var_unit, misfit2 = _local_fit(k, ys, h, rows, idx[rows], valid[rows])
-    near_idx, near_valid, _ = _windows(inverse, n, NEAR_WINDOW)
-    near = _local_fit(k, ys, h, rows, near_idx[rows], near_valid[rows], degree=1)[0]
-    u2 = h[rows] ** 2 + var_unit + misfit2 + (pred - near) ** 2
-    z = np.full(n, np.nan)
-    z[rows] = (ys[rows] - pred) / np.sqrt(u2)
-    score[order] = z / scatter(z, inverse)
+    windows = _windows(inverse, n, WINDOW), _windows(inverse, n, NEAR_WINDOW)
+    z = _scores(k, ys, h, inverse, windows, np.ones(n))
+    # a second pass in which the quotes the first pass found far off count for nothing as
+    # neighbours: a big outlier can otherwise pull a short window enough to escape its Tukey weights
+    z = _scores(k, ys, h, inverse, windows, (np.abs(np.nan_to_num(z)) <= TRUST_CUT).astype(float))
+    score[order] = z
     flag = np.abs(np.nan_to_num(score)) > FLAG_Z
     return score, flag
