@@ -166,17 +166,14 @@ def scatter(z: np.ndarray, group: np.ndarray) -> np.ndarray:
     return out
 
 
-def _scores(k, y, h, group, windows, trust) -> np.ndarray:
-    """Scatter-scaled leave-one-out scores of (group, k)-sorted quotes; NaN on sparse expiries."""
-    (idx, valid, size), (near_idx, near_valid, _) = windows
-    rows = np.flatnonzero(size >= MIN_NEIGHBOURS + 1)   # sparser expiries get no score
+def _raw_scores(k, y, h, rows, windows, trust) -> np.ndarray:
+    """Leave-one-out residuals over their uncertainty for the (group, k)-sorted quotes ``rows``."""
+    (idx, valid, _), (near_idx, near_valid, _) = windows
     pred, var_unit, misfit2 = _local_fit(k, y, h, rows, idx[rows], valid[rows], trust)
     # the line through the two nearest quotes is a model-uncertainty proxy: it trusts both
     near = _local_fit(k, y, h, rows, near_idx[rows], near_valid[rows], np.ones(k.size), degree=1)[0]
     u2 = h[rows] ** 2 + var_unit + misfit2 + (pred - near) ** 2
-    z = np.full(k.size, np.nan)
-    z[rows] = (y[rows] - pred) / np.sqrt(u2)
-    return z / scatter(z, group)
+    return (y[rows] - pred) / np.sqrt(u2)
 
 
 def stale_scores(quotes: ChainQuotes, surface=None) -> tuple:
@@ -204,10 +201,17 @@ def stale_scores(quotes: ChainQuotes, surface=None) -> tuple:
     g, k, ys, h = group[order], quotes.k[order], y[order], half_spread(quotes)[order]
     _, inverse = np.unique(g, return_inverse=True)
     windows = _windows(inverse, n, WINDOW), _windows(inverse, n, NEAR_WINDOW)
-    z = _scores(k, ys, h, inverse, windows, np.ones(n))
+    rows = np.flatnonzero(windows[0][2] >= MIN_NEIGHBOURS + 1)   # sparser expiries get no score
+    raw = np.full(n, np.nan)
+    raw[rows] = _raw_scores(k, ys, h, rows, windows, np.ones(n))
     # a second pass in which the quotes the first pass found far off count for nothing as
-    # neighbours: a big outlier can otherwise pull a short window enough to escape its Tukey weights
-    z = _scores(k, ys, h, inverse, windows, (np.abs(np.nan_to_num(z)) <= TRUST_CUT).astype(float))
+    # neighbours (a big outlier can pull a short window enough to escape its Tukey weights); only
+    # the windows holding such a quote change
+    trust = (np.abs(np.nan_to_num(raw / scatter(raw, inverse))) <= TRUST_CUT).astype(float)
+    again = rows[(trust[windows[0][0][rows]] == 0).any(axis=1)]
+    if again.size:
+        raw[again] = _raw_scores(k, ys, h, again, windows, trust)
+    z = raw / scatter(raw, inverse)
     score[order] = z
     flag = np.abs(np.nan_to_num(score)) > FLAG_Z
     return score, flag
