@@ -4,10 +4,10 @@ Score. Per expiry, quotes sorted by k. Each quote is compared with a robust loca
 fitted to its WINDOW nearest neighbours on the same expiry, the quote itself left out (an exact
 leave-one-out by construction: the fit never sees the quote). The fit is weighted by the
 neighbours' precision (1 / half-spread^2), a tricube kernel in k distance and Tukey biweights
-from ROBUST_PASSES re-fits, so one stale neighbour does not drag it. The fit may step at k = 0,
-where an OTM chain switches from puts to calls (put and call vols of American options differ
-there), with a STEP_PRIOR prior on the step; the quote is predicted on its own side. The residual quote - fit (vol)
-is divided by the quote's own uncertainty
+(ROBUST_PASSES re-fits against a kernel-weighted MAD), so a stale neighbour does not drag it. The
+fit may step at k = 0, where an OTM chain switches from puts to calls (put and call vols of
+American options differ there), under a STEP_PRIOR prior; the quote is predicted on its own side.
+The residual quote - fit (vol) is divided by the quote's own uncertainty
 
     u^2 = h^2 + var_fit + misfit^2 + (fit - near)^2
 
@@ -19,13 +19,15 @@ uncertainty that grows where the smile bends fast or the quote is an extrapolati
 outermost strikes). None of these terms sees the quote's own value. The score is then divided by
 a scatter scale (``scatter``): 1.4826 MAD of the expiry's scores shrunk toward the chain's,
 floored at MIN_SCATTER, so quotes that scatter more than their spreads suggest (a rough published
-grid, a noisy front week) are judged against their own roughness. Given a repaired ``surface``, the local fits are applied to quote - surface
-instead, so the surface's shape carries the wings and the windows fit what it leaves.
+grid, a noisy front week) are judged against their own roughness. A second pass drops the quotes
+the first found beyond TRUST_CUT from every window they sit in and refits those windows.
+Given a repaired ``surface``, the fits are applied to quote - surface instead, so the surface's
+shape carries the wings and the windows fit what it leaves. ``weight`` (merged quotes) is unused.
 
 Flag. ``|score| > FLAG_Z``. The constants were chosen on clean synthetic chains with planted moves
 (core.synth.chains, spreads three times the mid noise) and the validation chains named in
-tools/measure_chain_stale.py, never on all shared chains at once. Cost: one sort plus
-O(n WINDOW) batched 3 x 3 solves, all vectorised across expiries.
+tools/measure_chain_stale.py (``python tools/measure_chain_stale.py`` prints the table). Cost: one
+sort plus O(n WINDOW) batched small solves, vectorised across expiries.
 """
 from __future__ import annotations
 
