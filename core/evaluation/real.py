@@ -187,14 +187,20 @@ def run(directory, cfg: RealConfig = RealConfig(), progress=None) -> dict:
         tasks += [(str(f), m) for m in cfg.methods]
     # slowest first, so the pool's last task is short
     tasks.sort(key=lambda t: (t[1] != "ah", -result["chains"][Path(t[0]).stem]["n_quotes"]))
-    with ProcessPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
-        futures = {pool.submit(run_method, f, m, cfg): (f, m) for f, m in tasks}
-        for done, fut in enumerate(as_completed(futures), 1):
-            f, m = futures[fut]
-            for protocol, summary in fut.result().items():
-                result["chains"][Path(f).stem]["protocols"][protocol][m] = summary
-            if progress:
-                progress(done, len(tasks), f"{Path(f).stem} {m}")
+    def record(done, f, m, summaries):
+        for protocol, summary in summaries.items():
+            result["chains"][Path(f).stem]["protocols"][protocol][m] = summary
+        if progress:
+            progress(done, len(tasks), f"{Path(f).stem} {m}")
+
+    if cfg.workers <= 1:                      # in this process: tests, debugging
+        for done, (f, m) in enumerate(tasks, 1):
+            record(done, f, m, run_method(f, m, cfg))
+    else:
+        with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
+            futures = {pool.submit(run_method, f, m, cfg): (f, m) for f, m in tasks}
+            for done, fut in enumerate(as_completed(futures), 1):
+                record(done, *futures[fut], fut.result())
     result["seconds"] = {"total": round(time.time() - t0, 1)}
     return result
 
