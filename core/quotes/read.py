@@ -39,12 +39,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.engine.grid import MIN_QUOTES
 from core.quotes.gridding import K_CATCHMENT, T_CATCHMENT
 
 MAX_FILE_BYTES = 50 * 1024 * 1024      # 50 MiB: a full listed chain is a few MB
 MAX_ROWS = 200_000                     # far above any single-underlying chain
 MAX_IV = 5.0                           # same bound as core.pipeline
-MIN_QUOTES = 4                         # same as core.pipeline
 MIN_EXPIRIES = 2
 # Quotes within half a grid step of the grid's box inform its edge nodes (core.quotes.gridding).
 T_RANGE = T_CATCHMENT                  # (0.08, 2.08) years
