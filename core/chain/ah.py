@@ -13,6 +13,8 @@ import numpy as np
 
 TIME_SCALE = 1.0          # no stretch: measured, AH's calibration is not invariant to one
 GRID_POINTS = 400         # AH's strike grid
+CALIBRATION = "Call"      # QuantLib calibration type: Call, Put or CallPut
+OTM_OPTIONS = False       # calibration options: OTM (puts below the forward) or calls throughout
 K_MARGIN = 0.5            # log-strike margin of the PDE's strike range
 MAX_PER_EXPIRY = 40       # calibration strikes per expiry: denser than the PDE grid is ill-posed
 MAX_ITERATIONS = 1000     # per-expiry Levenberg-Marquardt iterations (QuantLib's default stopped early)
@@ -43,7 +45,8 @@ def _calibration_set(ql, today, T, k, iv):
     for (d, kk), ws in key.items():
         t = d / _DAYS_PER_YEAR
         vol = np.sqrt(np.mean(ws) / t)
-        option = ql.VanillaOption(ql.PlainVanillaPayoff(ql.Option.Call, float(np.exp(kk))),
+        kind = ql.Option.Put if (OTM_OPTIONS and kk < 0) else ql.Option.Call
+        option = ql.VanillaOption(ql.PlainVanillaPayoff(kind, float(np.exp(kk))),
                                   ql.EuropeanExercise(today + d))
         cal.append(ql.CalibrationPair(option, ql.SimpleQuote(float(vol))))
     return cal
@@ -63,7 +66,7 @@ def ah_values(T, k, iv, T_ask, k_ask) -> np.ndarray:
     spot = ql.QuoteHandle(ql.SimpleQuote(1.0))
     ah = ql.AndreasenHugeVolatilityInterpl(
         _calibration_set(ql, today, T, k, iv), spot, flat, flat, ql.AndreasenHugeVolatilityInterpl.CubicSpline,
-        ql.AndreasenHugeVolatilityInterpl.Call, GRID_POINTS, float(np.exp(k.min() - K_MARGIN)),
+        getattr(ql.AndreasenHugeVolatilityInterpl, CALIBRATION), GRID_POINTS, float(np.exp(k.min() - K_MARGIN)),
         float(np.exp(k.max() + K_MARGIN)), ql.LevenbergMarquardt(), ql.EndCriteria(MAX_ITERATIONS, 100, 1e-12, 1e-12, 1e-12))
     surface = ql.AndreasenHugeVolatilityAdapter(ah)
     out = np.full(np.size(T_ask), np.nan)

@@ -2,10 +2,11 @@
 
 Slices are butterfly-free smiles at the fitted expiries, ordered in price (each one's OTM price is
 at least the previous one's at every k of the domain). Between two expiries the forward-normalised
-call prices are interpolated linearly in T at fixed k, which is Gatheral & Jacquier's (2014, sec. 5)
-interpolation in ATM total variance theta when theta is piecewise linear in T: a convex
-combination of convex, decreasing call curves is convex and decreasing (no butterfly), and a weight
-moving monotonically towards the later, higher slice never lowers a price (no calendar).
+call prices at fixed k are a convex combination of the two slices' (Gatheral & Jacquier 2014,
+sec. 5), with the weight set so that ATM total variance theta is linear in T: a convex combination
+of convex, decreasing call curves is convex and decreasing (no butterfly), and a weight moving
+monotonically towards the later, higher slice never lowers a price (no calendar). (Weights linear
+in T instead would make the ATM vol sag between expiries: the ATM price is concave in theta.)
 
 Outside the fitted expiries:
 - before the first, w(T, k) = w_1(k) T / T_1 (the same smile in vol; scaling a butterfly-free w
@@ -133,7 +134,7 @@ class SliceSurface:
                 beta = np.clip((atm_price(theta_T) - p_m) / max(1.0 - p_m, 1e-300), 0.0, 1.0)
                 lp_s = mix_log(otm_upper_log(ks), self.slices[-1].log_otm(ks), beta)
             else:
-                alpha = np.clip((E[i + 1] - Ts) / (E[i + 1] - E[i]), 0.0, 1.0)
+                alpha = self._weights(i, Ts)
                 lp_s = mix_log(self.slices[i].log_otm(ks), self.slices[i + 1].log_otm(ks), alpha)
             lp[sel] = lp_s
             if need_w:
@@ -144,6 +145,18 @@ class SliceSurface:
                     ws[~at] = w_from_log_otm(ks[~at], lp_s[~at])
                 w[sel] = ws
         return lp, w
+
+    def _weights(self, i: int, T: np.ndarray) -> np.ndarray:
+        """Weight of slice i in the price mix at T in [T_i, T_i+1]: the one that makes the ATM total
+        variance linear in T between theta_i and theta_i+1 (Gatheral & Jacquier's theta
+        interpolation, with the ATM price matched exactly); it falls from 1 to 0 as T rises."""
+        E, th = self.expiries, self.theta
+        lin = np.clip((E[i + 1] - T) / (E[i + 1] - E[i]), 0.0, 1.0)
+        p_lo, p_hi = atm_price(th[i]), atm_price(th[i + 1])
+        if not p_hi > p_lo:
+            return lin
+        theta_T = th[i + 1] - lin * (th[i + 1] - th[i])
+        return np.clip((p_hi - atm_price(theta_T)) / (p_hi - p_lo), 0.0, 1.0)
 
     @staticmethod
     def _flat(T, k):

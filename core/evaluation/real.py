@@ -44,8 +44,8 @@ class RealConfig:
 
     draws: int = 10
     max_expiries: int | None = None
-    ah_draws: int | None = None
-    ah_max_expiries: int | None = None
+    ah_draws: int | None = 3             # AH takes seconds per fit on a dense chain: 3 of the draws ...
+    ah_max_expiries: int | None = 6      # ... and 6 of the hidden expiries (evenly spaced), by default
     seed: int = 0
     methods: tuple = CHAIN_METHODS
     workers: int = 2
@@ -85,7 +85,7 @@ def expiry_masks(chain: ChainQuotes, max_expiries: int | None) -> list:
 def masks(chain: ChainQuotes, protocol: str, cfg: RealConfig, method: str) -> list:
     slow = method == "ah"
     if protocol == "random":
-        return random_masks(chain, cfg.ah_draws if slow and cfg.ah_draws else cfg.draws, cfg.seed)
+        return random_masks(chain, min(cfg.ah_draws, cfg.draws) if slow and cfg.ah_draws else cfg.draws, cfg.seed)
     if protocol == "wing":
         return [wing_mask(chain)]
     return expiry_masks(chain, cfg.ah_max_expiries if slow and cfg.ah_max_expiries else cfg.max_expiries)
@@ -187,14 +187,20 @@ def run(directory, cfg: RealConfig = RealConfig(), progress=None) -> dict:
         tasks += [(str(f), m) for m in cfg.methods]
     # slowest first, so the pool's last task is short
     tasks.sort(key=lambda t: (t[1] != "ah", -result["chains"][Path(t[0]).stem]["n_quotes"]))
-    with ProcessPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
-        futures = {pool.submit(run_method, f, m, cfg): (f, m) for f, m in tasks}
-        for done, fut in enumerate(as_completed(futures), 1):
-            f, m = futures[fut]
-            for protocol, summary in fut.result().items():
-                result["chains"][Path(f).stem]["protocols"][protocol][m] = summary
-            if progress:
-                progress(done, len(tasks), f"{Path(f).stem} {m}")
+    def record(done, f, m, summaries):
+        for protocol, summary in summaries.items():
+            result["chains"][Path(f).stem]["protocols"][protocol][m] = summary
+        if progress:
+            progress(done, len(tasks), f"{Path(f).stem} {m}")
+
+    if cfg.workers <= 1:                      # in this process: tests, debugging
+        for done, (f, m) in enumerate(tasks, 1):
+            record(done, f, m, run_method(f, m, cfg))
+    else:
+        with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
+            futures = {pool.submit(run_method, f, m, cfg): (f, m) for f, m in tasks}
+            for done, fut in enumerate(as_completed(futures), 1):
+                record(done, *futures[fut], fut.result())
     result["seconds"] = {"total": round(time.time() - t0, 1)}
     return result
 
@@ -220,8 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=10, help="random-protocol draws (default 10)")
     p.add_argument("--max-expiries", type=int, default=None,
                    help="expiry protocol: hide at most this many interior expiries, evenly spaced (default all)")
-    p.add_argument("--ah-draws", type=int, default=None, help="random draws for ah only (default: --draws)")
-    p.add_argument("--ah-max-expiries", type=int, default=None, help="--max-expiries for ah only")
+    p.add_argument("--ah-draws", type=int, default=RealConfig.ah_draws,
+                   help=f"random draws for ah only (default {RealConfig.ah_draws}; 0 = --draws)")
+    p.add_argument("--ah-max-expiries", type=int, default=RealConfig.ah_max_expiries,
+                   help=f"--max-expiries for ah only (default {RealConfig.ah_max_expiries}; 0 = as the others)")
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -236,8 +244,8 @@ def main(argv=None) -> int:
         parser.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(CHAIN_METHODS)}")
     if args.draws < 1:
         parser.error("--draws must be at least 1")
-    cfg = RealConfig(draws=args.draws, max_expiries=args.max_expiries, ah_draws=args.ah_draws,
-                     ah_max_expiries=args.ah_max_expiries, seed=args.seed, methods=methods, workers=args.workers)
+    cfg = RealConfig(draws=args.draws, max_expiries=args.max_expiries, ah_draws=args.ah_draws or None,
+                     ah_max_expiries=args.ah_max_expiries or None, seed=args.seed, methods=methods, workers=args.workers)
 
     def report(done, total, label):
         sys.stderr.write(f"\r[{done}/{total}] {label} done          ")
