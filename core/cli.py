@@ -45,12 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
                      f"{MAX_FILE_BYTES // 2**20} MiB, {MAX_ROWS:,} rows)")
     from core.repairers.registry import DEFAULT_METHOD
 
-    rep.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
+    rep.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS + ("svi_fit", "ah"),
                      help=f"repair method (default {DEFAULT_METHOD}: the closest to the truth on the sample chains)")
     rep.add_argument("--arbitrage", default=None, choices=("calendar", "full", "none"),
                      help="no-arbitrage projection of the repaired grid (default: the method's own, calendar "
                           "for most; full adds the butterfly projection)")
     rep.add_argument("--out", required=True, help="output directory (created if missing)")
+    rep.add_argument("--chain", action="store_true",
+                     help="repair on the chain's own domain (every expiry and strike, no grid box) into an "
+                          "arbitrage-free surface; adds methods svi_fit and ah; writes quotes.csv (with "
+                          "extrapolated and query rows), grid.csv (dense surface), params.csv, dense_check.json")
     rep.add_argument("--format", default="both", choices=("csv", "parquet", "both"), help="table format (default both)")
     rep.add_argument("--valuation-date", default=None, help="YYYY-MM-DD, for files with expiry but no valuation_date")
     rep.add_argument("--weights", default=None, help="weights file of a learned method (cnn, best; default: the "
@@ -68,12 +72,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _repair_chain(args) -> int:
+    from core.chain.workflow import repair_chain, write_chain_outputs
+    from core.quotes.read import read_quotes
+
+    result = repair_chain(read_quotes(args.quotes, valuation_date=args.valuation_date), method=args.method)
+    written = write_chain_outputs(result, args.out)
+    if not args.quiet:
+        for line in result.summary_lines():
+            print(line)
+        print(f"wrote {len(written)} files to {args.out}")
+    else:
+        print(args.out)
+    return 0
+
+
 def _repair(args) -> int:
     from core.quotes.export import write_outputs
     from core.quotes.read import QuoteError, read_quotes
     from core.quotes.workflow import repair_quotes
     from core.repairers.registry import repairer_class
 
+    if args.chain:
+        return _repair_chain(args)
+    if args.method in ("svi_fit", "ah"):
+        raise ValueError(f"method {args.method} works on the chain's own domain: add --chain")
     if args.weights and not repairer_class(args.method).needs_weights:
         raise ValueError(f"--weights applies to methods with weights files, not {args.method}")
     quotes = read_quotes(args.quotes, valuation_date=args.valuation_date)

@@ -348,7 +348,13 @@ def format_speed(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Run the 2x2 surface-repair benchmark.")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--real" or a.startswith("--real=") for a in argv):
+        from core.evaluation.real import main as real_main   # the real-chain benchmark has its own options
+
+        return real_main(argv)
+    parser = argparse.ArgumentParser(description="Run the 2x2 surface-repair benchmark. With --real DIR: the "
+                                                 "real-chain benchmark (python -m core.benchmark --real DIR --help).")
     parser.add_argument("--n-test", type=int, default=200, help="test surfaces per cell (default 200)")
     parser.add_argument("--json", default=str(DEFAULT_JSON), help=f"where to write results (default {DEFAULT_JSON})")
     parser.add_argument("--weights", default=None, help="CNN weights file (default weights/cnn.pt)")

@@ -123,6 +123,9 @@ class ChainSpec:
     weeklies: int = 3
     monthlies: int = 12
     horizon_years: float = 2.6
+    extra_expiry_days: tuple = ()  # more expiries, in calendar days after valuation (1 = tomorrow)
+    k_min: float | None = None     # list puts down to this log-moneyness at every expiry, if lower
+    strike_step_factor: float = 1.0  # > 1 lists fewer strikes (a coarser ladder)
 
 
 def strike_step(T: float, spot: float = 5000.0) -> float:
@@ -143,12 +146,15 @@ def make_chain(w_fn, spec: ChainSpec = ChainSpec(), seed: int = 0, as_prices: bo
     """
     rng = np.random.default_rng(seed)
     rows = []
-    for expiry in listed_expiries(spec.valuation, spec.weeklies, spec.monthlies, spec.horizon_years):
+    expiries = set(listed_expiries(spec.valuation, spec.weeklies, spec.monthlies, spec.horizon_years))
+    expiries |= {spec.valuation + dt.timedelta(days=int(d)) for d in spec.extra_expiry_days}
+    for expiry in sorted(expiries):
         T = (expiry - spec.valuation).days / 365.0
         forward = spec.spot * np.exp((spec.rate - spec.dividend_yield) * T)
         move = spec.atm_vol * np.sqrt(T)
-        step = strike_step(T, spec.spot)
-        lo = np.ceil(forward * np.exp(-spec.put_sd * move) / step) * step
+        step = strike_step(T, spec.spot) * spec.strike_step_factor
+        k_lo = -spec.put_sd * move if spec.k_min is None else min(-spec.put_sd * move, spec.k_min)
+        lo = np.ceil(forward * np.exp(k_lo) / step) * step
         hi = np.floor(forward * np.exp(spec.call_sd * move) / step) * step
         strikes = np.arange(lo, hi + step / 2, step)
         for K in strikes:

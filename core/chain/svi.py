@@ -1,0 +1,223 @@
+"""Raw-SVI slices, w(k) = a + b (rho (k - m) + sqrt((k - m)^2 + sigma^2)), fitted with no-arbitrage
+constraints checked on a dense k set.
+
+``fit_slice`` is a least squares in implied vol with penalty rows that hold, on the dense set:
+Durrleman's g(k) >= G_MARGIN and call prices falling with the strike (butterfly), w >= w_floor (from below, e.g. the previous expiry, for
+calendar order) and Roger Lee's wing bound b (1 + |rho|) <= 2. ``slice_ok`` re-checks a fitted slice
+on a finer set; the surface builder refits or falls back when it fails.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import least_squares, minimize
+from scipy.special import erfcx
+
+PARAMS = ("a", "b", "rho", "m", "sigma")
+G_MARGIN = 1e-3          # target for g on the penalty set: keeps g > 0 between its points
+PENALTY = 1e3            # weight of a unit breach of a constraint, relative to a 1-vol-point misfit
+LEE_BOUND = 2.0          # b (1 + |rho|) <= 2: w grows at most like 2 |k| (Lee 2004)
+RIDGE = 1e-4             # pull towards the start point: keeps slices with few quotes well posed
+_SIGMA_MIN = 1e-4
+_BIG = 1e6               # stands in for a non-finite penalty row
+_W_EPS = 1e-12           # w below this counts as this in g and the slope test (w >= floor is held apart)
+MAX_NFEV = 200         # polish evaluations per start
+N_POLISH = 2           # starts polished (the lowest initial costs)
+WARM_NFEV = 30         # polish evaluations from a warm start
+TOL = 1e-8             # relative tolerance of the polish (cost and step)
+
+
+def _unpack(p):
+    """(a, b, rho, m, sigma), each shaped to broadcast against k: p is (5,) or (B, 5)."""
+    p = np.asarray(p, np.float64)
+    return tuple(p[..., i, None] if p.ndim > 1 else p[i] for i in range(5))
+
+
+def svi_w(p, k) -> np.ndarray:
+    """Raw-SVI total variance at k; p (5,) -> shape of k, p (B, 5) -> (B, len(k))."""
+    a, b, rho, m, sigma = _unpack(p)
+    x = np.asarray(k, np.float64) - m
+    return a + b * (rho * x + np.sqrt(x * x + sigma * sigma))
+
+
+def _parts(p, k):
+    a, b, rho, m, sigma = _unpack(p)
+    k = np.asarray(k, np.float64)
+    x = k - m
+    r = np.sqrt(x * x + sigma * sigma)
+    w = np.maximum(a + b * (rho * x + r), _W_EPS)
+    return k, w, b * (rho + x / r), b * sigma * sigma / r**3
+
+
+def svi_g(p, k) -> np.ndarray:
+    """Durrleman's g(k) for a raw-SVI slice; g >= 0 everywhere means no butterfly arbitrage."""
+    k, w, w1, w2 = _parts(p, k)
+    return (1.0 - k * w1 / (2.0 * w)) ** 2 - 0.25 * w1 * w1 * (1.0 / w + 0.25) + 0.5 * w2
+
+
+def svi_decreasing(p, k) -> np.ndarray:
+    """1 - (dC/dk from w') / (dC/dk from k): >= 0 exactly where the call price does not rise with
+    the strike. dC/dK = -N(d2) + phi(d2) w' / (2 sqrt w), so the margin is
+    1 - w' / (2 sqrt(w) R(d2)) with Mills' ratio R(d2) = N(d2) / phi(d2) = sqrt(pi / 2) erfcx(-d2 / sqrt 2).
+    g >= 0 alone does not imply it on a finite strike range."""
+    k, w, w1, _ = _parts(p, k)
+    s = np.sqrt(w)
+    mills = np.sqrt(np.pi / 2.0) * erfcx((k / s + 0.5 * s) / np.sqrt(2.0))
+    return 1.0 - w1 / (2.0 * s * mills)
+
+
+@dataclass(frozen=True)
+class SliceData:
+    """What a slice is fitted to: expiry T (years), quotes (k, iv, weight) and the dense k set."""
+
+    T: float
+    k: np.ndarray
+    iv: np.ndarray
+    weight: np.ndarray
+    k_dense: np.ndarray
+
+
+# The fit works in wing-slope form q = (a, u, v, m, sigma): u = b (1 + rho) and v = b (1 - rho) are
+# the right and left asymptotic slopes of w, so Lee's bound is the box 0 <= u, v <= 2 and
+# w = a + u (r + x) / 2 + v (r - x) / 2 with x = k - m, r = sqrt(x^2 + sigma^2).
+
+def to_raw(q) -> np.ndarray:
+    """(a, u, v, m, sigma) -> raw SVI (a, b, rho, m, sigma); (5,) or (B, 5)."""
+    q = np.asarray(q, np.float64)
+    a, u, v, m, s = (q[..., i] for i in range(5))
+    b = 0.5 * (u + v)
+    rho = np.where(b > 0, (u - v) / np.where(b > 0, 2.0 * b, 1.0), 0.0)
+    return np.stack([a, b, rho, m, s], -1)
+
+
+def to_slopes(p) -> np.ndarray:
+    """Raw SVI (a, b, rho, m, sigma) -> (a, u, v, m, sigma)."""
+    a, b, rho, m, s = np.asarray(p, np.float64)
+    return np.array([a, b * (1 + rho), b * (1 - rho), m, s])
+
+
+def _linear_part(k, w, wt, m, sigma) -> tuple:
+    """For each (m, sigma) pair, the weighted least-squares (a, u, v) with the slopes clipped to
+    [0, LEE_BOUND] (Zeliade's quasi-explicit step): (G, 3) coefficients and (G,) sums of squares."""
+    x = k[None, :] - m[:, None]
+    r = np.sqrt(x * x + sigma[:, None] ** 2)
+    X = np.stack([np.ones_like(x), 0.5 * (r + x), 0.5 * (r - x)], -1) * wt[None, :, None]
+    y = w * wt
+    A = np.einsum("gni,gnj->gij", X, X) + 1e-14 * np.eye(3)
+    coef = np.linalg.solve(A, np.einsum("gni,n->gi", X, y)[..., None])[..., 0]
+    slopes = np.clip(coef[:, 1:], 0.0, LEE_BOUND)
+    # a re-solved for the clipped slopes: its least-squares value given them
+    rest = y[None, :] - np.einsum("gnj,gj->gn", X[..., 1:], slopes)
+    a = (rest * X[..., 0]).sum(1) / np.maximum((X[..., 0] ** 2).sum(1), 1e-300)
+    coef = np.column_stack([a, slopes])
+    return coef, ((np.einsum("gnj,gj->gn", X, coef) - y[None, :]) ** 2).sum(1)
+
+
+def quasi_explicit(d: SliceData) -> np.ndarray:
+    """Start point in slope form: (m, sigma) on a grid, then Nelder-Mead, (a, u, v) linear."""
+    w = d.iv**2 * d.T
+    wt = d.weight / (2.0 * np.sqrt(w * d.T))       # w misfit -> vol misfit, to first order
+    lo, hi = float(d.k.min()), float(d.k.max())
+    M, S = np.meshgrid(np.linspace(lo, hi, 12), np.geomspace(1e-3, 2.0, 12))
+    _, sse = _linear_part(d.k, w, wt, M.ravel(), S.ravel())
+    j = int(np.argmin(sse))
+
+    def unpack(z):
+        return np.clip(z[0], lo - 0.5, hi + 0.5), np.exp(np.clip(z[1], np.log(1e-3), np.log(3.0)))
+
+    def cost(z):
+        m, s = unpack(z)
+        return _linear_part(d.k, w, wt, np.array([m]), np.array([s]))[1][0]
+
+    z = minimize(cost, [M.ravel()[j], np.log(S.ravel()[j])], method="Nelder-Mead",
+                 options={"xatol": 1e-4, "fatol": 1e-12, "maxiter": 120}).x
+    m, s = unpack(z)
+    (a, u, v), = _linear_part(d.k, w, wt, np.array([m]), np.array([s]))[0]
+    return np.array([a, u, v, m, s])
+
+
+def _flat_start(d: SliceData) -> np.ndarray:
+    """A flat, gently skewed smile through the ATM quote level (slope form)."""
+    w = d.iv**2 * d.T
+    w_atm = float(np.interp(0.0, d.k, w)) if d.k.size > 1 else float(w.mean())
+    sigma = max(0.3 * float(np.ptp(d.k)), 0.05)
+    b = min(0.1 * w_atm / sigma, 0.5)
+    return to_slopes([w_atm - b * sigma * np.sqrt(1 - 0.25), b, -0.5, 0.0, sigma])
+
+
+def _bounds(d: SliceData) -> tuple:
+    w_max = float((d.iv**2 * d.T).max())
+    lo_k, hi_k = float(d.k_dense.min()), float(d.k_dense.max())
+    return (np.array([-2.0 * w_max - 1.0, 0.0, 0.0, lo_k - 1.0, _SIGMA_MIN]),
+            np.array([4.0 * w_max + 1.0, LEE_BOUND, LEE_BOUND, hi_k + 1.0, 5.0]))
+
+
+def _residuals(Q, d: SliceData, w_floor, w_cap, x0, sqrt_T) -> np.ndarray:
+    """(B, n_rows) residual rows for a batch of slope-form parameter vectors Q (B, 5)."""
+    P = to_raw(Q)
+    fit = d.weight * (np.sqrt(np.maximum(svi_w(P, d.k), 1e-14)) / sqrt_T - d.iv)
+    with np.errstate(all="ignore"):
+        short = np.concatenate([G_MARGIN - svi_g(P, d.k_dense), G_MARGIN - svi_decreasing(P, d.k_dense)], 1)
+        butterfly = PENALTY * np.where(np.isfinite(short), np.maximum(short, 0.0), _BIG)
+    w_dense = svi_w(P, d.k_dense)
+    # calendar and positivity breaches in vol units at this expiry
+    below = PENALTY * np.maximum(w_floor - w_dense, 0.0) / (np.sqrt(np.maximum(w_floor, 1e-14)) * sqrt_T)
+    above = PENALTY * np.maximum(w_dense - w_cap, 0.0) / (np.sqrt(np.maximum(w_cap, 1e-14)) * sqrt_T)
+    ridge = RIDGE * (Q - x0)
+    return np.concatenate([fit, butterfly, below, above, ridge], 1)
+
+
+_FD_STEP = 1e-7
+
+
+def _jacobian(q, *args) -> np.ndarray:
+    """Forward differences in one batched evaluation (the optimiser's own would call 6 times)."""
+    h = _FD_STEP * np.maximum(np.abs(q), 1e-3)
+    R = _residuals(np.vstack([q, q + np.diag(h)]), *args)
+    return ((R[1:] - R[0]) / h[:, None]).T
+
+
+def fit_slice(d: SliceData, w_floor: np.ndarray, w_cap: np.ndarray | None = None,
+              start: np.ndarray | None = None, warm: bool = False) -> np.ndarray:
+    """Raw-SVI params (a, b, rho, m, sigma) fitted to one expiry's quotes.
+
+    w_floor / w_cap: (len(d.k_dense),) lowest / highest allowed w on the dense set (a positive
+    floor; the neighbouring expiry's w for calendar order; cap None = no cap). start: an extra
+    raw-SVI start point (the neighbouring expiry's fit); with ``warm`` it is this expiry's fit on
+    similar data and the only start, polished for at most WARM_NFEV evaluations.
+    """
+    w_cap = np.full(d.k_dense.shape, np.inf) if w_cap is None else w_cap
+    lo, hi = _bounds(d)
+    sqrt_T = np.sqrt(d.T)
+    qe = quasi_explicit(d) if d.k.size >= 5 and not (warm and start is not None) else None
+    if qe is not None:
+        qe = np.clip(qe, lo + 1e-12, hi - 1e-12)
+        rows = _residuals(qe[None], d, w_floor, w_cap, qe, sqrt_T)[0]
+        if not np.any(rows[d.k.size:-5]):
+            # the least-squares optimum already meets every constraint with its margin: no polish
+            return to_raw(qe)
+    starts = [to_slopes(start)] if start is not None else []
+    if not (warm and start is not None):
+        starts += ([qe] if qe is not None else []) + [_flat_start(d)]
+    starts = [np.clip(x0, lo + 1e-12, hi - 1e-12) for x0 in starts]
+    # polish only the most promising starts: each polish costs far more than scoring a start
+    costs = [float(np.sum(_residuals(x0[None], d, w_floor, w_cap, x0, sqrt_T) ** 2)) for x0 in starts]
+    best, best_cost = None, np.inf
+    for i in np.argsort(costs)[:N_POLISH]:
+        x0 = starts[i]
+        res = least_squares(lambda q, *a: _residuals(q[None], *a)[0], x0, jac=_jacobian, bounds=(lo, hi),
+                            args=(d, w_floor, w_cap, x0, sqrt_T), x_scale="jac",
+                            max_nfev=WARM_NFEV if warm else MAX_NFEV, xtol=TOL, ftol=TOL)
+        if res.cost < best_cost:
+            best, best_cost = res.x, res.cost
+    return to_raw(best)
+
+
+def slice_ok(p, k_check: np.ndarray, w_floor: np.ndarray, w_cap: np.ndarray | None = None) -> bool:
+    """True when g >= 0, w_floor <= w <= w_cap and Lee's bound hold on the check set k_check."""
+    w = svi_w(p, k_check)
+    cap_ok = True if w_cap is None else bool((w <= w_cap).all())
+    return bool(cap_ok and (svi_g(p, k_check) >= 0.0).all() and (svi_decreasing(p, k_check) >= 0.0).all()
+                and (w >= w_floor).all()
+                and p[1] * (1.0 + abs(p[2])) <= LEE_BOUND + 1e-12)

@@ -1,0 +1,265 @@
+"""The real-chain benchmark: ``python -m core.benchmark --real DIR``.
+
+Every chain file in DIR (``*.csv`` / ``*.parquet``, read with the quote importer, quotes the grid
+workflow calls "outside" included) is scored for every chain method (core.chain.methods) under
+three hold-out protocols:
+
+- random: RANDOM_FRACTION of the quotes hidden, ``draws`` draws (seeded);
+- wing: the outer WING_FRACTION by |k| of every expiry hidden (each expiry keeps MIN_VISIBLE);
+- expiry: each interior expiry hidden in turn (``max_expiries`` evenly spaced ones, if set).
+
+Scores per chain x protocol x method: held-out RMSE in vol (mean and standard error over draws or
+hidden expiries), the share of held-out predictions inside the quote's bid-ask vol range (where
+the quote has one), dense-check violations (core.engine.dense_check, summed over fits) and
+seconds per fit. The first fit of each chain x method is cold; later ones start from it (warm
+starts, core.chain.build), which is what keeps the whole run short. JSON out, tables printed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.chain.methods import CHAIN_METHODS, get_chain_method
+from core.chain.types import ChainQuotes
+from core.settings import REPO_ROOT
+
+PROTOCOLS = ("random", "wing", "expiry")
+RANDOM_FRACTION = 0.2
+WING_FRACTION = 0.25
+MIN_VISIBLE = 3           # quotes an expiry keeps under the wing protocol
+DEFAULT_JSON = REPO_ROOT / "out" / "real_benchmark.json"
+
+
+@dataclass
+class RealConfig:
+    """What the run does. ``ah_draws`` / ``ah_max_expiries`` subsample the slow AH baseline."""
+
+    draws: int = 10
+    max_expiries: int | None = None
+    ah_draws: int | None = 3             # AH takes seconds per fit on a dense chain: 3 of the draws ...
+    ah_max_expiries: int | None = 6      # ... and 6 of the hidden expiries (evenly spaced), by default
+    seed: int = 0
+    methods: tuple = CHAIN_METHODS
+    workers: int = 2
+    n_strikes: int = 200
+
+
+# --------------------------------------------------------------------------- protocols
+
+def random_masks(chain: ChainQuotes, draws: int, seed: int) -> list:
+    n = len(chain)
+    n_hide = max(1, int(round(RANDOM_FRACTION * n)))
+    out = []
+    for d in range(draws):
+        hide = np.zeros(n, bool)
+        hide[np.random.default_rng(seed + d).choice(n, n_hide, replace=False)] = True
+        out.append(hide)
+    return out
+
+
+def wing_mask(chain: ChainQuotes) -> np.ndarray:
+    hide = np.zeros(len(chain), bool)
+    for i in range(chain.expiries.size):
+        idx = np.flatnonzero(chain.slice(i))
+        n_hide = min(int(np.ceil(WING_FRACTION * idx.size)), max(idx.size - MIN_VISIBLE, 0))
+        if n_hide > 0:
+            hide[idx[np.argsort(-np.abs(chain.k[idx]), kind="stable")[:n_hide]]] = True
+    return hide
+
+
+def expiry_masks(chain: ChainQuotes, max_expiries: int | None) -> list:
+    interior = np.arange(1, chain.expiries.size - 1)
+    if max_expiries is not None and interior.size > max_expiries:
+        interior = interior[np.unique(np.round(np.linspace(0, interior.size - 1, max_expiries)).astype(int))]
+    return [chain.slice(i) for i in interior]
+
+
+def masks(chain: ChainQuotes, protocol: str, cfg: RealConfig, method: str) -> list:
+    slow = method == "ah"
+    if protocol == "random":
+        return random_masks(chain, min(cfg.ah_draws, cfg.draws) if slow and cfg.ah_draws else cfg.draws, cfg.seed)
+    if protocol == "wing":
+        return [wing_mask(chain)]
+    return expiry_masks(chain, cfg.ah_max_expiries if slow and cfg.ah_max_expiries else cfg.max_expiries)
+
+
+# --------------------------------------------------------------------------- scoring
+
+def score_fit(method, chain: ChainQuotes, hide: np.ndarray, warm, n_strikes: int) -> tuple:
+    """Fit on the visible quotes, predict the hidden ones: (scores dict, surface)."""
+    from core.engine.dense_check import dense_check
+
+    train, test = chain.subset(~hide), chain.subset(hide)
+    t0 = time.perf_counter()
+    surface = method.fit(train, ask=(test.T, test.k), warm=warm)
+    seconds = time.perf_counter() - t0
+    pred = surface.iv(test.T, test.k)
+    err = pred - test.iv
+    known = np.isfinite(test.iv_bid) & np.isfinite(test.iv_ask)
+    inside = (pred >= test.iv_bid) & (pred <= test.iv_ask)
+    report = dense_check(surface, n_strikes)
+    return {"rmse": float(np.sqrt(np.mean(err**2))), "n_hidden": int(hide.sum()),
+            "inside": float(inside[known].mean()) if known.any() else None, "n_known": int(known.sum()),
+            "violations": report.n_violations, "seconds": seconds}, surface
+
+
+def mean_se(values) -> dict:
+    v = np.asarray([x for x in values if x is not None], np.float64)
+    if v.size == 0:
+        return {"mean": None, "se": None, "n": 0}
+    se = float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else None
+    return {"mean": float(v.mean()), "se": se, "n": int(v.size)}
+
+
+def _summary(fits: list, errors: list) -> dict:
+    return {"rmse": mean_se([f["rmse"] for f in fits]), "inside_bid_ask": mean_se([f["inside"] for f in fits]),
+            "dense_violations": int(sum(f["violations"] for f in fits)),
+            "fits_with_violations": int(sum(f["violations"] > 0 for f in fits)),
+            "seconds_per_fit": float(np.mean([f["seconds"] for f in fits])) if fits else None,
+            "n_fits": len(fits), "errors": errors}
+
+
+def run_method(path: str, method_name: str, cfg: RealConfig) -> dict:
+    """Every protocol of one chain file for one method: {protocol: summary}."""
+    from core.chain.types import read_chain
+    from core.settings import apply_thread_policy
+
+    apply_thread_policy()
+    chain = read_chain(path)
+    method = get_chain_method(method_name)
+    out, warm = {}, None
+    for protocol in PROTOCOLS:
+        fits, errors = [], []
+        for hide in masks(chain, protocol, cfg, method_name):
+            try:
+                scores, surface = score_fit(method, chain, hide, warm, cfg.n_strikes)
+            except Exception as exc:          # one failed fit is reported, the run goes on
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            warm = warm or surface
+            fits.append(scores)
+        out[protocol] = _summary(fits, errors)
+    return out
+
+
+def chain_files(directory) -> list:
+    d = Path(directory)
+    if not d.is_dir():
+        raise ValueError(f"--real: {d} is not a folder")
+    files = sorted(p for p in d.iterdir() if p.suffix.lower() in (".csv", ".parquet") and p.is_file())
+    if not files:
+        raise ValueError(f"--real: no .csv or .parquet chain files in {d}")
+    return files
+
+
+def describe(path) -> dict:
+    from core.chain.types import read_chain
+
+    chain = read_chain(path)
+    return {"n_quotes": len(chain), "n_expiries": int(chain.expiries.size),
+            "T_range": [float(chain.T.min()), float(chain.T.max())],
+            "k_range": [float(chain.k.min()), float(chain.k.max())],
+            "has_bid_ask": bool(np.isfinite(chain.iv_bid).any())}
+
+
+def run(directory, cfg: RealConfig = RealConfig(), progress=None) -> dict:
+    """The whole benchmark over DIR's chain files (see the module doc)."""
+    t0 = time.time()
+    files = chain_files(directory)
+    result = {"config": {**asdict(cfg), "methods": list(cfg.methods), "random_fraction": RANDOM_FRACTION,
+                         "wing_fraction": WING_FRACTION, "directory": str(directory)},
+              "chains": {}, "load_errors": {}}
+    tasks = []
+    for f in files:
+        try:
+            result["chains"][f.stem] = {**describe(f), "protocols": {p: {} for p in PROTOCOLS}}
+        except ValueError as exc:
+            result["load_errors"][f.name] = str(exc)
+            continue
+        tasks += [(str(f), m) for m in cfg.methods]
+    # slowest first, so the pool's last task is short
+    tasks.sort(key=lambda t: (t[1] != "ah", -result["chains"][Path(t[0]).stem]["n_quotes"]))
+    def record(done, f, m, summaries):
+        for protocol, summary in summaries.items():
+            result["chains"][Path(f).stem]["protocols"][protocol][m] = summary
+        if progress:
+            progress(done, len(tasks), f"{Path(f).stem} {m}")
+
+    if cfg.workers <= 1:                      # in this process: tests, debugging
+        for done, (f, m) in enumerate(tasks, 1):
+            record(done, f, m, run_method(f, m, cfg))
+    else:
+        with ProcessPoolExecutor(max_workers=cfg.workers) as pool:
+            futures = {pool.submit(run_method, f, m, cfg): (f, m) for f, m in tasks}
+            for done, fut in enumerate(as_completed(futures), 1):
+                record(done, *futures[fut], fut.result())
+    result["seconds"] = {"total": round(time.time() - t0, 1)}
+    return result
+
+
+# --------------------------------------------------------------------------- command
+
+def write_json(result: dict, path) -> Path:
+    """Write atomically: a temporary name in the same folder, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core.benchmark --real DIR",
+                                description="Score every chain method on the real chain files in DIR.")
+    p.add_argument("--real", required=True, metavar="DIR", help="folder of chain files (.csv / .parquet)")
+    p.add_argument("--json", default=str(DEFAULT_JSON), help=f"where to write results (default {DEFAULT_JSON})")
+    p.add_argument("--methods", default=",".join(CHAIN_METHODS), help="comma-separated chain methods")
+    p.add_argument("--draws", type=int, default=10, help="random-protocol draws (default 10)")
+    p.add_argument("--max-expiries", type=int, default=None,
+                   help="expiry protocol: hide at most this many interior expiries, evenly spaced (default all)")
+    p.add_argument("--ah-draws", type=int, default=RealConfig.ah_draws,
+                   help=f"random draws for ah only (default {RealConfig.ah_draws}; 0 = --draws)")
+    p.add_argument("--ah-max-expiries", type=int, default=RealConfig.ah_max_expiries,
+                   help=f"--max-expiries for ah only (default {RealConfig.ah_max_expiries}; 0 = as the others)")
+    p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    methods = tuple(m for m in args.methods.split(",") if m)
+    unknown = [m for m in methods if m not in CHAIN_METHODS]
+    if unknown:
+        parser.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(CHAIN_METHODS)}")
+    if args.draws < 1:
+        parser.error("--draws must be at least 1")
+    cfg = RealConfig(draws=args.draws, max_expiries=args.max_expiries, ah_draws=args.ah_draws or None,
+                     ah_max_expiries=args.ah_max_expiries or None, seed=args.seed, methods=methods, workers=args.workers)
+
+    def report(done, total, label):
+        sys.stderr.write(f"\r[{done}/{total}] {label} done          ")
+        sys.stderr.flush()
+        if done == total:
+            sys.stderr.write("\n")
+
+    try:
+        result = run(args.real, cfg, progress=report)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from core.evaluation.real_tables import format_tables
+
+    print(format_tables(result))
+    print(f"wrote {write_json(result, args.json)}")
+    return 0

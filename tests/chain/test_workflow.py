@@ -1,0 +1,59 @@
+"""The chain workflow and the CLI's --chain: every row back, query rows answered, marks written."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.chain.workflow import query_rows, repair_chain, write_chain_outputs
+from core.cli import main as cli_main
+
+
+@pytest.fixture(scope="module")
+def frame_with_queries(small_frame):
+    df = small_frame[["T", "k", "iv", "bid", "ask"]].copy()
+    T = np.sort(df["T"].unique())
+    queries = pd.DataFrame({"T": [0.5 * (T[1] + T[2]), T[-1] * 2, T[0], 0.5 * (T[1] + T[2])],
+                            "k": [0.0, 0.0, 0.0, -3.0], "iv": np.nan, "bid": np.nan, "ask": np.nan})
+    return pd.concat([df, queries], ignore_index=True), len(df)
+
+
+def test_query_rows_get_values_sd_and_marks(frame_with_queries):
+    df, n = frame_with_queries
+    out = repair_chain(df, method="svi_fit")
+    q = out.quote_table
+    assert list(q["row"]) == list(range(1, len(df) + 1))
+    assert q["is_query"].sum() == 4 and q["is_query"].iloc[n:].all()
+    assert np.isfinite(q["iv_repaired"]).all()
+    assert list(q["extrapolated"].iloc[n:]) == [False, True, False, True]
+    assert (q.loc[q["is_query"], "status"] == "query").all()
+    assert not q.loc[~q["is_query"], "extrapolated"].any()
+    assert out.dense.ok
+    # a query is not a quote: the surface's quoted expiries and strikes come from the quotes only
+    assert out.surface.expiries.size == np.unique(df["T"].iloc[:n].round(9)).size
+
+
+def test_query_rows_need_a_valid_point():
+    table = pd.DataFrame({"T": [0.1, np.nan, 0.2], "k": [0.0, 0.0, 0.1], "iv": [np.nan, np.nan, 0.2],
+                          "status": ["dropped", "dropped", "used"]})
+    assert list(query_rows(table)) == [True, False, False]
+
+
+def test_outputs_and_the_cli(tmp_path, frame_with_queries):
+    df, _ = frame_with_queries
+    src = tmp_path / "q.csv"
+    df.to_csv(src, index=False)
+    assert cli_main(["repair", str(src), "--chain", "--method", "svi_fit", "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    quotes = pd.read_csv(tmp_path / "o" / "quotes.csv")
+    assert {"row", "iv_repaired", "sd_repaired", "extrapolated", "is_query"} <= set(quotes.columns)
+    grid = pd.read_csv(tmp_path / "o" / "grid.csv")
+    assert {"T", "k", "iv", "extrapolated"} <= set(grid.columns) and grid["extrapolated"].any()
+    assert (tmp_path / "o" / "params.csv").exists() and (tmp_path / "o" / "dense_check.json").exists()
+    # svi_fit without --chain is refused with one line
+    assert cli_main(["repair", str(src), "--method", "svi_fit", "--out", str(tmp_path / "p")]) != 0
+
+
+def test_write_refuses_a_file_as_folder(tmp_path, frame_with_queries):
+    df, _ = frame_with_queries
+    out = repair_chain(df.iloc[:-4], method="svi_fit")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        write_chain_outputs(out, tmp_path / "f")
