@@ -238,24 +238,20 @@ def _valuation(f: pd.DataFrame, valuation_date, name: str):
 
 def _units(f: pd.DataFrame, num: dict, layout: str, notes: list) -> str:
     """'price' or 'iv': what the quotes are. Scales percent vols in place; states every decision."""
-    for col in ("iv", "iv_vendor"):
+    kind = "price" if "price" in num else "iv"
+    if "bid" in num and "ask" in num:
+        vol = num.get("iv", num.get("iv_vendor"))       # compared as written, before any percent scaling
+        units, note = bidask_units(num["bid"], num["ask"], vol, "type" in f, "price" in num,
+                                   layout in PRICE_LAYOUTS)
+        notes.append(note)
+        kind = "price" if units == "price" else "iv"
+        if kind == "price" and "iv" in num:
+            num["iv_vendor"] = num.pop("iv")
+    cols = ("iv", "iv_vendor") if kind == "price" else ("iv", "iv_vendor", "bid", "ask")
+    for col in cols:
         if col in num:
-            scale, note = vol_scale(num[col], col if col == "iv" else "the vendor vol")
+            scale, note = vol_scale(num[col], {"iv_vendor": "the vendor vol"}.get(col, col))
             num[col] = num[col] * scale
             if note:
                 notes.append(note)
-    has_ba = "bid" in num and "ask" in num
-    if not has_ba:
-        return "price" if "price" in num else "iv"
-    vol = num.get("iv", num.get("iv_vendor"))
-    units, note = bidask_units(num["bid"], num["ask"], vol, "type" in f, "price" in num, layout in PRICE_LAYOUTS)
-    notes.append(note)
-    if units == "price":
-        if "iv" in num:
-            num["iv_vendor"] = num.pop("iv")
-        return "price"
-    scale, note = vol_scale(0.5 * (num["bid"] + num["ask"]), "bid/ask")
-    num["bid"], num["ask"] = num["bid"] * scale, num["ask"] * scale
-    if note:
-        notes.append(note)
-    return "iv"
+    return kind
