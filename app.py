@@ -14,8 +14,8 @@ import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="Vol-surface repair workbench", page_icon="📈", layout="wide")
 
-from core import report  # noqa: E402 - after set_page_config, which must come first; torch-free
 from ui import figures, frame, state  # noqa: E402
+from ui.presenters import report  # noqa: E402 - after set_page_config, which must come first; torch-free
 from ui.style import method_label  # noqa: E402
 
 

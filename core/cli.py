@@ -1,6 +1,9 @@
-"""Command line: repair your own option quotes.
+"""The command line, one entry point with subcommands:
 
-    python -m core.cli repair QUOTES --method svi --out DIR
+    python -m core.cli repair QUOTES --method svi --out DIR     repair a quote file
+    python -m core.cli benchmark [--n-test N] [--json PATH]     the 2 x 2 benchmark (core.evaluation.benchmark)
+    python -m core.cli train {cnn,vae,best} [options]           train a learned method's weights
+    python -m core.cli stale --calibrate | --auc                the stale-quote flag's calibration and AUC
 
 Exit codes: 0 done, 2 bad input (file, columns, values, options, weights), 1 unexpected error.
 Every failure prints one line to stderr naming the problem.
@@ -10,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.quotes import COLUMNS_HELP, MAX_FILE_BYTES, MAX_ROWS
+from core.quotes.read import COLUMNS_HELP, MAX_FILE_BYTES, MAX_ROWS
 
 EPILOG = COLUMNS_HELP + """
 
@@ -28,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.methods import METHODS
+    from core.repairers.registry import METHODS
 
     parser = _Parser(prog="python -m core.cli", description="Repair your own option quotes on the model grid.",
                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
@@ -39,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "13 x 17 grid, repair with --method, write tables to --out.")
     rep.add_argument("quotes", metavar="QUOTES", help=f"quote file, .csv or .parquet (at most "
                      f"{MAX_FILE_BYTES // 2**20} MiB, {MAX_ROWS:,} rows)")
-    from core.quote_repair import DEFAULT_METHOD
+    from core.quotes.workflow import DEFAULT_METHOD
 
     rep.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                      help=f"repair method (default {DEFAULT_METHOD}: the closest to the truth on the sample chains)")
@@ -55,15 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-stale", action="store_true", help="skip the stale-quote scores (faster)")
     rep.add_argument("--quiet", action="store_true", help="print only the output directory")
     rep.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    sub.add_parser("benchmark", help="the 2 x 2 synthetic benchmark (options: benchmark --help)")
+    sub.add_parser("train", help="train a learned method: train cnn | train vae | train best (options: train cnn --help)")
+    sub.add_parser("stale", help="calibrate the stale-quote flag or measure its AUC (options: stale --help)")
     return parser
 
 
 def _repair(args) -> int:
-    from core.export import write_outputs
-    from core.quote_repair import repair_quotes
-    from core.quotes import QuoteError, read_quotes
-
-    from core.quote_repair import needs_weights
+    from core.quotes.export import write_outputs
+    from core.quotes.read import QuoteError, read_quotes
+    from core.quotes.workflow import needs_weights, repair_quotes
 
     if args.weights and not needs_weights(args.method):
         raise ValueError(f"--weights applies to methods with weights files, not {args.method}")
@@ -84,14 +88,43 @@ def _repair(args) -> int:
     return 0
 
 
+# Subcommands whose options belong to another module's own parser: the rest of the line is handed on.
+DELEGATED = {"benchmark": "core.evaluation.benchmark", "stale": "core.quotes.stale",
+             "train cnn": "core.training.cnn", "train vae": "core.training.vae", "train best": "core.training.best"}
+
+
+def _delegate(argv: list) -> int | None:
+    """Run a delegated subcommand (None when argv names none)."""
+    import importlib
+
+    for words in sorted(DELEGATED, key=len, reverse=True):
+        n = len(words.split())
+        if argv[:n] == words.split():
+            from core.settings import apply_thread_policy
+
+            apply_thread_policy()
+            return importlib.import_module(DELEGATED[words]).main(argv[n:])
+    if argv[:1] == ["train"]:
+        sys.stderr.write("error: train what? choose one of cnn, vae, best (see --help)\n")
+        return 2
+    return None
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    delegated = _delegate(argv)
+    if delegated is not None:
+        return delegated
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    from core.model import WeightsError
+    from core.repairers.weights import WeightsError
 
+    from core.settings import apply_thread_policy
+
+    apply_thread_policy()
     try:
         return _repair(args)
     except (ValueError, WeightsError) as exc:

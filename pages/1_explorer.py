@@ -3,9 +3,9 @@ import pandas as pd
 import streamlit as st
 
 import core
-from core import explore
-from core.grid import K_GRID, T_GRID
+from core.engine.grid import K_GRID, T_GRID
 from ui import figures, frame, state
+from ui.presenters import explore
 from ui.style import K_TITLE, T_TITLE, method_label
 
 DEFAULT = explore.DEFAULT_VIEW

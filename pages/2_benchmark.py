@@ -4,8 +4,8 @@ import pandas as pd
 import streamlit as st
 
 import core
-from core import explore, report
 from ui import figures, frame, state
+from ui.presenters import explore, report
 from ui.style import method_label
 
 METHODS = list(core.METHODS)

@@ -2,9 +2,9 @@
 import streamlit as st
 
 import core
-from core import explore, report
-from core.grid import K_GRID, T_GRID
+from core.engine.grid import K_GRID, T_GRID
 from ui import figures, frame, state
+from ui.presenters import explore, report
 from ui.style import T_TITLE, method_label
 
 METHODS = list(core.METHODS)

@@ -2,7 +2,7 @@
 import streamlit as st
 
 import core
-from core.quotes import COLUMNS_HELP, MAX_FILE_BYTES, MAX_ROWS
+from core.quotes.read import COLUMNS_HELP, MAX_FILE_BYTES, MAX_ROWS
 from ui import frame
 from ui import quote_figures as figs
 from ui.style import method_label
@@ -20,7 +20,7 @@ def upload_cap_mb() -> int:
 
 @st.cache_data(max_entries=16, show_spinner="Reading, gridding and repairing the quotes…")
 def run_repair(data: bytes, name: str, method: str, arbitrage: str | None, valuation_date: str | None, stale: bool):
-    from core.quote_repair import repair_quotes
+    from core.quotes.workflow import repair_quotes
 
     return repair_quotes(data, method=method, name=name, arbitrage=arbitrage, stale=stale,
                          valuation_date=valuation_date or None)
@@ -42,7 +42,7 @@ def main() -> None:
     with left:
         source = st.radio("Quotes", [SAMPLE_IV, SAMPLE_PRICES, UPLOAD], horizontal=True, key="quotes_source",
                           help="The samples come from our generators at listed expiries and strikes "
-                               "(scripts/make_sample_quotes.py).")
+                               "(tools/make_sample_quotes.py).")
         upload = None
         if source == UPLOAD:
             upload = st.file_uploader("CSV or Parquet", type=["csv", "parquet", "pq"], key="quotes_file")
@@ -64,12 +64,12 @@ def main() -> None:
             return
         data, name = upload.getvalue(), upload.name
     else:
-        from core.quote_repair import sample_bytes
+        from core.quotes.workflow import sample_bytes
 
         data, name = sample_bytes("implied vols (index chain)" if source == SAMPLE_IV
                                   else "prices with dates (single stock)")
 
-    from core.model import WeightsError
+    from core.repairers.weights import WeightsError
 
     try:
         result = run_repair(data, name, method, None if arbitrage == "method default" else arbitrage,
@@ -137,7 +137,7 @@ def main() -> None:
 
     # ----------------------------------------------------------------------------- downloads
     st.subheader("Downloads")
-    from core.export import download_files
+    from core.quotes.export import download_files
 
     files = download_files(result)
     cols = st.columns(4)

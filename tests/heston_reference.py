@@ -1,15 +1,15 @@
 """Slow, independent Heston references for the tests (scipy quad, one price at a time).
 
 - ``gatheral_cf``: the characteristic function E[exp(i u X_T)] written in Gatheral's notation
-  (The Volatility Surface, ch. 2), coded separately from core.heston's z-form.
+  (The Volatility Surface, ch. 2), coded separately from core.engine.heston's z-form.
 - ``riccati_log_mgf``: ln E[exp(z X_T)] by integrating the Riccati ODEs numerically -- no closed
   form, so no branch choice to get wrong.
 - ``lewis_call_price``: Lewis (2001) formula on the Im u = -1/2 contour with adaptive quad.
-  Absolute accuracy ~1e-10; useless for 1e-20 wing prices (that is why core.heston shifts).
+  Absolute accuracy ~1e-10; useless for 1e-20 wing prices (that is why core.engine.heston shifts).
 - ``saddle_otm_price``: the OTM price with a per-strike saddle-point contour and adaptive quad;
   relative accuracy ~1e-13 even for 1e-30 prices.  Agrees with 40-digit mpmath to ~1e-15.
 
-Run as a script to measure core.heston's implied-vol error on random surfaces:
+Run as a script to measure core.engine.heston's implied-vol error on random surfaces:
     python -m tests.heston_reference --surfaces 20 --seed 1
 """
 from __future__ import annotations
@@ -127,11 +127,11 @@ def saddle_otm_price(k, T, params):
 
 
 def _main(argv=None):
-    from core.black import implied_vol
-    from core.grid import K_GRID, T_GRID
-    from core.heston import PARAM_NAMES, draw_heston_params, heston_implied_vol
+    from core.engine.black import implied_vol
+    from core.engine.grid import K_GRID, T_GRID
+    from core.engine.heston import PARAM_NAMES, draw_heston_params, heston_implied_vol
 
-    parser = argparse.ArgumentParser(description="core.heston implied vols vs the saddle reference")
+    parser = argparse.ArgumentParser(description="core.engine.heston implied vols vs the saddle reference")
     parser.add_argument("--surfaces", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)

@@ -5,8 +5,8 @@ import io
 
 import pandas as pd
 
-from core.grid import K_GRID, T_GRID
-from core.synthetic_quotes import ChainSpec, make_chain, surface_function
+from core.engine.grid import K_GRID, T_GRID
+from core.synth.chains import ChainSpec, make_chain, surface_function
 
 
 def good_chain(seed: int = 3, family: str = "shifted_ssvi", **spec) -> pd.DataFrame:

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import core
-from core.missingness import make_masks, observe
-from core.surfaces import generate
+from core.synth.families import generate
+from core.synth.missingness import make_masks, observe
 
 
 def _quotes(n=6, regime="adversarial", seed=0, family="sabr_event"):
@@ -57,7 +57,7 @@ def test_interp_reproduces_quotes_and_linear_surfaces():
 
 
 def test_svi_recovers_a_library_smile():
-    from core.methods import SVIGrid, svi_shapes
+    from core.engine.baselines import SVIGrid, svi_shapes
     shapes, params = svi_shapes(SVIGrid())
     w_slice = 0.01 + 0.05 * shapes[100]
     w = np.tile(w_slice, (13, 1))

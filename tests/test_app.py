@@ -4,15 +4,14 @@ import json
 import re
 
 import numpy as np
-
-from ui.style import method_label
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import core
-from core import explore, report
-from core.methods import get_repairer
+from core.repairers.registry import get_repairer
 from tests.conftest import ROOT
+from ui.presenters import explore, report
+from ui.style import method_label
 
 EXPLORER = "pages/1_explorer.py"
 BENCHMARK = "pages/2_benchmark.py"

@@ -1,4 +1,4 @@
-"""Properties of core.arbitrage: diagnostics, calendar and butterfly projections, project()."""
+"""Properties of core.engine.arbitrage: diagnostics, calendar and butterfly projections, project()."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,10 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.special import ndtr
 
-from core import arbitrage as arb
-from core.grid import DK, K_GRID, N_K, N_T, T_GRID, T_MESH, W_FLOOR
-from core.missingness import noise_profile
-from core.surfaces import ssvi_w as ssvi_formula
+from core.engine import arbitrage as arb
+from core.engine.grid import DK, K_GRID, N_K, N_T, T_GRID, T_MESH, W_FLOOR
+from core.synth.families import ssvi_w as ssvi_formula
+from core.synth.missingness import noise_profile
 
 # overflow or invalid values anywhere in the projection are bugs, not noise
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

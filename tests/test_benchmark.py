@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from core import benchmark
-from core.methods import METHODS
+from core.evaluation import benchmark
+from core.repairers.registry import METHODS
 
 REGRESSION = Path(__file__).with_name("regression_benchmark.json")
 
@@ -39,7 +39,7 @@ def test_json_contract(small_run):
 def test_regression_band(small_run):
     """Numbers with the shipped weights on 12 surfaces per cell, within a band.
 
-    The expected values come from `python -m tests.make_regression` (run after any intended
+    The expected values come from `python -m tools.make_regression` (run after any intended
     change to generators, masks, methods or weights). The band is loose enough for BLAS/thread
     differences and tight enough to catch a changed generator or mask.
     """

@@ -1,4 +1,4 @@
-"""core.black: parity, round trips over a wide random set, accuracy of the normalised Black
+"""core.engine.black: parity, round trips over a wide random set, accuracy of the normalised Black
 function against 50-digit mpmath, and the bad-quote rules (NaN + reason code, never a raise)."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.black import (
+from core.engine.black import (
     QuoteStatus,
     black_price,
     implied_total_vol_otm,

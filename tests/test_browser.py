@@ -3,8 +3,19 @@ import time
 
 import pytest
 
-from tests.browser import (CHROMEDRIVER, CHROMIUM, MIN_CHARTS, MIN_TABLES, PAGES, TITLES, chromium,
-                           open_from_sidebar, screenshot, served_app, wait_for_page)
+from tools.browser import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    MIN_CHARTS,
+    MIN_TABLES,
+    PAGES,
+    TITLES,
+    chromium,
+    open_from_sidebar,
+    screenshot,
+    served_app,
+    wait_for_page,
+)
 
 pytestmark = [
     pytest.mark.browser,

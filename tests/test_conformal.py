@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from core.conformal import ConformalCalibrator, conformal_quantile
+from core.engine.conformal import ConformalCalibrator, conformal_quantile
 
 
 def _heteroscedastic(n, seed, sd_scale):

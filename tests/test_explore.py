@@ -1,13 +1,13 @@
-"""core.explore: the single-surface helpers behind the repair explorer, and the benchmark run."""
+"""ui.presenters.explore: the single-surface helpers behind the repair explorer, and the benchmark run."""
 import numpy as np
 import pytest
 
 import core
-from core import explore
-from core.arbitrage import butterfly_violations
-from core.grid import K_GRID, T_GRID, iv_to_w
-from core.missingness import make_masks
-from core.surfaces import generate
+from core.engine.arbitrage import butterfly_violations
+from core.engine.grid import K_GRID, T_GRID, iv_to_w
+from core.synth.families import generate
+from core.synth.missingness import make_masks
+from ui.presenters import explore
 
 MISSING_WEIGHTS = "/nonexistent/cnn.pt"
 
@@ -176,7 +176,7 @@ def test_slices_carry_bands_for_methods_with_sd(view):
 
 
 def test_bands_are_each_methods_own_calibrated_interval(view):
-    from core.methods import get_repairer
+    from core.repairers.registry import get_repairer
 
     assert view.band_level == explore.BAND_LEVEL == 0.95
     missing = ~view.observed
@@ -217,7 +217,7 @@ def test_projection_choices_and_defaults(view):
 
 
 def test_stale_scores_and_flags(view):
-    from core.methods import get_repairer
+    from core.repairers.registry import get_repairer
 
     best = view.methods["best"]
     w_obs = np.where(view.observed, iv_to_w(np.nan_to_num(view.iv_obs, nan=1.0)), 0.0)
@@ -258,7 +258,7 @@ def test_missing_weights_leave_the_baselines_running(view):
 
 
 def test_missing_best_weights_leave_the_others_running(view, monkeypatch):
-    from core import report
+    from ui.presenters import report
 
     monkeypatch.setenv(report.BEST_WEIGHTS_ENV, "/nonexistent/best.pt")
     out = explore.score_surface(view.iv_true, view.iv_obs, ("best", "interp"))
@@ -266,7 +266,7 @@ def test_missing_best_weights_leave_the_others_running(view, monkeypatch):
 
 
 def test_a_broken_method_is_reported_not_raised(view, monkeypatch):
-    from core import methods
+    from core.repairers import registry as methods
 
     class Broken(methods.Repairer):
         name = "broken"

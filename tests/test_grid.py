@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import core
-from core.grid import T_MESH, iv_to_w, w_to_iv
+from core.engine.grid import T_MESH, iv_to_w, w_to_iv
 
 
 def test_grid_contract():

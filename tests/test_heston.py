@@ -1,4 +1,4 @@
-"""core.heston: characteristic function, prices against independent slow references, wing
+"""core.engine.heston: characteristic function, prices against independent slow references, wing
 accuracy, the xi -> 0 limit, and the generator's contract (shape, positivity, calendar,
 parameter ranges, determinism)."""
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.black import implied_vol
-from core.grid import K_GRID, T_GRID
-from core.heston import (
+from core.engine.black import implied_vol
+from core.engine.grid import K_GRID, T_GRID
+from core.engine.heston import (
     HESTON_RANGES,
     PARAM_NAMES,
     QuadConfig,
@@ -197,7 +197,7 @@ def test_bad_inputs_raise():
 
 def test_failed_slices_are_retried_on_the_dense_rule(monkeypatch):
     """The generator's fallback (never needed in the box so far) must kick in and agree."""
-    import core.heston as heston
+    import core.engine.heston as heston
 
     clean = heston_total_variance(3, seed=5)
     real = heston.heston_implied_vol

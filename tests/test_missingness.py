@@ -1,10 +1,16 @@
 import numpy as np
 import pytest
 
-from core.grid import T_MESH
-from core.missingness import (MIN_QUOTES, add_quote_noise, inject_stale, make_masks, noise_sd_iv,
-                              observe)
-from core.surfaces import generate
+from core.engine.grid import T_MESH
+from core.synth.families import generate
+from core.synth.missingness import (
+    MIN_QUOTES,
+    add_quote_noise,
+    inject_stale,
+    make_masks,
+    noise_sd_iv,
+    observe,
+)
 
 
 @pytest.mark.parametrize("regime, density", [("regular", 0.505), ("adversarial", 0.180)])

@@ -4,9 +4,22 @@ import numpy as np
 import pytest
 import torch
 
-from core.model import (LOGVAR_CLAMP, CNNConfig, RepairCNN, WeightsError, load_cnn, load_state, make_inputs,
-                        save_weights)
-from core.training import LossConfig, TrainConfig, build_manifest, calendar_penalty, repair_loss, train
+from core.repairers.cnn import (
+    LOGVAR_CLAMP,
+    CNNConfig,
+    RepairCNN,
+    load_cnn,
+    make_inputs,
+)
+from core.repairers.weights import WeightsError, load_state, save_weights
+from core.training.cnn import (
+    LossConfig,
+    TrainConfig,
+    build_manifest,
+    calendar_penalty,
+    repair_loss,
+    train,
+)
 
 
 def test_architecture_is_the_posts():
@@ -66,11 +79,11 @@ def test_tiny_training_run_and_manifest(tmp_path):
 
 def test_missing_and_corrupt_weights_give_clear_errors(tmp_path):
     with pytest.raises(WeightsError, match="weights file not found"):
-        load_state(tmp_path / "absent.pt")
+        load_state(tmp_path / "absent.pt", "cnn")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a checkpoint")
     with pytest.raises(WeightsError, match="corrupt or not a PyTorch state dict"):
-        load_state(bad)
+        load_state(bad, "cnn")
     wrong = tmp_path / "wrong.pt"
     torch.save({"something": torch.zeros(3)}, wrong)
     with pytest.raises(WeightsError, match="does not fit the CNN"):
@@ -79,7 +92,7 @@ def test_missing_and_corrupt_weights_give_clear_errors(tmp_path):
 
 def test_shipped_weights_load_with_manifest():
     model = load_cnn()
-    manifest = json.loads((__import__("core.model").model.WEIGHTS_DIR / "cnn.json").read_text())
+    manifest = json.loads((__import__("core.settings").settings.WEIGHTS_DIR / "cnn.json").read_text())
     assert manifest["best_val_rmse_iv"] < 0.02
     assert len(manifest["history"]["val_rmse_iv"]) == manifest["train_config"]["epochs"]
     assert isinstance(model, RepairCNN)

@@ -5,9 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.grid import K_GRID, T_GRID
-from core.quotes import MAX_ROWS, QuoteError, normalise_quotes, read_quotes
-from tests.quote_cases import MALFORMED, csv_bytes, good_chain, grid_quotes_csv, parquet_bytes
+from core.engine.grid import K_GRID, T_GRID
+from core.quotes.read import MAX_ROWS, QuoteError, normalise_quotes, read_quotes
+from tests.quote_cases import (
+    MALFORMED,
+    csv_bytes,
+    good_chain,
+    grid_quotes_csv,
+    parquet_bytes,
+)
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))

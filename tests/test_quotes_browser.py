@@ -7,7 +7,7 @@ from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not (ROOT / "app.py").exists() or not (ROOT / "tests" / "browser.py").exists(),
-                                 reason="needs the dashboard frame (app.py, tests/browser.py)")]
+                                 reason="needs the dashboard frame (app.py, tools/browser.py)")]
 
 
 def _click_label(driver, text):
@@ -19,8 +19,15 @@ def _click_label(driver, text):
 
 
 def test_your_quotes_page_in_headless_chromium(tmp_path):
-    from tests.browser import (CHROMEDRIVER, CHROMIUM, chromium, open_from_sidebar, screenshot, served_app,
-                               wait_for_page)
+    from tools.browser import (
+        CHROMEDRIVER,
+        CHROMIUM,
+        chromium,
+        open_from_sidebar,
+        screenshot,
+        served_app,
+        wait_for_page,
+    )
 
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip("needs Debian's chromium and chromium-driver: apt-get install -y chromium chromium-driver")

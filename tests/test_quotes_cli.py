@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from core.cli import main
-from core.model import WeightsError
-from core.quote_repair import repair_quotes
+from core.quotes.workflow import repair_quotes
+from core.repairers.weights import WeightsError
 from tests.quote_cases import MALFORMED, csv_bytes, good_chain
 
 
@@ -124,7 +124,7 @@ def test_outputs_contents(tmp_path):
 
 
 def test_full_arbitrage_projection_option(tmp_path):
-    from core.arbitrage import butterfly_violations, calendar_violations
+    from core.engine.arbitrage import butterfly_violations, calendar_violations
     df = good_chain(seed=9)[["T", "strike", "forward", "iv"]]
     path = tmp_path / "q.csv"
     df.to_csv(path, index=False)

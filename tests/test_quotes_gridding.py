@@ -2,10 +2,19 @@
 import numpy as np
 import pytest
 
-from core.grid import K_GRID, T_GRID
-from core.gridding import (DK, DT, K_CATCHMENT, T_CATCHMENT, grid_quotes, inside_grid, iv_at,
-                           leave_one_out, values_at)
-from core.surfaces import generate
+from core.engine.grid import K_GRID, T_GRID
+from core.quotes.gridding import (
+    DK,
+    DT,
+    K_CATCHMENT,
+    T_CATCHMENT,
+    grid_quotes,
+    inside_grid,
+    iv_at,
+    leave_one_out,
+    values_at,
+)
+from core.synth.families import generate
 
 T_MESH, K_MESH = np.meshgrid(T_GRID, K_GRID, indexing="ij")
 

@@ -46,7 +46,7 @@ def metrics(at) -> dict:
 
 
 def test_iv_sample_loads_in_one_click_with_report_views_flags_and_downloads():
-    from core.quote_repair import repair_quotes
+    from core.quotes.workflow import repair_quotes
 
     at = open_page()
     clean(at)
@@ -87,11 +87,12 @@ def test_price_sample_with_dates_and_cnn_sd_panel():
 @pytest.mark.parametrize("case", ["empty file", "wrong columns", "percent vols", "single expiry",
                                   "dates in the wrong order", "corrupt parquet", "three quotes"])
 def test_bad_files_end_in_one_st_error(monkeypatch, case):
-    from tests.quote_cases import MALFORMED
     import re
 
+    from tests.quote_cases import MALFORMED
+
     data, name, pattern = MALFORMED[case]
-    monkeypatch.setattr("core.quote_repair.sample_bytes", lambda label: (data, name))
+    monkeypatch.setattr("core.quotes.workflow.sample_bytes", lambda label: (data, name))
     at = open_page()
     clean(at)
     assert len(at.error) == 1 and re.search(pattern, at.error[0].value), at.error[0].value
@@ -100,12 +101,12 @@ def test_bad_files_end_in_one_st_error(monkeypatch, case):
 
 
 def test_corrupt_weights_message_and_baselines_still_work(monkeypatch):
-    from core.model import WeightsError
+    from core.repairers.weights import WeightsError
 
     def broken(path):
         raise WeightsError(f"weights file {path} is corrupt or not a PyTorch state dict: bad magic")
 
-    monkeypatch.setattr("core.methods._cached_cnn", broken)
+    monkeypatch.setattr("core.repairers.cnn._cached_cnn", broken)
     at = open_page()
     at.selectbox(key="quotes_method").set_value("cnn").run()
     clean(at)

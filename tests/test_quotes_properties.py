@@ -16,18 +16,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import core
-from core.gridding import grid_quotes, leave_one_out
-from core.missingness import make_masks, observe
-from core.quote_repair import repair_quotes
-from core.surfaces import generate
-from core.synthetic_quotes import surface_function
+from core.quotes.gridding import grid_quotes, leave_one_out
+from core.quotes.workflow import repair_quotes
+from core.synth.chains import surface_function
+from core.synth.families import generate
+from core.synth.missingness import make_masks, observe
 
 EXAMPLES = int(os.environ.get("QUOTES_EXAMPLES", "30"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES < 1000,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 try:
-    import core.black as black
-except ImportError:  # price files need core.black
+    import core.engine.black as black
+except ImportError:  # price files need core.engine.black
     black = None
 
 FAMILIES = ("ssvi", "shifted_ssvi", "sabr_event")

@@ -15,7 +15,7 @@ import pytest
 
 import core
 from core.cli import main
-from core.synthetic_quotes import surface_function
+from core.synth.chains import surface_function
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL_RMS, TOL_MAX = 2e-4, 10e-4
@@ -58,7 +58,7 @@ def test_iv_quotes_round_trip_through_the_cli(tmp_path, seed):
 
 
 def test_price_quotes_with_dates_round_trip_through_the_cli(tmp_path):
-    black = pytest.importorskip("core.black")
+    black = pytest.importorskip("core.engine.black")
     df, f, truth = known_surface_quotes(2, np.random.default_rng(2))
     valuation = dt.date(2025, 1, 2)
     # expiries as dates: keep T = days / 365 exact so the truth is known at the quoted T

@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from core import methods as methods_mod
-from core import stale
-from core.gridding import grid_quotes
-from core.quote_repair import repair_quotes
+from core.quotes.gridding import grid_quotes
+from core.quotes import stale
+from core.quotes.workflow import repair_quotes
+from core.repairers import classical, registry as methods_mod
 from tests.quote_cases import good_chain
 
 
@@ -50,7 +50,7 @@ def test_calibration_file_is_there_and_sane():
     det = data["detectors"]["interp-leave-out"]
     assert 1.0 < det["threshold"] < 20 and 0.5 < det["auc"] <= 1 and abs(det["false_flag_rate"] - 0.02) < 0.005
     # calibration seeds are disjoint from every benchmark seed
-    from core.benchmark import TEST_CELLS
+    from core.evaluation.benchmark import TEST_CELLS
     test_seeds = {s for c in TEST_CELLS for s in (c.surface_seed, c.mask_seed, c.noise_seed, c.stale_seed)}
     assert not test_seeds & {seed * 100 + i for _, seed in stale.CALIBRATION_CHAINS for i in range(100)}
     assert stale.threshold_for("interp-leave-out") == (det["threshold"], True)
@@ -58,7 +58,7 @@ def test_calibration_file_is_there_and_sane():
     assert stale.threshold_for("no-such-method") == (stale.DEFAULT_THRESHOLD, False)
 
 
-class _OwnScore(methods_mod.InterpRepairer):
+class _OwnScore(classical.InterpRepairer):
     """A test method with its own stale_score: the absolute in-sample residual in w."""
 
     name = "own_score"
@@ -70,7 +70,7 @@ class _OwnScore(methods_mod.InterpRepairer):
 
 def test_a_methods_own_stale_score_is_used(monkeypatch):
     monkeypatch.setitem(methods_mod.REPAIRERS, "own_score", _OwnScore)
-    monkeypatch.setattr("core.quote_repair.METHODS", tuple(methods_mod.REPAIRERS))
+    monkeypatch.setattr("core.quotes.workflow.METHODS", tuple(methods_mod.REPAIRERS))
     df = good_chain(seed=13)[["T", "strike", "forward", "iv"]]
     out = repair_quotes(df, method="own_score")
     assert out.stale_basis == "own_score" and not out.stale_calibrated

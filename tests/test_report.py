@@ -1,4 +1,4 @@
-"""core.report: reading the benchmark JSON and the weights manifest, torch-free; the lazy core API."""
+"""ui.presenters.report: reading the benchmark JSON and the weights manifest, torch-free; the lazy core API."""
 import json
 import subprocess
 import sys
@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from core import report
 from tests.conftest import ROOT
+from ui.presenters import report
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def shipped():
 
 
 def test_report_and_the_grid_import_without_torch():
-    code = ("import sys, core.report, core; assert 'torch' not in sys.modules, 'torch was imported'; "
+    code = ("import sys, ui.presenters.report, core; assert 'torch' not in sys.modules, 'torch was imported'; "
             "core.METHODS; assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
 
@@ -24,8 +24,8 @@ def test_report_and_the_grid_import_without_torch():
 def test_lazy_core_api_is_the_public_api():
     import core
     from core import METHODS, repair
-    from core.api import repair as api_repair
-    from core.methods import METHODS as methods
+    from core.pipeline import repair as api_repair
+    from core.repairers.registry import METHODS as methods
 
     assert repair is api_repair and METHODS == methods and core.repair is api_repair
     assert {"repair", "METHODS", "T_GRID", "K_GRID"} <= set(dir(core))
@@ -34,8 +34,8 @@ def test_lazy_core_api_is_the_public_api():
 
 
 def test_default_paths_match_the_engine():
-    from core.benchmark import DEFAULT_JSON
-    from core.model import WEIGHTS_DIR
+    from core.evaluation.benchmark import DEFAULT_JSON
+    from core.settings import WEIGHTS_DIR
 
     assert report.DEFAULT_JSON == DEFAULT_JSON and report.DEFAULT_WEIGHTS == WEIGHTS_DIR / "cnn.pt"
 
@@ -84,7 +84,7 @@ def test_headline_orders_by_mean_and_marks_the_json_best(shipped):
 
 
 def test_score_tables_bold_the_best_and_ties(shipped):
-    from core.benchmark import best_in_row
+    from core.evaluation.benchmark import best_in_row
 
     for key in ("rmse", "downstream_svi"):
         rows, bold = report.score_table(shipped, key)
@@ -184,7 +184,7 @@ def test_verdict_summary_says_where_best_does_not_win():
 
 
 def test_shipped_verdicts_follow_the_tie_rule(shipped):
-    from core.benchmark import best_in_row
+    from core.evaluation.benchmark import best_in_row
 
     for cell, v in zip(shipped["cells"], report.best_verdicts(shipped)):
         others = {m: s for m, s in cell["rmse"].items() if m != "best"}

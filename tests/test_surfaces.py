@@ -1,9 +1,17 @@
 import numpy as np
 import pytest
 
-from core.grid import T_MESH
-from core.surfaces import (FAMILIES, SABR_EVENT_RANGES, SHIFTED_SSVI_RANGES, SSVI_RANGES, generate,
-                           sabr_event_total_variance, shifted_ssvi_total_variance, ssvi_total_variance)
+from core.engine.grid import T_MESH
+from core.synth.families import (
+    FAMILIES,
+    SABR_EVENT_RANGES,
+    SHIFTED_SSVI_RANGES,
+    SSVI_RANGES,
+    generate,
+    sabr_event_total_variance,
+    shifted_ssvi_total_variance,
+    ssvi_total_variance,
+)
 
 N = 3000
 

@@ -1,4 +1,4 @@
-"""The mask-conditional VAE (core.vae): shapes, a tiny training run, repair output, weight errors."""
+"""The mask-conditional VAE (core.repairers.vae): shapes, a tiny training run, repair output, weight errors."""
 import json
 
 import numpy as np
@@ -6,10 +6,12 @@ import pytest
 import torch
 
 import core
-from core.methods import REPAIRERS, VAERepairer, get_repairer
-from core.model import WeightsError, save_weights
-from core.vae import (N_CELLS, PosteriorNet, SurfaceVAE, VAEConfig, VAETrainConfig, build_manifest, load_vae,
-                      make_batch, make_inputs, predict, train)
+import core.settings
+from core.repairers.weights import WeightsError, save_weights
+from core.repairers.registry import REPAIRERS, get_repairer
+from core.repairers.vae import VAERepairer
+from core.repairers.vae import N_CELLS, PosteriorNet, SurfaceVAE, VAEConfig, load_vae, make_inputs, predict
+from core.training.vae import VAETrainConfig, build_manifest, make_batch, train
 
 TINY = VAEConfig(z_dim=4, hidden=16, depth=1, n_samples=3)
 
@@ -110,6 +112,6 @@ def test_registered_and_shipped_weights_repair():
     assert np.isfinite(res.sd).all() and (res.sd > 0).all()
     err = np.sqrt(np.mean((res.iv - iv_true)[~observed] ** 2))
     assert err < 0.03   # the shipped model repairs, it does not just return something positive
-    manifest = json.loads((core.methods.WEIGHTS_DIR / "vae.json").read_text())
+    manifest = json.loads((core.settings.WEIGHTS_DIR / "vae.json").read_text())
     assert manifest["best_val_rmse_iv"] < 0.03
     assert len(manifest["history"]["val_rmse_iv"]) == manifest["data"]["train"]["epochs_run"]

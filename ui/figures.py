@@ -9,9 +9,18 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from core.grid import K_GRID, T_GRID
-from ui.style import (ERR_SCALE, IV_TITLE, QUOTE_COLOUR, T_TITLE, TRUTH_COLOUR, VOL_SCALE,
-                      method_colour, method_label, rgba)
+from core.engine.grid import K_GRID, T_GRID
+from ui.style import (
+    ERR_SCALE,
+    IV_TITLE,
+    QUOTE_COLOUR,
+    T_TITLE,
+    TRUTH_COLOUR,
+    VOL_SCALE,
+    method_colour,
+    method_label,
+    rgba,
+)
 
 FONT = {"size": 11}
 VALIDATE = False   # tests set True: plotly checks every property name and value

@@ -1,11 +1,21 @@
-"""Plotly figures for the "Your quotes" page. They draw what core.quote_repair computed; no numerics."""
+"""Plotly figures for the "Your quotes" page. They draw what core.quotes.workflow computed; no numerics."""
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 
-from core.grid import K_GRID, T_GRID
-from ui.style import ERR_SCALE, IV_TITLE, K_TITLE, QUOTE_COLOUR, T_TITLE, VOL_SCALE, method_colour, method_label, rgba
+from core.engine.grid import K_GRID, T_GRID
+from ui.style import (
+    ERR_SCALE,
+    IV_TITLE,
+    K_TITLE,
+    QUOTE_COLOUR,
+    T_TITLE,
+    VOL_SCALE,
+    method_colour,
+    method_label,
+    rgba,
+)
 
 FONT = {"size": 11}
 FLAG_COLOUR = "#d62728"

@@ -1,6 +1,6 @@
 """Cached loaders and the state shared between pages (the model's status, benchmark results).
 
-Only core.report (torch-free) is imported at module level; core.explore, which loads torch, is
+Only ui.presenters.report (torch-free) is imported at module level; ui.presenters.explore, which loads torch, is
 imported inside the functions that need it, so the landing page renders before torch has loaded.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import report
+from ui.presenters import report
 
 RESULTS_KEY = "results_source"     # sidebar choice: shipped results or this session's run
 RUN_KEY = "benchmark_run"          # this session's latest benchmark result
@@ -25,7 +25,7 @@ def mtime(path: Path) -> float | None:
 
 @st.cache_resource(show_spinner="Loading the model weights…")
 def _weights_status(method: str, path: str, modified: float | None) -> dict:
-    from core import explore
+    from ui.presenters import explore
 
     return explore.weights_status(method, Path(path))
 
@@ -93,9 +93,9 @@ def weights_key() -> tuple:
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def surface_view(iv_true, iv_obs, methods: tuple, arbitrage: str | None, stale_truth, weights: tuple):
-    """core.explore.score_surface, cached on its inputs (a repeated view costs a hash and a copy).
+    """ui.presenters.explore.score_surface, cached on its inputs (a repeated view costs a hash and a copy).
     ``weights``: ``weights_key()``; the CNN's path is passed on, "best" reads its own."""
-    from core import explore
+    from ui.presenters import explore
 
     cnn = dict((m, p) for m, p, _ in weights)["cnn"]
     return explore.score_surface(iv_true, iv_obs, methods, arbitrage, Path(cnn), stale_truth=stale_truth)

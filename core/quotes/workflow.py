@@ -1,0 +1,225 @@
+"""Repair a real option chain: quotes -> grid -> core.repair -> back to every quote.
+
+``repair_quotes(source, method)`` is the one call behind the CLI and the "Your quotes" page:
+
+    from core.quotes.workflow import repair_quotes
+    out = repair_quotes("samples/quotes_iv.csv")          # method: best (DEFAULT_METHOD)
+    out.grid_table     # 221 rows: T, k, iv, sd, method, observed, iv_quoted, n_quotes
+    out.quote_table    # one row per input row: input, repaired, residual, stale score and flag
+    out.svi_table      # per-slice raw-SVI (a, b, rho, m, sigma) of the downstream SVI fit
+    out.report.lines() # rows used / outside / set aside / dropped, and why
+
+Bad input raises ``ValueError`` (``QuoteError`` for the file, ``core.pipeline`` checks for the grid)
+with a one-line message; a missing or corrupt weights file of a learned method (cnn, vae, best)
+raises ``core.repairers.cnn.WeightsError`` whose message names the baselines, which still work.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from core.engine.grid import K_GRID, K_MESH, T_GRID, T_MESH, iv_to_w
+from core.pipeline import RepairResult, repair
+from core.quotes.gridding import Gridded, GridRule, grid_quotes, iv_at, values_at
+from core.quotes.read import (
+    QuoteError,
+    QuoteSet,
+    ValidationReport,
+    normalise_quotes,
+    read_quotes,
+)
+from core.quotes import stale as stale_mod
+from core.repairers.weights import WeightsError
+from core.engine.baselines import fit_svi_slices
+from core.repairers.registry import METHODS
+from core.settings import SAMPLES_DIR
+
+# The most accurate on the sample chains (tools/measure_samples.py); interp where best is absent.
+DEFAULT_METHOD = "best" if "best" in METHODS else "interp"
+SAMPLES = {"implied vols (index chain)": "quotes_iv.csv", "prices with dates (single stock)": "quotes_prices.csv"}
+
+
+def sample_bytes(label: str) -> tuple:
+    """(bytes, file name) of a shipped sample file by its label in SAMPLES."""
+    name = SAMPLES[label]
+    return (SAMPLES_DIR / name).read_bytes(), name
+
+
+@dataclass
+class QuoteRepair:
+    """Everything one repair of a quote file produced."""
+
+    quotes: QuoteSet
+    gridded: Gridded
+    result: RepairResult
+    quote_table: pd.DataFrame
+    grid_table: pd.DataFrame
+    svi_table: pd.DataFrame
+    stale_threshold: float
+    stale_calibrated: bool
+    stale_basis: str                  # "interp-leave-out", or the method's name when it has stale_score
+    notes: list = field(default_factory=list)
+
+    @property
+    def report(self) -> ValidationReport:
+        return self.quotes.report
+
+    @property
+    def method(self) -> str:
+        return self.result.method
+
+    @property
+    def n_flagged(self) -> int:
+        return int(self.quote_table["stale_flag"].sum())
+
+    def expiries(self) -> np.ndarray:
+        """Sorted distinct T (years) of the used quotes."""
+        t = self.quote_table.loc[self.quote_table["status"] == "used", "T"].to_numpy(dtype=np.float64)
+        return np.unique(np.round(t, 9))
+
+    def smile(self, T: float, n: int = 121) -> tuple:
+        """(curve, quotes) at maturity T (years): the repaired smile on n points of k across the grid
+        (columns k, iv, sd) and this expiry's quotes (every status) from ``quote_table``."""
+        k = np.linspace(K_GRID[0], K_GRID[-1], n)
+        t = np.full(n, float(T))
+        w_rep = iv_to_w(self.result.iv)
+        curve = pd.DataFrame({"k": k, "iv": iv_at(w_rep, t, k)})
+        curve["sd"] = values_at(self.result.sd, t, k, monotone=False) if self.result.sd is not None else np.nan
+        quotes = self.quote_table[np.isclose(self.quote_table["T"].to_numpy(dtype=np.float64), T, atol=1e-9)]
+        return curve, quotes
+
+    def term_structure(self, k_index: int) -> pd.DataFrame:
+        """Repaired iv (and sd) along T at grid node k_index, with the gridded quote where there is one."""
+        return pd.DataFrame({"T": T_GRID, "iv": self.result.iv[:, k_index],
+                             "sd": self.result.sd[:, k_index] if self.result.sd is not None else np.nan,
+                             "iv_quoted": self.gridded.iv_obs[:, k_index]})
+
+    def flagged(self) -> pd.DataFrame:
+        """The flagged quotes, highest score first."""
+        return self.quote_table[self.quote_table["stale_flag"]].sort_values("stale_score", ascending=False)
+
+    def summary_lines(self) -> list:
+        out = list(self.report.lines())
+        obs = int(self.result.observed.sum())
+        out.append(f"grid: {obs} of {self.result.observed.size} nodes quoted; repaired with {self.method}")
+        if self.stale_basis == "none":
+            out.append("stale flags: not computed")
+        else:
+            cal = "" if self.stale_calibrated else ", default: not calibrated"
+            out.append(f"stale flags: {self.n_flagged} quote(s) with score above {self.stale_threshold:.2f} "
+                       f"({self.stale_basis}{cal})")
+        out += self.notes
+        return out
+
+
+def needs_weights(method: str) -> bool:
+    """Whether a method loads a weights file (its constructor takes ``weights``)."""
+    import inspect
+
+    from core.repairers.registry import REPAIRERS
+
+    return "weights" in inspect.signature(REPAIRERS[method].__init__).parameters
+
+
+def _with_weights_hint(exc: WeightsError, method: str) -> WeightsError:
+    baselines = ", ".join(m for m in METHODS if not needs_weights(m))
+    return WeightsError(f"{exc} -- the {method} method cannot run; the baselines ({baselines}) still work")
+
+
+def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule: GridRule = GridRule(),
+                  valuation_date=None, name: str | None = None, arbitrage: str | None = None,
+                  **config) -> QuoteRepair:
+    """Read (if needed), grid, repair and map back a quote file.
+
+    source: a QuoteSet, a pandas DataFrame of raw quote columns, or anything ``read_quotes``
+    accepts (path, bytes, upload). method: one of core.METHODS. stale: compute stale scores
+    (a leave-out repair per quote; costs a batch of repairs). arbitrage: core.repair's projection
+    ("calendar", "full", "none"; None = the method's default). ``config`` goes to the method.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if isinstance(source, QuoteSet):
+        quotes = source
+    elif isinstance(source, pd.DataFrame):
+        quotes = normalise_quotes(source, source=name or "quotes", valuation_date=valuation_date)
+    else:
+        quotes = read_quotes(source, name=name, valuation_date=valuation_date)
+    table = quotes.table
+    used = (table["status"] == "used").to_numpy()
+    T_u, k_u, iv_u = (table.loc[used, c].to_numpy(dtype=np.float64) for c in ("T", "k", "iv"))
+    gridded = grid_quotes(T_u, k_u, iv_u, rule)
+    n_nodes = int(gridded.observed.sum())
+    if n_nodes < 4:
+        raise QuoteError(f"{quotes.report.source}: the {used.sum()} usable quotes reach only {n_nodes} grid node(s); "
+                         "at least 4 are needed (quotes must lie within half a grid step of a node)")
+    try:
+        result = repair(gridded.iv_obs, method, arbitrage=arbitrage, **config)
+        detector, key = stale_mod.detector_for(method, **config)
+        if stale:
+            scores = stale_mod.quote_scores(detector, gridded, T_u, k_u, iv_u, w_repaired=iv_to_w(result.iv))
+    except WeightsError as exc:
+        raise _with_weights_hint(exc, method) from None
+    w_rep = iv_to_w(result.iv)
+
+    # Per quote: repaired value wherever (T, k) is valid and within the grid's catchment.
+    T_all = table["T"].to_numpy(dtype=np.float64)
+    k_all = table["k"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        iv_rep = iv_at(w_rep, T_all, k_all)
+        sd_rep = values_at(result.sd, T_all, k_all, monotone=False) if result.sd is not None else np.full(len(table), np.nan)
+    qt = table.copy()
+    qt["iv_repaired"] = iv_rep
+    qt["sd_repaired"] = sd_rep
+    qt["residual"] = np.where(used, qt["iv"].to_numpy() - iv_rep, np.nan)
+    qt["stale_score"] = np.nan
+    qt["iv_leave_out"] = np.nan
+    threshold, calibrated = stale_mod.threshold_for(key)
+    basis = "none"
+    if stale:
+        qt.loc[used, "stale_score"] = scores["score"]
+        qt.loc[used, "iv_leave_out"] = scores["iv_loo"]
+        basis = key
+    qt["stale_flag"] = (qt["stale_score"] > threshold).fillna(False).astype(bool)
+    if quotes.kind == "price":
+        from core.engine.black import black_price
+
+        is_call = (qt["type"] == "call").to_numpy()
+        with np.errstate(all="ignore"):
+            qt["price_repaired"] = black_price(qt["forward"].to_numpy(), qt["strike"].to_numpy(), T_all,
+                                               iv_rep, is_call, qt["discount"].to_numpy())
+    main = np.full(len(qt), -1)
+    main[used] = gridded.main_node()
+    qt["node_T"] = np.where(main >= 0, T_MESH.ravel()[np.maximum(main, 0)], np.nan)
+    qt["node_k"] = np.where(main >= 0, K_MESH.ravel()[np.maximum(main, 0)], np.nan)
+
+    grid_table = pd.DataFrame({
+        "T": T_MESH.ravel(), "k": K_MESH.ravel(), "iv": result.iv.ravel(),
+        "sd": result.sd.ravel() if result.sd is not None else np.nan, "method": method,
+        "observed": gridded.observed.ravel(), "iv_quoted": gridded.iv_obs.ravel(),
+        "n_quotes": gridded.n_quotes.ravel(), "iv_raw": result.iv_raw.ravel(),
+    })
+    svi_table = svi_params_table(w_rep, method)
+    notes = []
+    if not calibrated and stale:
+        notes.append(f"note: the stale threshold for {key} is the default {threshold:g}; "
+                     "run `python -m core.cli stale --calibrate` to calibrate it")
+    return QuoteRepair(quotes=quotes, gridded=gridded, result=result, quote_table=qt, grid_table=grid_table,
+                       svi_table=svi_table, stale_threshold=threshold, stale_calibrated=calibrated,
+                       stale_basis=basis, notes=notes)
+
+
+def svi_params_table(w_repaired: np.ndarray, method: str) -> pd.DataFrame:
+    """Per-slice raw-SVI fit of a full repaired (13, 17) w grid (every node counts as quoted).
+
+    Columns: T, a, b, rho, m, sigma (raw SVI: w(k) = a + b (rho (k - m) + sqrt((k - m)^2 + sigma^2))),
+    rmse_iv (fit error over the slice's 17 nodes, vol units), method.
+    """
+    full = np.ones(w_repaired.shape, dtype=bool)
+    fitted, params = fit_svi_slices(w_repaired, full, return_params=True)
+    iv_fit = np.sqrt(fitted / T_GRID[:, None])
+    iv_rep = np.sqrt(w_repaired / T_GRID[:, None])
+    return pd.DataFrame({"T": T_GRID, "a": params[:, 0], "b": params[:, 1], "rho": params[:, 2],
+                         "m": params[:, 3], "sigma": params[:, 4],
+                         "rmse_iv": np.sqrt(np.mean((iv_fit - iv_rep) ** 2, axis=1)), "method": method})

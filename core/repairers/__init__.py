@@ -1,0 +1,1 @@
+"""Repair methods behind one interface (base.Repairer), their registry and weights I/O."""

@@ -1,0 +1,48 @@
+"""Where things live, which environment variables the engine reads, and the thread policy.
+
+Nothing here runs on import: entry points (the CLI, the benchmark, the app, the batch workers)
+call ``apply_thread_policy()``; ``core.repair`` calls it once on first use.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WEIGHTS_DIR = REPO_ROOT / "weights"
+RESULTS_DIR = REPO_ROOT / "results"
+SAMPLES_DIR = REPO_ROOT / "samples"
+
+# Environment variables the app and the CLI read (paths of the weights and results they use).
+CNN_WEIGHTS_ENV = "REPAIR_CNN_WEIGHTS"
+BEST_WEIGHTS_ENV = "REPAIR_BEST_WEIGHTS"
+RESULTS_ENV = "REPAIR_BENCHMARK_JSON"
+
+# One thread per process: every matrix in the engine is tiny (13 x 17 grids, small chains), so
+# threads only add hand-off cost, and several processes each spawning one thread per core
+# oversubscribe the machine (measured on 2 cores: a threaded OpenBLAS made scipy's interpolation
+# 10-50x slower under load; torch's intra-op threads cut best's throughput 8x across 2 processes).
+THREADS = 1
+_applied = False
+
+
+def apply_thread_policy(threads: int = THREADS) -> None:
+    """Cap OpenMP/BLAS and torch intra-op threads at ``threads`` for this process (idempotent).
+
+    The OMP variable is only a default: a user's explicit OMP_NUM_THREADS is kept."""
+    global _applied
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import scipy.linalg  # noqa: F401  (loads scipy's OpenBLAS so the cap below reaches it too)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
+    import torch
+
+    torch.set_num_threads(threads)
+    _applied = True
+
+
+def ensure_thread_policy() -> None:
+    """Apply the default policy once, unless an entry point already chose one."""
+    if not _applied:
+        apply_thread_policy()

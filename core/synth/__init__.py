@@ -1,0 +1,1 @@
+"""Synthetic data: surface families, missingness and noise, synthetic listed chains."""

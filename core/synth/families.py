@@ -1,0 +1,165 @@
+"""Clean total-variance surface generators, vectorised over surfaces.
+
+Each generator returns ``w`` of shape (n, 13, 17) in float64 on the model grid, seeded by a
+``numpy.random.default_rng(seed)`` stream. The parameter distributions are the reference post's;
+the random streams differ from the reference script because draws are made per batch, not per
+surface.
+
+Families
+- ``ssvi``          the training family: SSVI with a tight parameter box, theta cumulative-max in T.
+- ``shifted_ssvi``  the same form with widened ranges and, with probability 0.45, a
+                    maturity-localised bump (the in-family stress test).
+- ``sabr_event``    a SABR-style smile written directly in vol: sqrt-decay ATM level, noisy skew
+                    and convexity term structures, asymmetric right wing, event bumps and kinks
+                    (the out-of-family test). Calendar-monotone by cumulative max.
+- ``heston``        Heston stochastic-volatility surfaces (core.engine.heston), a family with real dynamics.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+import numpy as np
+
+from core.engine.grid import K_GRID, N_T, T_GRID
+
+# Parameter boxes: (low, high) of a uniform draw.
+SSVI_RANGES: Dict[str, tuple] = {
+    "theta0": (0.010, 0.032),        # ATM total variance at the front
+    "theta_slope": (0.020, 0.070),   # linear term in T / T_max
+    "theta_curve": (-0.006, 0.010),  # quadratic term
+    "rho": (-0.72, -0.18),
+    "eta": (0.55, 1.55),
+    "gamma": (0.18, 0.62),
+}
+SHIFTED_SSVI_RANGES: Dict[str, tuple] = {
+    "theta0": (0.006, 0.045),
+    "theta_slope": (0.012, 0.095),
+    "theta_curve": (-0.015, 0.020),
+    "rho": (-0.88, -0.05),
+    "eta": (0.35, 2.10),
+    "gamma": (0.08, 0.78),
+}
+SHIFTED_BUMP = {"probability": 0.45, "amplitude": (0.0015, 0.0045), "width_nodes": 0.8}
+
+SABR_EVENT_RANGES: Dict[str, tuple] = {
+    "base": (0.13, 0.29),        # decaying part of the ATM vol
+    "decay": (0.03, 0.12),       # ATM decay rate (times 4 per year)
+    "long": (0.05, 0.13),        # long-dated ATM vol floor
+    "skew0": (-0.52, -0.10),
+    "skew_decay": (0.1, 1.2),
+    "convex0": (0.25, 0.95),
+    "wing_asym": (-0.12, 0.18),  # cubic right-wing term
+}
+SABR_EVENT_NOISE = {"atm": 0.002, "skew": 0.025, "convex": 0.03}
+SABR_EVENT_EVENT = {"probability": 0.75, "amplitude": (0.015, 0.055), "width_nodes": 0.65,
+                    "kink_amplitude": (0.010, 0.030), "kink_loc": (-0.12, 0.12), "kink_width": 0.12}
+
+W_MIN = 1e-4  # floor on generated total variance
+
+
+def _uniform(rng: np.random.Generator, box: tuple, n: int) -> np.ndarray:
+    return rng.uniform(box[0], box[1], size=n)
+
+
+def ssvi_w(theta: np.ndarray, rho: np.ndarray, phi: np.ndarray, k: np.ndarray = K_GRID) -> np.ndarray:
+    """SSVI total variance.
+
+    theta, phi: (..., nT) ATM total variance and curvature function per maturity;
+    rho: (...,) correlation. Returns (..., nT, nK).
+    """
+    theta = theta[..., :, None]
+    phi = phi[..., :, None]
+    rho = np.asarray(rho)[..., None, None]
+    x = phi * k + rho
+    return 0.5 * theta * (1.0 + rho * phi * k + np.sqrt(x * x + 1.0 - rho * rho))
+
+
+def _ssvi_surfaces(n: int, rng: np.random.Generator, ranges: Dict[str, tuple]) -> tuple:
+    p = {name: _uniform(rng, box, n) for name, box in ranges.items()}
+    t_scaled = T_GRID / T_GRID.max()
+    theta = p["theta0"][:, None] + p["theta_slope"][:, None] * t_scaled + p["theta_curve"][:, None] * t_scaled**2
+    theta = np.maximum.accumulate(np.maximum(theta, 0.004), axis=1)
+    phi = p["eta"][:, None] / np.maximum(theta, 1e-4) ** p["gamma"][:, None]
+    return ssvi_w(theta, p["rho"], phi), p
+
+
+def ssvi_total_variance(n: int, seed: int, return_params: bool = False):
+    """Training-family SSVI surfaces: (n, 13, 17) total variance."""
+    rng = np.random.default_rng(seed)
+    w, params = _ssvi_surfaces(n, rng, SSVI_RANGES)
+    w = np.maximum(w, W_MIN)
+    return (w, params) if return_params else w
+
+
+def shifted_ssvi_total_variance(n: int, seed: int, return_params: bool = False):
+    """Shifted SSVI: widened parameter box plus an occasional maturity-localised bump.
+
+    The bump is Gaussian in the maturity index and tilted towards the right wing; as in the post
+    the target is not re-projected afterwards, so a bump can leave a small calendar dip.
+    """
+    rng = np.random.default_rng(seed)
+    w, params = _ssvi_surfaces(n, rng, SHIFTED_SSVI_RANGES)
+    has_bump = rng.random(n) < SHIFTED_BUMP["probability"]
+    event_T = rng.integers(2, N_T - 2, size=n)
+    amplitude = _uniform(rng, SHIFTED_BUMP["amplitude"], n) * has_bump
+    t_index = np.arange(N_T)
+    bump_T = amplitude[:, None] * np.exp(-0.5 * ((t_index[None, :] - event_T[:, None]) / SHIFTED_BUMP["width_nodes"]) ** 2)
+    w = w + bump_T[:, :, None] * (1.0 + 0.4 * np.tanh(4.0 * K_GRID))[None, None, :]
+    params.update(has_bump=has_bump, bump_T_index=np.where(has_bump, event_T, -1), bump_amplitude=amplitude)
+    w = np.maximum(w, W_MIN)
+    return (w, params) if return_params else w
+
+
+def sabr_event_total_variance(n: int, seed: int, return_params: bool = False):
+    """SABR-style event surfaces written in implied vol, returned as (n, 13, 17) total variance."""
+    rng = np.random.default_rng(seed)
+    p = {name: _uniform(rng, box, n) for name, box in SABR_EVENT_RANGES.items()}
+    has_event = rng.random(n) < SABR_EVENT_EVENT["probability"]
+    event_idx = rng.integers(1, N_T - 2, size=n)
+    event_amp = _uniform(rng, SABR_EVENT_EVENT["amplitude"], n) * has_event
+    T = T_GRID[None, :]
+    atm = p["long"][:, None] + p["base"][:, None] * np.exp(-p["decay"][:, None] * 4.0 * T) \
+        + rng.normal(0.0, SABR_EVENT_NOISE["atm"], size=(n, N_T))
+    skew = p["skew0"][:, None] * np.exp(-p["skew_decay"][:, None] * T) \
+        + rng.normal(0.0, SABR_EVENT_NOISE["skew"], size=(n, N_T))
+    convex = p["convex0"][:, None] / np.sqrt(T + 0.30) + rng.normal(0.0, SABR_EVENT_NOISE["convex"], size=(n, N_T))
+    distance = np.arange(N_T)[None, :] - event_idx[:, None]                      # (n, 13)
+    event = event_amp[:, None] * np.exp(-0.5 * (distance / SABR_EVENT_EVENT["width_nodes"]) ** 2)
+    k = K_GRID[None, None, :]
+    iv = (atm + event)[:, :, None] + skew[:, :, None] * k + convex[:, :, None] * k**2 \
+        + p["wing_asym"][:, None, None] * np.maximum(k, 0.0) ** 3
+    # A kink (a tent in k) on the event maturity and its two neighbours.
+    has_kink = has_event[:, None] & (np.abs(distance) <= 1)
+    kink_loc = rng.uniform(*SABR_EVENT_EVENT["kink_loc"], size=(n, N_T))
+    kink_amp = rng.uniform(*SABR_EVENT_EVENT["kink_amplitude"], size=(n, N_T)) * has_kink
+    tent = np.maximum(0.0, 1.0 - np.abs(k - kink_loc[:, :, None]) / SABR_EVENT_EVENT["kink_width"])
+    iv = np.clip(iv + kink_amp[:, :, None] * tent, 0.04, 1.20)
+    w = np.maximum.accumulate(iv * iv * T_GRID[None, :, None], axis=1)
+    p.update(has_event=has_event, event_T_index=np.where(has_event, event_idx, -1), event_amplitude=event_amp)
+    w = np.maximum(w, W_MIN)
+    return (w, p) if return_params else w
+
+
+def heston_total_variance(n: int, seed: int, return_params: bool = False):
+    """Heston-model surfaces (core.engine.heston): real dynamics, priced by characteristic function."""
+    from core.engine.heston import heston_total_variance as heston
+
+    return heston(n, seed, return_params=return_params)
+
+
+GENERATORS: Dict[str, Callable[..., np.ndarray]] = {
+    "ssvi": ssvi_total_variance,
+    "shifted_ssvi": shifted_ssvi_total_variance,
+    "sabr_event": sabr_event_total_variance,
+    "heston": heston_total_variance,
+}
+FAMILIES = tuple(GENERATORS)
+
+
+def generate(family: str, n: int, seed: int) -> np.ndarray:
+    """Clean total variance (n, 13, 17) of the named family."""
+    try:
+        generator = GENERATORS[family]
+    except KeyError:
+        raise ValueError(f"unknown surface family {family!r}; choose one of {', '.join(GENERATORS)}") from None
+    return generator(n, seed)

@@ -1,0 +1,1 @@
+"""Training: one trainer per learned model, shared progress and manifest helpers."""

@@ -1,0 +1,1 @@
+"""Measurement and refresh tools (run as python -m tools.NAME); not tests."""

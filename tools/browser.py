@@ -1,0 +1,280 @@
+"""Serve the app and drive it in Debian's headless Chromium (used by test_browser.py, and by hand:
+``python -m tools.browser`` writes screenshots of every page to test-artifacts/)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+PAGES = {"overview": "", "explorer": "explorer", "benchmark": "benchmark", "diagnostics": "diagnostics"}
+TITLES = {"overview": "Volatility-surface repair workbench", "explorer": "Repair explorer",
+          "benchmark": "Benchmark: the 2 × 2", "diagnostics": "Diagnostics"}
+# The charts each page must draw (plotly figures), at least.
+MIN_CHARTS = {"overview": 1, "explorer": 5, "benchmark": 1, "diagnostics": 5}
+# The tables (st.table / st.dataframe) each page must draw, at least.
+MIN_TABLES = {"overview": 0, "explorer": 1, "benchmark": 6, "diagnostics": 0}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def served_app(env: dict | None = None, timeout: float = 60.0, port: int | None = None):
+    """Run ``streamlit run app.py`` on a free localhost port; yields (base url, seconds to healthy)."""
+    port = port or free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none"]
+    log = open(ARTIFACTS / "streamlit-server.log", "w") if ARTIFACTS.is_dir() else subprocess.DEVNULL
+    start = time.perf_counter()
+    # As a user's plain `streamlit run app.py`: no thread setting inherited from the test run, so
+    # app.py's own default applies.
+    base = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**base, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with code {proc.returncode}")
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.perf_counter() - start > timeout:
+                raise TimeoutError("streamlit did not become healthy")
+            time.sleep(0.1)
+        yield url, time.perf_counter() - start
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if log is not subprocess.DEVNULL:
+            log.close()
+
+
+def chromium(user_data_dir: Path, width: int = 1600, height: int = 1200):
+    """Headless Debian Chromium through Debian's chromedriver (selenium-manager never runs)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-dev-shm-usage", f"--user-data-dir={user_data_dir}", f"--window-size={width},{height}",
+                "--disable-extensions", "--no-first-run"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+SNAPSHOT_JS = """
+const q = (css) => Array.from(document.querySelectorAll(css));
+return {headings: q('h1').map(h => h.innerText),
+        charts: q('.js-plotly-plot').length,
+        running: q('[data-testid="stApp"]').some(a => a.getAttribute('data-test-script-state') === 'running')
+                 || q('[data-testid="stSpinner"]').length > 0,
+        exceptions: q('[data-testid="stException"]').length,
+        errors: q('[data-testid="stAlertContentError"]').map(e => e.innerText),
+        tables: q('[data-testid="stTable"], [data-testid="stDataFrame"]').length,
+        traceback: document.body.innerText.includes('Traceback (most recent call last)'),
+        page_not_found: document.body.innerText.includes('Page not found')};
+"""
+
+
+def snapshot(driver) -> dict:
+    """What the page shows, read in one script call (no stale element references while it rerenders)."""
+    return driver.execute_script(SNAPSHOT_JS)
+
+
+def wait_for_page(driver, min_charts: int, title: str | None = None, timeout: float = 90.0,
+                  min_tables: int = 0) -> dict:
+    """Wait until the page titled ``title`` has drawn ``min_charts`` plotly figures and ``min_tables``
+    tables and its script has finished (or an exception box shows); report what is on screen."""
+    start = time.perf_counter()
+    first_chart = None
+    while True:
+        shot = snapshot(driver)
+        on_page = title is None or any(title in h for h in shot["headings"])
+        if on_page and shot["charts"] and first_chart is None:
+            first_chart = time.perf_counter() - start
+        if shot["exceptions"] or (on_page and shot["charts"] >= min_charts and shot["tables"] >= min_tables
+                                  and not shot["running"]):
+            break
+        if time.perf_counter() - start > timeout:
+            break
+        time.sleep(0.05)
+    return {"on_page": on_page, "charts": shot["charts"] if on_page else 0, "exceptions": shot["exceptions"],
+            "first_chart_s": first_chart, "seconds": time.perf_counter() - start, "traceback": shot["traceback"],
+            "errors": shot["errors"], "tables": shot["tables"], "page_not_found": shot["page_not_found"]}
+
+
+def open_from_sidebar(driver, path: str) -> None:
+    """Client-side navigation: click the sidebar link to ``path`` (no page reload)."""
+    from selenium.webdriver.common.by import By
+
+    for link in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a'):
+        if link.get_attribute("href").rstrip("/").endswith("/" + path if path else ""):
+            link.click()
+            return
+    raise LookupError(f"no sidebar link to {path!r}")
+
+
+def screenshot(driver, name: str) -> Path:
+    """Full-page PNG under test-artifacts/ (the window is stretched to the page's height)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    height = driver.execute_script(
+        "const m = document.querySelector('[data-testid=\"stMain\"]') || document.body;"
+        "return Math.max(m.scrollHeight, document.body.scrollHeight);")
+    driver.set_window_size(1600, min(max(int(height) + 100, 1200), 6000))
+    time.sleep(0.5)
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1600, 1200)
+    return path
+
+
+WATCH_JS = """
+// Arm a stopwatch on the page's own clock: it starts at the next real click or key press and stops
+// when the plotly figure of element key arguments[0] (st.plotly_chart(..., key=...)) shows different data.
+const chart = arguments[0];
+const key = () => { const g = document.querySelector('.st-key-' + chart + ' .js-plotly-plot');
+  return g && g.data ? String(JSON.stringify(g.data.map(t => t.z || t.y))).slice(0, 4000) : null; };
+const before = key();
+window.__rerun = {t0: null, ms: null};
+const start = () => { if (window.__rerun.t0 === null) window.__rerun.t0 = performance.now(); };
+document.addEventListener('mousedown', start, {capture: true, once: true});
+document.addEventListener('keydown', start, {capture: true, once: true});
+function poll() {
+  const r = window.__rerun;
+  if (r.t0 !== null && key() !== before) { r.ms = performance.now() - r.t0; return; }
+  if (r.t0 !== null && performance.now() - r.t0 > 30000) return;
+  requestAnimationFrame(poll);
+}
+requestAnimationFrame(poll);
+"""
+
+
+def time_rerun(driver, act, chart: str, timeout: float = 40.0) -> float | None:
+    """Milliseconds from a real user action ``act(driver)`` to the redraw of the plotly figure with
+    element key ``chart``, timed inside the page (no WebDriver round trips in the interval)."""
+    driver.execute_script(WATCH_JS, chart)
+    act(driver)
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        ms = driver.execute_script("return window.__rerun.ms")
+        if ms is not None:
+            return ms
+        time.sleep(0.1)
+    return None
+
+
+def _click_seed_up(driver):
+    from selenium.webdriver.common.by import By
+
+    start = time.perf_counter()
+    while not (buttons := driver.find_elements(By.CSS_SELECTOR, '[data-testid="stNumberInputStepUp"]')):
+        if time.perf_counter() - start > 30:
+            raise TimeoutError("no number input on the page")
+        time.sleep(0.1)
+    buttons[0].click()
+
+
+def _maturity_right(driver):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    slider = driver.find_element(By.CSS_SELECTOR, 'input[type=range][aria-label="Maturity T (years)"]')
+    slider.send_keys(Keys.ARROW_RIGHT)
+
+
+def measure(repeats: int = 7) -> None:
+    """Cold start (launch -> landing content and first figure), then explorer reruns in the browser."""
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    try:
+        _measure(repeats)
+    finally:
+        print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
+def _measure(repeats: int) -> None:
+    import statistics
+    import tempfile
+
+    from selenium.webdriver.common.by import By
+
+    with tempfile.TemporaryDirectory() as profile:
+        driver = chromium(Path(profile))
+        driver.get("about:blank")
+        port = free_port()
+        try:
+            for browser_state in ("fresh browser profile", "browser cache warm (server restarted)"):
+                launch = time.perf_counter()
+                with served_app(port=port) as (url, healthy):
+                    driver.get(url)
+                    while not driver.find_elements(By.CSS_SELECTOR, "h1"):
+                        time.sleep(0.02)
+                    heading = time.perf_counter() - launch
+                    report = wait_for_page(driver, 1, TITLES["overview"])
+                    chart = heading + (report["first_chart_s"] or float("nan"))
+                    print(f"cold start, {browser_state}: server healthy {healthy:.2f} s, landing title and 2x2 "
+                          f"{heading:.2f} s, first figure {chart:.2f} s, all done {time.perf_counter() - launch:.2f} s")
+                driver.get("about:blank")
+            with served_app(port=port) as (url, healthy):
+                driver.get(url)
+                wait_for_page(driver, 1, TITLES["overview"])
+                t0 = time.perf_counter()
+                open_from_sidebar(driver, "explorer")
+                report = wait_for_page(driver, MIN_CHARTS["explorer"], TITLES["explorer"])
+                print(f"explorer, first visit: {time.perf_counter() - t0:.2f} s to all {report['charts']} figures")
+                for name, act, chart in (
+                        ("surface seed +1 (new surface, every figure)", _click_seed_up, "surface_grid"),
+                        ("maturity slice (the smile)", _maturity_right, "smile")):
+                    times = []
+                    for _ in range(repeats):
+                        times.append(time_rerun(driver, act, chart))
+                        wait_for_page(driver, MIN_CHARTS["explorer"], TITLES["explorer"])
+                        time.sleep(0.5)
+                    ok = [t for t in times if t is not None]
+                    if not ok:
+                        print(f"explorer rerun in the browser, {name}: no redraw seen")
+                        continue
+                    print(f"explorer rerun in the browser, {name}: median {statistics.median(ok):.0f} ms, "
+                          f"min {min(ok):.0f}, max {max(ok):.0f} over {len(ok)} (action -> figure redrawn)")
+        finally:
+            driver.quit()
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    if "--measure" in sys.argv:
+        measure()
+        raise SystemExit(0)
+    with served_app() as (url, healthy), tempfile.TemporaryDirectory() as profile:
+        driver = chromium(Path(profile))
+        try:
+            driver.get(url)
+            for name, path in PAGES.items():
+                if name != "overview":
+                    open_from_sidebar(driver, path)
+                report = wait_for_page(driver, MIN_CHARTS[name], TITLES[name], min_tables=MIN_TABLES[name])
+                print(name, report, screenshot(driver, name))
+        finally:
+            driver.quit()

@@ -1,0 +1,1 @@
+"""Presenters: Streamlit-free view-models the pages draw (testable without a browser)."""

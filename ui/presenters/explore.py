@@ -1,0 +1,558 @@
+"""Single-surface exploration for the dashboard (results reading lives in ui.presenters.report).
+
+What the explorer and the Benchmark page compute, so the pages only draw:
+
+- one surface: sampled from a generator (SSVI families also from explicit parameters) or drawn,
+  a mask from a regime or a preset, noisy quotes;
+- ``score_surface``: every chosen method's repair of that surface at the chosen projection (each
+  method's default unless told), with its scores (missing-point RMSE, calendar and g(k) < 0 rates
+  before and after the projection, the g(k) field), its interval band at BAND_LEVEL from the
+  repairer's own ``half_width`` (conformal for "best", Gaussian z * sd otherwise) and that band's
+  coverage, per-quote stale scores of methods that have them, slices with the bands, and who won;
+- optional stale quotes injected as in the benchmark's stale test (``stale_quotes``);
+- whether a method's weights load (``weights_status``; the paths honour $REPAIR_CNN_WEIGHTS and
+  $REPAIR_BEST_WEIGHTS, which is how the tests point the app at a missing file);
+- ``run_benchmark``: the 2 x 2 with a progress callback, leaving out a method that cannot run.
+
+Units: implied vol ``iv`` in vol units (0.20 = 20 %), maturity ``T`` in years, log-moneyness ``k``.
+Arrays are (13, 17) on (core.T_GRID, core.K_GRID) unless stated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.engine.arbitrage import MODES as ARBITRAGE_MODES
+from core.engine.arbitrage import butterfly_violations, calendar_violation_rate, g_field
+from core.engine.grid import K_GRID, N_K, N_T, T_GRID, iv_to_w, w_to_iv
+from core.evaluation.benchmark import run
+from core.pipeline import MIN_QUOTES, repair
+from core.repairers.weights import WeightsError, load_manifest
+from core.repairers.registry import METHODS, get_repairer
+from core.synth.families import (
+    GENERATORS,
+    SHIFTED_BUMP,
+    SHIFTED_SSVI_RANGES,
+    SSVI_RANGES,
+    ssvi_w,
+)
+from core.synth.missingness import (
+    IV_CLIP,
+    NOISE_BP,
+    STALE_FRACTION,
+    inject_stale,
+    make_masks,
+    observe,
+)
+from ui.presenters.report import FAMILY_LABELS, cnn_weights_path, weights_path  # noqa: F401 (pages read it here)
+
+REGIMES = ("adversarial", "regular", "none")
+SSVI_FAMILIES = ("ssvi", "shifted_ssvi")
+SSVI_PARAMS = ("theta0", "theta_slope", "theta_curve", "rho", "eta", "gamma")
+# Slider bounds: the union of the training and shifted boxes, so any drawn surface is reachable.
+SSVI_PARAM_BOUNDS = {p: (min(SSVI_RANGES[p][0], SHIFTED_SSVI_RANGES[p][0]),
+                         max(SSVI_RANGES[p][1], SHIFTED_SSVI_RANGES[p][1])) for p in SSVI_PARAMS}
+CNN_METHOD = "cnn"
+WEIGHTED_METHODS = ("cnn", "best")          # methods whose weights file the app chooses (report.weights_path)
+G_K_GRID = K_GRID[1:-1]                      # k of the g(k) field (interior nodes)
+BAND_LEVEL = 0.95                            # the level of every band and half-width the explorer draws
+# Projection choices of the explorer: "default" is each method's own (core.repair's arbitrage=None).
+PROJECTIONS = ("default", "calendar", "full")
+# A quote is flagged as stale when its stale score (a log likelihood ratio, stale vs noise) exceeds
+# the log prior odds of a clean quote at the benchmark's stale rate: posterior P(stale) > 1/2.
+STALE_FLAG_LLR = float(np.log((1.0 - STALE_FRACTION) / STALE_FRACTION))
+
+# The first view of the explorer: an adversarial SABR-event surface, as in the post's figure.
+# Mask seed 10 erases the front, most of the long end and the right wing, leaving an ATM spine.
+DEFAULT_VIEW = {"family": "sabr_event", "surface_seed": 3, "regime": "adversarial", "mask_seed": 10,
+                "noise_bp": NOISE_BP}
+DEFAULT_METHODS = ("best", "interp", "svi", "cnn")
+
+
+# --------------------------------------------------------------------------- where things live
+
+def method_config(method: str, weights: Path | None = None) -> dict:
+    """Constructor configuration for ``method``: a method with weights gets the app's weights path
+    (``weights`` overrides the CNN's, as before)."""
+    if method == CNN_METHOD:
+        return {"weights": Path(weights) if weights else cnn_weights_path()}
+    if method in WEIGHTED_METHODS:
+        return {"weights": weights_path(method)}
+    return {}
+
+
+def _load_model(method: str, repairer) -> None:
+    # Touch the cached model, so a bad weights file fails here and the repairs reuse the cache.
+    repairer.model if method == CNN_METHOD else repairer.prior  # noqa: B018
+
+
+def weights_status(method: str, weights: Path | None = None) -> dict:
+    """Whether ``method``'s weights load: {"available", "message", "path", "manifest" (dict or None)}."""
+    path = Path(weights) if weights else weights_path(method)
+    try:
+        _load_model(method, get_repairer(method, weights=path))
+    except (WeightsError, ValueError) as exc:
+        return {"available": False, "message": str(exc), "path": str(path), "manifest": None}
+    try:
+        manifest = load_manifest(path)
+    except WeightsError:
+        manifest = None
+    return {"available": True, "message": f"{method} weights loaded from {path}", "path": str(path),
+            "manifest": manifest}
+
+
+def cnn_status(weights: Path | None = None) -> dict:
+    """``weights_status`` of the CNN."""
+    out = weights_status(CNN_METHOD, weights)
+    if out["available"]:
+        out["message"] = f"CNN weights loaded from {out['path']}"
+    return out
+
+
+def arbitrage_modes() -> tuple:
+    """Projection modes ``core.repair`` accepts besides "none": ("calendar", "full")."""
+    return tuple(m for m in ARBITRAGE_MODES if m != "none")
+
+
+def projection_choices() -> tuple:
+    """The explorer's projection choices: "default" (each method's own) and the modes core.repair accepts."""
+    return ("default",) + arbitrage_modes()
+
+
+def default_projection(method: str) -> str:
+    """The projection core.repair applies to ``method`` unless told otherwise."""
+    return getattr(get_repairer(method), "default_arbitrage", "calendar")
+
+
+def projection_label(choice: str, methods=METHODS, label=str) -> str:
+    """Display text of a projection choice; "default" spells out each method's default
+    (``label``: method name -> display name)."""
+    if choice != "default":
+        return {"calendar": "calendar", "full": "full (butterfly + calendar)"}.get(choice, choice)
+    by_mode: dict = {}
+    for m in methods:
+        by_mode.setdefault(default_projection(m), []).append(m)
+    if len(by_mode) <= 1:
+        return f"method default ({next(iter(by_mode), 'calendar')})"
+    common = max(by_mode, key=lambda mode: len(by_mode[mode]))
+    rest = "; ".join(f"{mode} for {', '.join(map(label, ms))}" for mode, ms in by_mode.items() if mode != common)
+    return f"method default ({common}; {rest})"
+
+
+def band_label(method: str, level: float = BAND_LEVEL, weights: Path | None = None) -> str:
+    """What ``method``'s interval at ``level`` is: "conformal 95 % band" for a calibrated method,
+    "±1.96 sd (Gaussian 95 %) band" for a Gaussian one."""
+    repairer = get_repairer(method, **method_config(method, weights))
+    pct = f"{100 * level:g} %"
+    z = float(np.ravel(repairer.half_width(np.ones(1), level))[0])
+    if abs(z - norm_ppf(0.5 + level / 2.0)) < 1e-9:
+        return f"±{z:.2f} sd (Gaussian {pct}) band"
+    return f"{'conformal' if hasattr(type(repairer), 'calibrator') else 'calibrated'} {pct} band"
+
+
+def interval_multiplier(method: str, level: float, weights: Path | None = None) -> float:
+    """q with half-width = q x sd at ``level`` for ``method`` (its own half_width; conformal for "best")."""
+    repairer = get_repairer(method, **method_config(method, weights))
+    return float(np.ravel(repairer.half_width(np.ones(1), level))[0])
+
+
+def norm_ppf(p: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(p)
+
+
+# --------------------------------------------------------------------------- one surface
+
+def ssvi_parameters(family: str, seed: int) -> dict:
+    """The six SSVI parameters the generator draws for surface ``seed`` of an SSVI family."""
+    if family not in SSVI_FAMILIES:
+        raise ValueError(f"{family!r} is not an SSVI family; choose one of {', '.join(SSVI_FAMILIES)}")
+    _, params = GENERATORS[family](1, seed, return_params=True)
+    return {p: float(params[p][0]) for p in SSVI_PARAMS}
+
+
+def _ssvi_from_params(params: dict) -> np.ndarray:
+    """Total variance (13, 17) of SSVI with the generators' theta(T) and phi(theta) construction."""
+    t_scaled = T_GRID / T_GRID.max()
+    theta = params["theta0"] + params["theta_slope"] * t_scaled + params["theta_curve"] * t_scaled**2
+    theta = np.maximum.accumulate(np.maximum(theta, 0.004))
+    phi = params["eta"] / np.maximum(theta, 1e-4) ** params["gamma"]
+    return ssvi_w(theta, np.asarray(params["rho"]), phi)
+
+
+def sample_surface(family: str, seed: int, ssvi_params: dict | None = None) -> np.ndarray:
+    """True implied vol (13, 17) of surface ``seed`` of ``family``.
+
+    For an SSVI family, ``ssvi_params`` (any of the six) replace the drawn parameters; a shifted-SSVI
+    surface keeps the seed's maturity bump. With the drawn parameters this equals the generator.
+    """
+    if family not in GENERATORS:
+        raise ValueError(f"unknown surface family {family!r}; choose one of {', '.join(GENERATORS)}")
+    w, drawn = GENERATORS[family](1, int(seed), return_params=True)
+    if ssvi_params and family in SSVI_FAMILIES:
+        unknown = set(ssvi_params) - set(SSVI_PARAMS)
+        if unknown:
+            raise ValueError(f"unknown SSVI parameter(s) {', '.join(sorted(unknown))}")
+        params = {p: float(drawn[p][0]) for p in SSVI_PARAMS} | {p: float(v) for p, v in ssvi_params.items()}
+        w = _ssvi_from_params(params)
+        if family == "shifted_ssvi" and drawn["has_bump"][0]:
+            distance = (np.arange(N_T) - drawn["bump_T_index"][0]) / SHIFTED_BUMP["width_nodes"]
+            bump = drawn["bump_amplitude"][0] * np.exp(-0.5 * distance**2)
+            w = w + bump[:, None] * (1.0 + 0.4 * np.tanh(4.0 * K_GRID))[None, :]
+        w = np.maximum(w, 1e-4)
+    return w_to_iv(np.asarray(w).reshape(N_T, N_K))
+
+
+def check_truth(iv) -> np.ndarray:
+    """A drawn true-vol grid as float (13, 17); ValueError naming the first bad cell.
+
+    Every cell must be a number in (0, 2] (quotes are clipped at 2.0, so a larger truth could not
+    be observed faithfully).
+    """
+    if np.shape(iv) != (N_T, N_K):
+        raise ValueError(f"a drawn surface must be a {N_T} x {N_K} grid; got shape {np.shape(iv)}")
+    try:
+        grid = np.asarray(iv, dtype=np.float64)
+    except (TypeError, ValueError):
+        for (t, k), value in np.ndenumerate(np.asarray(iv, dtype=object)):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"drawn vol {value!r} at T={T_GRID[t]:.2f}, k={K_GRID[k]:+.3f} "
+                                 "is not a number") from None
+        raise
+    checks = [(~np.isfinite(grid), "is empty or not a number"),
+              (grid <= 0, "is <= 0; implied vols must be positive"),
+              (grid > IV_CLIP[1], f"is above {IV_CLIP[1]:g}; enter vols as decimals (0.25 = 25 %)")]
+    for bad, what in checks:
+        if bad.any():
+            t, k = np.argwhere(bad)[0]
+            value = f"vol {grid[t, k]:g}" if np.isfinite(grid[t, k]) else "cell"
+            raise ValueError(f"the drawn {value} at T={T_GRID[t]:.2f}, k={K_GRID[k]:+.3f} {what} "
+                             f"({int(bad.sum())} such cell(s))")
+    return grid
+
+
+def sample_mask(regime: str, seed: int) -> np.ndarray:
+    """Boolean observed mask (13, 17) of ``regime`` ("regular", "adversarial" or "none")."""
+    if regime not in REGIMES:
+        raise ValueError(f"unknown missingness regime {regime!r}; choose one of {', '.join(REGIMES)}")
+    return make_masks(regime, 1, int(seed))[0]
+
+
+WING_K = 0.2          # |k| beyond which a wing preset erases quotes
+FRONT_T = 0.4         # maturities up to this (years) are "front"
+LONG_T = 1.6          # maturities from this (years) are "long"
+
+
+def _drop_broker_stripe(mask: np.ndarray) -> np.ndarray:
+    # The broker's stripe that goes dark is the best-quoted maturity (ties: nearest the middle).
+    counts = mask.sum(1) - 1e-3 * np.abs(np.arange(N_T) - N_T // 2)
+    out = mask.copy()
+    out[int(np.argmax(counts))] = False
+    return out
+
+
+MASK_PRESETS = {
+    "Drop left wing": lambda m: m & (K_GRID >= -WING_K)[None, :],
+    "Drop right wing": lambda m: m & (K_GRID <= WING_K)[None, :],
+    "Drop front maturities": lambda m: m & (T_GRID > FRONT_T)[:, None],
+    "Drop long maturities": lambda m: m & (T_GRID < LONG_T)[:, None],
+    "Drop a broker stripe": _drop_broker_stripe,
+    "Quote every cell": lambda m: np.ones_like(m),
+    "Clear every cell": lambda m: np.zeros_like(m),
+}
+PRESET_HELP = {
+    "Drop left wing": f"erase every quote with k < -{WING_K}",
+    "Drop right wing": f"erase every quote with k > {WING_K}",
+    "Drop front maturities": f"erase every quote with T <= {FRONT_T} y",
+    "Drop long maturities": f"erase every quote with T >= {LONG_T} y",
+    "Drop a broker stripe": "erase the best-quoted maturity across every strike",
+    "Quote every cell": "observe the whole grid",
+    "Clear every cell": "erase every quote",
+}
+
+
+def apply_preset(mask: np.ndarray, name: str) -> np.ndarray:
+    """``mask`` (13, 17) bool after the named preset (see MASK_PRESETS / PRESET_HELP)."""
+    try:
+        preset = MASK_PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown mask preset {name!r}; choose one of {', '.join(MASK_PRESETS)}") from None
+    return np.asarray(preset(np.asarray(mask, dtype=bool)), dtype=bool)
+
+
+def check_mask(mask) -> np.ndarray:
+    """A drawn observed mask as bool (13, 17); ValueError when it leaves too few quotes to repair."""
+    mask = np.asarray(mask)
+    if mask.shape != (N_T, N_K):
+        raise ValueError(f"a mask must be a {N_T} x {N_K} grid; got shape {mask.shape}")
+    mask = mask.astype(bool)
+    n = int(mask.sum())
+    if n == 0:
+        raise ValueError("the mask hides every cell: there is nothing to repair from; quote at least "
+                         f"{MIN_QUOTES} cells")
+    if n < MIN_QUOTES:
+        raise ValueError(f"the mask leaves {n} quote(s); a repair needs at least {MIN_QUOTES}")
+    return mask
+
+
+def quotes(iv_true: np.ndarray, observed: np.ndarray, noise_bp: float = NOISE_BP, seed: int = 0) -> np.ndarray:
+    """Noisy quoted vols (13, 17), NaN where not observed: the benchmark's noise model at ``noise_bp``."""
+    if not np.isfinite(noise_bp) or noise_bp < 0:
+        raise ValueError(f"noise must be a non-negative number of bp; got {noise_bp}")
+    return observe(iv_to_w(iv_true)[None], np.asarray(observed, bool)[None], int(seed), float(noise_bp))[0]
+
+
+def stale_quotes(iv_obs: np.ndarray, seed: int, fraction: float = STALE_FRACTION) -> tuple:
+    """(quotes, is_stale): ``fraction`` of the quotes (at least one) moved by ±50–110 bp, as in the
+    benchmark's stale-quote test; is_stale is the boolean (13, 17) label."""
+    iv_stale, is_stale = inject_stale(np.asarray(iv_obs, float)[None], int(seed) + 401, fraction)
+    return iv_stale[0], is_stale[0]
+
+
+# --------------------------------------------------------------------------- scores of one surface
+
+@dataclass
+class MethodView:
+    """One method's repair of one surface, with its scores. Vols and errors in vol units."""
+
+    method: str
+    iv: np.ndarray                 # (13, 17) after the projection
+    iv_raw: np.ndarray             # (13, 17) before it
+    sd: np.ndarray | None          # (13, 17) predictive sd, or None
+    abs_err: np.ndarray            # (13, 17) |iv - truth|
+    rmse_missing: float            # over the cells the mask hides (NaN when none is hidden)
+    rmse_all: float                # over every cell
+    raw_calendar: float            # share of (T, T+1) edges where w falls, before the projection
+    post_calendar: float           # the same after it
+    g_negative: float              # share of interior nodes with g(k) < 0 after the projection
+    g: np.ndarray                  # (13, 15) g(k) on interior k (K_GRID[1:-1])
+    g_violation: np.ndarray        # (13, 15) bool, g < 0
+    projection: str = "calendar"   # the projection applied ("calendar" or "full")
+    g_negative_raw: float = float("nan")   # g(k) < 0 share before the projection
+    half_width: np.ndarray | None = None   # (13, 17) half-width of the BAND_LEVEL interval, or None
+    band: str | None = None        # what that interval is ("conformal 95 % band", "±1.96 sd ...")
+    band_coverage: float = float("nan")    # share of missing cells whose truth lies in the band
+    stale: np.ndarray | None = None        # (13, 17) stale score per quote (NaN where not quoted), or None
+
+    @property
+    def outside_band(self) -> np.ndarray | None:
+        """(13, 17) bool: cells whose truth lies outside the band (None without a band)."""
+        return None if self.half_width is None else self.abs_err > self.half_width
+
+    @property
+    def stale_flagged(self) -> np.ndarray | None:
+        """(13, 17) bool: quotes whose stale score exceeds STALE_FLAG_LLR (None without scores)."""
+        return None if self.stale is None else np.nan_to_num(self.stale, nan=-np.inf) > STALE_FLAG_LLR
+
+
+@dataclass
+class SurfaceView:
+    """A surface, its quotes and every method's repair. ``errors``: method -> why it could not run."""
+
+    iv_true: np.ndarray
+    iv_obs: np.ndarray
+    observed: np.ndarray
+    arbitrage: str | None          # the projection asked for; None = each method's default
+    methods: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)
+    truth_g_negative: float = float("nan")
+    truth_calendar: float = float("nan")
+    stale_truth: np.ndarray | None = None   # (13, 17) bool: quotes made stale on purpose, or None
+    band_level: float = BAND_LEVEL
+
+    g_k = G_K_GRID                 # k of the g(k) field
+
+    @property
+    def n_quoted(self) -> int:
+        return int(self.observed.sum())
+
+    @property
+    def quoted_fraction(self) -> float:
+        return float(self.observed.mean())
+
+    @property
+    def quote_abs_err(self) -> np.ndarray:
+        """|quote - truth| (13, 17): the quote noise, NaN where not quoted."""
+        return np.abs(self.iv_obs - self.iv_true)
+
+    def vol_range(self) -> tuple:
+        """(low, high) vol of the truth and the quotes: the shared colour range, so the truth's
+        structure stays visible when a repair overshoots (values outside saturate)."""
+        both = np.concatenate([self.iv_true.ravel(), self.iv_obs[self.observed]])
+        return float(both.min()), float(both.max())
+
+    def quote_points(self) -> tuple:
+        """(k, T) of every quoted cell, for markers."""
+        t, k = np.nonzero(self.observed)
+        return K_GRID[k], T_GRID[t]
+
+    def g_violation_points(self, method: str) -> tuple:
+        """(k, T) of the interior nodes where ``method``'s repair has g(k) < 0."""
+        t, k = np.nonzero(self.methods[method].g_violation)
+        return G_K_GRID[k], T_GRID[t]
+
+    @property
+    def score_name(self) -> str:
+        """The ranking score: missing-point RMSE, or all-cell RMSE when nothing is missing."""
+        return "rmse_missing" if (~self.observed).any() else "rmse_all"
+
+    def ranking(self) -> list:
+        """[(method, score)] best first, by ``score_name``."""
+        scores = [(m, getattr(v, self.score_name)) for m, v in self.methods.items()]
+        return sorted((s for s in scores if np.isfinite(s[1])), key=lambda s: s[1])
+
+    def verdict(self) -> dict | None:
+        """Who won and by how much: winner, runner_up, their scores, the gap and the ratio."""
+        ranked = self.ranking()
+        if not ranked:
+            return None
+        out = {"winner": ranked[0][0], "score": ranked[0][1], "score_name": self.score_name}
+        if len(ranked) > 1:
+            runner, second = ranked[1]
+            out.update(runner_up=runner, runner_up_score=second, gap=second - ranked[0][1],
+                       ratio=second / ranked[0][1] if ranked[0][1] > 0 else float("inf"),
+                       reduction=(second - ranked[0][1]) / second if second > 0 else 0.0)
+        return out
+
+    def stale_summary(self, method: str) -> dict | None:
+        """How ``method``'s stale flags fare: {"flagged", "quotes", "injected", "caught", "false"}
+        (None when it has no stale score); "injected"/"caught" are None when no quote was made stale."""
+        v = self.methods[method]
+        if v.stale is None:
+            return None
+        flagged = v.stale_flagged & self.observed
+        out = {"flagged": int(flagged.sum()), "quotes": self.n_quoted, "injected": None, "caught": None,
+               "false": None}
+        if self.stale_truth is not None:
+            out.update(injected=int(self.stale_truth.sum()), caught=int((flagged & self.stale_truth).sum()),
+                       false=int((flagged & ~self.stale_truth).sum()))
+        return out
+
+    def stale_points(self, method: str, which: str = "flagged") -> tuple:
+        """(k, T) of ``method``'s flagged quotes ("flagged") or of the injected stale quotes ("injected")."""
+        cells = self.methods[method].stale_flagged if which == "flagged" else self.stale_truth
+        if cells is None:
+            return np.array([]), np.array([])
+        t, k = np.nonzero(cells & self.observed)
+        return K_GRID[k], T_GRID[t]
+
+    def outside_band_points(self, method: str) -> tuple:
+        """(k, T) of the missing cells whose truth lies outside ``method``'s band."""
+        outside = self.methods[method].outside_band
+        if outside is None:
+            return np.array([]), np.array([])
+        t, k = np.nonzero(outside & ~self.observed)
+        return K_GRID[k], T_GRID[t]
+
+    def smile(self, t_index: int) -> dict:
+        """The smile at maturity T_GRID[t_index]: k, truth, quotes and each method with its band."""
+        return self._cut(np.s_[int(t_index), :], K_GRID)
+
+    def term_structure(self, k_index: int) -> dict:
+        """Vol against T at log-moneyness K_GRID[k_index], as ``smile``."""
+        return self._cut(np.s_[:, int(k_index)], T_GRID)
+
+    def _cut(self, where, x: np.ndarray) -> dict:
+        observed = self.observed[where]
+        out = {"x": x, "truth": self.iv_true[where], "quote_x": x[observed],
+               "quote_iv": self.iv_obs[where][observed], "methods": {}}
+        for m, v in self.methods.items():
+            line = {"iv": v.iv[where]}
+            if v.half_width is not None:
+                line.update(lower=v.iv[where] - v.half_width[where], upper=v.iv[where] + v.half_width[where],
+                            band=v.band)
+            out["methods"][m] = line
+        return out
+
+
+def _rmse(err: np.ndarray, cells: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(err[cells] ** 2))) if cells.any() else float("nan")
+
+
+def score_surface(iv_true, iv_obs, methods=METHODS, arbitrage: str | None = None,
+                  weights: Path | None = None, stale_truth: np.ndarray | None = None,
+                  band_level: float = BAND_LEVEL) -> SurfaceView:
+    """Repair one quoted surface with each of ``methods`` and score it against the truth.
+
+    iv_true: (13, 17) true vols; iv_obs: (13, 17) quotes, NaN where missing. ``arbitrage``: the
+    projection for every method ("calendar", "full"), or None / "default" for each method's default.
+    ``stale_truth``: (13, 17) bool of quotes made stale on purpose (for display), or None. Bands are
+    the central ``band_level`` intervals of each method's own ``half_width``. A bad input raises
+    ValueError (as core.repair); a method that cannot run (weights missing, or any error inside the
+    method) is reported in ``errors`` with its reason, and the others still run.
+    """
+    arbitrage = None if arbitrage in (None, "default") else arbitrage
+    iv_true = check_truth(iv_true)
+    iv_obs = np.asarray(iv_obs, dtype=np.float64)
+    observed = np.isfinite(iv_obs)
+    check_mask(observed)
+    missing = ~observed
+    w_true = iv_to_w(iv_true)
+    w_obs = np.where(observed, iv_to_w(np.nan_to_num(iv_obs, nan=1.0)), 0.0)
+    view = SurfaceView(iv_true=iv_true, iv_obs=iv_obs, observed=observed, arbitrage=arbitrage,
+                       truth_g_negative=float(np.mean(butterfly_violations(w_true))),
+                       truth_calendar=calendar_violation_rate(w_true),
+                       stale_truth=None if stale_truth is None else np.asarray(stale_truth, bool) & observed,
+                       band_level=band_level)
+    for m in methods:
+        try:
+            config = method_config(m, weights)
+            res = repair(iv_obs, m, arbitrage=arbitrage, **config)
+            repairer = get_repairer(m, **config)
+            half_width = None if res.sd is None else np.asarray(repairer.half_width(res.sd, band_level))
+            stale = None
+            if hasattr(repairer, "stale_score"):
+                stale = np.where(observed, repairer.stale_score(w_obs[None], observed[None])[0], np.nan)
+            band = band_label(m, band_level, weights) if half_width is not None else None
+        except (WeightsError, ValueError) as exc:
+            view.errors[m] = str(exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one broken method must not take the page down
+            view.errors[m] = f"{type(exc).__name__}: {exc}"
+            continue
+        w_out, w_raw = iv_to_w(res.iv), iv_to_w(res.iv_raw)
+        err = np.abs(res.iv - iv_true)
+        g = g_field(w_out)
+        view.methods[m] = MethodView(
+            method=m, iv=res.iv, iv_raw=res.iv_raw, sd=res.sd, abs_err=err,
+            rmse_missing=_rmse(err, missing), rmse_all=_rmse(err, np.ones_like(missing)),
+            raw_calendar=calendar_violation_rate(w_raw), post_calendar=calendar_violation_rate(w_out),
+            g_negative=float(np.mean(butterfly_violations(w_out))), g=g, g_violation=butterfly_violations(w_out),
+            projection=res.arbitrage, g_negative_raw=float(np.mean(butterfly_violations(w_raw))),
+            half_width=half_width, band=band,
+            band_coverage=float(np.mean(err[missing] <= half_width[missing]))
+            if half_width is not None and missing.any() else float("nan"),
+            stale=stale)
+    return view
+
+
+# --------------------------------------------------------------------------- benchmark reports
+
+def run_benchmark(n_test: int, methods=METHODS, weights: Path | None = None, progress=None) -> dict:
+    """The 2 x 2 benchmark on ``n_test`` surfaces per cell, with ``progress(done, total, label)``
+    after each cell. A method that cannot run (e.g. CNN weights missing) is left out and named
+    under result["skipped"]; ValueError when no method can run or n_test < 2."""
+    if int(n_test) < 2:
+        raise ValueError("the benchmark needs at least 2 surfaces per cell (a standard error needs two)")
+    runnable, skipped = [], {}
+    for m in methods:
+        try:
+            repairer = get_repairer(m, **method_config(m, weights))
+            if m in WEIGHTED_METHODS:
+                _load_model(m, repairer)   # loads the weights now, so a bad file is caught here
+        except (WeightsError, ValueError) as exc:
+            skipped[m] = str(exc)
+            continue
+        runnable.append(m)
+    if not runnable:
+        raise ValueError("no method can run: " + "; ".join(f"{m}: {why}" for m, why in skipped.items()))
+    result = run(int(n_test), tuple(runnable), weights=Path(weights) if weights else cnn_weights_path(),
+                 progress=progress)
+    result["skipped"] = skipped
+    return result
+
