@@ -2,7 +2,7 @@
 
     python tools/make_layout_fixtures.py [OUT_DIR]      (default tests/fixtures/layouts)
 
-The chain: ``core.synthetic_quotes.make_chain`` over an SSVI surface (seed 0), thinned to a few
+The chain: ``core.synth.chains.make_chain`` over an SSVI surface (seed 0), thinned to a few
 expiries and strikes so each file stays small. Prices are Black prices of the chain's noisy vols,
 with bid/ask placed symmetrically around them (so the mid is the model price to the written
 precision) and a call and a put at every strike, so parity holds exactly on the mids. Each file
@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.black import black_price  # noqa: E402
-from core.synthetic_quotes import ChainSpec, make_chain, surface_function  # noqa: E402
+from core.engine.black import black_price  # noqa: E402
+from core.synth.chains import ChainSpec, make_chain, surface_function  # noqa: E402
 
 SPEC = ChainSpec(spot=5000.0, rate=0.04, dividend_yield=0.015, weeklies=1, monthlies=4, horizon_years=1.2)
 N_EXPIRIES = 4
@@ -148,7 +148,7 @@ def quantlib_matrix(t: pd.DataFrame) -> str:
     one = t[t["type"] == "call"]
     table = one.pivot_table(index="strike", columns="T", values="iv").fillna(0.0)
     days = np.round(table.columns.to_numpy() * 365).astype(int)
-    lines = ["# synthetic chain (core.synthetic_quotes, seed 0) in the layout of QuantLib's test-suite data",
+    lines = ["# synthetic chain (core.synth.chains, seed 0) in the layout of QuantLib's test-suite data",
              "t_days," + ",".join(map(str, days)),
              "zero_rate," + ",".join([f"{SPEC.rate - SPEC.dividend_yield:.6f}"] * days.size),
              f"spot,{SPEC.spot}", "strikes," + ",".join(f"{k:g}" for k in table.index),

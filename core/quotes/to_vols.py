@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.black import implied_vol
+from core.engine.black import implied_vol
 
 from .forwards import carry_forward, expiry_forwards
 
