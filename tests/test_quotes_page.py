@@ -84,7 +84,7 @@ def test_price_sample_with_dates_and_cnn_sd_panel():
     assert any("predictive sd" in a["text"] for a in grid["layout"]["annotations"])
 
 
-@pytest.mark.parametrize("case", ["empty file", "wrong columns", "percent vols", "single expiry",
+@pytest.mark.parametrize("case", ["empty file", "wrong columns", "vols above 5 after percent reading", "single expiry",
                                   "dates in the wrong order", "corrupt parquet", "three quotes"])
 def test_bad_files_end_in_one_st_error(monkeypatch, case):
     import re

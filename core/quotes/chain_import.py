@@ -26,6 +26,7 @@ import pandas as pd
 from .dates import parse_date_column, parse_one_date, year_fraction
 from .forwards import N_NEAR, expiry_forwards
 from .layouts import LaidOut, map_frame, read_layout
+from .quoteset import QuoteError
 from .to_vols import merge_duplicates, price_quotes, vol_quotes
 from .units import bidask_units, numeric, vol_scale
 
@@ -35,7 +36,7 @@ PRICE_LAYOUTS = ("yfinance", "cboe_quotedata", "cboe_datashop_eod", "cboe_datash
 CHAIN_FIELDS = ("T", "k", "iv", "iv_bid", "iv_ask", "forward", "discount", "weight")
 
 
-class ChainImportError(ValueError):
+class ChainImportError(QuoteError):
     """A chain that cannot be imported; the message is one line."""
 
 

@@ -77,7 +77,7 @@ def parse_one_date(value, what: str = "valuation date") -> pd.Timestamp:
         return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
     parsed, bad, problem = parse_date_column([str(value)], what)
     if bad.any() or pd.isna(parsed.iloc[0]):
-        raise ValueError(f"{what} {value!r} {problem or 'is not a date; write it as YYYY-MM-DD'}")
+        raise ValueError(f"{what} {value!r} {problem or 'is not an ISO date (YYYY-MM-DD)'}")
     return pd.Timestamp(parsed.iloc[0])
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .source import SourceError, decode_text, is_parquet, source_bytes
+from .source import MAX_FILE_BYTES, SourceError, decode_text, is_parquet, source_bytes
 from .vendor_text import (looks_like_cboe_quotedata, looks_like_quantlib_matrix, read_cboe_quotedata,
                           read_quantlib_matrix)
 
@@ -58,51 +58,61 @@ class LaidOut:
     frame: pd.DataFrame
     notes: list = field(default_factory=list)
     ignored: list = field(default_factory=list)
+    raw: pd.DataFrame | None = None     # the table as read, for table layouts
 
 
-def _read_table(text: str, name: str) -> pd.DataFrame:
+def _read_table(text: str, name: str, max_rows: int) -> pd.DataFrame:
     header = next(line for line in text.splitlines() if line.strip())
     sep = max([",", ";", "\t", "|"], key=header.count)
     try:
         df = pd.read_csv(io.StringIO(text), sep=sep if header.count(sep) else ",", dtype=str,
-                         skipinitialspace=True, nrows=MAX_ROWS + 1, skip_blank_lines=True)
+                         skipinitialspace=True, nrows=max_rows + 1, skip_blank_lines=True)
     except pd.errors.EmptyDataError:
         raise SourceError(f"{name} is empty") from None
     except (pd.errors.ParserError, ValueError) as exc:
         raise SourceError(f"cannot parse {name} as CSV: {' '.join(str(exc).split())}") from None
-    if len(df) > MAX_ROWS:
-        raise SourceError(f"{name} has more than {MAX_ROWS:,} rows, the cap on a quote file")
+    if len(df) > max_rows:
+        raise SourceError(f"{name} has more than {max_rows:,} rows, the cap on a quote file")
     return df
 
 
-def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
+def _read_parquet(data: bytes, name: str, max_rows: int) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     try:
         handle = pq.ParquetFile(io.BytesIO(data))
-        if handle.metadata.num_rows > MAX_ROWS:
-            raise SourceError(f"{name} has {handle.metadata.num_rows:,} rows; the cap is {MAX_ROWS:,}")
-        return handle.read().to_pandas()
+        if handle.metadata.num_rows > max_rows:
+            raise SourceError(f"{name} has {handle.metadata.num_rows:,} rows; the cap is {max_rows:,}")
+        table = handle.read()
     except SourceError:
         raise
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise SourceError(f"cannot read {name} as Parquet: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+    try:
+        return table.to_pandas()
+    except Exception as exc:
+        raise SourceError(f"cannot convert {name} to a table: {' '.join(str(exc).split())}") from None
 
 
-def read_layout(source, name: str | None = None, valuation_date=None) -> tuple:
+def read_layout(source, name: str | None = None, valuation_date=None, max_bytes: int = MAX_FILE_BYTES,
+                max_rows: int = MAX_ROWS) -> tuple:
     """(LaidOut, display name) from a path, bytes or upload in any layout this module knows."""
-    data, name = source_bytes(source, name)
+    data, name = source_bytes(source, name, max_bytes)
+    if len(data) == 0 or not data.strip():
+        raise SourceError(f"{name} is empty")
     if is_parquet(data, name):
-        return map_frame(_read_parquet(data, name)), name
+        return map_frame(_read_parquet(data, name, max_rows)), name
     text = decode_text(data, name)
     lines = text.lstrip("\r\n").splitlines()[:400]
-    if looks_like_cboe_quotedata(lines):
-        frame, notes = read_cboe_quotedata(text)
-        return LaidOut("cboe_quotedata", frame, notes), name
-    if looks_like_quantlib_matrix(lines):
-        frame, notes = read_quantlib_matrix(text, valuation_date)
-        return LaidOut("quantlib_matrix", frame, notes), name
-    return map_frame(_read_table(text, name)), name
+    for layout, looks, reader in (("cboe_quotedata", looks_like_cboe_quotedata, read_cboe_quotedata),
+                                  ("quantlib_matrix", looks_like_quantlib_matrix, read_quantlib_matrix)):
+        if looks(lines):
+            try:
+                frame, notes = reader(text)
+            except (ValueError, KeyError, IndexError) as exc:
+                raise SourceError(f"{name}: cannot read it as a {layout} file: {' '.join(str(exc).split())}") from None
+            return LaidOut(layout, frame, notes), name
+    return map_frame(_read_table(text, name, max_rows)), name
 
 
 def detect_layout(columns) -> str:
@@ -127,8 +137,11 @@ def map_frame(df: pd.DataFrame) -> LaidOut:
     layout = detect_layout(df.columns)
     mapper = {"yfinance": _yfinance, "ivydb": _ivydb, "cboe_datashop_intraday": _cboe_datashop,
               "cboe_datashop_eod": _cboe_datashop, "generic": _generic}[layout]
-    laid = mapper(df)
-    laid.layout = layout
+    try:
+        laid = mapper(df)
+    except KeyError as exc:
+        raise SourceError(f"{layout} layout without its {exc.args[0]!r} column") from None
+    laid.layout, laid.raw = layout, df
     if "row" not in laid.frame:
         laid.frame.insert(0, "row", np.arange(1, len(df) + 1))
     return laid

@@ -65,7 +65,10 @@ def forwards_and_discounts(f, num, T, K, is_call, drops, notes, carry, n_near) -
         fwd["parity_forward"] = fwd["forward"].where(fwd["source"] == "parity")
         fwd["forward"] = pd.Series(F).groupby(T).median().reindex(fwd["T"]).to_numpy()
         fwd.loc[fwd["source"] != "parity", "source"] = "file"
-        notes.append("forward from the file's forward column (parity forwards, where they fit, reported beside)")
+        n_par = int(fwd["parity_forward"].notna().sum())
+        notes.append("forward from the file's forward column" + (
+            f"; parity forwards on {n_par} expiries reported beside, largest gap "
+            f"{100 * np.nanmax(np.abs(fwd['parity_forward'] / fwd['forward'] - 1)):.3f} %" if n_par else ""))
     else:
         _note_sources(fwd, notes)
     if "discount" in num:

@@ -36,8 +36,6 @@ def numeric(values) -> tuple:
             hint = f" (e.g. {sample!r}: give 0.25 for 25 %, without the percent sign)"
         elif "," in sample:
             hint = f" (e.g. {sample!r}: a decimal comma; use a point, 0.25)"
-        else:
-            hint = f" (e.g. {sample!r})"
     return out, bad, hint
 
 

@@ -20,7 +20,6 @@ import re
 import numpy as np
 import pandas as pd
 
-from .dates import parse_one_date
 
 _OCC = re.compile(r"^([A-Z]+?)(\d{6})([CP])(\d{8})$")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -103,7 +102,7 @@ def _key_lines(lines: list) -> tuple:
     return keyed, matrix
 
 
-def read_quantlib_matrix(text: str, valuation_date=None) -> tuple:
+def read_quantlib_matrix(text: str) -> tuple:
     """QuantLib test-suite vol matrix -> (canonical frame with T, strike, forward, discount, iv; notes)."""
     keyed, matrix = _key_lines(text.splitlines())
     spot = keyed["spot"][0]
@@ -131,6 +130,4 @@ def read_quantlib_matrix(text: str, valuation_date=None) -> tuple:
                           "forward": spot * np.exp(rates[j] * T[j]).ravel(),
                           "discount": np.exp(-rates[j] * T[j]).ravel(), "iv": vols.ravel()})
     frame["iv"] = frame["iv"].where(frame["iv"] != 0.0)
-    if valuation_date is not None:
-        notes.append(f"valuation date {parse_one_date(valuation_date):%Y-%m-%d} not needed: maturities are given")
     return frame, notes

@@ -109,3 +109,19 @@ def test_messages_name_the_real_problem(data, pattern):
     with pytest.raises(ValueError, match=pattern) as info:
         import_chain(data, name="bad.csv")
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name,options", [("yfinance.csv", []), ("cboe_quotedata.csv", []),
+                                          ("spy_like_prices.csv", ["--rate", "0.04"])])
+def test_cli_repairs_vendor_layouts(tmp_path, capsys, name, options):
+    """The layouts the issue found refused or misread go through the CLI: read, repaired, reported."""
+    from core.cli import main
+
+    code = main(["repair", str(FIXTURES / name), "--method", "interp", "--no-stale", "--out", str(tmp_path / "out"),
+                 *options])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    quotes = pd.read_csv(tmp_path / "out" / "quotes.csv")
+    used = quotes[quotes["status"] == "used"]
+    assert len(used) > 10 and used["iv_repaired"].between(0.05, 2.0).all()
+    assert "note:" in out.out
