@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .dates import parse_date_column, parse_one_date, year_fraction
+from .dates import far_dates, parse_date_column, parse_one_date, year_fraction
 from .forwards import N_NEAR, expiry_forwards
 from .layouts import LaidOut, map_frame, read_layout
 from .quoteset import QuoteError
@@ -199,6 +199,7 @@ def _maturity(f, num, drops, notes, valuation_date, name) -> tuple:
         expiry, bad, problem = parse_date_column(f["expiry"], "expiry")
         if problem:
             raise ChainImportError(f"{name}: column expiry {problem}")
+        drops.mark(far_dates(f["expiry"], bad), "expiry after 2262 (past the last date a timestamp holds)")
         drops.mark(bad, "expiry is not a date")
         vdate = _valuation(f, valuation_date, name)
         T = year_fraction(expiry, vdate)

@@ -67,6 +67,14 @@ def parse_date_column(values, col: str) -> tuple:
     return best, bad, (problem if bad.any() else None)
 
 
+def far_dates(values, bad: np.ndarray) -> np.ndarray:
+    """Cells among ``bad`` that are ISO-shaped dates after 2262-04-11, the last date pandas holds
+    (so the caller can say that, not "not a date")."""
+    text = pd.Series(values).reset_index(drop=True).astype("string").str.strip()
+    year = pd.to_numeric(text.str.extract(r"^(\d{4})-\d{2}-\d{2}")[0], errors="coerce")
+    return np.asarray(bad, bool) & (year > 2262).fillna(False).to_numpy(dtype=bool)
+
+
 def parse_one_date(value, what: str = "valuation date") -> pd.Timestamp:
     """One date given as an option (string, date or Timestamp), by the same rules as a column.
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from core.quotes.dates import parse_date_column, parse_one_date, year_fraction
-from core.quotes.quoteset import MAX_IV, QuoteError, QuoteSet, ValidationReport, check_enough, mark_outside
+from core.quotes.dates import far_dates, parse_date_column, parse_one_date, year_fraction
+from core.quotes.quoteset import MAX_IV, MIN_IV, QuoteError, QuoteSet, ValidationReport, check_enough, mark_outside
 from core.quotes.units import numeric, vol_scale
 
 ALIASES = {
@@ -157,6 +157,7 @@ def _dates(c: _Ctx, col: str) -> pd.Series:
     parsed, bad, problem = parse_date_column(c.df[col], col)
     if problem:
         raise QuoteError(f"{c.source}: column {col} {problem}")
+    c.rows.mark(far_dates(c.df[col], bad), f"{col} after 2262 (past the last date a timestamp holds)")
     c.rows.mark(bad, f"{col} is not an ISO date (YYYY-MM-DD)")
     c.rows.mark(parsed.isna().to_numpy(), f"missing {col}")
     return parsed
@@ -257,6 +258,7 @@ def _iv_values(c: _Ctx, value: np.ndarray, has_ba: np.ndarray) -> tuple:
         c.notes.append(note)
     iv = value * scale
     c.rows.mark(iv <= 0, "iv <= 0")
+    c.rows.mark(iv < MIN_IV, f"iv below {MIN_IV:g} (not a market vol)")
     c.rows.mark(iv > MAX_IV, f"iv above {MAX_IV:g} (percentages? give 0.20 for 20 %)")
     c.out["iv_input"] = value
     if "bid" in c.num and "ask" in c.num:

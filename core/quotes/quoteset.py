@@ -15,6 +15,8 @@ import pandas as pd
 from core.quotes.gridding import K_CATCHMENT, T_CATCHMENT
 
 MAX_IV = 5.0                           # same bound as core.pipeline
+# A vol under 0.1 % is no market's: w = iv^2 T underflows or rounds to the floor downstream.
+MIN_IV = 1e-3
 MIN_QUOTES = 4                         # same as core.pipeline
 MIN_EXPIRIES = 2
 # Quotes within half a grid step of the grid's box inform its edge nodes (core.quotes.gridding).

@@ -14,6 +14,7 @@ from core.engine.black import implied_vol
 from .forwards import carry_forward, expiry_forwards
 
 MAX_IV = 5.0
+MIN_IV = 1e-3          # as core.quotes.quoteset: a vol under 0.1 % is no market's
 _STATUS = {3: "no time value (mid at or below intrinsic)", 4: "no time value (mid at or below intrinsic)",
            5: "mid at or above the no-arbitrage upper bound", 6: "mid at or above the no-arbitrage upper bound"}
 
@@ -180,6 +181,7 @@ def vol_quotes(f, num, T, drops, notes, carry, layout, name) -> tuple:
     empty = "empty cell in the published matrix (no quote)" if layout == "quantlib_matrix" else "query"
     drops.mark(~np.isfinite(iv), empty)
     drops.mark(iv <= 0, "vol <= 0")
+    drops.mark(iv < MIN_IV, f"vol below {MIN_IV:g} (not a market vol)")
     drops.mark(iv > MAX_IV, f"vol above {MAX_IV:g}")
     F, D, k, K = _vol_moneyness(num, T, drops, notes, carry, name)
     fwd = pd.DataFrame({"T": T, "forward": F, "discount": D}).dropna(subset=["T"]).groupby("T").median().reset_index()
