@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "13 x 17 grid, repair with --method, write tables to --out.")
     rep.add_argument("quotes", metavar="QUOTES", help=f"quote file, .csv or .parquet (at most "
                      f"{MAX_FILE_BYTES // 2**20} MiB, {MAX_ROWS:,} rows)")
-    from core.quotes.workflow import DEFAULT_METHOD
+    from core.repairers.registry import DEFAULT_METHOD
 
     rep.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
                      help=f"repair method (default {DEFAULT_METHOD}: the closest to the truth on the sample chains)")
@@ -74,9 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _repair(args) -> int:
     from core.quotes.export import write_outputs
     from core.quotes.read import QuoteError, read_quotes
-    from core.quotes.workflow import needs_weights, repair_quotes
+    from core.quotes.workflow import repair_quotes
+    from core.repairers.registry import repairer_class
 
-    if args.weights and not needs_weights(args.method):
+    if args.weights and not repairer_class(args.method).needs_weights:
         raise ValueError(f"--weights applies to methods with weights files, not {args.method}")
     quotes = read_quotes(args.quotes, valuation_date=args.valuation_date, spot=args.spot, rate=args.rate,
                          dividend_yield=args.dividend_yield)
@@ -129,7 +130,6 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     from core.repairers.weights import WeightsError
-
     from core.settings import apply_thread_policy
 
     apply_thread_policy()

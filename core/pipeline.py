@@ -1,4 +1,9 @@
-"""The public entry point: ``repair(iv_obs, method)`` for every method, with input checks."""
+"""The one repair pipeline: validate -> predict -> project -> sd -> interval -> stale scores.
+
+``run`` does one pass for a configured repairer on total variance; ``repair`` is the public entry
+point on implied-vol grids. The benchmark, the stale scores, the quote workflow and the pages all go
+through ``run``, so no caller re-implements the sequence.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,12 +12,11 @@ from typing import Callable
 import numpy as np
 
 from core.engine.arbitrage import MODES, project
-from core.engine.grid import K_GRID, N_K, N_T, T_GRID, iv_to_w, w_to_iv
-from core.repairers.registry import get_repairer
+from core.engine.grid import K_GRID, MAX_IV, MIN_QUOTES, N_K, N_T, T_GRID, iv_to_w, w_to_iv
+from core.repairers.base import Repairer
+from core.repairers.registry import DEFAULT_METHOD, get_repairer
 from core.settings import ensure_thread_policy
 
-MIN_QUOTES = 4
-MAX_IV = 5.0
 
 
 @dataclass
@@ -45,6 +49,79 @@ class RepairResult:
     def w(self) -> np.ndarray:
         """Repaired total variance."""
         return iv_to_w(self.iv)
+
+
+class Repaired:
+    """One pass of the pipeline over a stack of surfaces (n, 13, 17), in total variance.
+
+    ``w`` / ``sd`` are the repair after the ``mode`` projection; ``projected(m)`` gives any other
+    projection of the same raw output without re-running the method. Non-finite raw surfaces stay
+    NaN after projection.
+    """
+
+    def __init__(self, repairer: Repairer, w_obs: np.ndarray, observed: np.ndarray, mode: str | None = None,
+                 batch: int | None = None):
+        mode = mode or repairer.default_arbitrage
+        if mode not in MODES:
+            raise ValueError(f"unknown arbitrage mode {mode!r:.60}; choose one of {', '.join(MODES)}")
+        self.repairer, self.w_obs, self.observed, self.mode = repairer, w_obs, observed, mode
+        parts = [repairer.predict(w_obs[s], observed[s]) for s in _chunks(len(w_obs), batch)]
+        self.w_raw = np.concatenate([p.w for p in parts])
+        self.sd_raw = None if parts[0].sd is None else np.concatenate([p.sd for p in parts])
+        self.own_stale = None if parts[0].stale is None else np.concatenate([p.stale for p in parts])
+        self._projected = {}
+
+    def projected(self, mode: str) -> np.ndarray:
+        """The raw repair projected with ``mode`` (cached)."""
+        if mode not in self._projected:
+            out = np.full(self.w_raw.shape, np.nan)
+            ok = np.isfinite(self.w_raw).all(axis=(-2, -1))
+            if ok.any():
+                out[ok] = project(self.w_raw[ok], mode)
+            self._projected[mode] = out
+        return self._projected[mode]
+
+    @property
+    def w(self) -> np.ndarray:
+        return self.projected(self.mode)
+
+    def sd_for(self, mode: str) -> np.ndarray | None:
+        """The predictive sd (iv units) around the ``mode``-projected repair."""
+        if self.sd_raw is None:
+            return None
+        return self.repairer.adjust_sd(self.sd_raw, w_to_iv(self.w_raw), w_to_iv(self.projected(mode)))
+
+    @property
+    def sd(self) -> np.ndarray | None:
+        return self.sd_for(self.mode)
+
+    def half_width(self, sd: np.ndarray, level: float) -> np.ndarray:
+        return self.repairer.half_width(sd, level)
+
+    def stale_scores(self) -> np.ndarray:
+        """Per-quote stale score (n, 13, 17): the method's own where it has one, else the raw misfit
+        |observed w - raw repaired w|."""
+        if self.own_stale is not None:
+            return self.own_stale
+        return np.abs(self.w_obs - self.w_raw)
+
+
+def _chunks(n: int, batch: int | None) -> list:
+    step = batch or max(n, 1)
+    return [slice(s, s + step) for s in range(0, max(n, 1), step)]
+
+
+def run(repairer: Repairer, w_obs: np.ndarray, observed: np.ndarray, mode: str | None = None,
+        batch: int | None = None) -> Repaired:
+    """One pipeline pass: ``repairer`` on observed w (n, 13, 17) with mask ``observed``; ``mode`` is
+    the projection (None: the method's default); ``batch`` bounds the surfaces per predict call."""
+    return Repaired(repairer, w_obs, observed, mode, batch)
+
+
+def w_observed(iv_obs: np.ndarray) -> tuple:
+    """(w_obs, observed) from quoted vols with NaN where missing (w_obs is 0 off the mask)."""
+    observed = np.isfinite(iv_obs)
+    return np.where(observed, iv_to_w(np.nan_to_num(iv_obs, nan=1.0)), 0.0), observed
 
 
 def _where(index: tuple) -> str:
@@ -87,26 +164,22 @@ def validate_iv_obs(iv_obs) -> np.ndarray:
     return batch
 
 
-def repair(iv_obs, method: str = "cnn", arbitrage: str | None = None, **config) -> RepairResult:
+def repair(iv_obs, method: str = DEFAULT_METHOD, arbitrage: str | None = None, **config) -> RepairResult:
     """Repair a quoted implied-vol grid.
 
     iv_obs: (13, 17) or (n, 13, 17) implied vols on (core.T_GRID, core.K_GRID), NaN where not quoted.
-    method: one of core.METHODS. arbitrage: "calendar" (cumulative max of w along T), "full", or
-    "none"; None picks the method's default. ``config`` goes to the method's constructor.
+    method: one of core.METHODS (default: the recommended one). arbitrage: "calendar" (cumulative
+    max of w along T), "full", or "none"; None picks the method's default. ``config`` goes to the
+    method's constructor (ValueError for an option it does not take).
     """
     ensure_thread_policy()
     repairer = get_repairer(method, **config)
-    mode = arbitrage or getattr(repairer, "default_arbitrage", "calendar")
-    if mode not in MODES:
-        raise ValueError(f"unknown arbitrage mode {mode!r}; choose one of {', '.join(MODES)}")
-    iv = validate_iv_obs(iv_obs)
-    observed = np.isfinite(iv)
-    w_obs = np.where(observed, iv_to_w(np.nan_to_num(iv, nan=1.0)), 0.0)
-    w_raw, sd = repairer.fit(w_obs, observed)
-    w_out = project(w_raw, mode)
-    iv_raw, iv_out = w_to_iv(w_raw), w_to_iv(w_out)
-    sd = repairer.adjust_sd(sd, iv_raw, iv_out)
+    if arbitrage is not None and arbitrage not in MODES:
+        raise ValueError(f"unknown arbitrage mode {arbitrage!r:.60}; choose one of {', '.join(MODES)}")
+    w_obs, observed = w_observed(validate_iv_obs(iv_obs))
+    out = run(repairer, w_obs, observed, arbitrage)
+    sd = out.sd
     shape = np.shape(iv_obs)
-    return RepairResult(iv=iv_out.reshape(shape), sd=None if sd is None else sd.reshape(shape),
-                        iv_raw=iv_raw.reshape(shape), observed=observed.reshape(shape),
-                        method=method, arbitrage=mode, half_width_fn=repairer.half_width)
+    return RepairResult(iv=w_to_iv(out.w).reshape(shape), sd=None if sd is None else sd.reshape(shape),
+                        iv_raw=w_to_iv(out.w_raw).reshape(shape), observed=observed.reshape(shape),
+                        method=method, arbitrage=out.mode, half_width_fn=repairer.half_width)

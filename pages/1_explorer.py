@@ -241,7 +241,7 @@ def main() -> None:
         iv_obs, stale_truth = explore.stale_quotes(iv_obs, c["mask_seed"])
     try:
         view = state.surface_view(iv_true, iv_obs, tuple(c["methods"]), c["arbitrage"], stale_truth,
-                                  state.weights_key())
+                                  state.weights_key(), c["noise_bp"])
     except ValueError as exc:
         st.error(f"Cannot repair this surface: {exc}.")
         return

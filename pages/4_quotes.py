@@ -9,7 +9,6 @@ from ui.style import method_label
 
 UPLOAD, SAMPLE_IV, SAMPLE_PRICES = "Upload a file", "Sample: implied vols", "Sample: prices with dates"
 METHODS = list(core.METHODS)
-DEFAULT_METHOD = "best" if "best" in METHODS else "interp"   # the closest to the truth on the sample chains
 PREVIEW_COLUMNS = ["row", "status", "reason", "expiry", "T", "strike", "forward", "type", "k", "price_input", "bid",
                    "ask", "iv", "spread_iv", "iv_vendor"]
 
@@ -47,7 +46,7 @@ def main() -> None:
         if source == UPLOAD:
             upload = st.file_uploader("CSV or Parquet", type=["csv", "parquet", "pq"], key="quotes_file")
     with mid:
-        method = st.selectbox("Method", METHODS, index=METHODS.index(DEFAULT_METHOD), key="quotes_method",
+        method = st.selectbox("Method", METHODS, index=METHODS.index(core.DEFAULT_METHOD), key="quotes_method",
                               format_func=method_label)
         arbitrage = st.selectbox("Arbitrage projection", ["method default", "calendar", "full"], key="quotes_arbitrage",
                                  help="calendar: w non-decreasing in T; full: calendar and butterfly.")

@@ -123,7 +123,7 @@ def test_stale_score_separates_stale_quotes():
     iv_stale, is_stale = inject_stale(observe(w, observed, FRESH + 22), seed=FRESH + 23)
     repairer = core.repairers.registry.get_repairer("best")
     w_obs = np.where(observed, np.nan_to_num(iv_stale) ** 2 * core.T_GRID[:, None], 0.0)
-    score = repairer.stale_score(w_obs, observed)
+    score = repairer.predict(w_obs, observed).stale
     assert (score[~observed] == 0).all()
     assert auc(is_stale[observed], score[observed]) > 0.75
 
@@ -164,7 +164,7 @@ def test_the_oracle_bounds_stale_auc_and_sits_below_090_on_regular_masks():
     iv_stale, is_stale = inject_stale(observe(w, observed, FRESH + 42), seed=FRESH + 43)
     oracle = auc(is_stale[observed], oracle_stale_scores(iv_stale, w_to_iv(w), noise_sd_iv())[observed])
     w_obs = np.where(observed, np.nan_to_num(iv_stale) ** 2 * core.T_GRID[:, None], 0.0)
-    best_auc = auc(is_stale[observed], core.repairers.registry.get_repairer("best").stale_score(w_obs, observed)[observed])
+    best_auc = auc(is_stale[observed], core.repairers.registry.get_repairer("best").predict(w_obs, observed).stale[observed])
     assert 0.8 < oracle < 0.90
     assert best_auc <= oracle + 0.01
 

@@ -221,7 +221,7 @@ def test_stale_scores_and_flags(view):
 
     best = view.methods["best"]
     w_obs = np.where(view.observed, iv_to_w(np.nan_to_num(view.iv_obs, nan=1.0)), 0.0)
-    expected = get_repairer("best").stale_score(w_obs[None], view.observed[None])[0]
+    expected = get_repairer("best").predict(w_obs[None], view.observed[None]).stale[0]
     np.testing.assert_allclose(best.stale[view.observed], expected[view.observed])
     assert np.isnan(best.stale[~view.observed]).all()
     assert view.methods["interp"].stale is None and view.stale_summary("interp") is None
@@ -250,9 +250,9 @@ def test_missing_weights_leave_the_baselines_running(view):
     out = explore.score_surface(view.iv_true, view.iv_obs, core.METHODS, weights=MISSING_WEIGHTS)
     assert "cnn" in out.errors and "not found" in out.errors["cnn"]
     assert set(out.methods) == set(core.METHODS) - {"cnn"}
-    status = explore.cnn_status(MISSING_WEIGHTS)
+    status = explore.weights_status("cnn", MISSING_WEIGHTS)
     assert not status["available"] and "not found" in status["message"]
-    assert explore.cnn_status()["available"] and explore.weights_status("best")["available"]
+    assert explore.weights_status("cnn")["available"] and explore.weights_status("best")["available"]
     best = explore.weights_status("best", "/nonexistent/best.pt")
     assert not best["available"] and "not found" in best["message"]
 
@@ -271,7 +271,7 @@ def test_a_broken_method_is_reported_not_raised(view, monkeypatch):
     class Broken(methods.Repairer):
         name = "broken"
 
-        def fit(self, w_obs, observed):
+        def predict(self, w_obs, observed):
             raise RuntimeError("diverged")
 
     monkeypatch.setitem(methods.REPAIRERS, "broken", Broken)

@@ -4,7 +4,7 @@ import pytest
 from core.engine.grid import T_MESH
 from core.synth.families import generate
 from core.synth.missingness import (
-    MIN_QUOTES,
+    MIN_MASK_QUOTES,
     add_quote_noise,
     inject_stale,
     make_masks,
@@ -18,7 +18,7 @@ def test_mask_density(regime, density):
     m = make_masks(regime, 2000, seed=9)
     assert m.dtype == bool and m.shape == (2000, 13, 17)
     assert abs(m.mean() - density) < 0.015
-    assert m.sum(axis=(1, 2)).min() >= MIN_QUOTES
+    assert m.sum(axis=(1, 2)).min() >= MIN_MASK_QUOTES
 
 
 def test_adversarial_structure():

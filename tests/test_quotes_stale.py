@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from core.quotes.gridding import grid_quotes
 from core.quotes import stale
+from core.quotes.gridding import grid_quotes
 from core.quotes.workflow import repair_quotes
-from core.repairers import classical, registry as methods_mod
+from core.repairers import classical
+from core.repairers import registry as methods_mod
 from tests.quote_cases import good_chain
 
 
@@ -52,7 +53,7 @@ def test_calibration_file_is_there_and_sane():
     # calibration seeds are disjoint from every benchmark seed
     from core.evaluation.benchmark import TEST_CELLS
     test_seeds = {s for c in TEST_CELLS for s in (c.surface_seed, c.mask_seed, c.noise_seed, c.stale_seed)}
-    assert not test_seeds & {seed * 100 + i for _, seed in stale.CALIBRATION_CHAINS for i in range(100)}
+    assert not test_seeds & {seed * 100 + i for _, seed in stale.STALE_CALIBRATION_CHAINS for i in range(100)}
     assert stale.threshold_for("interp-leave-out") == (det["threshold"], True)
     assert "best" in data["detectors"] and data["detectors"]["best"]["basis"] == "method"
     assert stale.threshold_for("no-such-method") == (stale.DEFAULT_THRESHOLD, False)
@@ -62,10 +63,12 @@ class _OwnScore(classical.InterpRepairer):
     """A test method with its own stale_score: the absolute in-sample residual in w."""
 
     name = "own_score"
+    has_stale_score = True
 
-    def stale_score(self, w_obs, observed):
-        w_fit, _ = self.fit(w_obs, observed)
-        return np.abs(w_obs - w_fit) + np.where(observed, 1e-9 * np.arange(w_obs[0].size).reshape(w_obs.shape[1:]), 0)
+    def predict(self, w_obs, observed):
+        pred = super().predict(w_obs, observed)
+        pred.stale = np.abs(w_obs - pred.w) + np.where(observed, 1e-9 * np.arange(w_obs[0].size).reshape(w_obs.shape[1:]), 0)
+        return pred
 
 
 def test_a_methods_own_stale_score_is_used(monkeypatch):

@@ -7,10 +7,18 @@ import torch
 
 import core
 import core.settings
-from core.repairers.weights import WeightsError, save_weights
 from core.repairers.registry import REPAIRERS, get_repairer
-from core.repairers.vae import VAERepairer
-from core.repairers.vae import N_CELLS, PosteriorNet, SurfaceVAE, VAEConfig, load_vae, make_inputs, predict
+from core.repairers.vae import (
+    N_CELLS,
+    PosteriorNet,
+    SurfaceVAE,
+    VAEConfig,
+    VAERepairer,
+    load_vae,
+    make_inputs,
+    predict,
+)
+from core.repairers.weights import WeightsError, save_weights
 from core.training.vae import VAETrainConfig, build_manifest, make_batch, train
 
 TINY = VAEConfig(z_dim=4, hidden=16, depth=1, n_samples=3)
@@ -77,8 +85,9 @@ def test_tiny_training_run_writes_loadable_manifest_and_weights(tmp_path):
     loaded, sd_scale = load_vae(path)
     assert loaded.config == TINY and sd_scale == pytest.approx(history["sd_scale"], rel=1e-4)
     _, iv_obs, observed = _quotes(n=3)
-    w_raw, sd = VAERepairer(path).fit(np.where(observed, core.iv_to_w(np.nan_to_num(iv_obs, nan=1.0)), 0.0),
-                                      observed)
+    pred = VAERepairer(path).predict(np.where(observed, core.iv_to_w(np.nan_to_num(iv_obs, nan=1.0)), 0.0),
+                                     observed)
+    w_raw, sd = pred.w, pred.sd
     assert np.isfinite(w_raw).all() and (w_raw > 0).all() and np.isfinite(sd).all() and (sd > 0).all()
 
 

@@ -36,11 +36,6 @@ def weights_status(method: str) -> dict:
     return _weights_status(method, str(path), mtime(path))
 
 
-def cnn_status() -> dict:
-    """Whether the app's CNN weights load."""
-    return weights_status("cnn")
-
-
 @st.cache_data(show_spinner=False)
 def _manifest(path: str, modified: float | None) -> dict:
     return report.read_manifest(Path(path))
@@ -92,13 +87,15 @@ def weights_key() -> tuple:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
-def surface_view(iv_true, iv_obs, methods: tuple, arbitrage: str | None, stale_truth, weights: tuple):
+def surface_view(iv_true, iv_obs, methods: tuple, arbitrage: str | None, stale_truth, weights: tuple,
+                 noise_bp: float | None = None):
     """ui.presenters.explore.score_surface, cached on its inputs (a repeated view costs a hash and a copy).
     ``weights``: ``weights_key()``; the CNN's path is passed on, "best" reads its own."""
     from ui.presenters import explore
 
     cnn = dict((m, p) for m, p, _ in weights)["cnn"]
-    return explore.score_surface(iv_true, iv_obs, methods, arbitrage, Path(cnn), stale_truth=stale_truth)
+    return explore.score_surface(iv_true, iv_obs, methods, arbitrage, Path(cnn), stale_truth=stale_truth,
+                                 noise_bp=noise_bp)
 
 
 def sidebar() -> None:

@@ -66,7 +66,7 @@ import numpy as np
 from scipy.special import roots_legendre
 
 from core.engine.black import implied_total_vol_otm
-from core.engine.grid import K_GRID, T_GRID, T_MESH
+from core.engine.grid import K_GRID, T_GRID, iv_to_w, w_to_iv
 
 __all__ = [
     "HESTON_RANGES",
@@ -602,7 +602,7 @@ def heston_surfaces(n: int, seed: int, quad: QuadConfig = DEFAULT_QUAD,
         iv[rows] = heston_implied_vol(sub, T_GRID, K_GRID, dense)
         if not np.isfinite(iv).all():
             raise RuntimeError("Heston pricing failed for some surfaces even on the dense rule")
-    w = iv * iv * T_MESH
+    w = iv_to_w(iv)
     w_mono = np.maximum.accumulate(w, axis=-2)
     changed = w_mono != w
     return HestonSurfaces(w=w_mono, params=params, calendar_fixed=int(changed.sum()),
@@ -635,7 +635,7 @@ def _main(argv=None):
     wall, cpu = time.perf_counter(), time.process_time()
     res = heston_surfaces(args.n, args.seed, workers=args.workers)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    iv = np.sqrt(res.w / T_MESH)
+    iv = w_to_iv(res.w)
     print(f"{args.n} surfaces in {wall:.2f} s wall, {cpu:.2f} s CPU ({args.workers} worker(s)); "
           f"calendar safety net changed {res.calendar_fixed} cells "
           f"(max {res.max_calendar_fix:.1e} in w); ATM vol range "

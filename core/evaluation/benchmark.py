@@ -16,19 +16,17 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from core import pipeline
 from core.engine.arbitrage import (
     butterfly_violations,
-    calendar_project,
     calendar_violations,
-    project,
 )
-from core.engine.grid import iv_to_w, w_to_iv
+from core.engine.grid import w_to_iv
 from core.evaluation.metrics import (
     RELIABILITY_LEVELS,
     auc,
@@ -40,6 +38,8 @@ from core.evaluation.metrics import (
     oracle_stale_scores,
     roc_curve,
 )
+from core.evaluation.seeds import HESTON_CELLS, TEST_CELLS, Cell
+from core.pipeline import w_observed
 from core.repairers.registry import METHODS, get_repairer
 from core.settings import RESULTS_DIR, WEIGHTS_DIR, apply_thread_policy
 from core.synth.families import generate
@@ -48,39 +48,11 @@ from core.synth.missingness import inject_stale, make_masks, noise_sd_iv, observ
 DEFAULT_JSON = RESULTS_DIR / "benchmark.json"
 
 
-@dataclass(frozen=True)
-class Cell:
-    family: str
-    mask: str
-    surface_seed: int
-    mask_seed: int
-    noise_seed: int
-
-    @property
-    def stale_seed(self) -> int:
-        return self.noise_seed + 401
-
-    @property
-    def label(self) -> str:
-        names = {"shifted_ssvi": "Shifted SSVI", "sabr_event": "SABR-event", "heston": "Heston"}
-        return f"{names.get(self.family, self.family)} / {self.mask}"
-
-
-TEST_CELLS = (
-    Cell("shifted_ssvi", "regular", 1001, 2001, 3000),
-    Cell("shifted_ssvi", "adversarial", 1002, 2002, 3001),
-    Cell("sabr_event", "regular", 1003, 2003, 3002),
-    Cell("sabr_event", "adversarial", 1004, 2004, 3003),
-)
 SD_METHOD = "cnn"  # the post's diagnostics table describes the CNN
 
 # Leave-one-family-out: "best" refitted without a family (weights/best_lofo_<family>.pt, made by
 # `python -m core.cli train best --lofo <family>`) is scored on that family's cells. Heston has test cells of
 # its own here (seeds disjoint from every training, calibration and validation seed).
-HESTON_CELLS = (
-    Cell("heston", "regular", 1005, 2005, 3004),
-    Cell("heston", "adversarial", 1006, 2006, 3005),
-)
 LOFO_CELLS = {"ssvi": TEST_CELLS[:2], "sabr_event": TEST_CELLS[2:], "heston": HESTON_CELLS}
 LOFO_METHODS = ("interp", "svi", "interp_svi", "best")
 
@@ -92,11 +64,6 @@ def test_data(cell: Cell, n: int) -> tuple:
     return w_true, observed, observe(w_true, observed, cell.noise_seed)
 
 
-def _w_obs(iv_obs: np.ndarray) -> tuple:
-    observed = np.isfinite(iv_obs)
-    return np.where(observed, iv_to_w(np.nan_to_num(iv_obs, nan=1.0)), 0.0), observed
-
-
 def stale_test(repairer, w_true: np.ndarray, observed: np.ndarray, cell: Cell) -> tuple:
     """The post's stale-quote test: (labels, scores) over observed cells.
 
@@ -104,21 +71,17 @@ def stale_test(repairer, w_true: np.ndarray, observed: np.ndarray, cell: Cell) -
     re-run on the corrupted quotes; score = |observed w - repaired w| (raw output), or the
     method's own ``stale_score`` when it has one.
     """
-    iv_noisy = observe(w_true, observed, cell.stale_seed + 77)
+    iv_noisy = observe(w_true, observed, cell.fresh_noise_seed)
     iv_stale, is_stale = inject_stale(iv_noisy, cell.stale_seed)
-    w_obs, obs = _w_obs(iv_stale)
-    if hasattr(repairer, "stale_score"):
-        scores = repairer.stale_score(w_obs, obs)
-    else:
-        w_raw, _ = repairer.fit(w_obs, obs)
-        scores = np.abs(w_obs - w_raw)
+    w_obs, obs = w_observed(iv_stale)
+    scores = pipeline.run(repairer, w_obs, obs).stale_scores()
     return is_stale[obs], scores[obs]
 
 
 def oracle_stale_auc(w_true: np.ndarray, observed: np.ndarray, cell: Cell) -> float:
     """AUC of the optimal stale score that knows the true surface, on the same stale test: the
     ceiling of every method's stale-quote AUC in this cell."""
-    iv_noisy = observe(w_true, observed, cell.stale_seed + 77)
+    iv_noisy = observe(w_true, observed, cell.fresh_noise_seed)
     iv_stale, is_stale = inject_stale(iv_noisy, cell.stale_seed)
     scores = oracle_stale_scores(iv_stale, w_to_iv(w_true), noise_sd_iv())
     return auc(is_stale[observed], scores[observed])
@@ -134,7 +97,7 @@ def evaluate_cell(cell: Cell, n: int, methods=METHODS, repairers: dict | None = 
     repairers = repairers or {m: get_repairer(m) for m in methods}
     w_true, observed, iv_obs = test_data(cell, n)
     iv_true = w_to_iv(w_true)
-    w_obs, _ = _w_obs(iv_obs)
+    w_obs, _ = w_observed(iv_obs)
     missing = ~observed
     record = {"family": cell.family, "mask": cell.mask, "n": n, "observed_fraction": float(observed.mean()),
               "rmse": {}, "rmse_calendar": {}, "rmse_full": {}, "downstream_svi": {},
@@ -143,16 +106,16 @@ def evaluate_cell(cell: Cell, n: int, methods=METHODS, repairers: dict | None = 
     detail = {"g_negative_map": {}, "calendar_raw_map": {}, "calendar_post_map": {}}
     for name in methods:
         repairer = repairers[name]
-        w_raw, sd_iv = repairer.fit(w_obs, observed)
-        w_cal, w_full = calendar_project(w_raw), project(w_raw, "full")
+        out = pipeline.run(repairer, w_obs, observed)
+        w_raw, w_cal, w_full = out.w_raw, out.projected("calendar"), out.projected("full")
         iv_cal = w_to_iv(w_cal)
         rmse_cal = missing_rmse(iv_cal, iv_true, observed)
         rmse_full = missing_rmse(w_to_iv(w_full), iv_true, observed)
         # The headline column is each method at its default projection ("calendar" for the
         # post's methods); both variants are reported for every method.
-        full_default = getattr(repairer, "default_arbitrage", "calendar") == "full"
+        full_default = out.mode == "full"
         rmse = rmse_full if full_default else rmse_cal
-        w_out = w_full if full_default else w_cal
+        w_out = out.w
         if full_default:
             record.setdefault("full_default", []).append(name)
         per_surface[name] = rmse
@@ -167,10 +130,9 @@ def evaluate_cell(cell: Cell, n: int, methods=METHODS, repairers: dict | None = 
                 "calendar_full": _rate(calendar_violations(w_full))}
         labels, scores = stale_test(repairer, w_true, observed, cell)
         diag["stale_auc"] = auc(labels, scores)
-        if sd_iv is not None:
+        if repairer.has_sd:
             # Intervals sit around the repair the user gets (the method's default projection).
-            iv_out = w_to_iv(w_out)
-            sd_iv = repairer.adjust_sd(sd_iv, w_to_iv(w_raw), iv_out)
+            iv_out, sd_iv = w_to_iv(w_out), out.sd
             cov = coverage(iv_out, sd_iv, iv_true, missing, half_width=repairer.half_width)
             diag.update(cov80=cov[0.8], cov95=cov[0.95], err_sd_corr=err_sd_corr(iv_out, sd_iv, iv_true, missing),
                         avg_sd=float(sd_iv[missing].mean()),

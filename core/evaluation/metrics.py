@@ -6,8 +6,9 @@ import numpy as np
 from scipy.stats import norm, rankdata
 
 from core.engine.arbitrage import calendar_project
-from core.engine.grid import w_to_iv
 from core.engine.baselines import fit_svi_slices
+from core.engine.grid import w_to_iv
+from core.synth.missingness import STALE_SHIFT_BP
 
 RELIABILITY_LEVELS = (0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 0.95, 0.99)
 
@@ -87,7 +88,7 @@ def downstream_svi(w_repaired: np.ndarray, w_true: np.ndarray, observed: np.ndar
 
 
 def oracle_stale_scores(iv_quoted: np.ndarray, iv_true: np.ndarray, noise_sd: np.ndarray,
-                        shift_bp: tuple = (50.0, 110.0), nodes: int = 64) -> np.ndarray:
+                        shift_bp: tuple = STALE_SHIFT_BP, nodes: int = 64) -> np.ndarray:
     """The Neyman-Pearson optimal stale score when the true surface is known.
 
     Per quote, the likelihood ratio of "noise + a stale move of +-U(shift_bp)" against "noise

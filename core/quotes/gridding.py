@@ -40,7 +40,7 @@ import numpy as np
 from scipy import sparse
 from scipy.interpolate import CubicSpline, PchipInterpolator
 
-from core.engine.grid import K_GRID, N_K, N_T, T_GRID, W_FLOOR
+from core.engine.grid import K_GRID, N_K, N_T, T_GRID, W_FLOOR, w_to_iv
 
 DK = float(K_GRID[1] - K_GRID[0])
 DT = float(T_GRID[1] - T_GRID[0])
@@ -208,7 +208,7 @@ def grid_quotes(T: np.ndarray, k: np.ndarray, iv: np.ndarray, rule: GridRule = G
     has_value &= ~bad
     how[bad] = ""
     with np.errstate(invalid="ignore"):
-        iv_obs = np.where(has_value, np.sqrt(np.maximum(w_node, 0.0) / T_GRID[:, None]), np.nan)
+        iv_obs = np.where(has_value, w_to_iv(w_node, T_GRID[:, None]), np.nan)
     if bad.any():
         keep = sparse.diags((~bad).ravel().astype(float))
         weights = (keep @ weights).tocsr()
@@ -255,7 +255,7 @@ def leave_one_out(gridded: Gridded, quotes=None, chunk: int = 256):
                     node_has[:, j] = np.abs(m_j).sum(1) > 0
             node_has &= node_w > 0
             with np.errstate(invalid="ignore"):
-                out[i] = np.where(node_has, np.sqrt(np.maximum(node_w, 0.0) / T_GRID[:, None]), np.nan)
+                out[i] = np.where(node_has, w_to_iv(node_w, T_GRID[:, None]), np.nan)
         yield part, out
 
 

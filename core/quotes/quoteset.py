@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from core.engine.grid import MAX_IV, MIN_QUOTES  # noqa: F401  (one place for both; re-exported)
 from core.quotes.gridding import K_CATCHMENT, T_CATCHMENT
 
-MAX_IV = 5.0                           # same bound as core.pipeline
 # A vol under 0.1 % is no market's: w = iv^2 T underflows or rounds to the floor downstream.
 MIN_IV = 1e-3
-MIN_QUOTES = 4                         # same as core.pipeline
 MIN_EXPIRIES = 2
 # Quotes within half a grid step of the grid's box inform its edge nodes (core.quotes.gridding).
 T_RANGE = T_CATCHMENT                  # (0.08, 2.08) years

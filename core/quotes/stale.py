@@ -34,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core.engine.arbitrage import calendar_project
+from core import pipeline
 from core.engine.grid import N_K, N_T, T_GRID, iv_to_w, w_to_iv
+from core.evaluation.seeds import FRESH_NOISE_OFFSET, STALE_CALIBRATION_CHAINS
 from core.quotes.gridding import Gridded, iv_at, leave_one_out
 from core.settings import RESULTS_DIR
 from core.synth.chains import noise_sd_at
@@ -61,22 +62,12 @@ def robust_z(x: np.ndarray, axis=None) -> np.ndarray:
     return (x - med) / np.maximum(mad, _MAD_FLOOR)
 
 
-def _project(w: np.ndarray) -> np.ndarray:
-    """Calendar projection of the finite surfaces of a stack; NaN surfaces stay NaN."""
-    out = np.full(w.shape, np.nan)
-    ok = np.isfinite(w).all(axis=(-2, -1))
-    if ok.any():
-        out[ok] = calendar_project(w[ok])
-    return out
+_BATCH = 2048   # surfaces per predict call in leave-out stacks: keeps memory flat
 
 
-def _fit_w(repairer, w_obs: np.ndarray, observed: np.ndarray, batch: int = 2048) -> np.ndarray:
-    """Raw repaired w of a stack of masked surfaces (chunks keep memory flat)."""
-    out = np.empty(w_obs.shape)
-    for start in range(0, len(w_obs), batch):
-        part = slice(start, start + batch)
-        out[part], _ = repairer.fit(w_obs[part], observed[part])
-    return out
+def _leave_out_w(repairer, w_obs: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Calendar-projected repairs of a stack of leave-out surfaces (NaN surfaces stay NaN)."""
+    return pipeline.run(repairer, w_obs, observed, mode="calendar", batch=_BATCH).w
 
 
 # --------------------------------------------------------------------------- on the grid
@@ -91,10 +82,9 @@ def loo_node_residuals(repairer, w_obs: np.ndarray, observed: np.ndarray) -> np.
     surf, ti, kj = np.nonzero(observed)
     masks = observed[surf].copy()
     masks[np.arange(surf.size), ti, kj] = False
-    w_fit = _fit_w(repairer, np.where(masks, w_obs[surf], 0.0), masks)
-    w_fit = _project(w_fit)
+    w_fit = _leave_out_w(repairer, np.where(masks, w_obs[surf], 0.0), masks)
     iv_fit = w_to_iv(w_fit)[np.arange(surf.size), ti, kj]
-    iv_quote = np.sqrt(np.maximum(w_obs[surf, ti, kj], 0.0) / T_GRID[ti])
+    iv_quote = w_to_iv(w_obs[surf, ti, kj], T_GRID[ti])
     out = np.full((n, N_T, N_K), np.nan)
     ok = masks.sum(axis=(1, 2)) >= MIN_NODES
     out[surf[ok], ti[ok], kj[ok]] = (iv_quote - iv_fit)[ok]
@@ -103,8 +93,8 @@ def loo_node_residuals(repairer, w_obs: np.ndarray, observed: np.ndarray) -> np.
 
 def node_scores(repairer, w_obs: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """Stale scores (n, 13, 17) on grid quotes (NaN on missing nodes); see the module doc."""
-    if hasattr(repairer, "stale_score"):     # the method's own score, as the quote path uses it
-        return np.where(observed, np.asarray(repairer.stale_score(w_obs, observed), dtype=np.float64), np.nan)
+    if repairer.has_stale_score:     # the method's own score, as the quote path uses it
+        return np.where(observed, pipeline.run(repairer, w_obs, observed).own_stale, np.nan)
     raw = loo_node_residuals(repairer, w_obs, observed) / noise_sd_iv()
     return np.abs(robust_z(raw, axis=(1, 2)))
 
@@ -121,11 +111,10 @@ def quote_scores(repairer, gridded: Gridded, T: np.ndarray, k: np.ndarray, iv: n
     """
     T, k, iv = (np.asarray(a, dtype=np.float64).ravel() for a in (T, k, iv))
     n = T.size
-    if hasattr(repairer, "stale_score"):
+    if repairer.has_stale_score:
         if w_repaired is None:
-            observed = gridded.observed
-            w_grid = np.where(observed, iv_to_w(np.nan_to_num(gridded.iv_obs, nan=1.0)), 0.0)
-            w_repaired = _project(_fit_w(repairer, w_grid[None], observed[None]))[0]
+            w_grid, observed = pipeline.w_observed(gridded.iv_obs)
+            w_repaired = _leave_out_w(repairer, w_grid[None], observed[None])[0]
         return {"score": _transplant_scores(repairer, gridded, T, k, iv, w_repaired),
                 "residual_loo": np.full(n, np.nan), "iv_loo": np.full(n, np.nan), "basis": "method"}
     iv_loo = np.full(n, np.nan)
@@ -135,7 +124,7 @@ def quote_scores(repairer, gridded: Gridded, T: np.ndarray, k: np.ndarray, iv: n
         if not enough.any():
             continue
         w_stack = np.where(obs, iv_to_w(np.nan_to_num(stack, nan=1.0)), 0.0)
-        w_fit = _project(_fit_w(repairer, w_stack[enough], obs[enough]))
+        w_fit = _leave_out_w(repairer, w_stack[enough], obs[enough])
         for w_surface, q in zip(w_fit, part[enough]):
             if np.isfinite(w_surface).all():
                 iv_loo[q] = iv_at(w_surface, T[q], k[q])
@@ -150,7 +139,7 @@ def detector_for(method: str, **config):
     from core.repairers.registry import get_repairer
 
     repairer = get_repairer(method, **config)
-    if hasattr(repairer, "stale_score"):
+    if repairer.has_stale_score:
         return repairer, method
     return get_repairer(DETECTOR), f"{DETECTOR}-leave-out"
 
@@ -182,8 +171,8 @@ def _transplant_scores(repairer, gridded: Gridded, T, k, iv, w_repaired) -> np.n
         use = rows[enough[rows]]
         if use.size == 0:
             continue
-        node_scores_ = np.asarray(repairer.stale_score(w[use].reshape(-1, N_T, N_K), obs[use].reshape(-1, N_T, N_K)),
-                                  dtype=np.float64).reshape(use.size, -1)
+        node_scores_ = pipeline.run(repairer, w[use].reshape(-1, N_T, N_K),
+                                    obs[use].reshape(-1, N_T, N_K)).own_stale.reshape(use.size, -1)
         scores[part[use]] = node_scores_[np.arange(use.size), main[part][use]]
     return scores
 
@@ -213,7 +202,7 @@ def stale_cell_data(family: str, mask: str, surface_seed: int, mask_seed: int, s
     """The benchmark's stale test inputs: (w_obs, observed, is_stale) for n surfaces."""
     w_true = generate(family, n, surface_seed)
     observed = make_masks(mask, n, mask_seed)
-    iv_noisy = observe(w_true, observed, stale_seed + 77)
+    iv_noisy = observe(w_true, observed, stale_seed + FRESH_NOISE_OFFSET)
     iv_stale, is_stale = inject_stale(iv_noisy, stale_seed)
     obs = np.isfinite(iv_stale)
     w_obs = np.where(obs, iv_to_w(np.nan_to_num(iv_stale, nan=1.0)), 0.0)
@@ -227,7 +216,6 @@ def _auc(labels, scores) -> float:
     return auc(labels[ok], scores[ok])
 
 
-CALIBRATION_CHAINS = (("shifted_ssvi", 5101), ("sabr_event", 5102))   # (family, first seed)
 CALIBRATION_STALE_FRACTION = 0.05
 
 
@@ -242,7 +230,7 @@ def calibration_chains(n: int) -> list:
     from core.synth.chains import ChainSpec, make_chain, surface_function
 
     out = []
-    for family, seed0 in CALIBRATION_CHAINS:
+    for family, seed0 in STALE_CALIBRATION_CHAINS:
         for i in range(n):
             seed = seed0 * 100 + i
             rng = np.random.default_rng(seed)
@@ -278,14 +266,14 @@ def calibrate(methods, n: int = 20, compare: bool = True) -> dict:
 
     chains = calibration_chains(n)
     out = {"target_false_flag_rate": TARGET_FALSE_FLAG_RATE, "chains_per_family": n,
-           "families_and_seeds": [list(c) for c in CALIBRATION_CHAINS],
+           "families_and_seeds": [list(c) for c in STALE_CALIBRATION_CHAINS],
            "stale_fraction": CALIBRATION_STALE_FRACTION, "n_quotes": int(sum(c[0].size for c in chains)),
            "detector": DETECTOR, "detectors": {}, "leave_out_by_method": {}}
     jobs = {}
     for method in methods:
         repairer, key = detector_for(method)
         jobs.setdefault(key, (repairer, "detectors"))
-        if compare and method != DETECTOR and not hasattr(get_repairer(method), "stale_score"):
+        if compare and method != DETECTOR and not get_repairer(method).has_stale_score:
             jobs.setdefault(f"{method}-leave-out-only", (get_repairer(method), "leave_out_by_method"))
     for key, (repairer, section) in jobs.items():
         t0 = time.time()
@@ -297,7 +285,7 @@ def calibrate(methods, n: int = 20, compare: bool = True) -> dict:
                                   "false_flag_rate": float(flag[ok & ~labels].mean()),
                                   "stale_caught": float(flag[ok & labels].mean()),
                                   "precision": float(labels[flag].mean()) if flag.any() else float("nan"),
-                                  "basis": "method" if hasattr(repairer, "stale_score") else "leave-out",
+                                  "basis": "method" if repairer.has_stale_score else "leave-out",
                                   "seconds": round(time.time() - t0, 1)}
     return out
 
@@ -315,10 +303,9 @@ def measure_auc(methods, n: int = 200) -> dict:
     for cell in TEST_CELLS:
         w_true = generate(cell.family, n, cell.surface_seed)
         observed = make_masks(cell.mask, n, cell.mask_seed)
-        iv_noisy = observe(w_true, observed, cell.stale_seed + 77)
+        iv_noisy = observe(w_true, observed, cell.fresh_noise_seed)
         iv_stale, is_stale = inject_stale(iv_noisy, cell.stale_seed)
-        obs = np.isfinite(iv_stale)
-        w_obs = np.where(obs, iv_to_w(np.nan_to_num(iv_stale, nan=1.0)), 0.0)
+        w_obs, obs = pipeline.w_observed(iv_stale)
         labels = is_stale[obs]
         record = {"family": cell.family, "mask": cell.mask, "methods": {}}
         cache.clear()
@@ -330,7 +317,7 @@ def measure_auc(methods, n: int = 200) -> dict:
             if key not in cache:
                 cache[key] = own if key == method or method == DETECTOR else node_scores(detector, w_obs, obs)
             flag_score = cache[key]
-            w_fit, _ = repairer.fit(w_obs, obs)
+            w_fit = pipeline.run(repairer, w_obs, obs).w_raw
             entry = {"auc": _auc(labels, flag_score[obs]), "detector": key,
                      "auc_own_score": _auc(labels, own[obs]),
                      "auc_benchmark_score": _auc(labels, np.abs(w_obs - w_fit)[obs]),

@@ -12,9 +12,8 @@ import pandas as pd
 from core.engine.black import implied_vol
 
 from .forwards import carry_forward, expiry_forwards
+from .quoteset import MAX_IV, MIN_IV
 
-MAX_IV = 5.0
-MIN_IV = 1e-3          # as core.quotes.quoteset: a vol under 0.1 % is no market's
 _STATUS = {3: "no time value (mid at or below intrinsic)", 4: "no time value (mid at or below intrinsic)",
            5: "mid at or above the no-arbitrage upper bound", 6: "mid at or above the no-arbitrage upper bound"}
 

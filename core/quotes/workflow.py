@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from core.engine.grid import K_GRID, K_MESH, T_GRID, T_MESH, iv_to_w
+from core.engine.baselines import fit_svi_slices
+from core.engine.grid import K_GRID, K_MESH, T_GRID, T_MESH, iv_to_w, w_to_iv
 from core.pipeline import RepairResult, repair
+from core.quotes import stale as stale_mod
 from core.quotes.gridding import Gridded, GridRule, grid_quotes, iv_at, values_at
 from core.quotes.read import (
     QuoteError,
@@ -30,14 +32,12 @@ from core.quotes.read import (
     quotes_from_frame,
     read_quotes,
 )
-from core.quotes import stale as stale_mod
+from core.repairers.registry import DEFAULT_METHOD, METHODS, repairer_class
 from core.repairers.weights import WeightsError
-from core.engine.baselines import fit_svi_slices
-from core.repairers.registry import METHODS
 from core.settings import SAMPLES_DIR
 
 # The most accurate on the sample chains (tools/measure_samples.py); interp where best is absent.
-DEFAULT_METHOD = "best" if "best" in METHODS else "interp"
+
 SAMPLES = {"implied vols (index chain)": "quotes_iv.csv", "prices with dates (single stock)": "quotes_prices.csv"}
 
 
@@ -114,17 +114,8 @@ class QuoteRepair:
         return out
 
 
-def needs_weights(method: str) -> bool:
-    """Whether a method loads a weights file (its constructor takes ``weights``)."""
-    import inspect
-
-    from core.repairers.registry import REPAIRERS
-
-    return "weights" in inspect.signature(REPAIRERS[method].__init__).parameters
-
-
 def _with_weights_hint(exc: WeightsError, method: str) -> WeightsError:
-    baselines = ", ".join(m for m in METHODS if not needs_weights(m))
+    baselines = ", ".join(m for m in METHODS if not repairer_class(m).needs_weights)
     return WeightsError(f"{exc} -- the {method} method cannot run; the baselines ({baselines}) still work")
 
 
@@ -218,8 +209,7 @@ def svi_params_table(w_repaired: np.ndarray, method: str) -> pd.DataFrame:
     """
     full = np.ones(w_repaired.shape, dtype=bool)
     fitted, params = fit_svi_slices(w_repaired, full, return_params=True)
-    iv_fit = np.sqrt(fitted / T_GRID[:, None])
-    iv_rep = np.sqrt(w_repaired / T_GRID[:, None])
+    iv_fit, iv_rep = w_to_iv(fitted), w_to_iv(w_repaired)
     return pd.DataFrame({"T": T_GRID, "a": params[:, 0], "b": params[:, 1], "rho": params[:, 2],
                          "m": params[:, 3], "sigma": params[:, 4],
                          "rmse_iv": np.sqrt(np.mean((iv_fit - iv_rep) ** 2, axis=1)), "method": method})

@@ -33,10 +33,11 @@ import torch
 
 from core.engine.conformal import ConformalCalibrator
 from core.engine.grid import IV_FLOOR, K_MESH, N_K, N_T, T_MESH, iv_to_w, w_to_iv
-from core.repairers.base import Repairer
+from core.evaluation.seeds import BEST_TRAIN_SEED
+from core.repairers.base import Prediction, Repairer, check_noise_bp, check_weights
 from core.repairers.weights import WeightsError, load_manifest, load_state
 from core.settings import WEIGHTS_DIR
-from core.synth.missingness import noise_profile
+from core.synth.missingness import NOISE_BP, noise_profile
 
 N_CELLS = N_T * N_K
 DTYPE = torch.float32
@@ -56,13 +57,13 @@ class BestConfig:
     generic_weight: float = 0.1    # prior mass of the family-free block
     trend_scale: float = 0.3       # prior sd of the polynomial-trend coefficients (vol)
     generic_mean_iv: float = 0.25
-    noise_bp: float = 18.0         # quote-noise sd at the long-dated money, vol bp
+    noise_bp: float = NOISE_BP     # quote-noise sd at the long-dated money, vol bp
     stale_bp: float = 80.0         # typical size of a stale move, vol bp (alternative of the stale score)
     # Scale a surface's sd by sqrt(reduced chi-square of its leave-one-out residuals) when that is
     # above 1 (a Birge ratio): quotes the prior explains badly widen the intervals. It changes
     # nothing in-family and lifts coverage on a held-out family (measured in the LOFO table).
     surprise_inflation: bool = True
-    seed: int = 100000             # training draws: seed + index of the family (disjoint from test seeds)
+    seed: int = BEST_TRAIN_SEED    # training draws: seed + index of the family (core.evaluation.seeds)
 
     def n_for(self, family: str) -> int:
         return self.n_per_family.get(family, self.n_default)
@@ -263,12 +264,20 @@ class BestRepairer(Repairer):
     """
 
     name = "best"
+    options = ("weights", "noise_bp")
     has_sd = True
+    has_stale_score = True
+    needs_weights = True
+    models_noise = True
     default_arbitrage = "full"
+    interval_kind = "conformal"
 
     def __init__(self, weights: str | Path = WEIGHTS_DIR / "best.pt", noise_bp: float | None = None):
-        self.weights = Path(weights)
-        self.noise_bp = noise_bp
+        self.weights = check_weights(weights)
+        self.noise_bp = check_noise_bp(noise_bp)
+
+    def load(self) -> None:
+        self.prior  # noqa: B018 - the cached load raises WeightsError for a bad file
 
     @property
     def prior(self):
@@ -279,21 +288,15 @@ class BestRepairer(Repairer):
     def calibrator(self):
         return _cached_best(str(self.weights.resolve()))[1]
 
-    def _run(self, w_obs, observed):
+    def predict(self, w_obs, observed):
+        """Posterior mean and sd; stale: per quote, the log likelihood ratio of 'stale' vs 'noise'
+        (higher = more suspect), 0 where missing."""
         iv_obs = np.where(observed, w_to_iv(np.where(observed, w_obs, 1.0)), 0.0)
-        return self.prior.run(iv_obs, observed)
-
-    def fit(self, w_obs, observed):
-        out = self._run(w_obs, observed)
-        return iv_to_w(np.maximum(out["mean"], IV_FLOOR)), out["sd"]
+        out = self.prior.run(iv_obs, observed)
+        return Prediction(iv_to_w(np.maximum(out["mean"], IV_FLOOR)), out["sd"], out["stale"])
 
     def adjust_sd(self, sd, iv_raw, iv_out):
-
         return projected_sd(sd, iv_raw, iv_out)
-
-    def stale_score(self, w_obs, observed):
-        """Per quote, the log likelihood ratio of 'stale' vs 'noise' (higher = more suspect); 0 where missing."""
-        return self._run(w_obs, observed)["stale"]
 
     def half_width(self, sd, level):
         calibrator = self.calibrator

@@ -4,7 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from core.engine.baselines import SVIGrid, fit_svi_slices, interpolate_w
-from core.repairers.base import Repairer
+from core.repairers.base import Prediction, Repairer
+
+
+def _check_grid(grid) -> SVIGrid:
+    if not isinstance(grid, SVIGrid):
+        raise ValueError(f"option grid must be a core.engine.baselines.SVIGrid, got {type(grid).__name__}")
+    return grid
 
 
 class InterpRepairer(Repairer):
@@ -12,20 +18,21 @@ class InterpRepairer(Repairer):
 
     name = "interp"
 
-    def fit(self, w_obs, observed):
-        return interpolate_w(w_obs, observed), None
+    def predict(self, w_obs, observed):
+        return Prediction(interpolate_w(w_obs, observed))
 
 
 class SVIRepairer(Repairer):
     """Per-slice raw-SVI by coarse shape search with closed-form (a, b) (the post's second baseline)."""
 
     name = "svi"
+    options = ("grid",)
 
     def __init__(self, grid: SVIGrid = SVIGrid()):
-        self.grid = grid
+        self.grid = _check_grid(grid)
 
-    def fit(self, w_obs, observed):
-        return fit_svi_slices(w_obs, observed, self.grid), None
+    def predict(self, w_obs, observed):
+        return Prediction(fit_svi_slices(w_obs, observed, self.grid))
 
 
 class InterpSVIRepairer(Repairer):
@@ -36,10 +43,11 @@ class InterpSVIRepairer(Repairer):
     """
 
     name = "interp_svi"
+    options = ("grid",)
 
     def __init__(self, grid: SVIGrid = SVIGrid()):
-        self.grid = grid
+        self.grid = _check_grid(grid)
 
-    def fit(self, w_obs, observed):
+    def predict(self, w_obs, observed):
         w_interp = np.maximum.accumulate(interpolate_w(w_obs, observed), axis=-2)  # calendar first, as the post
-        return fit_svi_slices(w_interp, np.ones(w_interp.shape, dtype=bool), self.grid), None
+        return Prediction(fit_svi_slices(w_interp, np.ones(w_interp.shape, dtype=bool), self.grid))

@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from core.engine.grid import IV_FLOOR, K_MESH, T_MESH
-from core.repairers.base import Repairer
+from core.engine.grid import K_MESH, T_MESH, w_to_iv
+from core.repairers.base import Prediction, Repairer, check_weights
 from core.repairers.weights import WeightsError, load_manifest, load_state
 from core.settings import WEIGHTS_DIR
 
@@ -81,7 +81,7 @@ def predict(model: RepairCNN, w_obs: np.ndarray, observed: np.ndarray, batch_siz
 
 def sd_w_to_iv(sd_w: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Delta method: sd of iv = sd of w / (2 iv T), with iv floored at 1e-3 as in the post."""
-    iv = np.sqrt(np.maximum(w / T_MESH, IV_FLOOR**2))
+    iv = w_to_iv(w)
     return sd_w / (2.0 * np.maximum(iv, 1e-3) * T_MESH)
 
 
@@ -111,15 +111,20 @@ class CNNRepairer(Repairer):
     """The post's mask-conditional CNN; sd from its log-variance head by the delta method."""
 
     name = "cnn"
+    options = ("weights",)
     has_sd = True
+    needs_weights = True
 
     def __init__(self, weights: str | Path = WEIGHTS_DIR / "cnn.pt"):
-        self.weights = Path(weights)
+        self.weights = check_weights(weights)
+
+    def load(self) -> None:
+        self.model  # noqa: B018 - the cached load raises WeightsError for a bad file
 
     @property
     def model(self):
         return _cached_cnn(str(self.weights.resolve()))
 
-    def fit(self, w_obs, observed):
+    def predict(self, w_obs, observed):
         w_mean, sd_w = predict(self.model, w_obs, observed)
-        return w_mean, sd_w_to_iv(sd_w, w_mean)
+        return Prediction(w_mean, sd_w_to_iv(sd_w, w_mean))

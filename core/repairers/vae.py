@@ -39,8 +39,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from core.engine.grid import N_K, N_T, T_MESH, W_FLOOR
-from core.repairers.base import Repairer
+from core.engine.grid import N_K, N_T, W_FLOOR, iv_to_w, w_to_iv
+from core.repairers.base import Prediction, Repairer, check_weights
 from core.repairers.weights import WeightsError, load_manifest, load_state
 from core.settings import WEIGHTS_DIR
 
@@ -201,19 +201,22 @@ class VAERepairer(Repairer):
     the decoder variance, scaled on its validation set."""
 
     name = "vae"
+    options = ("weights",)
     has_sd = True
+    needs_weights = True
 
     def __init__(self, weights: str | Path = WEIGHTS_DIR / "vae.pt"):
-        self.weights = Path(weights)
+        self.weights = check_weights(weights)
+
+    def load(self) -> None:
+        self.model  # noqa: B018 - the cached load raises WeightsError for a bad file
 
     @property
     def model(self):
         return _cached_vae(str(self.weights.resolve()))
 
-    def fit(self, w_obs, observed):
-        from core.repairers.vae import predict as predict_vae
-
+    def predict(self, w_obs, observed):
         model, sd_scale = self.model
-        iv_obs = np.sqrt(np.maximum(w_obs, W_FLOOR) / T_MESH)
-        iv_mean, sd_iv = predict_vae(model, iv_obs, observed, sd_scale)
-        return np.maximum(iv_mean**2 * T_MESH, W_FLOOR), sd_iv
+        iv_obs = w_to_iv(w_obs)
+        iv_mean, sd_iv = predict(model, iv_obs, observed, sd_scale)
+        return Prediction(np.maximum(iv_to_w(iv_mean), W_FLOOR), sd_iv)

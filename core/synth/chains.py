@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.engine.grid import T_GRID
+from core.engine.grid import T_GRID, w_to_iv
+from core.engine import ssvi
 from core.quotes.gridding import values_at
 from core.synth.families import (
     SHIFTED_BUMP,
@@ -23,7 +24,7 @@ from core.synth.families import (
     shifted_ssvi_total_variance,
     ssvi_total_variance,
 )
-from core.synth.missingness import NOISE_BP, noise_profile
+from core.synth.missingness import NOISE_BP, STALE_SHIFT_BP, noise_profile
 
 T_MAX = float(T_GRID.max())
 
@@ -33,7 +34,7 @@ def _theta_function(theta0: float, slope: float, curve: float):
     the grid; below it theta shrinks in proportion to T (flat ATM vol), as a real front would."""
     T0 = float(T_GRID[0])
     fine = np.linspace(T0, 4.0, 3921)
-    raw = np.maximum(theta0 + slope * fine / T_MAX + curve * (fine / T_MAX) ** 2, 0.004)
+    raw = ssvi.theta_quadratic(theta0, slope, curve, fine / T_MAX)
     run = np.maximum.accumulate(raw)
     return lambda T: np.where(T >= T0, np.interp(T, fine, run), run[0] * np.asarray(T) / T0)
 
@@ -50,9 +51,8 @@ def surface_function(family: str, seed: int, index: int = 0):
         def w(T, k):
             T, k = np.broadcast_arrays(np.asarray(T, float), np.asarray(k, float))
             theta = theta_of(T)
-            phi = q["eta"] / np.maximum(theta, 1e-4) ** q["gamma"]
-            x = phi * k + q["rho"]
-            out = 0.5 * theta * (1.0 + q["rho"] * phi * k + np.sqrt(x * x + 1.0 - q["rho"] ** 2))
+            phi = ssvi.power_law_phi(theta, q["eta"], q["gamma"])
+            out = ssvi.ssvi_total_variance(theta, q["rho"], phi, k)
             if family == "shifted_ssvi" and q.get("has_bump"):
                 t_index = (T - T_GRID[0]) / (T_GRID[1] - T_GRID[0])
                 bump = q["bump_amplitude"] * np.exp(-0.5 * ((t_index - q["bump_T_index"]) / SHIFTED_BUMP["width_nodes"]) ** 2)
@@ -117,7 +117,7 @@ class ChainSpec:
     noise_bp: float = NOISE_BP
     half_spread_noise: float = 1.5  # half bid/ask spread in vol = this x the quote-noise sd
     stale_fraction: float = 0.0
-    stale_bp: tuple = (50.0, 110.0)
+    stale_bp: tuple = STALE_SHIFT_BP
     tick: float = 0.05             # price tick
     min_price: float = 0.25        # options with an ask below this are not listed
     weeklies: int = 3
@@ -156,7 +156,7 @@ def make_chain(w_fn, spec: ChainSpec = ChainSpec(), seed: int = 0, as_prices: bo
     df = pd.DataFrame(rows, columns=["expiry", "T", "strike", "forward", "discount"])
     df["k"] = np.log(df["strike"] / df["forward"])
     T, k = df["T"].to_numpy(), df["k"].to_numpy()
-    iv_true = np.sqrt(w_fn(T, k) / T)
+    iv_true = w_to_iv(w_fn(T, k), T)
     sd = noise_sd_at(T, k, spec.noise_bp)
     iv = iv_true + rng.normal(size=T.size) * sd
     stale = rng.random(T.size) < spec.stale_fraction

@@ -21,6 +21,7 @@ from typing import Callable, Dict
 import numpy as np
 
 from core.engine.grid import K_GRID, N_T, T_GRID
+from core.engine import ssvi
 
 # Parameter boxes: (low, high) of a uniform draw.
 SSVI_RANGES: Dict[str, tuple] = {
@@ -67,19 +68,22 @@ def ssvi_w(theta: np.ndarray, rho: np.ndarray, phi: np.ndarray, k: np.ndarray = 
     theta, phi: (..., nT) ATM total variance and curvature function per maturity;
     rho: (...,) correlation. Returns (..., nT, nK).
     """
-    theta = theta[..., :, None]
-    phi = phi[..., :, None]
-    rho = np.asarray(rho)[..., None, None]
-    x = phi * k + rho
-    return 0.5 * theta * (1.0 + rho * phi * k + np.sqrt(x * x + 1.0 - rho * rho))
+    return ssvi.ssvi_total_variance(theta[..., :, None], np.asarray(rho)[..., None, None], phi[..., :, None], k)
+
+
+def ssvi_theta_phi(theta0, slope, curve, eta, gamma) -> tuple:
+    """The generators' (theta, phi) on T_GRID: theta(T) quadratic in T / T_max, made non-decreasing;
+    phi power-law. Parameters broadcast as (...,) -> (..., 13) each."""
+    t_scaled = T_GRID / T_GRID.max()
+    theta = np.asarray(ssvi.theta_quadratic(np.asarray(theta0)[..., None], np.asarray(slope)[..., None],
+                                       np.asarray(curve)[..., None], t_scaled))
+    theta = np.maximum.accumulate(theta, axis=-1)
+    return theta, ssvi.power_law_phi(theta, np.asarray(eta)[..., None], np.asarray(gamma)[..., None])
 
 
 def _ssvi_surfaces(n: int, rng: np.random.Generator, ranges: Dict[str, tuple]) -> tuple:
     p = {name: _uniform(rng, box, n) for name, box in ranges.items()}
-    t_scaled = T_GRID / T_GRID.max()
-    theta = p["theta0"][:, None] + p["theta_slope"][:, None] * t_scaled + p["theta_curve"][:, None] * t_scaled**2
-    theta = np.maximum.accumulate(np.maximum(theta, 0.004), axis=1)
-    phi = p["eta"][:, None] / np.maximum(theta, 1e-4) ** p["gamma"][:, None]
+    theta, phi = ssvi_theta_phi(p["theta0"], p["theta_slope"], p["theta_curve"], p["eta"], p["gamma"])
     return ssvi_w(theta, p["rho"], phi), p
 
 

@@ -9,16 +9,16 @@ Masks are boolean ``observed`` arrays (n, 13, 17). The two regimes follow the re
                   near-ATM columns, one wing erased over every maturity, the front (p = 0.65) and
                   the long end (p = 0.45) erased, then six to eleven scattered anchors restored.
 
-Every mask holds at least 18 quotes (``MIN_QUOTES``).
+Every mask holds at least 18 quotes (``MIN_MASK_QUOTES``).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from core.engine.grid import ATM_INDEX, K_GRID, K_MESH, N_K, N_T, T_GRID, T_MESH
+from core.engine.grid import ATM_INDEX, K_GRID, K_MESH, N_K, N_T, T_GRID, T_MESH, w_to_iv
 
 REGIMES = ("regular", "adversarial")
-MIN_QUOTES = 18
+MIN_MASK_QUOTES = 18
 NOISE_BP = 18.0
 IV_CLIP = (0.03, 2.00)
 STALE_FRACTION = 0.08
@@ -95,7 +95,7 @@ def _adversarial(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def make_masks(regime: str, n: int, seed: int) -> np.ndarray:
-    """Boolean observed masks (n, 13, 17) of the named regime, each with >= MIN_QUOTES quotes."""
+    """Boolean observed masks (n, 13, 17) of the named regime, each with >= MIN_MASK_QUOTES quotes."""
     rng = np.random.default_rng(seed)
     if regime == "regular":
         m = _regular(n, rng)
@@ -105,9 +105,9 @@ def make_masks(regime: str, n: int, seed: int) -> np.ndarray:
         return np.ones((n, N_T, N_K), dtype=bool)
     else:
         raise ValueError(f"unknown missingness regime {regime!r}; choose one of regular, adversarial, none")
-    short = m.sum(axis=(1, 2)) < MIN_QUOTES
+    short = m.sum(axis=(1, 2)) < MIN_MASK_QUOTES
     if short.any():
-        extra = _choose(rng, np.full(int(short.sum()), MIN_QUOTES), N_T * N_K).reshape(-1, N_T, N_K)
+        extra = _choose(rng, np.full(int(short.sum()), MIN_MASK_QUOTES), N_T * N_K).reshape(-1, N_T, N_K)
         m[short] |= extra
     return m
 
@@ -127,7 +127,7 @@ def noise_sd_iv(noise_bp: float = NOISE_BP) -> np.ndarray:
 def add_quote_noise(w: np.ndarray, seed: int, noise_bp: float = NOISE_BP) -> np.ndarray:
     """Noisy quotes in implied vol for every cell of clean total variance ``w`` (n, 13, 17)."""
     rng = np.random.default_rng(seed)
-    iv = np.sqrt(np.maximum(w / T_MESH, 1e-8))
+    iv = w_to_iv(w)
     noise = rng.normal(0.0, 1.0, size=iv.shape) * noise_sd_iv(noise_bp)
     return np.clip(iv + noise, *IV_CLIP)
 

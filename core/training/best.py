@@ -15,14 +15,15 @@ import torch
 
 from core.engine.conformal import ConformalCalibrator
 from core.engine.grid import IV_FLOOR, iv_to_w, w_to_iv
+from core.evaluation.seeds import BEST_CALIBRATION, BEST_VALIDATION
 from core.repairers.best import BestConfig, MixturePrior, projected_sd, save
 from core.settings import WEIGHTS_DIR
 
 # --------------------------------------------------------------------------- fit, calibrate, validate
 
 # Own seeds, disjoint from training (>= 100000) and from the test cells (1001-1006, 2001-2006, 3000-3005).
-CALIBRATION_SEEDS = {"surface": 60001, "mask": 61001, "noise": 62000}
-VALIDATION_SEEDS = {"surface": 50001, "mask": 51001, "noise": 52000}
+CALIBRATION_SEEDS = BEST_CALIBRATION
+VALIDATION_SEEDS = BEST_VALIDATION
 CALIBRATION_CELLS = (("shifted_ssvi", "regular"), ("shifted_ssvi", "adversarial"),
                      ("sabr_event", "regular"), ("sabr_event", "adversarial"),
                      ("heston", "regular"), ("heston", "adversarial"))

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from core.engine.grid import iv_to_w, w_to_iv
+from core.evaluation.seeds import CNN_SEED, CNN_TRAIN, CNN_VALIDATION
 from core.repairers.cnn import W_SCALE, CNNConfig, RepairCNN, make_inputs, predict
 from core.repairers.weights import save_weights
 from core.settings import WEIGHTS_DIR
@@ -51,11 +52,11 @@ class TrainConfig:
     grad_clip: float = 1.0
     threads: int = 2
     # Seeds are disjoint from the benchmark's test seeds (core.evaluation.benchmark.TEST_CELLS).
-    seed: int = 17
-    train_surface_seed: int = 100
-    train_mask_seed: int = 200
-    val_surface_seed: int = 300
-    val_mask_seed: int = 400
+    seed: int = CNN_SEED
+    train_surface_seed: int = CNN_TRAIN["surface"]
+    train_mask_seed: int = CNN_TRAIN["mask"]
+    val_surface_seed: int = CNN_VALIDATION["surface"]
+    val_mask_seed: int = CNN_VALIDATION["mask"]
     loss: LossConfig = field(default_factory=LossConfig)
     model: CNNConfig = field(default_factory=CNNConfig)
 

@@ -24,18 +24,21 @@ from pathlib import Path
 
 import numpy as np
 
+from core import pipeline
 from core.engine.arbitrage import MODES as ARBITRAGE_MODES
 from core.engine.arbitrage import butterfly_violations, calendar_violation_rate, g_field
 from core.engine.grid import K_GRID, N_K, N_T, T_GRID, iv_to_w, w_to_iv
 from core.evaluation.benchmark import run
-from core.pipeline import MIN_QUOTES, repair
+from core.evaluation.seeds import STALE_SEED_OFFSET
+from core.pipeline import MIN_QUOTES
+from core.repairers.registry import METHODS, get_repairer, repairer_class
 from core.repairers.weights import WeightsError, load_manifest
-from core.repairers.registry import METHODS, get_repairer
 from core.synth.families import (
     GENERATORS,
     SHIFTED_BUMP,
     SHIFTED_SSVI_RANGES,
     SSVI_RANGES,
+    ssvi_theta_phi,
     ssvi_w,
 )
 from core.synth.missingness import (
@@ -55,11 +58,11 @@ SSVI_PARAMS = ("theta0", "theta_slope", "theta_curve", "rho", "eta", "gamma")
 SSVI_PARAM_BOUNDS = {p: (min(SSVI_RANGES[p][0], SHIFTED_SSVI_RANGES[p][0]),
                          max(SSVI_RANGES[p][1], SHIFTED_SSVI_RANGES[p][1])) for p in SSVI_PARAMS}
 CNN_METHOD = "cnn"
-WEIGHTED_METHODS = ("cnn", "best")          # methods whose weights file the app chooses (report.weights_path)
 G_K_GRID = K_GRID[1:-1]                      # k of the g(k) field (interior nodes)
 BAND_LEVEL = 0.95                            # the level of every band and half-width the explorer draws
-# Projection choices of the explorer: "default" is each method's own (core.repair's arbitrage=None).
-PROJECTIONS = ("default", "calendar", "full")
+# The lowest noise a noise-modelling method is told (bp): the slider reaches 0, where a Gaussian
+# likelihood with zero variance is singular.
+NOISE_FLOOR_BP = 1.0
 # A quote is flagged as stale when its stale score (a log likelihood ratio, stale vs noise) exceeds
 # the log prior odds of a clean quote at the benchmark's stale rate: posterior P(stale) > 1/2.
 STALE_FLAG_LLR = float(np.log((1.0 - STALE_FRACTION) / STALE_FRACTION))
@@ -73,26 +76,26 @@ DEFAULT_METHODS = ("best", "interp", "svi", "cnn")
 
 # --------------------------------------------------------------------------- where things live
 
-def method_config(method: str, weights: Path | None = None) -> dict:
+def method_config(method: str, weights: Path | None = None, noise_bp: float | None = None) -> dict:
     """Constructor configuration for ``method``: a method with weights gets the app's weights path
-    (``weights`` overrides the CNN's, as before)."""
+    (``weights`` overrides the CNN's); a method that models quote noise gets ``noise_bp`` (floored
+    at NOISE_FLOOR_BP: a noise-free likelihood is singular)."""
+    cls = repairer_class(method)
+    config = {}
     if method == CNN_METHOD:
-        return {"weights": Path(weights) if weights else cnn_weights_path()}
-    if method in WEIGHTED_METHODS:
-        return {"weights": weights_path(method)}
-    return {}
-
-
-def _load_model(method: str, repairer) -> None:
-    # Touch the cached model, so a bad weights file fails here and the repairs reuse the cache.
-    repairer.model if method == CNN_METHOD else repairer.prior  # noqa: B018
+        config["weights"] = Path(weights) if weights else cnn_weights_path()
+    elif cls.needs_weights and weights_path(method) is not None:
+        config["weights"] = weights_path(method)
+    if cls.models_noise and noise_bp is not None:
+        config["noise_bp"] = max(float(noise_bp), NOISE_FLOOR_BP)
+    return config
 
 
 def weights_status(method: str, weights: Path | None = None) -> dict:
     """Whether ``method``'s weights load: {"available", "message", "path", "manifest" (dict or None)}."""
     path = Path(weights) if weights else weights_path(method)
     try:
-        _load_model(method, get_repairer(method, weights=path))
+        get_repairer(method, weights=path).load()
     except (WeightsError, ValueError) as exc:
         return {"available": False, "message": str(exc), "path": str(path), "manifest": None}
     try:
@@ -101,14 +104,6 @@ def weights_status(method: str, weights: Path | None = None) -> dict:
         manifest = None
     return {"available": True, "message": f"{method} weights loaded from {path}", "path": str(path),
             "manifest": manifest}
-
-
-def cnn_status(weights: Path | None = None) -> dict:
-    """``weights_status`` of the CNN."""
-    out = weights_status(CNN_METHOD, weights)
-    if out["available"]:
-        out["message"] = f"CNN weights loaded from {out['path']}"
-    return out
 
 
 def arbitrage_modes() -> tuple:
@@ -123,7 +118,7 @@ def projection_choices() -> tuple:
 
 def default_projection(method: str) -> str:
     """The projection core.repair applies to ``method`` unless told otherwise."""
-    return getattr(get_repairer(method), "default_arbitrage", "calendar")
+    return repairer_class(method).default_arbitrage
 
 
 def projection_label(choice: str, methods=METHODS, label=str) -> str:
@@ -149,7 +144,7 @@ def band_label(method: str, level: float = BAND_LEVEL, weights: Path | None = No
     z = float(np.ravel(repairer.half_width(np.ones(1), level))[0])
     if abs(z - norm_ppf(0.5 + level / 2.0)) < 1e-9:
         return f"±{z:.2f} sd (Gaussian {pct}) band"
-    return f"{'conformal' if hasattr(type(repairer), 'calibrator') else 'calibrated'} {pct} band"
+    return f"{repairer.interval_kind} {pct} band"
 
 
 def interval_multiplier(method: str, level: float, weights: Path | None = None) -> float:
@@ -176,10 +171,8 @@ def ssvi_parameters(family: str, seed: int) -> dict:
 
 def _ssvi_from_params(params: dict) -> np.ndarray:
     """Total variance (13, 17) of SSVI with the generators' theta(T) and phi(theta) construction."""
-    t_scaled = T_GRID / T_GRID.max()
-    theta = params["theta0"] + params["theta_slope"] * t_scaled + params["theta_curve"] * t_scaled**2
-    theta = np.maximum.accumulate(np.maximum(theta, 0.004))
-    phi = params["eta"] / np.maximum(theta, 1e-4) ** params["gamma"]
+    theta, phi = ssvi_theta_phi(params["theta0"], params["theta_slope"], params["theta_curve"], params["eta"],
+                                params["gamma"])
     return ssvi_w(theta, np.asarray(params["rho"]), phi)
 
 
@@ -310,7 +303,7 @@ def quotes(iv_true: np.ndarray, observed: np.ndarray, noise_bp: float = NOISE_BP
 def stale_quotes(iv_obs: np.ndarray, seed: int, fraction: float = STALE_FRACTION) -> tuple:
     """(quotes, is_stale): ``fraction`` of the quotes (at least one) moved by ±50–110 bp, as in the
     benchmark's stale-quote test; is_stale is the boolean (13, 17) label."""
-    iv_stale, is_stale = inject_stale(np.asarray(iv_obs, float)[None], int(seed) + 401, fraction)
+    iv_stale, is_stale = inject_stale(np.asarray(iv_obs, float)[None], int(seed) + STALE_SEED_OFFSET, fraction)
     return iv_stale[0], is_stale[0]
 
 
@@ -476,7 +469,7 @@ def _rmse(err: np.ndarray, cells: np.ndarray) -> float:
 
 def score_surface(iv_true, iv_obs, methods=METHODS, arbitrage: str | None = None,
                   weights: Path | None = None, stale_truth: np.ndarray | None = None,
-                  band_level: float = BAND_LEVEL) -> SurfaceView:
+                  band_level: float = BAND_LEVEL, noise_bp: float | None = None) -> SurfaceView:
     """Repair one quoted surface with each of ``methods`` and score it against the truth.
 
     iv_true: (13, 17) true vols; iv_obs: (13, 17) quotes, NaN where missing. ``arbitrage``: the
@@ -484,7 +477,8 @@ def score_surface(iv_true, iv_obs, methods=METHODS, arbitrage: str | None = None
     ``stale_truth``: (13, 17) bool of quotes made stale on purpose (for display), or None. Bands are
     the central ``band_level`` intervals of each method's own ``half_width``. A bad input raises
     ValueError (as core.repair); a method that cannot run (weights missing, or any error inside the
-    method) is reported in ``errors`` with its reason, and the others still run.
+    method) is reported in ``errors`` with its reason, and the others still run. ``noise_bp``: the
+    quotes' noise level, given to every method that models noise (None: each method's default).
     """
     arbitrage = None if arbitrage in (None, "default") else arbitrage
     iv_true = check_truth(iv_true)
@@ -493,7 +487,7 @@ def score_surface(iv_true, iv_obs, methods=METHODS, arbitrage: str | None = None
     check_mask(observed)
     missing = ~observed
     w_true = iv_to_w(iv_true)
-    w_obs = np.where(observed, iv_to_w(np.nan_to_num(iv_obs, nan=1.0)), 0.0)
+    w_obs, _ = pipeline.w_observed(pipeline.validate_iv_obs(iv_obs))
     view = SurfaceView(iv_true=iv_true, iv_obs=iv_obs, observed=observed, arbitrage=arbitrage,
                        truth_g_negative=float(np.mean(butterfly_violations(w_true))),
                        truth_calendar=calendar_violation_rate(w_true),
@@ -501,13 +495,12 @@ def score_surface(iv_true, iv_obs, methods=METHODS, arbitrage: str | None = None
                        band_level=band_level)
     for m in methods:
         try:
-            config = method_config(m, weights)
-            res = repair(iv_obs, m, arbitrage=arbitrage, **config)
-            repairer = get_repairer(m, **config)
-            half_width = None if res.sd is None else np.asarray(repairer.half_width(res.sd, band_level))
-            stale = None
-            if hasattr(repairer, "stale_score"):
-                stale = np.where(observed, repairer.stale_score(w_obs[None], observed[None])[0], np.nan)
+            repairer = get_repairer(m, **method_config(m, weights, noise_bp))
+            out = pipeline.run(repairer, w_obs, observed[None], arbitrage)
+            iv_out, iv_raw = w_to_iv(out.w[0]), w_to_iv(out.w_raw[0])
+            sd = None if out.sd is None else out.sd[0]
+            half_width = None if sd is None else np.asarray(repairer.half_width(sd, band_level))
+            stale = None if out.own_stale is None else np.where(observed, out.own_stale[0], np.nan)
             band = band_label(m, band_level, weights) if half_width is not None else None
         except (WeightsError, ValueError) as exc:
             view.errors[m] = str(exc)
@@ -515,15 +508,15 @@ def score_surface(iv_true, iv_obs, methods=METHODS, arbitrage: str | None = None
         except Exception as exc:  # noqa: BLE001 - one broken method must not take the page down
             view.errors[m] = f"{type(exc).__name__}: {exc}"
             continue
-        w_out, w_raw = iv_to_w(res.iv), iv_to_w(res.iv_raw)
-        err = np.abs(res.iv - iv_true)
+        w_out, w_raw = out.w[0], out.w_raw[0]
+        err = np.abs(iv_out - iv_true)
         g = g_field(w_out)
         view.methods[m] = MethodView(
-            method=m, iv=res.iv, iv_raw=res.iv_raw, sd=res.sd, abs_err=err,
+            method=m, iv=iv_out, iv_raw=iv_raw, sd=sd, abs_err=err,
             rmse_missing=_rmse(err, missing), rmse_all=_rmse(err, np.ones_like(missing)),
             raw_calendar=calendar_violation_rate(w_raw), post_calendar=calendar_violation_rate(w_out),
             g_negative=float(np.mean(butterfly_violations(w_out))), g=g, g_violation=butterfly_violations(w_out),
-            projection=res.arbitrage, g_negative_raw=float(np.mean(butterfly_violations(w_raw))),
+            projection=out.mode, g_negative_raw=float(np.mean(butterfly_violations(w_raw))),
             half_width=half_width, band=band,
             band_coverage=float(np.mean(err[missing] <= half_width[missing]))
             if half_width is not None and missing.any() else float("nan"),
@@ -542,9 +535,7 @@ def run_benchmark(n_test: int, methods=METHODS, weights: Path | None = None, pro
     runnable, skipped = [], {}
     for m in methods:
         try:
-            repairer = get_repairer(m, **method_config(m, weights))
-            if m in WEIGHTED_METHODS:
-                _load_model(m, repairer)   # loads the weights now, so a bad file is caught here
+            get_repairer(m, **method_config(m, weights)).load()   # a bad weights file is caught here
         except (WeightsError, ValueError) as exc:
             skipped[m] = str(exc)
             continue
