@@ -128,6 +128,12 @@ def import_chain(source, name: str | None = None, valuation_date=None, spot=None
 def import_laid_out(laid, name: str = "quotes", valuation_date=None, spot=None, rate=None,
                     dividend_yield=None, n_near: int = N_NEAR) -> ImportedChain:
     """Import a chain already in memory: a LaidOut, or a DataFrame in any known layout."""
+    # Absurd cells (1e308, inf) are dropped by the finiteness checks, not by warnings on the way.
+    with np.errstate(all="ignore"):
+        return _import(laid, name, valuation_date, spot, rate, dividend_yield, n_near)
+
+
+def _import(laid, name, valuation_date, spot, rate, dividend_yield, n_near) -> ImportedChain:
     if isinstance(laid, pd.DataFrame):
         laid = map_frame(laid)
     if not isinstance(laid, LaidOut):
@@ -187,6 +193,8 @@ def _latest_snapshot(f: pd.DataFrame, drops: _Drops, notes: list) -> None:
     stamps, bad, _ = parse_date_column(f["snapshot"], "quote_datetime")
     drops.mark(bad | stamps.isna().to_numpy(), "quote_datetime is not a date-time")
     latest = stamps.max()
+    if pd.isna(latest):
+        raise ChainImportError("quote_datetime holds no date-time; an intraday file needs one per quote")
     drops.mark((stamps < latest).to_numpy(), "an earlier intraday snapshot (the latest is used)")
     f["valuation_date"] = latest.normalize()
     notes.append(f"snapshot {latest:%Y-%m-%d %H:%M} used")

@@ -73,7 +73,8 @@ def parity_fit(strike, call_mid, put_mid, T: float, n_near: int = N_NEAR) -> Par
     strikes have both legs or the fitted slope is not a discount factor in D_RANGE.
     """
     K = np.asarray(strike, float)
-    y = np.asarray(call_mid, float) - np.asarray(put_mid, float)
+    with np.errstate(all="ignore"):
+        y = np.asarray(call_mid, float) - np.asarray(put_mid, float)
     ok = np.isfinite(K) & np.isfinite(y) & (K > 0)
     K, y = K[ok], y[ok]
     if np.unique(K).size < MIN_PAIRS:
@@ -84,7 +85,8 @@ def parity_fit(strike, call_mid, put_mid, T: float, n_near: int = N_NEAR) -> Par
         return None
     # centre and scale strikes so the 2 x 2 system is well conditioned at index levels
     K0, Ks = float(np.mean(K)), float(np.std(K)) or 1.0
-    a, b, rms = _huber_line((K - K0) / Ks, y)
+    with np.errstate(all="ignore"):          # absurd prices (1e308) fail the D_RANGE test below
+        a, b, rms = _huber_line((K - K0) / Ks, y)
     D = -b / Ks
     if not (np.isfinite(D) and D_RANGE[0] <= D <= D_RANGE[1]):
         return None

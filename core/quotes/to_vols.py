@@ -119,7 +119,8 @@ def price_quotes(f, num, T, drops, notes, carry, n_near, name, query_ok: bool) -
         one_root(f, T, two & (ask >= bid), drops, notes)
         drops.mark(~two, "one-sided or no market (bid or ask missing or zero)")
         drops.mark(bid > ask, "crossed (bid above ask)")
-        mid = 0.5 * (bid + ask)
+        with np.errstate(over="ignore"):
+            mid = 0.5 * (bid + ask)
         if price is not None:
             notes.append("the bid/ask mid is the quote; the price column is not used")
     else:
@@ -176,7 +177,8 @@ def vol_quotes(f, num, T, drops, notes, carry, layout, name) -> tuple:
     if bid is not None and ask is not None:
         both = np.isfinite(bid) & np.isfinite(ask)
         drops.mark(both & (bid > ask), "crossed (bid above ask)")
-        iv = np.where(both, 0.5 * (bid + ask), iv)
+        with np.errstate(over="ignore"):
+            iv = np.where(both, 0.5 * (bid + ask), iv)
     empty = "empty cell in the published matrix (no quote)" if layout == "quantlib_matrix" else "query"
     drops.mark(~np.isfinite(iv), empty)
     drops.mark(iv <= 0, "vol <= 0")
@@ -223,7 +225,9 @@ def _vol_moneyness(num, T, drops, notes, carry, name) -> tuple:
 
 def merge_duplicates(table: pd.DataFrame, drops) -> None:
     """Quotes at the same expiry, strike and type: one entry, the mean vols, weight = the count."""
-    used = np.flatnonzero(~drops.bad)
+    T, k = table["T"].to_numpy(float), table["k"].to_numpy(float)
+    # rounding 1e308 overflows; no real quote has |T| or |k| that large
+    used = np.flatnonzero(~drops.bad & (np.abs(T) < 1e3) & (np.abs(k) < 1e3))
     if used.size < 2:
         return
     key = pd.DataFrame({"T": np.round(table["T"].to_numpy()[used], 9),
