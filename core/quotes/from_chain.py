@@ -21,6 +21,13 @@ def _is_skip(reason: str) -> bool:
     return reason.startswith(SKIPPED)
 
 
+def _forward_records(chain: ImportedChain) -> list:
+    """The per-expiry forwards as JSON-ready records (NaN as None)."""
+    fwd = chain.forwards.astype(object).where(chain.forwards.notna(), None)
+    return [{key: (float(v) if isinstance(v, (float, np.floating)) else int(v) if isinstance(v, (np.integer,))
+                   else v) for key, v in row.items()} for row in fwd.to_dict("records")]
+
+
 def quote_set_from_chain(chain: ImportedChain) -> QuoteSet:
     """QuoteSet (one table row per quote read, with row = its input line) of an ImportedChain."""
     t = chain.table.copy()
@@ -47,6 +54,7 @@ def quote_set_from_chain(chain: ImportedChain) -> QuoteSet:
         columns_used=[c for c in ("T", "expiry", "strike", "type", "bid", "ask", "iv", "forward", "discount")
                       if c in t and t[c].notna().any()],
         columns_ignored=list(rep.ignored), layout=rep.layout, notes=list(rep.notes),
-        n_expiries=int(np.unique(np.round(T[used], 9)).size) if used.any() else 0)
+        n_expiries=int(np.unique(np.round(T[used], 9)).size) if used.any() else 0,
+        forwards=_forward_records(chain))
     check_enough(report, T[used], rep.source)
     return QuoteSet(table=t, report=report, forwards=chain.forwards)

@@ -51,6 +51,7 @@ class ValidationReport:
     n_expiries: int = 0
     layout: str = "generic"                     # the vendor layout read (core.quotes.layouts)
     notes: list = field(default_factory=list)   # what was decided about the data (units, forwards)
+    forwards: list = field(default_factory=list)  # per expiry: T, forward, discount, source, rate, residual, n_pairs
 
     @property
     def n_dropped(self) -> int:
@@ -99,6 +100,7 @@ class ValidationReport:
                 "skipped": {k: list(map(int, v)) for k, v in self.skipped.items()},
                 "dropped": {k: list(map(int, v)) for k, v in self.dropped.items()},
                 "warnings": list(self.warnings), "notes": list(self.notes), "layout": self.layout,
+                "forwards": list(self.forwards),
                 "columns_used": list(self.columns_used),
                 "columns_ignored": list(self.columns_ignored)}
 

@@ -125,3 +125,19 @@ def test_cli_repairs_vendor_layouts(tmp_path, capsys, name, options):
     used = quotes[quotes["status"] == "used"]
     assert len(used) > 10 and used["iv_repaired"].between(0.05, 2.0).all()
     assert "note:" in out.out
+
+
+def test_report_json_carries_the_parity_forwards(tmp_path, capsys):
+    import json
+
+    from core.cli import main
+
+    assert main(["repair", str(FIXTURES / "ivydb.csv"), "--method", "interp", "--no-stale", "--quiet",
+                 "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    report = json.loads((tmp_path / "out" / "report.json").read_text())["report"]
+    assert report["layout"] == "ivydb" and len(report["forwards"]) == 4
+    for row in report["forwards"]:
+        # IvyDB gives forward_price: it is used; parity's own forward is reported beside it
+        assert row["source"] == "parity" and abs(row["parity_forward"] / row["forward"] - 1) < 1e-8
+        assert abs(row["rate"] - 0.04) < 1e-6
