@@ -2,13 +2,11 @@
 
 Run with ``streamlit run app.py``. Pages live in pages/; they call core and draw.
 """
-import os
+# One thread unless the user says otherwise (core.settings), set before torch loads its OpenMP
+# runtime: the app repairs one surface at a time, where threads only add overhead.
+from core.settings import apply_thread_policy
 
-# One OpenMP thread unless the user says otherwise, set before scipy or torch load their OpenMP
-# runtime. The app repairs one 13 x 17 surface at a time, where threads only add overhead, and on a
-# busy 2-core machine scipy 1.17's LinearNDInterpolator with 2 OpenMP threads took 700-950 ms per
-# surface against 0.3 ms with 1 (torch's CNN: 100-150 ms against 1-4 ms).
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+apply_thread_policy()
 
 import streamlit as st  # noqa: E402
 

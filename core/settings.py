@@ -6,6 +6,7 @@ call ``apply_thread_policy()``; ``core.repair`` calls it once on first use.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -26,19 +27,21 @@ THREADS = 1
 _applied = False
 
 
-def apply_thread_policy(threads: int = THREADS) -> None:
-    """Cap OpenMP/BLAS and torch intra-op threads at ``threads`` for this process (idempotent).
+def apply_thread_policy(threads: int | None = None) -> None:
+    """Cap OpenMP, BLAS and torch intra-op threads for this process (idempotent).
 
-    The OMP variable is only a default: a user's explicit OMP_NUM_THREADS is kept."""
+    ``threads`` None: the user's OMP_NUM_THREADS if set, else THREADS. torch is not imported here:
+    when it loads later it reads OMP_NUM_THREADS; when it is already loaded it is set directly."""
     global _applied
+    if threads is None:
+        threads = int(os.environ.get("OMP_NUM_THREADS") or THREADS)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import scipy.linalg  # noqa: F401  (loads scipy's OpenBLAS so the cap below reaches it too)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=threads, user_api="blas")
-    import torch
-
-    torch.set_num_threads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
     _applied = True
 
 

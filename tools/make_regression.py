@@ -1,4 +1,4 @@
-"""Regenerate tests/regression_benchmark.json: `python -m tools.make_regression`."""
+"""Regenerate tests/evaluation/regression_benchmark.json: `python -m tools.make_regression`."""
 import json
 from pathlib import Path
 
@@ -9,6 +9,6 @@ if __name__ == "__main__":
     out = {f"{c['family']}/{c['mask']}": {"observed_fraction": c["observed_fraction"],
                                           "rmse": {m: round(s["mean"], 6) for m, s in c["rmse"].items()}}
            for c in result["cells"]}
-    path = Path(__file__).resolve().parent.parent / "tests" / "regression_benchmark.json"
+    path = Path(__file__).resolve().parent.parent / "tests" / "evaluation" / "regression_benchmark.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {path}")

@@ -52,7 +52,7 @@ the real axis, in the tests.
 Accuracy (implied vol vs a per-strike adaptive-quadrature reference that agrees with 40-digit
 mpmath to ~1e-15): worst 7e-9 over 92 random surfaces, 4e-7 over the 32 corners of the
 parameter box, 1e-11 on the hardest short-maturity wings found (prices ~1e-23).
-Speed: ~1 ms CPU per surface (13 x 17 grid) on our machines; ``workers=2`` uses both cores.
+``workers=2`` prices on both cores (``python -m core.engine.heston --n 10000 --workers 2`` times it).
 """
 from __future__ import annotations
 

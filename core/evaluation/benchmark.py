@@ -91,6 +91,40 @@ def _rate(flags: np.ndarray) -> float:
     return float(np.mean(flags))
 
 
+def _arbitrage_diagnostics(out, detail: dict | None, name: str) -> dict:
+    """Calendar and butterfly violation rates of the raw, calendar- and fully-projected repairs;
+    with ``detail``, their per-node maps too."""
+    w_raw, w_cal, w_full = out.w_raw, out.projected("calendar"), out.projected("full")
+    cal_raw, cal_post, g_neg = calendar_violations(w_raw), calendar_violations(w_cal), butterfly_violations(w_cal)
+    if detail is not None:
+        detail["g_negative_map"][name] = g_neg.mean(0).round(4).tolist()
+        detail["calendar_raw_map"][name] = cal_raw.mean(0).round(4).tolist()
+        detail["calendar_post_map"][name] = cal_post.mean(0).round(4).tolist()
+    return {"raw_calendar": _rate(cal_raw), "post_calendar": _rate(cal_post),
+            "g_negative": _rate(g_neg), "g_negative_raw": _rate(butterfly_violations(w_raw)),
+            "g_negative_full": _rate(butterfly_violations(w_full)),
+            "calendar_full": _rate(calendar_violations(w_full))}
+
+
+def _interval_diagnostics(out, iv_true: np.ndarray, missing: np.ndarray, detail: dict | None, name: str) -> dict:
+    """Coverage, width and error-sd correlation of the intervals around the repair the user gets
+    (the method's default projection); with ``detail``, the reliability curve and a sample."""
+    iv_out, sd_iv, half_width = w_to_iv(out.w), out.sd, out.half_width
+    cov = coverage(iv_out, sd_iv, iv_true, missing, half_width=half_width)
+    diag = dict(cov80=cov[0.8], cov95=cov[0.95], err_sd_corr=err_sd_corr(iv_out, sd_iv, iv_true, missing),
+                avg_sd=float(sd_iv[missing].mean()),
+                width80=float(2 * np.mean(half_width(sd_iv[missing], 0.8))),
+                width95=float(2 * np.mean(half_width(sd_iv[missing], 0.95))))
+    if detail is not None:
+        levels = coverage(iv_out, sd_iv, iv_true, missing, RELIABILITY_LEVELS, half_width)
+        err = np.abs(iv_out - iv_true)[missing]
+        pick = np.random.default_rng(0).permutation(err.size)[:1500]
+        detail.setdefault("reliability", {})[name] = {"nominal": list(levels), "empirical": list(levels.values())}
+        detail.setdefault("err_sd_sample", {})[name] = {"abs_err": err[pick].round(6).tolist(),
+                                                        "sd": sd_iv[missing][pick].round(6).tolist()}
+    return diag
+
+
 def evaluate_cell(cell: Cell, n: int, methods=METHODS, repairers: dict | None = None,
                   details: bool = True) -> dict:
     """Score ``methods`` on the first n surfaces of ``cell``; returns the cell's JSON record."""
@@ -107,50 +141,25 @@ def evaluate_cell(cell: Cell, n: int, methods=METHODS, repairers: dict | None = 
     for name in methods:
         repairer = repairers[name]
         out = pipeline.run(repairer, w_obs, observed)
-        w_raw, w_cal, w_full = out.w_raw, out.projected("calendar"), out.projected("full")
-        iv_cal = w_to_iv(w_cal)
-        rmse_cal = missing_rmse(iv_cal, iv_true, observed)
-        rmse_full = missing_rmse(w_to_iv(w_full), iv_true, observed)
+        rmse_cal = missing_rmse(w_to_iv(out.projected("calendar")), iv_true, observed)
+        rmse_full = missing_rmse(w_to_iv(out.projected("full")), iv_true, observed)
         # The headline column is each method at its default projection ("calendar" for the
         # post's methods); both variants are reported for every method.
-        full_default = out.mode == "full"
-        rmse = rmse_full if full_default else rmse_cal
-        w_out = out.w
-        if full_default:
+        if out.mode == "full":
             record.setdefault("full_default", []).append(name)
-        per_surface[name] = rmse
-        record["rmse"][name] = mean_se(rmse)
+        per_surface[name] = rmse_full if out.mode == "full" else rmse_cal
+        record["rmse"][name] = mean_se(per_surface[name])
         record["rmse_calendar"][name] = mean_se(rmse_cal)
         record["rmse_full"][name] = mean_se(rmse_full)
-        record["downstream_svi"][name] = mean_se(downstream_svi(w_out, w_true, observed))
-        cal_raw, g_neg = calendar_violations(w_raw), butterfly_violations(w_cal)
-        diag = {"raw_calendar": _rate(cal_raw), "post_calendar": _rate(calendar_violations(w_cal)),
-                "g_negative": _rate(g_neg), "g_negative_raw": _rate(butterfly_violations(w_raw)),
-                "g_negative_full": _rate(butterfly_violations(w_full)),
-                "calendar_full": _rate(calendar_violations(w_full))}
+        record["downstream_svi"][name] = mean_se(downstream_svi(out.w, w_true, observed))
+        diag = _arbitrage_diagnostics(out, detail if details else None, name)
         labels, scores = stale_test(repairer, w_true, observed, cell)
         diag["stale_auc"] = auc(labels, scores)
         if repairer.has_sd:
-            # Intervals sit around the repair the user gets (the method's default projection).
-            iv_out, sd_iv = w_to_iv(w_out), out.sd
-            cov = coverage(iv_out, sd_iv, iv_true, missing, half_width=repairer.half_width)
-            diag.update(cov80=cov[0.8], cov95=cov[0.95], err_sd_corr=err_sd_corr(iv_out, sd_iv, iv_true, missing),
-                        avg_sd=float(sd_iv[missing].mean()),
-                        width80=float(2 * np.mean(repairer.half_width(sd_iv[missing], 0.8))),
-                        width95=float(2 * np.mean(repairer.half_width(sd_iv[missing], 0.95))))
-            if details:
-                levels = coverage(iv_out, sd_iv, iv_true, missing, RELIABILITY_LEVELS, repairer.half_width)
-                err = np.abs(iv_out - iv_true)[missing]
-                pick = np.random.default_rng(0).permutation(err.size)[:1500]
-                detail.setdefault("reliability", {})[name] = {"nominal": list(levels), "empirical": list(levels.values())}
-                detail.setdefault("err_sd_sample", {})[name] = {"abs_err": err[pick].round(6).tolist(),
-                                                                "sd": sd_iv[missing][pick].round(6).tolist()}
+            diag.update(_interval_diagnostics(out, iv_true, missing, detail if details else None, name))
         if details:
             fpr, tpr = roc_curve(labels, scores)
             detail.setdefault("stale_roc", {})[name] = {"fpr": fpr.round(4).tolist(), "tpr": tpr.round(4).tolist()}
-            detail["g_negative_map"][name] = g_neg.mean(0).round(4).tolist()
-            detail["calendar_raw_map"][name] = cal_raw.mean(0).round(4).tolist()
-            detail["calendar_post_map"][name] = calendar_violations(w_cal).mean(0).round(4).tolist()
         record["diagnostics_by_method"][name] = diag
     if SD_METHOD in record["diagnostics_by_method"]:
         record["diagnostics"] = record["diagnostics_by_method"][SD_METHOD]
@@ -374,7 +383,7 @@ def main(argv=None) -> int:
 
     result = run(args.n_test, methods, Path(args.weights) if args.weights else None, progress=report)
     print(format_tables(result))
-    if not args.no_lofo and "best" in METHODS:
+    if not args.no_lofo:
         t0 = time.time()
         result["lofo"] = run_lofo(args.n_test)
         result["seconds"]["lofo"] = round(time.time() - t0, 2)

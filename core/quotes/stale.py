@@ -8,13 +8,13 @@ is divided by the benchmark's quote-noise sd at (T, k) (18 bp times the wing/fro
 then robustly standardised over the surface's quotes (minus the median, over 1.4826 MAD), so the
 score reads as "how many typical misfits away". Quotes whose removal leaves fewer than four
 nodes get NaN. The leave-out repair is interpolation (``DETECTOR``) whatever method repairs the
-surface: on the calibration chains it separates stale quotes best (AUC 0.79 against 0.69 for
-svi and 0.61 for cnn leave-outs, whose residuals are dominated by model misfit), and the flags
-then do not change with the method. A method that has its own ``stale_score(w_obs, observed)``
-(on the grid) is used instead, per quote: the quote alone on its main node of its leave-one-out
-grid (``_transplant_scores``); its raw score is the flag's score (for ``best``, a log likelihood
-ratio). Reading the node's score for every quote on it instead gave AUC 0.53 on the chains; the
-per-quote transplant 0.81.
+surface: on the calibration chains it separates stale quotes better than the svi and cnn
+leave-outs, whose residuals are dominated by model misfit (``python -m core.cli stale --calibrate``
+prints each), and the flags then do not change with the method. A method with its own stale score
+(``has_stale_score``) is used instead, per quote: the quote alone on its main node of its
+leave-one-out grid (``_transplant_scores``); its raw score is the flag's score (for ``best``, a log
+likelihood ratio). Reading the node's score for every quote on it instead separates far worse on
+the chains: each quote of a dense node would share one score.
 
 Flag. ``score > threshold``, with the threshold per method read from
 ``results/stale_calibration.json``: the score's 98th percentile over the clean quotes of synthetic

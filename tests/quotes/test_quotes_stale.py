@@ -9,7 +9,7 @@ from core.quotes.gridding import grid_quotes
 from core.quotes.workflow import repair_quotes
 from core.repairers import classical
 from core.repairers import registry as methods_mod
-from tests.quote_cases import good_chain
+from tests.quotes.quote_cases import good_chain
 
 
 def _chain_with_outliers(seed=11, shifts=(0.03, -0.04, 0.05)):

@@ -8,7 +8,7 @@ import pytest
 from core.cli import main
 from core.quotes.workflow import repair_quotes
 from core.repairers.weights import WeightsError
-from tests.quote_cases import MALFORMED, csv_bytes, good_chain
+from tests.quotes.quote_cases import MALFORMED, csv_bytes, good_chain
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))

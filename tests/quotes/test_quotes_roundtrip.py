@@ -17,7 +17,7 @@ import core
 from core.cli import main
 from core.synth.chains import surface_function
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOL_RMS, TOL_MAX = 2e-4, 10e-4
 
 

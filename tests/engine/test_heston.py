@@ -20,7 +20,7 @@ from core.engine.heston import (
     heston_surfaces,
     heston_total_variance,
 )
-from tests.heston_reference import (
+from tests.engine.heston_reference import (
     explosion_time,
     lewis_call_price,
     riccati_log_mgf,

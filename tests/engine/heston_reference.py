@@ -10,7 +10,7 @@
   relative accuracy ~1e-13 even for 1e-30 prices.  Agrees with 40-digit mpmath to ~1e-15.
 
 Run as a script to measure core.engine.heston's implied-vol error on random surfaces:
-    python -m tests.heston_reference --surfaces 20 --seed 1
+    python -m tests.engine.heston_reference --surfaces 20 --seed 1
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/4_quotes.py"
 pytestmark = pytest.mark.skipif(not (ROOT / "app.py").exists() or not (ROOT / "ui" / "style.py").exists(),
                                 reason="needs the dashboard frame (app.py, ui/)")
@@ -89,7 +89,7 @@ def test_price_sample_with_dates_and_cnn_sd_panel():
 def test_bad_files_end_in_one_st_error(monkeypatch, case):
     import re
 
-    from tests.quote_cases import MALFORMED
+    from tests.quotes.quote_cases import MALFORMED
 
     data, name, pattern = MALFORMED[case]
     monkeypatch.setattr("core.quotes.workflow.sample_bytes", lambda label: (data, name))

@@ -7,7 +7,7 @@ import pytest
 
 from core.engine.grid import K_GRID, T_GRID
 from core.quotes.read import MAX_ROWS, QuoteError, normalise_quotes, read_quotes
-from tests.quote_cases import (
+from tests.quotes.quote_cases import (
     MALFORMED,
     csv_bytes,
     good_chain,
