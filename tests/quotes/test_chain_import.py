@@ -141,3 +141,17 @@ def test_report_json_carries_the_parity_forwards(tmp_path, capsys):
         # IvyDB gives forward_price: it is used; parity's own forward is reported beside it
         assert row["source"] == "parity" and abs(row["parity_forward"] / row["forward"] - 1) < 1e-8
         assert abs(row["rate"] - 0.04) < 1e-6
+
+
+def test_calls_frame_alone_takes_forwards_from_spot_and_rate():
+    """One yfinance frame (calls only) has no parity: spot + rate + dividend yield give F and D."""
+    calls = _yfinance()
+    calls = calls[calls["type"] == "call"].drop(columns=["stockPrice"])
+    with pytest.raises(ValueError, match="no forward for this expiry"):
+        import_laid_out(calls, "calls.csv")
+    chain = import_laid_out(calls, "calls.csv", spot=5000.0, rate=0.04, dividend_yield=0.015)
+    assert set(chain.forwards["source"]) == {"spot+rate"}
+    T = chain.used["T"].to_numpy()
+    np.testing.assert_allclose(chain.used["forward"], 5000.0 * np.exp(0.025 * T))
+    np.testing.assert_allclose(chain.used["discount"], np.exp(-0.04 * T))
+    assert (chain.used["k"] >= 0).all()               # calls above the forward only: OTM
