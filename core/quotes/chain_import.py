@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .dates import far_dates, parse_date_column, parse_one_date, year_fraction
-from .forwards import N_NEAR, expiry_forwards
+from .forwards import N_NEAR
 from .layouts import LaidOut, map_frame, read_layout
 from .quoteset import QuoteError
 from .to_vols import merge_duplicates, price_quotes, vol_quotes
@@ -121,7 +121,7 @@ def import_chain(source, name: str | None = None, valuation_date=None, spot=None
     (continuous, per year) and ``dividend_yield`` give forwards where parity cannot. Raises a
     ValueError with a one-line message for a file that cannot be used.
     """
-    laid, name = read_layout(source, name, valuation_date)
+    laid, name = read_layout(source, name)
     return import_laid_out(laid, name, valuation_date, spot, rate, dividend_yield, n_near)
 
 

@@ -27,8 +27,12 @@ import numpy as np
 import pandas as pd
 
 from .source import MAX_FILE_BYTES, SourceError, decode_text, is_parquet, source_bytes
-from .vendor_text import (looks_like_cboe_quotedata, looks_like_quantlib_matrix, read_cboe_quotedata,
-                          read_quantlib_matrix)
+from .vendor_text import (
+    looks_like_cboe_quotedata,
+    looks_like_quantlib_matrix,
+    read_cboe_quotedata,
+    read_quantlib_matrix,
+)
 
 MAX_ROWS = 200_000
 
@@ -94,8 +98,7 @@ def _read_parquet(data: bytes, name: str, max_rows: int) -> pd.DataFrame:
         raise SourceError(f"cannot convert {name} to a table: {' '.join(str(exc).split())}") from None
 
 
-def read_layout(source, name: str | None = None, valuation_date=None, max_bytes: int = MAX_FILE_BYTES,
-                max_rows: int = MAX_ROWS) -> tuple:
+def read_layout(source, name: str | None = None, max_bytes: int = MAX_FILE_BYTES, max_rows: int = MAX_ROWS) -> tuple:
     """(LaidOut, display name) from a path, bytes or upload in any layout this module knows."""
     data, name = source_bytes(source, name, max_bytes)
     if len(data) == 0 or not data.strip():
@@ -254,8 +257,8 @@ def _cboe_datashop(df: pd.DataFrame) -> LaidOut:
         out["spot"] = df[active]
     elif ub and ua:
         out["spot"] = 0.5 * (pd.to_numeric(df[ub], errors="coerce") + pd.to_numeric(df[ua], errors="coerce"))
-    used = set(c[x] for x in c if x in {"quote_datetime", "quote_date", "expiration", "strike", "option_type",
-                                        "root", "bid" + suffix, "ask" + suffix})
+    used = {c[x] for x in c if x in {"quote_datetime", "quote_date", "expiration", "strike", "option_type",
+                                    "root", "bid" + suffix, "ask" + suffix}}
     used |= {v for v in (vendor, active, ub, ua) if v}
     return LaidOut("", out, notes, [x for x in df.columns if x not in used])
 

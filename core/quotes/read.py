@@ -45,10 +45,18 @@ import pandas as pd
 
 from core.quotes.chain_import import import_laid_out
 from core.quotes.from_chain import quote_set_from_chain
-from core.quotes.layouts import GENERIC_ALIASES, LaidOut, map_frame, read_layout
+from core.quotes.layouts import LaidOut, map_frame, read_layout
 from core.quotes.normalise import ALIASES, NUMERIC, normalise_quotes  # noqa: F401  (re-exported)
-from core.quotes.quoteset import (K_RANGE, MAX_IV, MIN_EXPIRIES, MIN_QUOTES, T_RANGE,  # noqa: F401
-                                  QuoteError, QuoteSet, ValidationReport)
+from core.quotes.quoteset import (  # noqa: F401
+    K_RANGE,
+    MAX_IV,
+    MIN_EXPIRIES,
+    MIN_QUOTES,
+    T_RANGE,
+    QuoteError,
+    QuoteSet,
+    ValidationReport,
+)
 from core.quotes.source import MAX_FILE_BYTES, SourceError
 from core.quotes.units import bidask_units, numeric
 
@@ -81,7 +89,7 @@ def read_quotes(source, name: str | None = None, valuation_date=None, max_bytes:
     one-line message for a file that cannot be used.
     """
     try:
-        laid, name = read_layout(source, name, valuation_date, max_bytes=max_bytes, max_rows=max_rows)
+        laid, name = read_layout(source, name, max_bytes=max_bytes, max_rows=max_rows)
     except QuoteError:
         raise
     except ValueError as exc:          # SourceError and the text layouts' own

@@ -200,7 +200,7 @@ def vol_quotes(f, num, T, drops, notes, carry, layout, name) -> tuple:
 def _vol_moneyness(num, T, drops, notes, carry, name) -> tuple:
     """(F, D, k, K) for a vol chain: strike + forward (or spot + rate), or k as given."""
     spot, rate, q = carry
-    rate = rate if rate is not None else (num["rate"] if "rate" in num else None)
+    rate = rate if rate is not None else num.get("rate")
     F = num.get("forward")
     if F is None and spot is not None and rate is not None:
         F, _ = carry_forward(spot, rate, T, q or 0.0)

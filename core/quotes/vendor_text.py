@@ -20,7 +20,6 @@ import re
 import numpy as np
 import pandas as pd
 
-
 _OCC = re.compile(r"^([A-Z]+?)(\d{6})([CP])(\d{8})$")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
