@@ -1,6 +1,7 @@
 """Corrupted vendor files: every one loads or ends in a one-line ValueError, with no warning noise."""
 from __future__ import annotations
 
+import os
 import random
 import warnings
 from pathlib import Path
@@ -12,7 +13,8 @@ from core.quotes.read import read_quotes
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "layouts"
 JUNK = ["", "nan", "inf", "-1", "0", "abc", "1e308", "-0", "2025-13-45", "NaT", "  ", "1e-300", "C", "X",
         "9999-12-31", "0,5", "5%", "04/03/2025", "2025-06-20T00:00:00+05:00"]
-N_CASES = 120          # a fast profile for CI; raise it locally for a longer run
+# A fast profile for CI; IMPORT_FUZZ_CASES=20000 for the long run (one quarter per seed below).
+N_CASES = int(os.environ.get("IMPORT_FUZZ_CASES", "120"))
 
 
 def _corrupt(rng: random.Random, path: Path) -> bytes:
