@@ -75,11 +75,16 @@ def yfinance(t: pd.DataFrame, with_columns: bool = True) -> pd.DataFrame:
     return out
 
 
-def cboe_datashop(t: pd.DataFrame, intraday: bool) -> pd.DataFrame:
-    """Cboe DataShop option quotes: EOD (15:45 and end-of-day snapshots) or intraday (two snapshots,
-    the earlier one off-market, so a reader that keeps the wrong one fails the round trip)."""
+def cboe_datashop(t: pd.DataFrame, intraday: bool, plain: bool = False) -> pd.DataFrame:
+    """Cboe DataShop option quotes: EOD (15:45 and end-of-day snapshots; or ``plain`` bid/ask columns)
+    or intraday (two snapshots, the earlier one off-market, so a reader that keeps the wrong one
+    fails the round trip)."""
     common = {"underlying_symbol": "^SYN", "root": ROOT_SYMBOL, "expiration": t["expiry"], "strike": t["strike"],
               "option_type": t["type"].str[0].str.upper()}
+    if plain:
+        return pd.DataFrame({**common, "quote_date": t["valuation_date"], "bid": t["bid"], "ask": t["ask"],
+                             "underlying_bid": SPEC.spot - 0.5, "underlying_ask": SPEC.spot + 0.5,
+                             "implied_volatility": t["iv"].round(4)})
     if not intraday:
         return pd.DataFrame({**common, "quote_date": t["valuation_date"], "bid_1545": t["bid"], "ask_1545": t["ask"],
                              "underlying_bid_1545": SPEC.spot - 0.5, "underlying_ask_1545": SPEC.spot + 0.5,
@@ -163,6 +168,7 @@ def write_all(out_dir: Path) -> list:
     t = truth()
     frames = {"yfinance.csv": yfinance(t), "yfinance_symbol_only.csv": yfinance(t, with_columns=False),
               "cboe_datashop_eod.csv": cboe_datashop(t, intraday=False),
+              "cboe_datashop_eod_plain.csv": cboe_datashop(t, intraday=False, plain=True),
               "cboe_datashop_intraday.csv": cboe_datashop(t, intraday=True), "ivydb.csv": ivydb(t),
               "spy_like_prices.csv": spy_like(t), "dte_percent.csv": dte_percent(t)}
     texts = {"cboe_quotedata.csv": cboe_quotedata(t), "quantlib_matrix.txt": quantlib_matrix(t)}

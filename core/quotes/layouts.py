@@ -127,7 +127,9 @@ def detect_layout(columns) -> str:
         return "ivydb"
     if "quote_datetime" in cols:
         return "cboe_datashop_intraday"
-    if "quote_date" in cols and any(c.endswith(("_1545", "_eod")) for c in cols):
+    if "quote_date" in cols and (any(c.endswith(("_1545", "_eod")) for c in cols)
+                                 or {"option_type", "underlying_bid"} <= cols
+                                 or {"option_type", "active_underlying_price"} <= cols):
         return "cboe_datashop_eod"
     return "generic"
 
@@ -233,14 +235,14 @@ def _cboe_datashop(df: pd.DataFrame) -> LaidOut:
     c = _lower(df)
     notes, out = [], pd.DataFrame(index=df.index)
     intraday = "quote_datetime" in c
-    suffix = "" if intraday else ("_1545" if "bid_1545" in c else "_eod")
+    suffix = "" if intraday else ("_1545" if "bid_1545" in c else "_eod" if "bid_eod" in c else "")
     if intraday:
         out["snapshot"] = df[c["quote_datetime"]]
         notes.append("Cboe DataShop intraday: the latest quote_datetime snapshot is used; T counts days from its date")
     else:
         out["valuation_date"] = df[c["quote_date"]]
-        notes.append(f"Cboe DataShop end of day: quotes from the {'15:45' if suffix == '_1545' else 'end-of-day'} "
-                     "snapshot")
+        snapshot = {"_1545": "the 15:45 snapshot", "_eod": "the end-of-day snapshot", "": "its bid and ask"}[suffix]
+        notes.append(f"Cboe DataShop end of day: quotes from {snapshot}")
     out["expiry"] = df[c["expiration"]]
     out["strike"] = df[c["strike"]]
     out["type"] = df[c["option_type"]]

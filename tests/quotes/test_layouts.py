@@ -19,6 +19,7 @@ CASES = {
     "yfinance.csv": ("yfinance", {}),
     "yfinance_symbol_only.csv": ("yfinance", {}),
     "cboe_datashop_eod.csv": ("cboe_datashop_eod", {}),
+    "cboe_datashop_eod_plain.csv": ("cboe_datashop_eod", {}),
     "cboe_datashop_intraday.csv": ("cboe_datashop_intraday", {}),
     "ivydb.csv": ("ivydb", {}),
     "cboe_quotedata.csv": ("cboe_quotedata", {}),
