@@ -1,5 +1,8 @@
 """No-arbitrage diagnostics and projections for total-variance surfaces on the model grid.
 
+One dense subject, kept in one module on purpose: the checks and the projection share the price-row
+algebra (the discrete butterfly conditions) and must stay consistent with each other.
+
 Every function takes total variance ``w`` (dimensionless, ``iv**2 * T``) shaped (..., 13, 17):
 maturities ``T_GRID`` along axis -2, log-moneyness ``K_GRID`` along axis -1, any leading batch.
 

@@ -1,5 +1,8 @@
 """Black (forward) option prices and implied-volatility inversion, vectorised.
 
+One dense subject in one module on purpose: prices, their asymptotics and the inversion share the
+same scaled-variable numerics.
+
 Conventions
 -----------
 Every function broadcasts its array arguments against each other (numpy rules; shapes that do

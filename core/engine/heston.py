@@ -1,5 +1,8 @@
 """Heston stochastic-volatility surfaces on the model grid, vectorised over surfaces.
 
+One dense subject in one module on purpose: the characteristic function, the integration contour
+and the quadrature are tuned together.
+
 Model (forward measure, forward F = 1, no discounting), with X_T = ln(F_T / F):
 
     dX = -v/2 dt + sqrt(v) dW1,    dv = kappa (theta - v) dt + xi sqrt(v) dW2,    d<W1,W2> = rho dt
