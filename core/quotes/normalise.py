@@ -13,7 +13,7 @@ import pandas as pd
 
 from core.quotes.dates import far_dates, parse_date_column, parse_one_date, year_fraction
 from core.quotes.quoteset import MAX_IV, MIN_IV, QuoteError, QuoteSet, ValidationReport, check_enough, mark_outside
-from core.quotes.units import numeric, vol_scale
+from core.quotes.units import bidask_units, numeric, vol_scale
 
 ALIASES = {
     "t": "T", "tau": "T", "expiry": "expiry", "expiration": "expiry", "maturity": "expiry",
@@ -238,6 +238,7 @@ def _quote_value(c: _Ctx, kind: str) -> tuple:
     value = c.num.get(value_col, np.full(c.n, np.nan)).copy()
     has_ba = np.zeros(c.n, bool)
     if bid is not None and ask is not None:
+        _state_units(c, kind, bid, ask)
         has_ba = np.isfinite(bid) & np.isfinite(ask)
         crossed = has_ba & (bid > ask)
         c.rows.mark(crossed, "bid above ask")
@@ -249,6 +250,18 @@ def _quote_value(c: _Ctx, kind: str) -> tuple:
     c.rows.mark(np.isnan(value), f"missing {label}")
     c.rows.mark(np.isinf(value), f"infinite {label}")
     return value, has_ba
+
+
+def _state_units(c: _Ctx, kind: str, bid: np.ndarray, ask: np.ndarray) -> None:
+    """Say what bid/ask were read as (read.py routes the files where the data say otherwise)."""
+    if kind == "price":
+        c.notes.append("bid/ask are option prices (quotes with a type column)")
+        return
+    try:
+        _, note = bidask_units(bid, ask, c.num.get("iv"), has_type=False, has_price=False, layout_prices=False)
+        c.notes.append(note)
+    except ValueError as exc:       # without a type column they can only be vols: read so, and warn why
+        c.warnings.append(f"bid/ask read as vols, but {exc}")
 
 
 def _iv_values(c: _Ctx, value: np.ndarray, has_ba: np.ndarray) -> tuple:
