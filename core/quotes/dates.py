@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+YEAR_RANGE = (1900, 2262)     # 2262-04-11 is the last date a nanosecond timestamp holds
 _FORMATS = ("%Y%m%d", "%d%b%Y", "%a %b %d %Y", "%b %d %Y", "%d-%b-%Y", "%Y/%m/%d")
 _SLASHED = ("%d/%m/%Y", "%m/%d/%Y")
 
@@ -63,6 +64,10 @@ def parse_date_column(values, col: str) -> tuple:
         for cand in candidates:
             if cand[given].notna().sum() > best[given].notna().sum():
                 best = cand
+    # A year outside what a quote file can mean (a junk "0", a 9999 placeholder) is not a date here;
+    # far_dates names the late ones.
+    implausible = best.notna() & ((best.dt.year < YEAR_RANGE[0]) | (best.dt.year > YEAR_RANGE[1]))
+    best = best.where(~implausible)
     bad = (given & best.isna()).to_numpy()
     return best, bad, (problem if bad.any() else None)
 
