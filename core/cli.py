@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     rep = sub.add_parser("repair", help="read a quote file, repair it, write the tables",
                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-                         description="Read QUOTES (CSV or Parquet, one quote per row), place them on the "
+                         description="Read QUOTES (CSV or Parquet, one quote per row, or a vendor layout: yfinance, "
+                                     "Cboe, OptionMetrics IvyDB), place them on the "
                                      "13 x 17 grid, repair with --method, write tables to --out.")
     rep.add_argument("quotes", metavar="QUOTES", help=f"quote file, .csv or .parquet (at most "
                      f"{MAX_FILE_BYTES // 2**20} MiB, {MAX_ROWS:,} rows)")
@@ -57,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "extrapolated and query rows), grid.csv (dense surface), params.csv, dense_check.json")
     rep.add_argument("--format", default="both", choices=("csv", "parquet", "both"), help="table format (default both)")
     rep.add_argument("--valuation-date", default=None, help="YYYY-MM-DD, for files with expiry but no valuation_date")
+    rep.add_argument("--spot", type=float, default=None, help="underlying price, for forwards where put-call parity "
+                                                              "cannot give them (with --rate)")
+    rep.add_argument("--rate", type=float, default=None, help="continuously compounded rate per year (0.04 = 4 %%), "
+                                                              "for forwards and discounts where parity cannot give them")
+    rep.add_argument("--dividend-yield", type=float, default=None, help="continuous dividend yield per year (with "
+                                                                        "--spot and --rate)")
     rep.add_argument("--weights", default=None, help="weights file of a learned method (cnn, best; default: the "
                                                       "shipped weights/<method>.pt)")
     rep.add_argument("--strict", action="store_true", help="fail if any row is dropped (default: drop and report)")
@@ -99,7 +106,8 @@ def _repair(args) -> int:
         raise ValueError(f"method {args.method} works on the chain's own domain: add --chain")
     if args.weights and not repairer_class(args.method).needs_weights:
         raise ValueError(f"--weights applies to methods with weights files, not {args.method}")
-    quotes = read_quotes(args.quotes, valuation_date=args.valuation_date)
+    quotes = read_quotes(args.quotes, valuation_date=args.valuation_date, spot=args.spot, rate=args.rate,
+                         dividend_yield=args.dividend_yield)
     if args.strict and quotes.report.n_dropped:
         first = next(iter(quotes.report.dropped.items()))
         raise QuoteError(f"--strict: {quotes.report.n_dropped} row(s) dropped, first reason: {first[0]} "

@@ -10,7 +10,7 @@ from ui.style import method_label
 UPLOAD, SAMPLE_IV, SAMPLE_PRICES = "Upload a file", "Sample: implied vols", "Sample: prices with dates"
 METHODS = list(core.METHODS)
 PREVIEW_COLUMNS = ["row", "status", "reason", "expiry", "T", "strike", "forward", "type", "k", "price_input", "bid",
-                   "ask", "iv", "spread_iv"]
+                   "ask", "iv", "spread_iv", "iv_vendor"]
 
 
 def upload_cap_mb() -> int:
@@ -86,10 +86,12 @@ def main() -> None:
     cols[2].metric("outside the grid", f"{rep.n_outside:,}")
     cols[3].metric("set aside by rule", f"{rep.n_skipped:,}")
     cols[4].metric("dropped", f"{rep.n_dropped:,}")
-    st.caption(f"{name}: {rep.kind} quotes on {rep.n_expiries} expiries; "
+    st.caption(f"{name}: {rep.layout} layout, {rep.kind} quotes on {rep.n_expiries} expiries; "
                f"{int(result.gridded.observed.sum())} of 221 grid nodes quoted.")
     for warning in rep.warnings:
         st.warning(warning)
+    for note in rep.notes:          # what was decided about the data: units, forwards, snapshot
+        st.info(note)
     frame = rep.to_frame()
     if len(frame):
         st.dataframe(frame, hide_index=True, key="quotes_report", width="stretch")

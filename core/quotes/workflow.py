@@ -29,7 +29,7 @@ from core.quotes.read import (
     QuoteError,
     QuoteSet,
     ValidationReport,
-    normalise_quotes,
+    quotes_from_frame,
     read_quotes,
 )
 from core.repairers.registry import DEFAULT_METHOD, METHODS, repairer_class
@@ -134,7 +134,7 @@ def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule
     if isinstance(source, QuoteSet):
         quotes = source
     elif isinstance(source, pd.DataFrame):
-        quotes = normalise_quotes(source, source=name or "quotes", valuation_date=valuation_date)
+        quotes = quotes_from_frame(source, source=name or "quotes", valuation_date=valuation_date)
     else:
         quotes = read_quotes(source, name=name, valuation_date=valuation_date)
     table = quotes.table

@@ -84,7 +84,7 @@ def test_price_sample_with_dates_and_cnn_sd_panel():
     assert any("predictive sd" in a["text"] for a in grid["layout"]["annotations"])
 
 
-@pytest.mark.parametrize("case", ["empty file", "wrong columns", "percent vols", "single expiry",
+@pytest.mark.parametrize("case", ["empty file", "wrong columns", "vols above 5 after percent reading", "single expiry",
                                   "dates in the wrong order", "corrupt parquet", "three quotes"])
 def test_bad_files_end_in_one_st_error(monkeypatch, case):
     import re
@@ -114,3 +114,17 @@ def test_corrupt_weights_message_and_baselines_still_work(monkeypatch):
     at.selectbox(key="quotes_method").set_value("svi").run()
     clean(at)
     assert not at.error and "quotes_grid" in charts(at)
+
+
+def test_vendor_layout_loads_and_states_its_decisions(monkeypatch):
+    """A yfinance dump (refused before the layouts work) loads; the page says what it decided."""
+    data = (ROOT / "tests" / "fixtures" / "layouts" / "yfinance.csv").read_bytes()
+    monkeypatch.setattr("core.quotes.workflow.sample_bytes", lambda label: (data, "yfinance.csv"))
+    at = open_page()
+    at.selectbox(key="quotes_method").set_value("interp").run()
+    clean(at)
+    assert not at.error
+    infos = " | ".join(i.value for i in at.info)
+    assert "put-call parity" in infos and "bid/ask are option prices" in infos
+    assert any("yfinance layout" in c.value for c in at.caption)
+    assert "quotes_grid" in charts(at)

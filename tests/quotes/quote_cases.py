@@ -53,8 +53,8 @@ MALFORMED = {
     "NaN vols": (grid_quotes_csv([(T, k, "nan") for T, k, _ in _GOOD]), "q.csv", r"no usable quotes .*missing iv: 9"),
     "inf vols": (grid_quotes_csv([(T, k, "inf") for T, k, _ in _GOOD]), "q.csv", r"no usable quotes .*infinite iv: 9"),
     "negative vols": (grid_quotes_csv([(T, k, -0.2) for T, k, _ in _GOOD]), "q.csv", r"no usable quotes .*iv <= 0: 9"),
-    "percent vols": (grid_quotes_csv([(T, k, 20.0) for T, k, _ in _GOOD]), "q.csv",
-                     r"iv above 5 \(percentages\? give 0\.20 for 20 %\): 9"),
+    "vols above 5 after percent reading": (grid_quotes_csv([(T, k, 600.0) for T, k, _ in _GOOD]), "q.csv",
+                                           r"iv above 5 \(percentages\? give 0\.20 for 20 %\): 9"),
     "single expiry": (grid_quotes_csv([(0.5, k, 0.2) for k in (-0.1, 0.0, 0.1, 0.2)]), "q.csv",
                       r"single expiry \(T = 0\.500 years\)"),
     "one quote": (grid_quotes_csv([(0.5, 0.0, 0.2)]), "q.csv", r"only 1 usable quote\(s\); at least 4"),
@@ -68,9 +68,12 @@ MALFORMED = {
     "two valuation dates": (b"expiry,valuation_date,k,iv\n2025-06-20,2025-01-02,0,0.2\n2025-09-19,2025-01-03,0.1,0.2\n",
                             "q.csv", r"valuation_date has 2 different values"),
     "expiry without valuation date": (b"expiry,k,iv\n2025-06-20,0,0.2\n", "q.csv", r"without a valuation date"),
-    "non-ISO dates": (b"expiry,valuation_date,k,iv\n" + b"".join(f"06/{d:02d}/2025,2025-01-02,0,0.2\n".encode()
-                                                              for d in range(1, 9)),
-                      "q.csv", r"expiry is not an ISO date \(YYYY-MM-DD\): 8"),
+    # slashed dates read both ways when no day is above 12: refused as ambiguous, in a file as on the CLI
+    "ambiguous slashed dates": (b"expiry,valuation_date,k,iv\n" + b"".join(f"06/{d:02d}/2025,2025-01-02,0,0.2\n".encode()
+                                                                        for d in range(1, 9)),
+                                "q.csv", r"column expiry is ambiguous \(day/month or month/day\)"),
+    "dates that are not dates": (b"expiry,valuation_date,k,iv\n" + b"soon,2025-01-02,0,0.2\n" * 8,
+                                 "q.csv", r"expiry is not an ISO date \(YYYY-MM-DD\): 8"),
     "all outside the grid": (grid_quotes_csv([(3.0 + i, 0.0, 0.2) for i in range(5)]), "q.csv",
                              r"all 5 valid quotes lie outside the grid"),
     "ragged rows": (b"T,k,iv\n0.5,0,0.2\n0.5,0.1,0.2,9,9\n", "q.csv", r"cannot parse q\.csv as CSV"),

@@ -137,7 +137,10 @@ def test_bid_above_ask_dropped_and_only_bid_warned():
     assert any("only bid given" in w for w in qs.report.warnings)
 
 
-def test_percentage_looking_vols_warn():
+def test_percent_vols_are_read_as_percent_and_said():
+    """A low-vol chain in percent (2.2 = 2.2 %) is not 220 % vols: read as percent, with a note."""
     rows = [(T, k, 2.2) for T in (0.5, 1.0) for k in (-0.1, 0.0, 0.1)]
     qs = read_quotes(grid_quotes_csv(rows), name="q.csv")
-    assert any("percentages" in w for w in qs.report.warnings)
+    np.testing.assert_allclose(qs.used["iv"], 0.022)
+    assert any("percent" in note for note in qs.report.notes)
+    assert any("percent" in line for line in qs.report.lines())

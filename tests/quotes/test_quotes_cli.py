@@ -26,7 +26,7 @@ def test_cli_malformed_file_exits_2_with_one_line(tmp_path, capsys, case):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("case", ["empty file", "percent vols", "single expiry", "dates in the wrong order"])
+@pytest.mark.parametrize("case", ["empty file", "vols above 5 after percent reading", "single expiry", "dates in the wrong order"])
 def test_api_malformed_raises_value_error(case):
     data, name, pattern = MALFORMED[case]
     with pytest.raises(ValueError, match=pattern):

@@ -1,0 +1,167 @@
+"""The importer's result: a normalised quote table with a report of what happened to every row.
+
+Shared by the two readers of core.quotes.read: the generic one-quote-per-row path
+(core.quotes.normalise) and the vendor-layout chain path (core.quotes.chain_import, converted by
+core.quotes.from_chain). Both mark valid quotes beyond the model grid's reach as ``outside``
+(``mark_outside``) and refuse a file with too few usable quotes (``check_enough``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from core.engine.grid import MAX_IV, MIN_QUOTES  # noqa: F401  (one place for both; re-exported)
+from core.quotes.gridding import K_CATCHMENT, T_CATCHMENT
+
+# A vol under 0.1 % is no market's: w = iv^2 T underflows or rounds to the floor downstream.
+MIN_IV = 1e-3
+MIN_EXPIRIES = 2
+# Quotes within half a grid step of the grid's box inform its edge nodes (core.quotes.gridding).
+T_RANGE = T_CATCHMENT                  # (0.08, 2.08) years
+K_RANGE = K_CATCHMENT                  # (-0.478, 0.478)
+_RANGE_EPS = 1e-9
+
+
+class QuoteError(ValueError):
+    """A quote file that cannot be used; the message is one line naming the problem."""
+
+
+def _rows_text(rows, limit: int = 8) -> str:
+    rows = list(rows)
+    head = ", ".join(str(r) for r in rows[:limit])
+    return f"row {head}" if len(rows) == 1 else f"rows {head}" + (f", ... (+{len(rows) - limit})" if len(rows) > limit else "")
+
+
+@dataclass
+class ValidationReport:
+    """What happened to every row. Row numbers are 1-based data rows (header excluded)."""
+
+    source: str
+    kind: str                                   # "iv" or "price"
+    n_rows: int
+    n_used: int
+    dropped: dict = field(default_factory=dict)  # reason -> [rows]
+    outside: dict = field(default_factory=dict)  # reason -> [rows]
+    skipped: dict = field(default_factory=dict)  # valid quotes set aside by rule: reason -> [rows]
+    warnings: list = field(default_factory=list)
+    columns_used: list = field(default_factory=list)
+    columns_ignored: list = field(default_factory=list)
+    n_expiries: int = 0
+    layout: str = "generic"                     # the vendor layout read (core.quotes.layouts)
+    notes: list = field(default_factory=list)   # what was decided about the data (units, forwards)
+    forwards: list = field(default_factory=list)  # per expiry: T, forward, discount, source, rate, residual, n_pairs
+
+    @property
+    def n_dropped(self) -> int:
+        return sum(len(r) for r in self.dropped.values())
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(len(r) for r in self.skipped.values())
+
+    @property
+    def n_outside(self) -> int:
+        return sum(len(r) for r in self.outside.values())
+
+    def lines(self) -> list:
+        """Human-readable summary, one line each."""
+        out = [f"{self.source}: {self.n_rows} row(s) read ({self.kind} quotes); {self.n_used} used on "
+               f"{self.n_expiries} expiries, {self.n_outside} outside the grid, {self.n_skipped} set aside by rule, "
+               f"{self.n_dropped} dropped"]
+        for reason, rows in self.outside.items():
+            out.append(f"outside the grid, {reason}: {len(rows)} ({_rows_text(rows)})")
+        for reason, rows in self.skipped.items():
+            out.append(f"set aside, {reason}: {len(rows)} ({_rows_text(rows)})")
+        for reason, rows in self.dropped.items():
+            out.append(f"dropped, {reason}: {len(rows)} ({_rows_text(rows)})")
+        out += [f"warning: {w}" for w in self.warnings]
+        out += [f"note: {n}" for n in self.notes]
+        if self.columns_ignored:
+            out.append(f"ignored column(s): {', '.join(self.columns_ignored)}")
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (status, reason): status, reason, count, rows (text)."""
+        records = [("outside", r, rows) for r, rows in self.outside.items()]
+        records += [("skipped", r, rows) for r, rows in self.skipped.items()]
+        records += [("dropped", r, rows) for r, rows in self.dropped.items()]
+        return pd.DataFrame({"status": [x[0] for x in records], "reason": [x[1] for x in records],
+                             "count": [len(x[2]) for x in records],
+                             "rows": [_rows_text(x[2], limit=20) for x in records]},
+                            columns=["status", "reason", "count", "rows"])
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "kind": self.kind, "n_rows": self.n_rows, "n_used": self.n_used,
+                "n_outside": self.n_outside, "n_skipped": self.n_skipped, "n_dropped": self.n_dropped,
+                "n_expiries": self.n_expiries,
+                "outside": {k: list(map(int, v)) for k, v in self.outside.items()},
+                "skipped": {k: list(map(int, v)) for k, v in self.skipped.items()},
+                "dropped": {k: list(map(int, v)) for k, v in self.dropped.items()},
+                "warnings": list(self.warnings), "notes": list(self.notes), "layout": self.layout,
+                "forwards": list(self.forwards),
+                "columns_used": list(self.columns_used),
+                "columns_ignored": list(self.columns_ignored)}
+
+
+@dataclass
+class QuoteSet:
+    """A normalised quote table and its validation report.
+
+    ``table`` has one row per input row, in file order, with columns
+    row (1-based), T (years), k (ln K/F), iv (the quote, decimal vol), iv_bid, iv_ask,
+    spread_iv (ask - bid in vol), status (used / outside / skipped / dropped), reason, n_merged
+    (quotes averaged into this row), and the input columns that were read (expiry, strike,
+    forward, type, price, discount, bid, ask) where present. A vendor layout whose line holds a
+    call and a put (Cboe's download) gives two table rows with the same ``row``.
+    """
+
+    table: pd.DataFrame
+    report: ValidationReport
+    forwards: pd.DataFrame | None = None    # per expiry (T, forward, discount, source, ...) when derived
+
+    @property
+    def used(self) -> pd.DataFrame:
+        return self.table[self.table["status"] == "used"]
+
+    @property
+    def kind(self) -> str:
+        return self.report.kind
+
+
+def mark_outside(T: np.ndarray, k: np.ndarray, rows: np.ndarray, status: np.ndarray, reason: np.ndarray) -> dict:
+    """Set status "outside" (with the bound as reason) on used quotes beyond the grid's reach, in
+    place; returns {reason: [rows]}. The grid path cannot use them; the full-range chain path can."""
+    outside = {}
+    for mask, label in ((T < T_RANGE[0] - _RANGE_EPS, f"T below {T_RANGE[0]:.2f} years"),
+                        (T > T_RANGE[1] + _RANGE_EPS, f"T above {T_RANGE[1]:.2f} years"),
+                        (k < K_RANGE[0] - _RANGE_EPS, f"k below {K_RANGE[0]:.3f}"),
+                        (k > K_RANGE[1] + _RANGE_EPS, f"k above {K_RANGE[1]:.3f}")):
+        mask = mask & (status == "used")
+        if mask.any():
+            status[mask] = "outside"
+            reason[mask] = label
+            outside[label] = rows[mask].tolist()
+    return outside
+
+
+def check_enough(report: ValidationReport, T_used: np.ndarray, source: str) -> None:
+    n_used = T_used.size
+    parts = [f"{reason}: {len(r)}" for reason, r in list(report.dropped.items())[:3]]
+    if report.n_outside:
+        parts.append(f"outside the grid: {report.n_outside}")
+    detail = f" ({'; '.join(parts)})" if parts else ""
+    if n_used == 0:
+        if report.n_outside and not report.n_dropped:
+            hint = "; is T in days? give years" if any("T is in years" in w for w in report.warnings) else ""
+            raise QuoteError(f"{source}: all {report.n_outside} valid quotes lie outside the grid "
+                             f"(T in [{T_RANGE[0]:.2f}, {T_RANGE[1]:.2f}] years, k in [{K_RANGE[0]:.3f}, "
+                             f"{K_RANGE[1]:.3f}]){hint}")
+        raise QuoteError(f"{source}: no usable quotes in {report.n_rows} row(s){detail}")
+    if n_used < MIN_QUOTES:
+        raise QuoteError(f"{source}: only {n_used} usable quote(s); at least {MIN_QUOTES} are needed for a "
+                         f"repair{detail}")
+    if report.n_expiries < MIN_EXPIRIES:
+        raise QuoteError(f"{source}: the usable quotes span a single expiry (T = {T_used[0]:.3f} years); a surface "
+                         f"needs at least {MIN_EXPIRIES} expiries in T [{T_RANGE[0]:.2f}, {T_RANGE[1]:.2f}] years")

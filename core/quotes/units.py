@@ -1,0 +1,81 @@
+"""What the numbers in a chain mean: numeric cells, percent vols, bid/ask in prices or in vols.
+
+Every decision here is stated (a note in the import report), never silent:
+- ``numeric``: a column as float64; cells that are not numbers are reported by the caller with a
+  hint for the usual causes (a decimal comma ``0,25``, a percent sign ``25%``).
+- ``vol_scale``: a vol column whose median is 1 or more is read as percent (a median vol of 100 %
+  or more does not occur on a listed chain, while percent vols of 1.5 .. 5 do on a low-vol one).
+- ``bidask_units``: when a vol column sits beside bid/ask, the data decide: vol units if the vol
+  lies inside [bid, ask] on most rows, price units otherwise (given an option type to price with).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+PERCENT_MEDIAN = 1.0     # median vol at or above this: the column is in percent
+INSIDE_SHARE = 0.5       # share of rows with bid <= vol <= ask for bid/ask to be vols
+
+
+def numeric(values) -> tuple:
+    """(float64 array, bad mask, hint) for one column; ``bad`` marks non-empty non-numbers and
+    ``hint`` names a likely cause ('' when none is recognised)."""
+    series = pd.Series(values).reset_index(drop=True)
+    if pd.api.types.is_bool_dtype(series):
+        return np.full(len(series), np.nan), np.ones(len(series), bool), " (true/false, not a number)"
+    if pd.api.types.is_numeric_dtype(series):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan), np.zeros(len(series), bool), ""
+    text = series.astype("string").str.strip()
+    out = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    given = (text.notna() & (text != "")).to_numpy()
+    bad = given & np.isnan(out)
+    hint = ""
+    if bad.any():
+        sample = text[bad].iloc[0]
+        if "%" in sample:
+            hint = f" (e.g. {sample!r}: give 0.25 for 25 %, without the percent sign)"
+        elif "," in sample:
+            hint = f" (e.g. {sample!r}: a decimal comma; use a point, 0.25)"
+    return out, bad, hint
+
+
+def vol_scale(values: np.ndarray, column: str) -> tuple:
+    """(scale, note): 0.01 and a note when the column looks like percent vols, else (1.0, None)."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        return 1.0, None
+    med = float(np.median(v))
+    if med >= PERCENT_MEDIAN:
+        return 0.01, (f"{column} read as percent vols (median {med:.4g}; 0.20 would be 20 %); divided by 100")
+    return 1.0, None
+
+
+def bidask_units(bid: np.ndarray, ask: np.ndarray, iv: np.ndarray | None, has_type: bool,
+                 has_price: bool, layout_prices: bool) -> tuple:
+    """('price' | 'vol', note) for the bid/ask columns, or raise ValueError when it cannot be told.
+
+    Inputs: bid, ask (as read), iv (a vol column of the same rows, or None), whether an option type
+    and a price column exist, and whether the layout defines bid/ask as prices.
+    """
+    if layout_prices:
+        return "price", "bid/ask are option prices (the layout's definition)"
+    two = np.isfinite(bid) & np.isfinite(ask)
+    if iv is not None and (two & np.isfinite(iv)).any():
+        m = two & np.isfinite(iv)
+        inside = float(np.mean((bid[m] <= iv[m] * (1 + 1e-9)) & (iv[m] <= ask[m] * (1 + 1e-9))))
+        if inside >= INSIDE_SHARE:
+            return "vol", f"bid/ask are vols: the iv column lies inside [bid, ask] on {inside:.0%} of rows"
+        if has_type:
+            return "price", (f"bid/ask are prices, not vols: the iv column lies inside [bid, ask] on only "
+                             f"{inside:.0%} of rows; vols are recomputed from the bid/ask prices, the file's "
+                             "iv is kept for comparison")
+        raise ValueError("bid/ask do not bracket the iv column, and without an option type they cannot be "
+                         "read as prices; add a type column (call/put) or give bid/ask as vols")
+    if has_type or has_price:
+        return "price", "bid/ask are option prices (a type column and no vol column)"
+    mid = 0.5 * (bid[two] + ask[two])
+    if mid.size and np.median(mid) > 5.0:
+        raise ValueError(f"bid/ask have a median mid of {np.median(mid):.4g}, too high for vols; if they are "
+                         "prices, add a type column (call/put) and a forward")
+    return "vol", "bid/ask are vols (no type column to price them with)"
