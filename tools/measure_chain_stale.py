@@ -21,7 +21,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.chain.stale import FLAG_Z, stale_scores  # noqa: E402
-from core.chain.types import ChainQuotes, read_chain  # noqa: E402
+from core.chain.types import ChainQuotes  # noqa: E402
+from core.chain.workflow import read_chain  # noqa: E402
 
 MOVE_FRACTION = 0.05
 MOVE_BP = (50.0, 110.0)

@@ -126,10 +126,3 @@ def from_quoteset(quotes, include_outside: bool = True) -> ChainQuotes:
     if len(table) == 0:
         raise ValueError(f"{quotes.report.source}: no usable quotes")
     return from_frame(table)
-
-
-def read_chain(path, include_outside: bool = True) -> ChainQuotes:
-    """Read a quote file with today's importer (``core.quotes.read.read_quotes``) into ChainQuotes."""
-    from core.quotes.read import read_quotes
-
-    return from_quoteset(read_quotes(path), include_outside=include_outside)

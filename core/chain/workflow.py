@@ -129,3 +129,10 @@ def write_chain_outputs(result: ChainRepair, out_dir) -> list:
     path = out / "dense_check.json"
     _atomic_write(path, (json.dumps(result.dense.to_dict(), indent=2) + "\n").encode())
     return written + [path]
+
+
+def read_chain(path, include_outside: bool = True):
+    """Read a quote file with the importer (``core.quotes.read.read_quotes``) into ChainQuotes."""
+    from core.quotes.read import read_quotes
+
+    return from_quoteset(read_quotes(path), include_outside=include_outside)

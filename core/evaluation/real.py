@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +129,7 @@ def _summary(fits: list, errors: list) -> dict:
 
 def run_method(path: str, method_name: str, cfg: RealConfig) -> dict:
     """Every protocol of one chain file for one method: {protocol: summary}."""
-    from core.chain.types import read_chain
+    from core.chain.workflow import read_chain
     from core.settings import apply_thread_policy
 
     apply_thread_policy()
@@ -161,7 +161,7 @@ def chain_files(directory) -> list:
 
 
 def describe(path) -> dict:
-    from core.chain.types import read_chain
+    from core.chain.workflow import read_chain
 
     chain = read_chain(path)
     return {"n_quotes": len(chain), "n_expiries": int(chain.expiries.size),

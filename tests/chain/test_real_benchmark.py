@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.chain.types import read_chain
+from core.chain.workflow import read_chain
 from core.evaluation.real import (RANDOM_FRACTION, RealConfig, expiry_masks, main, random_masks, run, wing_mask)
 
 SHARED_REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "real"
