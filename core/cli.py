@@ -95,17 +95,19 @@ def _repair_chain(args) -> int:
 
 
 def _repair(args) -> int:
-    from core.quotes.export import write_outputs
+    from core.quotes.export import check_out_dir, write_outputs
     from core.quotes.read import QuoteError, read_quotes
     from core.quotes.workflow import repair_quotes
     from core.repairers.registry import repairer_class
 
+    check_out_dir(args.out, create=False)   # refuse a bad --out before the work, not after
     if args.chain:
         return _repair_chain(args)
     if args.method in ("svi_fit", "ah"):
         raise ValueError(f"method {args.method} works on the chain's own domain: add --chain")
     if args.weights and not repairer_class(args.method).needs_weights:
         raise ValueError(f"--weights applies to methods with weights files, not {args.method}")
+    check_out_dir(args.out, create=False)   # refuse a bad --out before the work, not after
     quotes = read_quotes(args.quotes, valuation_date=args.valuation_date, spot=args.spot, rate=args.rate,
                          dividend_yield=args.dividend_yield)
     if args.strict and quotes.report.n_dropped:
@@ -172,6 +174,10 @@ def main(argv=None) -> int:
         return 2
     except BrokenPipeError:  # output piped into `head` and closed early
         return 0
+    except OSError as exc:  # the file system refused (name too long, permissions, disk full)
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"error: {where}{exc.strerror or exc}\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130

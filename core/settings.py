@@ -27,6 +27,13 @@ THREADS = 1
 _applied = False
 
 
+def _env_threads() -> int:
+    """The user's OMP_NUM_THREADS when it is a positive integer, else THREADS (a malformed value
+    must not stop the CLI: torch and OpenMP would reject it too)."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else THREADS
+
+
 def apply_thread_policy(threads: int | None = None) -> None:
     """Cap OpenMP, BLAS and torch intra-op threads for this process (idempotent).
 
@@ -34,8 +41,8 @@ def apply_thread_policy(threads: int | None = None) -> None:
     when it loads later it reads OMP_NUM_THREADS; when it is already loaded it is set directly."""
     global _applied
     if threads is None:
-        threads = int(os.environ.get("OMP_NUM_THREADS") or THREADS)
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        threads = _env_threads()
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     import scipy.linalg  # noqa: F401  (loads scipy's OpenBLAS so the cap below reaches it too)
     from threadpoolctl import threadpool_limits
 

@@ -6,6 +6,7 @@ from core.quotes.read import COLUMNS_HELP, MAX_FILE_BYTES, MAX_ROWS
 from ui import frame
 from ui import quote_figures as figs
 from ui.style import method_label
+from ui.text import plain
 
 UPLOAD, SAMPLE_IV, SAMPLE_PRICES = "Upload a file", "Sample: implied vols", "Sample: prices with dates"
 METHODS = list(core.METHODS)
@@ -74,7 +75,7 @@ def main() -> None:
         result = run_repair(data, name, method, None if arbitrage == "method default" else arbitrage,
                             valuation_date.strip(), stale)
     except (ValueError, WeightsError) as exc:
-        st.error(" ".join(str(exc).split()))
+        st.error(plain(exc))   # the message quotes the file name: shown as typed
         return
 
     # ----------------------------------------------------------------------------- validation
@@ -86,12 +87,12 @@ def main() -> None:
     cols[2].metric("outside the grid", f"{rep.n_outside:,}")
     cols[3].metric("set aside by rule", f"{rep.n_skipped:,}")
     cols[4].metric("dropped", f"{rep.n_dropped:,}")
-    st.caption(f"{name}: {rep.layout} layout, {rep.kind} quotes on {rep.n_expiries} expiries; "
+    st.caption(f"{plain(name)}: {rep.layout} layout, {rep.kind} quotes on {rep.n_expiries} expiries; "
                f"{int(result.gridded.observed.sum())} of 221 grid nodes quoted.")
     for warning in rep.warnings:
-        st.warning(warning)
+        st.warning(plain(warning))
     for note in rep.notes:          # what was decided about the data: units, forwards, snapshot
-        st.info(note)
+        st.info(plain(note))
     frame = rep.to_frame()
     if len(frame):
         st.dataframe(frame, hide_index=True, key="quotes_report", width="stretch")

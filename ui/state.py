@@ -10,6 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from ui.presenters import report
+from ui.text import plain
 
 RESULTS_KEY = "results_source"     # sidebar choice: shipped results or this session's run
 RUN_KEY = "benchmark_run"          # this session's latest benchmark result
@@ -73,7 +74,7 @@ def results() -> tuple:
     try:
         result = shipped_results()
     except ValueError as exc:
-        st.error(f"Benchmark results unavailable: {exc}")
+        st.error(f"Benchmark results unavailable: {plain(exc)}")
         return None, "unavailable"
     config = result.get("config", {})
     return result, (f"shipped results: {config.get('n_test', '?')} surfaces per cell, "
@@ -111,4 +112,4 @@ def sidebar() -> None:
             if status["available"]:
                 st.caption(f"✓ {name}: {Path(status['path']).name} loaded")
             else:
-                st.warning(f"{name} unavailable — the other methods still work. {status['message']}")
+                st.warning(f"{name} unavailable — the other methods still work. {plain(status['message'])}")

@@ -15,7 +15,6 @@ and returns the tables:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -106,29 +105,18 @@ def repair_chain(source, method: str = "svi_fit", valuation_date=None, name: str
                        params=surface.params(), dense=dense_check(surface), method=method, notes=notes)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
 def write_chain_outputs(result: ChainRepair, out_dir) -> list:
     """quotes.csv, grid.csv (the dense surface with extrapolation marks), params.csv and
-    dense_check.json into ``out_dir``, each written atomically; returns the paths."""
+    dense_check.json into ``out_dir``, all or none (core.quotes.export.write_files: temporary
+    names then renames, symlinked targets refused); returns the paths."""
     import json
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output path {out} exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, frame in (("quotes", result.quote_table), ("grid", result.grid_table), ("params", result.params)):
-        path = out / f"{name}.csv"
-        _atomic_write(path, frame.to_csv(index=False).encode())
-        written.append(path)
-    path = out / "dense_check.json"
-    _atomic_write(path, (json.dumps(result.dense.to_dict(), indent=2) + "\n").encode())
-    return written + [path]
+    from core.quotes.export import write_files
+
+    files = {f"{name}.csv": frame.to_csv(index=False).encode()
+             for name, frame in (("quotes", result.quote_table), ("grid", result.grid_table), ("params", result.params))}
+    files["dense_check.json"] = (json.dumps(result.dense.to_dict(), indent=2) + "\n").encode()
+    return write_files(out_dir, files)
 
 
 def read_chain(path, include_outside: bool = True):

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.optimize import nnls
 from scipy.special import erfc
 
-from core.engine.grid import DK, K_GRID, N_K, N_T, W_FLOOR
+from core.engine.grid import DK, K_GRID, N_K, N_T, T_GRID, W_FLOOR, w_to_iv
 
 CALENDAR_TOL = 1e-8        # dw along T below -CALENDAR_TOL is a calendar violation
 G_TOL = 1e-6               # g(k) below -G_TOL is a butterfly violation
@@ -136,7 +136,11 @@ _H = np.diff(_STRIKE)                         # strike spacings, (16,)
 _SQRT_2PI = np.sqrt(2.0 * np.pi)
 _S_FLOOR = np.sqrt(W_FLOOR)                   # total vol of the variance floor
 _BLOCK = 2048                                 # slices per block in big batches (see _in_blocks)
-_S_PRICE_CAP = 50.0                           # prices treat total vol above this (w > 2500) as it
+_S_PRICE_CAP = 8.0                            # prices treat total vol above this (w > 64) as it:
+# the interior rows are kappa (ratio - 1) with ratio a sum of price ratios near 1 and kappa growing
+# like exp(s^2 / 8), so their roundoff grows the same way: ~1e-8 g units at s = 8 (under G_TOL), but
+# O(1) by w ~ 210, where exactly flat, arbitrage-free smiles were rejected. Above the cap a slice's
+# prices are those of the capped smile, and the finite-difference g rows still apply exactly.
 _LOG_K_STEP = np.diff(np.minimum(_K, 0.0), axis=0)   # log of the put factor K between neighbours
 
 
@@ -537,6 +541,12 @@ def _surfaces_pass(w: np.ndarray) -> np.ndarray:
     return np.all(slices_ok, axis=-1) & ~np.any(calendar_violations(w), axis=(-2, -1))
 
 
+def surfaces_pass(w: np.ndarray) -> np.ndarray:
+    """(n,) True where surface w (n, 13, 17) has no calendar violation and every slice passes the
+    butterfly checks (the g diagnostic and the price rows)."""
+    return _surfaces_pass(np.asarray(w, dtype=np.float64))
+
+
 def _full_project(w: np.ndarray) -> np.ndarray:
     """Calendar- and butterfly-free surfaces (..., 13, 17) from finite total variance."""
     out = calendar_project(w).reshape(-1, N_T, N_K)
@@ -573,6 +583,21 @@ def _full_project(w: np.ndarray) -> np.ndarray:
             break
     out[todo] = stuck
     return out.reshape(w.shape)
+
+
+def calendar_exact_iv(w: np.ndarray) -> np.ndarray:
+    """Implied vol (..., 13, 17) of a calendar-free total variance w, nudged up by an ulp where the
+    w -> iv -> w round trip would otherwise lose the order: ``iv**2 * T`` is non-decreasing along T
+    exactly in float64, the units the user receives (the plain round trip can lose an ulp or two)."""
+    iv = w_to_iv(w)
+    for t in range(1, N_T):
+        before = iv[..., t - 1, :] ** 2 * T_GRID[t - 1]
+        for _ in range(64):   # a few ulps suffice (iv^2 T rounds twice); the bound only guards the loop
+            low = iv[..., t, :] ** 2 * T_GRID[t] < before
+            if not low.any():
+                break
+            iv[..., t, :] = np.where(low, np.nextafter(iv[..., t, :], np.inf), iv[..., t, :])
+    return iv
 
 
 def project(w: np.ndarray, mode: str = "calendar") -> np.ndarray:

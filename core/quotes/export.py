@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -43,28 +45,84 @@ def table_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
     raise ValueError(f"unknown table format {fmt!r}; choose csv or parquet")
 
 
-def write_outputs(result, out_dir, fmt: str = "both") -> list:
-    """Write every table of ``result`` (a QuoteRepair) into ``out_dir``; returns the paths written."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+NAME_MAX = 255   # bytes per path component on the file systems we write to (ext4, APFS, NTFS)
+
+
+def check_out_dir(out_dir, create: bool = True) -> Path:
+    """The output directory as a Path; ValueError with a one-line reason when it is empty, names a
+    file, has a component too long, or cannot be created or written. ``create=False`` only checks
+    (the CLI checks before the work, and creates nothing for a run that fails)."""
+    if out_dir is None or not str(out_dir).strip():
+        raise ValueError("output directory is empty; name one (e.g. --out out/)")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output path {out} exists and is not a directory")
+    long = [part for part in out.parts if len(os.fsencode(part)) > NAME_MAX]
+    if long:
+        raise ValueError(f"output directory name is too long ({len(os.fsencode(long[0]))} bytes; at most {NAME_MAX})")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"output path {out} exists and is not a directory")
+        existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"output directory {out} is not writable ({existing} does not allow writing)")
+        if create:
+            out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"cannot create output directory {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def _write_temp(directory: Path, name: str, data: bytes) -> Path:
+    """``data`` in a new temporary file beside ``name`` in ``directory``, flushed to disk."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def write_files(out_dir, files: dict) -> list:
+    """Write {file name: bytes} into ``out_dir`` atomically; returns the paths written.
+
+    Every file goes to a temporary name first and is renamed over its target only once all of
+    them are on disk, so a failed write (full disk, permissions) leaves every previous output as
+    it was and no partial file. A target that is a symlink (or not a regular file) is refused:
+    following it would overwrite whatever it points to.
+    """
+    out = check_out_dir(out_dir)
+    for name in files:
+        target = out / name
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise ValueError(f"refusing to write {target}: it is a symlink or not a regular file")
+    temps = {}
+    try:
+        for name, data in files.items():
+            temps[name] = _write_temp(out, name, data)
+        written = []
+        for name, tmp in temps.items():
+            os.replace(tmp, out / name)
+            written.append(out / name)
+        return written
+    except OSError as exc:
+        raise ValueError(f"cannot write to {out}: {exc.strerror or exc}; previous outputs are unchanged") from None
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+
+
+def write_outputs(result, out_dir, fmt: str = "both") -> list:
+    """Write every table of ``result`` (a QuoteRepair) into ``out_dir``; returns the paths written
+    (atomically, symlinks refused: see write_files)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
     kinds = ("csv", "parquet") if fmt == "both" else (fmt,)
-    written = []
-    for name, frame in _frames(result).items():
-        for kind in kinds:
-            path = out / f"{name}.{kind}"
-            path.write_bytes(table_bytes(frame, kind))
-            written.append(path)
-    path = out / "report.json"
-    path.write_text(json.dumps(report_dict(result), indent=2) + "\n")
-    written.append(path)
-    return written
+    files = {f"{name}.{kind}": table_bytes(frame, kind) for name, frame in _frames(result).items() for kind in kinds}
+    files["report.json"] = (json.dumps(report_dict(result), indent=2) + "\n").encode("utf-8")
+    return write_files(out_dir, files)
 
 
 def download_files(result) -> list:

@@ -21,11 +21,13 @@ import numpy as np
 import pandas as pd
 
 from core.engine.baselines import fit_svi_slices
+from core.engine.envelope import ENVELOPE_HIGH, ENVELOPE_LOW
 from core.engine.grid import K_GRID, K_MESH, T_GRID, T_MESH, iv_to_w, w_to_iv
 from core.pipeline import RepairResult, repair
 from core.quotes import stale as stale_mod
 from core.quotes.gridding import Gridded, GridRule, grid_quotes, iv_at, values_at
 from core.quotes.read import (
+    MAX_ROWS,
     QuoteError,
     QuoteSet,
     ValidationReport,
@@ -134,6 +136,8 @@ def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule
     if isinstance(source, QuoteSet):
         quotes = source
     elif isinstance(source, pd.DataFrame):
+        if len(source) > MAX_ROWS:   # the same cap as a file, which read_quotes applies
+            raise QuoteError(f"{name or 'quotes'}: {len(source):,} rows; at most {MAX_ROWS:,} are accepted")
         quotes = quotes_from_frame(source, source=name or "quotes", valuation_date=valuation_date)
     else:
         quotes = read_quotes(source, name=name, valuation_date=valuation_date)
@@ -148,7 +152,11 @@ def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule
     try:
         result = repair(gridded.iv_obs, method, arbitrage=arbitrage, **config)
         detector, key = stale_mod.detector_for(method, **config)
-        if stale:
+        large = used.sum() > stale_mod.EXACT_MAX_QUOTES
+        if stale and large:   # bounded cost: see core.quotes.stale.EXACT_MAX_QUOTES
+            key = stale_mod.IN_SAMPLE
+            scores = stale_mod.in_sample_scores(T_u, k_u, iv_u, iv_to_w(result.iv))
+        elif stale:
             scores = stale_mod.quote_scores(detector, gridded, T_u, k_u, iv_u, w_repaired=iv_to_w(result.iv))
     except WeightsError as exc:
         raise _with_weights_hint(exc, method) from None
@@ -193,6 +201,12 @@ def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule
     })
     svi_table = svi_params_table(w_rep, method)
     notes = []
+    if np.any(result.clamped):
+        notes.append(f"note: the repair was held within the envelope of the quotes ({ENVELOPE_LOW:g} x the lowest "
+                     f"to {ENVELOPE_HIGH:g} x the highest quoted vol; docs/robustness.md)")
+    if stale and large:
+        notes.append(f"note: {int(used.sum()):,} quotes (over {stale_mod.EXACT_MAX_QUOTES:,}): stale scores are "
+                     "in-sample residuals against the repair, not leave-one-out refits")
     if not calibrated and stale:
         notes.append(f"note: the stale threshold for {key} is the default {threshold:g}; "
                      "run `python -m core.cli stale --calibrate` to calibrate it")

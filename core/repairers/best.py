@@ -35,7 +35,8 @@ from core.engine.conformal import ConformalCalibrator
 from core.engine.grid import IV_FLOOR, K_MESH, N_K, N_T, T_MESH, iv_to_w, w_to_iv
 from core.evaluation.seeds import BEST_TRAIN_SEED
 from core.repairers.base import Prediction, Repairer, check_noise_bp, check_weights
-from core.repairers.weights import WeightsError, load_manifest, load_state
+from core.repairers.weights import (WeightsError, check_tensor, load_manifest, load_state, manifest_float,
+                                    manifest_int)
 from core.settings import WEIGHTS_DIR
 from core.synth.missingness import NOISE_BP, noise_profile
 
@@ -43,6 +44,19 @@ N_CELLS = N_T * N_K
 DTYPE = torch.float32
 MIN_WEIGHT = 1e-4   # posterior component weight below which a component's variance terms are skipped
 SMALL_BATCH = 16    # up to this many surfaces, every component's variance terms are computed
+# Outliers. A quote whose leave-one-out residual is more than ROBUST_TRIGGER noise sds from what
+# the other quotes predict (a stale move is ~4-5 sds; a 5.0 vol among 0.2s is ~1000) makes the
+# likelihood heavy-tailed for that surface: iteratively reweighted, each quote's noise variance is
+# inflated by (z / HUBER_Z)^2 where its base-noise leave-one-out z exceeds HUBER_Z, so one wild
+# quote cannot drag the whole surface. Surfaces below the trigger take the Gaussian path unchanged.
+ROBUST_TRIGGER = 25.0
+HUBER_Z = 5.0
+ROBUST_PASSES = 4
+# What that buys, pinned by tests/robustness/test_envelope.py: one quote moved to 5.0 among quotes
+# near 0.2 changes the repair at quoted nodes more than two grid steps from it by less than this (vol).
+WILD_QUOTE_BOUND = 0.01
+MAX_RANK = 128      # directions per component a weights file may hold (shipped: 32); bounds memory, r^2 per cell
+MAX_COMPONENTS = 32
 
 
 @dataclass
@@ -149,15 +163,18 @@ class MixturePrior:
         return {"mu": self.mu, "V": self.V, "tau2": self.tau2, "weights": torch.exp(self.log_weight)}
 
     @torch.no_grad()
-    def posterior(self, iv_obs: torch.Tensor, observed: torch.Tensor) -> dict:
-        """iv_obs (n, 221) (any value where missing), observed (n, 221) in {0, 1}.
+    def posterior(self, iv_obs: torch.Tensor, observed: torch.Tensor, scale: torch.Tensor | None = None) -> dict:
+        """iv_obs (n, 221) (any value where missing), observed (n, 221) in {0, 1}; ``scale`` (n, 221)
+        multiplies each quote's noise variance (None: the known noise profile as it is).
 
         Returns (n, 221) tensors: mean, sd (implied vol), stale (log likelihood ratio, 0 where not
-        quoted), loo_z (standardised leave-one-out residual) and (n, C) component probabilities.
+        quoted), loo_z (standardised leave-one-out residual), loo_z_base (the same residual over
+        the base-noise sd) and (n, C) component probabilities.
         Component-major layout (C, n, ...) so that each contraction is one batched matmul.
         """
         n, C, r = iv_obs.shape[0], self.n_comp, self.rank
-        d = self.noise_var[None, None, :] + self.tau2[:, None, None]                 # (C, 1, 221)
+        d_base = self.noise_var[None, None, :] + self.tau2[:, None, None]            # (C, 1, 221)
+        d = d_base if scale is None else self.noise_var[None, None, :] * scale[None] + self.tau2[:, None, None]
         a = observed[None] / d                                                       # (C, n, 221)
         res = (iv_obs[None] - self.mu[:, None, :]) * observed[None]
         A = torch.bmm(a, self.outer).view(C, n, r, r) + self.eye                     # I + V' diag(a) V
@@ -192,22 +209,42 @@ class MixturePrior:
         # Leave-one-out: y_i - E[y_i | others] = (y_i - fit_i) / (1 - a_i h_i), variance h/(1-ah) + d.
         one_minus = (1.0 - a * h).clamp_min(1e-6)
         loo_var = h / one_minus + d
-        loo_z = (pw[..., None] * ((res - fit) / one_minus) / loo_var.sqrt()).sum(0) * observed
+        loo_res = (res - fit) / one_minus
+        loo_z = (pw[..., None] * loo_res / loo_var.sqrt()).sum(0) * observed
+        loo_z_base = loo_z if scale is None else \
+            (pw[..., None] * loo_res / (h / one_minus + d_base).sqrt()).sum(0) * observed
         if self.cfg.surprise_inflation:
             chi2 = (loo_z**2).sum(-1) / observed.sum(-1).clamp_min(1.0)
             sd = sd * chi2.clamp_min(1.0).sqrt()[:, None]
         noise = self.noise_var[None, :]
         stale_var = (self.cfg.stale_bp * 1e-4) ** 2
-        stale = (0.5 * loo_z**2 * stale_var / (noise + stale_var)
+        stale = (0.5 * loo_z_base**2 * stale_var / (noise + stale_var)
                  + 0.5 * torch.log(noise / (noise + stale_var))) * observed
-        return {"mean": mean, "sd": sd, "stale": stale, "loo_z": loo_z, "p": p.T}
+        return {"mean": mean, "sd": sd, "stale": stale, "loo_z": loo_z, "loo_z_base": loo_z_base, "p": p.T}
+
+    def robust_posterior(self, y: torch.Tensor, m: torch.Tensor) -> dict:
+        """``posterior``, with the heavy-tailed reweighting (ROBUST_TRIGGER, HUBER_Z) for the surfaces
+        that have a quote far outside what the others predict; the rest are untouched."""
+        out = self.posterior(y, m)
+        wild = out["loo_z"].abs().amax(-1) > ROBUST_TRIGGER
+        if not bool(wild.any()):
+            return out
+        idx = wild.nonzero()[:, 0]
+        z = out["loo_z"][idx]
+        for _ in range(ROBUST_PASSES):
+            scale = (z.abs() / HUBER_Z).clamp_min(1.0) ** 2
+            part = self.posterior(y[idx], m[idx], scale)
+            z = part["loo_z_base"]
+        for key, value in part.items():
+            out[key][idx] = value
+        return out
 
     def run(self, iv_obs: np.ndarray, observed: np.ndarray, batch: int = 1024) -> dict:
         """numpy (n, 13, 17) in -> dict of numpy (n, 13, 17) (and "p": (n, C))."""
         n = iv_obs.shape[0]
         y = np.where(observed, iv_obs, 0.0).reshape(n, -1).astype(np.float32)
         m = observed.reshape(n, -1).astype(np.float32)
-        parts = [self.posterior(torch.from_numpy(y[s:s + batch]), torch.from_numpy(m[s:s + batch]))
+        parts = [self.robust_posterior(torch.from_numpy(y[s:s + batch]), torch.from_numpy(m[s:s + batch]))
                  for s in range(0, n, batch)]
         out = {key: torch.cat([part[key] for part in parts]).double().numpy() for key in parts[0]}
         return {key: (v if key == "p" else v.reshape(n, N_T, N_K)) for key, v in out.items()}
@@ -224,20 +261,77 @@ def save(prior: MixturePrior, calibrator: ConformalCalibrator | None, path: Path
     path.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
+def _config(manifest: dict, where: str) -> BestConfig:
+    """The BestConfig of a manifest, every field type- and range-checked; WeightsError otherwise."""
+    raw = manifest.get("config")
+    if not isinstance(raw, dict):
+        raise WeightsError(f"{where}: 'config' must be a JSON object")
+    unknown = set(raw) - set(BestConfig.__dataclass_fields__)
+    if unknown:
+        raise WeightsError(f"{where}: unknown config field(s) {', '.join(sorted(map(str, unknown)))}")
+    families, generic = raw.get("families", ()), raw.get("generic", ())
+    if not isinstance(families, list) or not all(isinstance(f, str) for f in families):
+        raise WeightsError(f"{where}: config.families must be a list of names")
+    if not isinstance(generic, list) or not all(
+            isinstance(g, list) and len(g) == 3 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                        and np.isfinite(x) and x > 0 for x in g) for g in generic):
+        raise WeightsError(f"{where}: config.generic must be a list of [amplitude, ell_logT, ell_k], positive")
+    where = f"{where}: config"
+    cfg = {**raw, "families": tuple(families), "generic": tuple(tuple(g) for g in generic),
+           "rank": manifest_int(raw, "rank", BestConfig.rank, 1, MAX_RANK, where),
+           "noise_bp": manifest_float(raw, "noise_bp", BestConfig.noise_bp, 0.0, 1e4, where),
+           "stale_bp": manifest_float(raw, "stale_bp", BestConfig.stale_bp, 0.0, 1e4, where)}
+    try:
+        return BestConfig(**cfg)
+    except TypeError as exc:
+        raise WeightsError(f"{where}: {exc}") from None
+
+
+def _prior(state: dict, cfg: BestConfig, names, where: str) -> MixturePrior:
+    """The MixturePrior of a checked state dict: shapes agree, tau2 and weights positive."""
+    mu = check_tensor(state, "mu", (None, N_CELLS), where)
+    C = mu.shape[0]
+    if not 1 <= C <= MAX_COMPONENTS:
+        raise WeightsError(f"{where}: {C} prior components; 1 to {MAX_COMPONENTS} are supported")
+    V = check_tensor(state, "V", (C, N_CELLS, None), where)
+    if not 1 <= V.shape[2] <= MAX_RANK:
+        raise WeightsError(f"{where}: rank {V.shape[2]} of tensor 'V' is outside [1, {MAX_RANK}]")
+    tau2 = check_tensor(state, "tau2", (C,), where, positive=True)
+    weights = check_tensor(state, "weights", (C,), where, positive=True)
+    if not (mu > 0).all():
+        raise WeightsError(f"{where}: tensor 'mu' (mean implied vols) must be positive")
+    if abs(float(weights.sum()) - 1.0) > 1e-3:
+        raise WeightsError(f"{where}: mixture weights sum to {float(weights.sum()):.4g}, not 1")
+    if not isinstance(names, list) or len(names) not in (0, C) or not all(isinstance(n, str) for n in names):
+        raise WeightsError(f"{where}: 'components' must list one name per component")
+    return MixturePrior(mu, V, tau2, weights, cfg, names)
+
+
+def _calibrator(data, where: str) -> ConformalCalibrator | None:
+    """The conformal calibrator of a manifest ("conformal": null for none); WeightsError if malformed."""
+    if data is None:
+        return None
+    try:
+        cal = ConformalCalibrator.from_dict(data)
+        values = [q for qs in cal.quantiles.values() for q in qs.values()]
+        ok = (cal.quantiles and all(0.0 < a < 1.0 for a in cal.levels)
+              and all(set(qs) == set(cal.levels) for qs in cal.quantiles.values())
+              and all(np.isfinite(q) and q > 0 for q in values))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise WeightsError(f"{where}: 'conformal' is malformed ({type(exc).__name__}: {exc})") from None
+    if not ok:
+        raise WeightsError(f"{where}: 'conformal' must give a finite positive multiplier per level in (0, 1)")
+    return cal
+
+
 def load(path: Path) -> tuple:
     """(MixturePrior, ConformalCalibrator or None, manifest); WeightsError with a clear reason."""
     state, manifest = load_state(path, "best"), load_manifest(path)
-    try:
-        raw = dict(manifest["config"])
-        raw["families"] = tuple(raw["families"])
-        raw["generic"] = tuple(tuple(g) for g in raw["generic"])
-        cfg = BestConfig(**raw)
-        prior = MixturePrior(state["mu"], state["V"], state["tau2"], state["weights"], cfg,
-                             manifest.get("components", ()))
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise WeightsError(f"weights file {path} does not fit the 'best' model: {exc}") from None
-    conformal = manifest.get("conformal")
-    return prior, ConformalCalibrator.from_dict(conformal) if conformal else None, manifest
+    where = f"weights file {path} does not fit the 'best' model"
+    cfg = _config(manifest, where)
+    prior = _prior(state, cfg, manifest.get("components", []), where)
+    return prior, _calibrator(manifest.get("conformal"), where), manifest
+
 
 def projected_sd(sd: np.ndarray, iv_raw: np.ndarray, iv_out: np.ndarray) -> np.ndarray:
     """Posterior sd combined in quadrature with how far the arbitrage projection moved the repair.

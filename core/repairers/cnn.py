@@ -18,11 +18,12 @@ import torch.nn.functional as F
 
 from core.engine.grid import K_MESH, T_MESH, w_to_iv
 from core.repairers.base import Prediction, Repairer, check_weights
-from core.repairers.weights import WeightsError, load_manifest, load_state
+from core.repairers.weights import WeightsError, load_manifest, load_state, manifest_float, manifest_int
 from core.settings import WEIGHTS_DIR
 
 W_SCALE = 0.08
 LOGVAR_CLAMP = (-8.0, 1.5)
+MAX_WIDTH, MAX_DEPTH = 512, 32   # far above the post's 32 x 4; bounds what a manifest can make us allocate
 T_COORD = (2.0 * (T_MESH - T_MESH.min()) / (T_MESH.max() - T_MESH.min()) - 1.0).astype(np.float32)
 K_COORD = (2.0 * (K_MESH - K_MESH.min()) / (K_MESH.max() - K_MESH.min()) - 1.0).astype(np.float32)
 
@@ -85,14 +86,24 @@ def sd_w_to_iv(sd_w: np.ndarray, w: np.ndarray) -> np.ndarray:
     return sd_w / (2.0 * np.maximum(iv, 1e-3) * T_MESH)
 
 
+def cnn_config(manifest: dict, where: str) -> CNNConfig:
+    """The CNNConfig a manifest's "model" section describes; WeightsError naming a bad field."""
+    model = manifest.get("model", {})
+    where = f"{where}: model"
+    return CNNConfig(in_channels=manifest_int(model, "in_channels", 4, 4, 4, where),
+                     width=manifest_int(model, "width", CNNConfig.width, 1, MAX_WIDTH, where),
+                     depth=manifest_int(model, "depth", CNNConfig.depth, 1, MAX_DEPTH, where),
+                     logvar_bias=manifest_float(model, "logvar_bias", CNNConfig.logvar_bias, -50.0, 50.0, where))
+
+
 def load_cnn(path: Path = WEIGHTS_DIR / "cnn.pt") -> RepairCNN:
-    """The post's CNN with weights from ``path`` (config read from its manifest when present)."""
+    """The post's CNN with weights from ``path`` (config read from its manifest when there is one)."""
     state = load_state(path, "cnn")
     try:
-        config = CNNConfig(**load_manifest(path).get("model", {}))
-    except (WeightsError, TypeError):
-        config = CNNConfig()
-    model = RepairCNN(config)
+        manifest = load_manifest(path)
+    except WeightsError:
+        manifest = {}   # a bare state dict of the default architecture still loads
+    model = RepairCNN(cnn_config(manifest, f"weights manifest of {path}"))
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:

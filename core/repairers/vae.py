@@ -41,7 +41,7 @@ import torch.nn as nn
 
 from core.engine.grid import N_K, N_T, W_FLOOR, iv_to_w, w_to_iv
 from core.repairers.base import Prediction, Repairer, check_weights
-from core.repairers.weights import WeightsError, load_manifest, load_state
+from core.repairers.weights import WeightsError, load_manifest, load_state, manifest_float, manifest_int
 from core.settings import WEIGHTS_DIR
 
 N_CELLS = N_T * N_K
@@ -174,19 +174,34 @@ def _predict(model, iv_obs, observed, sd_scale, with_sd, batch_size) -> tuple:
     return iv_mean, (np.concatenate(sds).reshape(shape) if with_sd else None)
 
 
+MAX_SD_SCALE = 1e3   # a validation-fitted sd multiplier is O(1); beyond this the file is wrong
+
+
+def vae_config(manifest: dict, where: str) -> VAEConfig:
+    """The VAEConfig a manifest's "model" section describes (bounded sizes); WeightsError otherwise."""
+    model, where = manifest.get("model", {}), f"{where}: model"
+    return VAEConfig(z_dim=manifest_int(model, "z_dim", VAEConfig.z_dim, 1, 256, where),
+                     hidden=manifest_int(model, "hidden", VAEConfig.hidden, 1, 4096, where),
+                     depth=manifest_int(model, "depth", VAEConfig.depth, 1, 16, where),
+                     n_samples=manifest_int(model, "n_samples", VAEConfig.n_samples, 1, 256, where))
+
+
 def load_vae(path: Path = WEIGHTS_DIR / "vae.pt") -> tuple:
     """(model, sd_scale) from ``path`` and its manifest; WeightsError with the reason otherwise."""
     path = Path(path)
     state = load_state(path, "vae")
     manifest = load_manifest(path)
+    where = f"weights manifest of {path}"
+    config = vae_config(manifest, where)
+    sd_scale = manifest_float(manifest, "sd_scale", 1.0, 0.0, MAX_SD_SCALE, where)
     try:
-        model = SurfaceVAE(VAEConfig(**manifest.get("model", {})))
+        model = SurfaceVAE(config)
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:
         reason = str(exc).strip().splitlines()[0]
         raise WeightsError(f"weights file {path} does not fit the VAE: {reason}") from None
     model.eval()
-    return model, float(manifest.get("sd_scale", 1.0))
+    return model, sd_scale
 
 
 @lru_cache(maxsize=4)
