@@ -83,7 +83,8 @@ def _repair_chain(args) -> int:
     from core.chain.workflow import repair_chain, write_chain_outputs
     from core.quotes.read import read_quotes
 
-    result = repair_chain(read_quotes(args.quotes, valuation_date=args.valuation_date), method=args.method)
+    result = repair_chain(read_quotes(args.quotes, valuation_date=args.valuation_date), method=args.method,
+                          stale=not args.no_stale)
     written = write_chain_outputs(result, args.out)
     if not args.quiet:
         for line in result.summary_lines():

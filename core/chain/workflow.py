@@ -8,7 +8,9 @@ and returns the tables:
   ``sd_repaired`` (vol units, NaN for a method without sd) at the row's (T, k), ``extrapolated``
   (beyond the quoted strikes of its expiry, or before the first / after the last expiry) and
   ``is_query``. A query row has an expiry and a strike but no iv, price, bid or ask: it is not used
-  as a quote and gets its repaired value, sd and flag like any other row.
+  as a quote and gets its repaired value, sd and flag like any other row. With ``stale`` (the
+  default), ``stale_score`` and ``stale_flag`` (core.chain.stale: the quote against its expiry
+  neighbours, after the surface is subtracted; NaN / False on rows that are not quotes).
 - ``grid_table``: the surface's dense export (core.chain.surface.SliceSurface.table), with marks;
 - ``params``: per-expiry slice parameters; ``dense``: the dense-check report.
 """
@@ -59,6 +61,9 @@ class ChainRepair:
         if q["is_query"].any():
             lines.append(f"{int(q['is_query'].sum())} query row(s) answered, "
                          f"{int((q['is_query'] & q['extrapolated']).sum())} of them extrapolated")
+        if "stale_flag" in q.columns:
+            lines.append(f"stale check: {int(q['stale_flag'].sum())} quote(s) flagged of "
+                         f"{int(q['stale_score'].notna().sum())} scored")
         return lines + self.notes
 
 
@@ -72,7 +77,20 @@ def _read(source, valuation_date=None, name=None):
     return read_quotes(source, name=name, valuation_date=valuation_date)
 
 
-def repair_chain(source, method: str = "svi_fit", valuation_date=None, name: str | None = None) -> ChainRepair:
+def _stale_columns(table: pd.DataFrame, surface) -> tuple:
+    """Chain stale scores (core.chain.stale) mapped back onto the table's rows."""
+    from core.chain.stale import stale_scores
+    from core.chain.types import from_frame
+
+    rows = np.flatnonzero(table["status"].isin(("used", "outside")).to_numpy())
+    score, flag = np.full(len(table), np.nan), np.zeros(len(table), bool)
+    if rows.size:
+        score[rows], flag[rows] = stale_scores(from_frame(table.iloc[rows]), surface)
+    return score, flag
+
+
+def repair_chain(source, method: str = "svi_fit", valuation_date=None, name: str | None = None,
+                 stale: bool = True) -> ChainRepair:
     """Read (if needed) and repair a quote file on its own domain; see the module doc."""
     from core.engine.dense_check import dense_check
 
@@ -100,6 +118,8 @@ def repair_chain(source, method: str = "svi_fit", valuation_date=None, name: str
     qt["is_query"] = query
     qt.loc[query, "status"] = "query"
     qt.loc[query, "reason"] = "query: no quote, a repaired value asked for"
+    if stale:
+        qt["stale_score"], qt["stale_flag"] = _stale_columns(table, surface)
     notes = [f"warning: {chain_method.warning}"] if chain_method.warning else []
     return ChainRepair(quotes=quotes, surface=surface, quote_table=qt, grid_table=surface.table(),
                        params=surface.params(), dense=dense_check(surface), method=method, notes=notes)

@@ -57,3 +57,20 @@ def test_write_refuses_a_file_as_folder(tmp_path, frame_with_queries):
     (tmp_path / "f").write_text("x")
     with pytest.raises(ValueError, match="not a directory"):
         write_chain_outputs(out, tmp_path / "f")
+
+
+def test_chain_repair_scores_stale_quotes(frame_with_queries):
+    """A quote moved far off its smile is flagged by the chain stale check; query rows get no score."""
+    df, n = frame_with_queries
+    moved = df.copy()
+    T = np.sort(moved["T"].iloc[:n].unique())
+    rows = np.flatnonzero((moved["T"] == T[len(T) // 2]).to_numpy())
+    target = rows[len(rows) // 2]                       # mid-smile: it has neighbours on both sides
+    moved.loc[target, ["iv", "bid", "ask"]] = np.nan    # the moved quote carries no spread of its own
+    moved.loc[target, "iv"] = df.loc[target, "iv"] + 0.08
+    q = repair_chain(moved, method="svi_fit").quote_table
+    assert bool(q["stale_flag"].iloc[target]) and q["stale_score"].iloc[target] > 0
+    assert q["stale_flag"].iloc[:n].mean() < 0.1        # the rest of a clean chain stays mostly unflagged
+    assert q.loc[q["is_query"], "stale_score"].isna().all() and not q.loc[q["is_query"], "stale_flag"].any()
+    plain = repair_chain(moved, method="svi_fit", stale=False).quote_table
+    assert "stale_flag" not in plain.columns
