@@ -128,7 +128,7 @@ def _repair(args) -> int:
 
 
 # Subcommands whose options belong to another module's own parser: the rest of the line is handed on.
-DELEGATED = {"benchmark": "core.evaluation.benchmark", "stale": "core.quotes.stale",
+DELEGATED = {"benchmark": "core.benchmark", "stale": "core.evaluation.stale_study",
              "train cnn": "core.training.cnn", "train vae": "core.training.vae", "train best": "core.training.best"}
 
 

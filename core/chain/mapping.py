@@ -84,7 +84,8 @@ def grid_values(T, k, iv, T_ask, k_ask, method: str) -> tuple:
     (calendar projection; the chain surface makes the rest arbitrage-free) -> back at the points
     asked for. Returns (iv at (T_ask, k_ask), sd_fn(T, k) -> sd in vol units, or None)."""
     from core.pipeline import repair
-    from core.quotes.gridding import grid_quotes, iv_at, values_at
+    from core.engine.grid_read import iv_at, values_at
+    from core.quotes.gridding import grid_quotes
 
     gmap = fit_map(T, k, iv, T_ask, k_ask)
     gridded = grid_quotes(*gmap.to_grid(T, k), iv)

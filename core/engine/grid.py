@@ -13,6 +13,7 @@ N_K = 17
 T_GRID = np.linspace(0.08, 2.0, N_T)          # maturity, years
 K_GRID = np.linspace(-0.45, 0.45, N_K)        # log-moneyness ln(K/F)
 DK = float(K_GRID[1] - K_GRID[0])
+DT = float(T_GRID[1] - T_GRID[0])
 T_MESH, K_MESH = np.meshgrid(T_GRID, K_GRID, indexing="ij")   # (13, 17) each
 ATM_INDEX = N_K // 2
 

@@ -38,7 +38,7 @@ from core.evaluation.metrics import (
     oracle_stale_scores,
     roc_curve,
 )
-from core.evaluation.seeds import HESTON_CELLS, TEST_CELLS, Cell
+from core.seeds import HESTON_CELLS, TEST_CELLS, Cell
 from core.pipeline import w_observed
 from core.repairers.registry import METHODS, get_repairer
 from core.settings import RESULTS_DIR, WEIGHTS_DIR, apply_thread_policy
@@ -347,7 +347,9 @@ def format_speed(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def main(argv=None, train_cnn=None) -> int:
+    """The benchmark command; ``train_cnn`` (core.training.cnn.main, given by core.benchmark) runs
+    ``--train``."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a == "--real" or a.startswith("--real=") for a in argv):
         from core.evaluation.real import main as real_main   # the real-chain benchmark has its own options
@@ -377,8 +379,9 @@ def main(argv=None) -> int:
         print(format_speed(speed(methods)))
         return 0
     if args.train:
-        from core.training import cnn as training
-        training.main(["--threads", str(args.threads)] + (["--out-dir", str(Path(args.weights).parent),
+        if train_cnn is None:
+            parser.error("--train runs through python -m core.benchmark (which wires in the trainer)")
+        train_cnn(["--threads", str(args.threads)] + (["--out-dir", str(Path(args.weights).parent),
                                                               "--name", Path(args.weights).stem] if args.weights else []))
 
     def report(done, total, label):

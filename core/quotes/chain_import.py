@@ -106,12 +106,6 @@ class ImportedChain:
         used = self.used
         return {name: used[name].to_numpy(dtype=np.float64) for name in CHAIN_FIELDS}
 
-    def to_chain_quotes(self):
-        """A core.chain.types.ChainQuotes of the used quotes (needs the chain package)."""
-        from core.chain.types import ChainQuotes
-
-        return ChainQuotes(**self.arrays())
-
 
 def import_chain(source, name: str | None = None, valuation_date=None, spot=None, rate=None,
                  dividend_yield=None, n_near: int = N_NEAR) -> ImportedChain:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core.engine.grid import MAX_IV, MIN_QUOTES  # noqa: F401  (one place for both; re-exported)
-from core.quotes.gridding import K_CATCHMENT, T_CATCHMENT
+from core.engine.grid_read import K_CATCHMENT, T_CATCHMENT
 
 # A vol under 0.1 % is no market's: w = iv^2 T underflows or rounds to the floor downstream.
 MIN_IV = 1e-3

@@ -25,7 +25,8 @@ from core.engine.envelope import ENVELOPE_HIGH, ENVELOPE_LOW
 from core.engine.grid import K_GRID, K_MESH, T_GRID, T_MESH, iv_to_w, w_to_iv
 from core.pipeline import RepairResult, repair
 from core.quotes import stale as stale_mod
-from core.quotes.gridding import Gridded, GridRule, grid_quotes, iv_at, values_at
+from core.engine.grid_read import iv_at, values_at
+from core.quotes.gridding import Gridded, GridRule, grid_quotes
 from core.quotes.read import (
     MAX_ROWS,
     QuoteError,

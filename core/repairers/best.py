@@ -33,7 +33,7 @@ import torch
 
 from core.engine.conformal import ConformalCalibrator
 from core.engine.grid import IV_FLOOR, K_MESH, N_K, N_T, T_MESH, iv_to_w, w_to_iv
-from core.evaluation.seeds import BEST_TRAIN_SEED
+from core.seeds import BEST_TRAIN_SEED
 from core.repairers.base import Prediction, Repairer, check_noise_bp, check_weights
 from core.repairers.weights import (WeightsError, check_tensor, load_manifest, load_state, manifest_float,
                                     manifest_int)
@@ -77,7 +77,7 @@ class BestConfig:
     # above 1 (a Birge ratio): quotes the prior explains badly widen the intervals. It changes
     # nothing in-family and lifts coverage on a held-out family (measured in the LOFO table).
     surprise_inflation: bool = True
-    seed: int = BEST_TRAIN_SEED    # training draws: seed + index of the family (core.evaluation.seeds)
+    seed: int = BEST_TRAIN_SEED    # training draws: seed + index of the family (core.seeds)
 
     def n_for(self, family: str) -> int:
         return self.n_per_family.get(family, self.n_default)

@@ -2,7 +2,7 @@
 
 ``surface_function(family, seed)`` turns one generated surface into a function w(T, k) defined
 off the grid: for the SSVI families the generator's own closed form at any (T, k) (equal to the
-generated grid on its nodes), for ``sabr_event`` the grid read through ``core.quotes.gridding.values_at``
+generated grid on its nodes), for ``sabr_event`` the grid read through ``core.engine.grid_read.values_at``
 (flat beyond the grid). ``make_chain`` lays a listed-options chain over it: expiries on third
 Fridays (plus weeklies and quarterlies), strikes on an exchange-style ladder, quote noise of the
 benchmark's profile, bid/ask spreads, optional stale quotes, as iv or as Black prices.
@@ -17,7 +17,7 @@ import pandas as pd
 
 from core.engine.grid import T_GRID, w_to_iv
 from core.engine import ssvi
-from core.quotes.gridding import values_at
+from core.engine.grid_read import values_at
 from core.synth.families import (
     SHIFTED_BUMP,
     sabr_event_total_variance,

@@ -15,7 +15,7 @@ import torch
 
 from core.engine.conformal import ConformalCalibrator
 from core.engine.grid import IV_FLOOR, iv_to_w, w_to_iv
-from core.evaluation.seeds import BEST_CALIBRATION, BEST_VALIDATION
+from core.seeds import BEST_CALIBRATION, BEST_VALIDATION
 from core.repairers.best import BestConfig, MixturePrior, projected_sd, save
 from core.settings import WEIGHTS_DIR
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from core.engine.grid import iv_to_w, w_to_iv
-from core.evaluation.seeds import CNN_SEED, CNN_TRAIN, CNN_VALIDATION
+from core.seeds import CNN_SEED, CNN_TRAIN, CNN_VALIDATION
 from core.repairers.cnn import W_SCALE, CNNConfig, RepairCNN, make_inputs, predict
 from core.repairers.weights import save_weights
 from core.settings import WEIGHTS_DIR

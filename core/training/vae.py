@@ -18,7 +18,7 @@ import torch
 from scipy.stats import norm
 
 from core.engine.grid import iv_to_w, w_to_iv
-from core.evaluation.seeds import VAE_TRAIN_SEED, VAE_VALIDATION_SEED
+from core.seeds import VAE_TRAIN_SEED, VAE_VALIDATION_SEED
 from core.repairers.vae import (
     N_CELLS,
     PosteriorNet,

@@ -1,4 +1,4 @@
-"""The engine's import rules: no cycle among core's modules, and no UI library inside core.
+"""The engine's import rules: no cycle among core's modules or its subpackages, and no UI library inside core.
 
 Every import counts, module-level and inside functions: a deferred import still ties two modules
 together. The graph is read from the source (ast), so nothing is executed.
@@ -65,6 +65,26 @@ def find_cycle(graph: dict) -> list | None:
 def test_core_has_no_import_cycle():
     cycle = find_cycle(core_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def package_graph(graph: dict) -> dict:
+    """The module graph folded onto core's subpackages (core.x.y -> core.x). ``__main__`` modules
+    are entry points that nothing imports, so they may call into any package."""
+    def top(name: str) -> str:
+        return ".".join(name.split(".")[:2])
+
+    out = {}
+    for name, targets in graph.items():
+        if name.endswith(".__main__"):
+            continue
+        out.setdefault(top(name), set()).update(top(t) for t in targets if top(t) != top(name))
+    return out
+
+
+def test_core_packages_have_no_import_cycle():
+    """The layers read one way: e.g. core.chain may use core.quotes, but core.quotes never core.chain."""
+    cycle = find_cycle(package_graph(core_graph()))
+    assert cycle is None, "package import cycle: " + " -> ".join(cycle)
 
 
 def test_the_cycle_finder_finds_a_planted_cycle():

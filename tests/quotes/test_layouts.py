@@ -107,9 +107,10 @@ def test_fixtures_are_small_and_reproducible(tmp_path):
 
 
 def test_import_converts_to_chain_quotes():
-    """The importer's output is the chain path's input (core.chain.types, once merged)."""
-    pytest.importorskip("core.chain.types", reason="the chain package (ChainQuotes) is not merged yet")
+    """The importer's arrays are the chain path's input (core.chain.types.ChainQuotes)."""
+    from core.chain.types import ChainQuotes
+
     chain = import_chain(FIXTURES / "yfinance.csv")
-    quotes = chain.to_chain_quotes()
+    quotes = ChainQuotes(**chain.arrays())
     assert len(quotes) == len(chain.used)
     np.testing.assert_allclose(quotes.iv, chain.used["iv"])

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from core.evaluation import stale_study
 from core.quotes import stale
 from core.quotes.gridding import grid_quotes
 from core.quotes.workflow import repair_quotes
@@ -53,7 +54,7 @@ def test_calibration_file_is_there_and_sane():
     # calibration seeds are disjoint from every benchmark seed
     from core.evaluation.benchmark import TEST_CELLS
     test_seeds = {s for c in TEST_CELLS for s in (c.surface_seed, c.mask_seed, c.noise_seed, c.stale_seed)}
-    assert not test_seeds & {seed * 100 + i for _, seed in stale.STALE_CALIBRATION_CHAINS for i in range(100)}
+    assert not test_seeds & {seed * 100 + i for _, seed in stale_study.STALE_CALIBRATION_CHAINS for i in range(100)}
     assert stale.threshold_for("interp-leave-out") == (det["threshold"], True)
     assert "best" in data["detectors"] and data["detectors"]["best"]["basis"] == "method"
     assert stale.threshold_for("no-such-method") == (stale.DEFAULT_THRESHOLD, False)
@@ -82,7 +83,7 @@ def test_a_methods_own_stale_score_is_used(monkeypatch):
 
 
 def test_node_scores_shape_and_nan_on_missing():
-    w_obs, obs, is_stale = stale.stale_cell_data("shifted_ssvi", "regular", 9001, 9002, 9003, 3)
+    w_obs, obs, is_stale = stale_study.stale_cell_data("shifted_ssvi", "regular", 9001, 9002, 9003, 3)
     sc = stale.node_scores(methods_mod.get_repairer("svi"), w_obs, obs)
     assert sc.shape == obs.shape and np.isnan(sc[~obs]).all() and np.isfinite(sc[obs]).all()
 

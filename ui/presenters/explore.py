@@ -29,7 +29,7 @@ from core.engine.arbitrage import MODES as ARBITRAGE_MODES
 from core.engine.arbitrage import butterfly_violations, calendar_violation_rate, g_field
 from core.engine.grid import K_GRID, N_K, N_T, T_GRID, iv_to_w, w_to_iv
 from core.evaluation.benchmark import run
-from core.evaluation.seeds import STALE_SEED_OFFSET
+from core.seeds import STALE_SEED_OFFSET
 from core.pipeline import MIN_QUOTES
 from core.repairers.registry import METHODS, get_repairer, repairer_class
 from core.repairers.weights import WeightsError, load_manifest
