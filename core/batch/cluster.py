@@ -44,14 +44,14 @@ def warm_weights(method: str, config: dict) -> None:
             getattr(repairer, name)
 
 
-def weight_loads() -> int:
-    """How many weights files this process has loaded (cache misses of core.repairers' loaders)."""
+def weight_loads_by_model() -> dict:
+    """{model: weights files this process has loaded} (cache misses of core.repairers' loaders)."""
     from core.repairers.best import _cached_best
     from core.repairers.cnn import _cached_cnn
     from core.repairers.vae import _cached_vae
 
-    loaders = (_cached_cnn, _cached_best, _cached_vae)
-    return sum(f.cache_info().misses for f in loaders)
+    loaders = {"cnn": _cached_cnn, "best": _cached_best, "vae": _cached_vae}
+    return {name: f.cache_info().misses for name, f in loaders.items()}
 
 
 class WarmWeights(WorkerPlugin):

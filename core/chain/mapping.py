@@ -13,7 +13,7 @@ Maturity: log-linear, ln T from the chain's shortest to its longest expiry onto 
 several grid rows. Vols are carried unchanged: the model sees the chain's vol at the mapped
 point, its total variance being iv^2 T_grid.
 
-Values come back by reading the repaired grid (PCHIP in T, cubic spline in k; core.quotes.gridding)
+Values come back by reading the repaired grid (PCHIP in T, cubic spline in k; core.engine.grid_read)
 at each chain point's mapped coordinates.
 """
 from __future__ import annotations

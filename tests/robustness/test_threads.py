@@ -18,8 +18,14 @@ print(json.dumps([torch.get_num_threads(), sorted({d["num_threads"] for d in thr
 """
 
 
+# Thread variables an earlier test's Dask cluster may have left in this process's environment
+# (distributed sets them for its workers); torch reads MKL_NUM_THREADS too.
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS")
+
+
 def _probe(env_threads):
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
     if env_threads is not None:
         env["OMP_NUM_THREADS"] = env_threads
     out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
