@@ -32,8 +32,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.repairers.registry import METHODS
-
     parser = _Parser(prog="python -m core.cli", description="Repair your own option quotes on the model grid.",
                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -44,18 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
                                      "13 x 17 grid, repair with --method, write tables to --out.")
     rep.add_argument("quotes", metavar="QUOTES", help=f"quote file, .csv or .parquet (at most "
                      f"{MAX_FILE_BYTES // 2**20} MiB, {MAX_ROWS:,} rows)")
+    from core.chain.methods import CHAIN_METHODS, DEFAULT_CHAIN_METHOD
     from core.repairers.registry import DEFAULT_METHOD
 
-    rep.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS + ("svi_fit", "ah"),
-                     help=f"repair method (default {DEFAULT_METHOD}: the closest to the truth on the sample chains)")
+    rep.add_argument("--method", default=None, choices=CHAIN_METHODS,
+                     help=f"repair method (default {DEFAULT_METHOD}, the closest to the truth on the sample chains; "
+                          f"with --chain {DEFAULT_CHAIN_METHOD}, the best on the real chains)")
     rep.add_argument("--arbitrage", default=None, choices=("calendar", "full", "none"),
                      help="no-arbitrage projection of the repaired grid (default: the method's own, calendar "
                           "for most; full adds the butterfly projection)")
     rep.add_argument("--out", required=True, help="output directory (created if missing)")
     rep.add_argument("--chain", action="store_true",
                      help="repair on the chain's own domain (every expiry and strike, no grid box) into an "
-                          "arbitrage-free surface; adds methods svi_fit and ah; writes quotes.csv (with "
-                          "extrapolated and query rows), grid.csv (dense surface), params.csv, dense_check.json")
+                          "arbitrage-free surface; adds the chain methods (svi_fit, ah, ...); writes the quotes (with "
+                          "extrapolated and query rows), grid (dense surface) and params tables in --format, "
+                          "and dense_check.json")
     rep.add_argument("--format", default="both", choices=("csv", "parquet", "both"), help="table format (default both)")
     rep.add_argument("--valuation-date", default=None, help="YYYY-MM-DD, for files with expiry but no valuation_date")
     rep.add_argument("--spot", type=float, default=None, help="underlying price, for forwards where put-call parity "
@@ -72,59 +73,62 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     from core.batch.cli import add_batch_parser
 
-    add_batch_parser(sub, METHODS, DEFAULT_METHOD)
+    add_batch_parser(sub, CHAIN_METHODS, DEFAULT_METHOD, DEFAULT_CHAIN_METHOD)
     sub.add_parser("benchmark", help="the 2 x 2 synthetic benchmark (options: benchmark --help)")
     sub.add_parser("train", help="train a learned method: train cnn | train vae | train best (options: train cnn --help)")
     sub.add_parser("stale", help="calibrate the stale-quote flag or measure its AUC (options: stale --help)")
     return parser
 
 
+def _read(args):
+    """The quote file with the command's reading options; ``--strict`` refuses dropped rows."""
+    from core.quotes.read import read_quotes, refuse_dropped_rows
+
+    quotes = read_quotes(args.quotes, valuation_date=args.valuation_date, spot=args.spot, rate=args.rate,
+                         dividend_yield=args.dividend_yield)
+    if args.strict:
+        refuse_dropped_rows(quotes)
+    return quotes
+
+
+def _report(lines, written, args) -> int:
+    if args.quiet:
+        print(args.out)
+        return 0
+    for line in lines:
+        print(line)
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
 def _repair_chain(args) -> int:
     from core.chain.workflow import repair_chain, write_chain_outputs
-    from core.quotes.read import read_quotes
 
-    result = repair_chain(read_quotes(args.quotes, valuation_date=args.valuation_date), method=args.method,
-                          stale=not args.no_stale)
-    written = write_chain_outputs(result, args.out)
-    if not args.quiet:
-        for line in result.summary_lines():
-            print(line)
-        print(f"wrote {len(written)} files to {args.out}")
-    else:
-        print(args.out)
-    return 0
+    for flag, value in (("--arbitrage", args.arbitrage), ("--weights", args.weights)):
+        if value:   # the chain surface is arbitrage-free by construction; grid methods use the shipped weights
+            raise ValueError(f"{flag} does not apply with --chain")
+    result = repair_chain(_read(args), method=args.method, stale=not args.no_stale)
+    return _report(result.summary_lines(), write_chain_outputs(result, args.out, args.format), args)
 
 
 def _repair(args) -> int:
     from core.quotes.export import check_out_dir, write_outputs
-    from core.quotes.read import QuoteError, read_quotes
     from core.quotes.workflow import repair_quotes
-    from core.repairers.registry import repairer_class
+    from core.chain.methods import DEFAULT_CHAIN_METHOD
+    from core.repairers.registry import DEFAULT_METHOD, METHODS, repairer_class
 
     check_out_dir(args.out, create=False)   # refuse a bad --out before the work, not after
     if args.chain:
+        args.method = args.method or DEFAULT_CHAIN_METHOD
         return _repair_chain(args)
-    if args.method in ("svi_fit", "ah"):
+    args.method = args.method or DEFAULT_METHOD
+    if args.method not in METHODS:
         raise ValueError(f"method {args.method} works on the chain's own domain: add --chain")
     if args.weights and not repairer_class(args.method).needs_weights:
         raise ValueError(f"--weights applies to methods with weights files, not {args.method}")
-    check_out_dir(args.out, create=False)   # refuse a bad --out before the work, not after
-    quotes = read_quotes(args.quotes, valuation_date=args.valuation_date, spot=args.spot, rate=args.rate,
-                         dividend_yield=args.dividend_yield)
-    if args.strict and quotes.report.n_dropped:
-        first = next(iter(quotes.report.dropped.items()))
-        raise QuoteError(f"--strict: {quotes.report.n_dropped} row(s) dropped, first reason: {first[0]} "
-                         f"({len(first[1])} row(s), first row {first[1][0]})")
     config = {"weights": args.weights} if args.weights else {}
-    result = repair_quotes(quotes, method=args.method, stale=not args.no_stale, arbitrage=args.arbitrage, **config)
-    written = write_outputs(result, args.out, args.format)
-    if not args.quiet:
-        for line in result.summary_lines():
-            print(line)
-        print(f"wrote {len(written)} files to {args.out}")
-    else:
-        print(args.out)
-    return 0
+    result = repair_quotes(_read(args), method=args.method, stale=not args.no_stale, arbitrage=args.arbitrage, **config)
+    return _report(result.summary_lines(), write_outputs(result, args.out, args.format), args)
 
 
 # Subcommands whose options belong to another module's own parser: the rest of the line is handed on.

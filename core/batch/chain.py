@@ -3,7 +3,8 @@
 ``run_chain(chain, options, root)`` reads the chain (``read_quotes``: the file, or the dataset
 chain's rows as Parquet bytes), applies ``--strict`` like the CLI, repairs with
 ``core.quotes.workflow.repair_quotes``, writes the tables with ``core.quotes.export.write_outputs`` into a
-staging folder and commits them (core.batch.layout). It never raises: it returns the chain's
+staging folder and commits them (core.batch.layout). With ``chain`` (``repair --chain``) the
+chain workflow (core.chain.workflow.repair_chain) repairs it instead and its tables are committed. It never raises: it returns the chain's
 summary row (without the keys):
 
 - status "ok": the counts of the validation report, ``fit_rmse_iv`` (RMSE of quote - repaired over
@@ -26,10 +27,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from core.batch.inputs import Chain, read_chain_rows
-from core.batch.layout import commit, staging_dir
+from core.batch.layout import CHAIN_TABLES, TABLES, commit, staging_dir
 
 _COUNTS = ("n_rows", "n_used", "n_outside", "n_skipped", "n_dropped", "n_expiries", "grid_nodes_quoted", "n_flagged")
 _FLOATS = ("fit_rmse_iv", "params_rmse_iv_max", "calendar_rate", "butterfly_rate")
@@ -52,6 +54,7 @@ class Options:
     valuation_date: str | None = None
     weights: str | None = None
     strict: bool = False
+    chain: bool = False          # repair --chain: the chain's own domain, a chain method
 
     def as_dict(self) -> dict:
         """JSON-ready, as recorded in each chain's completion marker."""
@@ -67,7 +70,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _read(chain: Chain, options: Options):
-    from core.quotes.read import QuoteError, read_quotes
+    from core.quotes.read import read_quotes, refuse_dropped_rows
 
     if chain.kind == "file":
         quotes = read_quotes(chain.source, valuation_date=options.valuation_date)
@@ -77,10 +80,8 @@ def _read(chain: Chain, options: Options):
         buf = io.BytesIO()
         pq.write_table(read_chain_rows(chain), buf)
         quotes = read_quotes(buf.getvalue(), name=f"{chain.label}.parquet", valuation_date=options.valuation_date)
-    if options.strict and quotes.report.n_dropped:      # as core.cli._repair
-        first = next(iter(quotes.report.dropped.items()))
-        raise QuoteError(f"--strict: {quotes.report.n_dropped} row(s) dropped, first reason: {first[0]} "
-                         f"({len(first[1])} row(s), first row {first[1][0]})")
+    if options.strict:      # as core.cli
+        refuse_dropped_rows(quotes)
     return quotes
 
 
@@ -102,6 +103,26 @@ def _ok_row(result) -> dict:
             "arbitrage_ok": bool(arb["calendar_rate"] == 0 and arb["g_negative_rate"] == 0)}
 
 
+def _ok_chain_row(result) -> dict:
+    """The summary row of a ``--chain`` repair: the same columns, from the chain workflow's outputs
+    (arbitrage figures from its dense check; no grid, so no grid nodes; no SVI table of the grid)."""
+    report = result.quotes.report
+    qt = result.quote_table
+    used = (qt["status"] == "used").to_numpy()
+    residual = (qt["iv_repaired"] - pd.to_numeric(qt["iv"], errors="coerce")).to_numpy(np.float64)[used]
+    residual = residual[np.isfinite(residual)]
+    dense = result.dense
+    points = max(int(dense.n_points), 1)
+    return {"status": "ok", "reason": None, "n_rows": int(report.n_rows), "n_used": int(report.n_used),
+            "n_outside": int(report.n_outside), "n_skipped": int(report.n_skipped),
+            "n_dropped": int(report.n_dropped), "n_expiries": int(report.n_expiries), "grid_nodes_quoted": None,
+            "n_flagged": int(qt["stale_flag"].sum()) if "stale_flag" in qt.columns else 0,
+            "fit_rmse_iv": float(np.sqrt(np.mean(residual**2))) if residual.size else float("nan"),
+            "params_rmse_iv_max": float("nan"),
+            "calendar_rate": dense.n_calendar / points, "butterfly_rate": dense.n_butterfly / points,
+            "arbitrage_ok": bool(dense.ok)}
+
+
 def _worker_name() -> str:
     try:
         from distributed import get_worker
@@ -111,16 +132,23 @@ def _worker_name() -> str:
         return f"pid {os.getpid()}"
 
 
-def repair_chain(chain: Chain, options: Options, staging: Path):
-    """Read, repair and write one chain's tables into ``staging`` (raises like ``repair``)."""
-    from core.quotes.export import write_outputs
+def repair_chain(chain: Chain, options: Options, staging: Path) -> dict:
+    """Read, repair and write one chain's tables into ``staging`` (raises like ``repair``); returns
+    its summary row."""
+    from core.quotes.export import write_files, write_outputs
     from core.quotes.workflow import repair_quotes
 
     quotes = _read(chain, options)
+    if options.chain:
+        from core.chain.workflow import chain_files, repair_chain as repair_on_domain
+
+        result = repair_on_domain(quotes, method=options.method, stale=options.stale)
+        write_files(staging, chain_files(result, "parquet"))
+        return _ok_chain_row(result)
     result = repair_quotes(quotes, method=options.method, stale=options.stale, arbitrage=options.arbitrage,
                            **options.config)
     write_outputs(result, staging, "parquet")
-    return result
+    return _ok_row(result)
 
 
 def run_chain(chain: Chain, options: Options, root: str) -> dict:
@@ -133,14 +161,15 @@ def run_chain(chain: Chain, options: Options, root: str) -> dict:
     try:
         staging = staging_dir(Path(root))
         try:
-            row.update(_ok_row(repair_chain(chain, options, staging)))
+            row.update(repair_chain(chain, options, staging))
         except (ValueError, WeightsError) as exc:
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
             row.update(status="failed", reason=_one_line(exc))
         row.update(seconds=time.perf_counter() - start, method=options.method, source=chain.label,
                    worker=_worker_name())
-        commit(Path(root), chain.keys, staging, row, ROW_SCHEMA, options.as_dict())
+        commit(Path(root), chain.keys, staging, row, ROW_SCHEMA, options.as_dict(),
+               CHAIN_TABLES if options.chain else TABLES)
     except Exception as exc:  # disk full, a bug: report it, leave the chain undone for a rerun
         row.update(status="error", reason=f"unexpected {type(exc).__name__}: {_one_line(exc)}",
                    seconds=time.perf_counter() - start, method=options.method, source=chain.label,

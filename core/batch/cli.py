@@ -26,7 +26,7 @@ Examples:
   python -m core.cli batch 'chains/**/*.csv' --out repaired/ --scheduler tcp://10.0.0.5:8786"""
 
 
-def add_batch_parser(sub, methods, default_method: str) -> argparse.ArgumentParser:
+def add_batch_parser(sub, methods, default_method: str, default_chain_method: str) -> argparse.ArgumentParser:
     """Add ``batch`` to the CLI's subparsers ``sub``."""
     p = sub.add_parser("batch", help="repair every chain of a folder or dataset on Dask, resumably",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -34,7 +34,10 @@ def add_batch_parser(sub, methods, default_method: str) -> argparse.ArgumentPars
                                    "machine (a Dask LocalCluster) or on an existing Dask cluster.")
     p.add_argument("input", metavar="INPUT", help="folder or glob of quote files, or a Parquet dataset")
     p.add_argument("--out", required=True, help="output folder (created if missing; reruns resume into it)")
-    p.add_argument("--method", default=default_method, choices=methods, help=f"repair method (default {default_method})")
+    p.add_argument("--method", default=None, choices=methods,
+                   help=f"repair method (default {default_method}; with --chain {default_chain_method})")
+    p.add_argument("--chain", action="store_true", help="as in `repair`: each chain on its own domain, with a "
+                                                        "chain method; tables as `repair --chain` writes them")
     p.add_argument("--partition-keys", default=None, help="comma-separated keys naming a chain in a Parquet dataset "
                                                           "INPUT, e.g. underlying,quote_date")
     p.add_argument("--workers", type=int, default=None, help="worker processes of the local cluster (default: every core)")
@@ -62,7 +65,7 @@ def run_batch(args) -> int:
         summary = repair_dataset(args.input, args.out, args.method, partition_keys=keys, workers=args.workers,
                                  scheduler=args.scheduler, memory_limit=args.memory_limit, arbitrage=args.arbitrage,
                                  stale=not args.no_stale, valuation_date=args.valuation_date, weights=args.weights,
-                                 strict=args.strict, progress=not args.quiet)
+                                 strict=args.strict, chain=args.chain, progress=not args.quiet)
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted; completed chains are kept, rerun the same command to resume\n")
         return 130

@@ -8,6 +8,10 @@ decodes):
     DIR/surface/<keys>/part-0.parquet   the repaired grid     (``repair``'s grid.parquet)
     DIR/params/<keys>/part-0.parquet    per-expiry SVI params (``repair``'s svi_params.parquet)
     DIR/report/<keys>/report.json       ``repair``'s report.json
+
+With ``--chain`` (``repair --chain``'s tables, CHAIN_TABLES): quotes/ holds its quotes table,
+surface/ its dense grid, params/ its per-expiry parameters, and report/<keys>/dense_check.json its
+dense check and summary.
     DIR/summary/<keys>/part-0.parquet   the chain's summary row (failed chains too)
     DIR/summary.parquet                 every chain's summary row, written at the end of a run
     DIR/_done/<keys>/done.json          completion marker: written last, lists files and sizes
@@ -35,6 +39,9 @@ import pyarrow.parquet as pq
 # staging file written by core.quotes.export.write_outputs -> (table folder, file name in the partition)
 TABLES = {"quotes.parquet": ("quotes", "part-0.parquet"), "grid.parquet": ("surface", "part-0.parquet"),
           "svi_params.parquet": ("params", "part-0.parquet"), "report.json": ("report", "report.json")}
+# staging file written by core.chain.workflow.chain_files(..., "parquet") -> the same folders
+CHAIN_TABLES = {"quotes.parquet": ("quotes", "part-0.parquet"), "grid.parquet": ("surface", "part-0.parquet"),
+                "params.parquet": ("params", "part-0.parquet"), "dense_check.json": ("report", "dense_check.json")}
 SUMMARY_DIR, DONE_DIR, TMP_DIR = "summary", "_done", "_tmp"
 SUMMARY_FILE = "summary.parquet"
 MARKER = "done.json"
@@ -88,10 +95,12 @@ def _replace_text(path: Path, text: str, staging: Path) -> None:
     os.replace(tmp, path)
 
 
-def commit(root: Path, keys: dict, staging: Path, row: dict, schema, options: dict | None = None) -> None:
+def commit(root: Path, keys: dict, staging: Path, row: dict, schema, options: dict | None = None,
+           tables: dict = TABLES) -> None:
     """Move a chain's staged outputs into place, then write its summary part and marker last.
 
-    ``staging`` holds what ``write_outputs(..., "parquet")`` wrote (nothing for a failed chain);
+    ``staging`` holds what ``write_outputs(..., "parquet")`` wrote (``tables`` TABLES) or what
+    ``chain_files(..., "parquet")`` gave (CHAIN_TABLES), nothing for a failed chain;
     ``row`` is the chain's summary row without the keys, ``schema`` its pyarrow schema, ``options``
     the repair options (JSON-ready) recorded in the marker. A failed chain's old table files are
     removed so the tables never hold outputs that its summary row does not describe.
@@ -99,15 +108,17 @@ def commit(root: Path, keys: dict, staging: Path, row: dict, schema, options: di
     root, rel = Path(root), partition_path(keys)
     _marker_path(root, rel).unlink(missing_ok=True)      # first: no old marker may vouch for new files
     files = {}
-    for staged, (table, name) in TABLES.items():
-        dest = root / table / rel / name
-        src = staging / staged
+    written = set()
+    for staged, (table, name) in tables.items():
+        dest, src = root / table / rel / name, staging / staged
         if src.is_file():
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dest)
             files[str(Path(table) / rel / name)] = dest.stat().st_size
-        else:
-            dest.unlink(missing_ok=True)
+            written.add(dest)
+    for table, name in (*TABLES.values(), *CHAIN_TABLES.values()):   # either mode's: a mode switch leaves none stale
+        if root / table / rel / name not in written:
+            (root / table / rel / name).unlink(missing_ok=True)
     summary = root / SUMMARY_DIR / rel / "part-0.parquet"
     tmp = staging / f".summary.{uuid.uuid4().hex}.parquet"
     pq.write_table(pa.Table.from_pylist([row], schema=schema), tmp)

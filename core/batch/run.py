@@ -15,10 +15,23 @@ from core.batch.layout import clear_staging, completed_row, write_summary
 from core.batch.progress import Progress
 
 
-def _options(method, arbitrage, stale, valuation_date, weights, strict) -> Options:
+def _options(method, arbitrage, stale, valuation_date, weights, strict, chain=False) -> Options:
     from core.repairers.registry import METHODS, get_repairer, repairer_class
 
+    if chain:   # as `repair --chain`: a chain method, no grid projection, the shipped weights
+        from core.chain.methods import CHAIN_METHODS
+
+        if method not in CHAIN_METHODS:
+            raise ValueError(f"unknown chain method {method!r}; choose one of {', '.join(CHAIN_METHODS)}")
+        for flag, value in (("--arbitrage", arbitrage), ("--weights", weights)):
+            if value:
+                raise ValueError(f"{flag} does not apply with --chain")
+        return Options(method=method, stale=stale, valuation_date=valuation_date, strict=strict, chain=True)
     if method not in METHODS:
+        from core.chain.methods import CHAIN_METHODS
+
+        if method in CHAIN_METHODS:
+            raise ValueError(f"method {method} works on the chain's own domain: add --chain")
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if arbitrage not in (None, "calendar", "full", "none"):
         raise ValueError(f"unknown arbitrage mode {arbitrage!r}; choose calendar, full or none")
@@ -73,14 +86,15 @@ def _run(client, todo: list, options: Options, root: Path, progress: bool, on_re
 
 def repair_dataset(source, out, method: str | None = None, *, partition_keys=None, workers: int | None = None,
                    scheduler: str | None = None, memory_limit="auto", arbitrage: str | None = None,
-                   stale: bool = True, valuation_date=None, weights=None, strict: bool = False, client=None,
-                   progress: bool = True, on_result=None, processes: bool = True) -> pd.DataFrame:
+                   stale: bool = True, valuation_date=None, weights=None, strict: bool = False, chain: bool = False,
+                   client=None, progress: bool = True, on_result=None, processes: bool = True) -> pd.DataFrame:
     """Repair every chain of ``source`` into the Parquet dataset ``out``; returns the summary.
 
     source: a folder or glob of quote files, or (with ``partition_keys``, a list of names) a Parquet
     dataset with one chain per key combination (core.batch.inputs). Each chain goes through the
     same steps as ``python -m core.cli repair`` with ``method``, ``arbitrage``, ``stale``,
-    ``valuation_date``, ``weights`` and ``strict`` (core.batch.chain). Chains already complete in
+    ``valuation_date``, ``weights`` and ``strict`` (core.batch.chain); with ``chain``, the steps of
+    ``repair --chain`` (a chain method, default DEFAULT_CHAIN_METHOD; no ``arbitrage`` or ``weights``). Chains already complete in
     ``out`` with the same options are skipped (``resumed`` True in the summary). Runs on ``client`` if given, else on a
     Client to ``scheduler``, else on a LocalCluster of ``workers`` processes (``processes=False``:
     threads in this process) with ``memory_limit`` each. ``progress`` draws the bar on stderr;
@@ -90,9 +104,11 @@ def repair_dataset(source, out, method: str | None = None, *, partition_keys=Non
     reason, counts, fit and arbitrage figures, seconds, method, source, worker, resumed; also
     written to ``out/summary.parquet``. Bad options or input raise ValueError (one line).
     """
+    from core.chain.methods import DEFAULT_CHAIN_METHOD
     from core.quotes.workflow import DEFAULT_METHOD
 
-    options = _options(method or DEFAULT_METHOD, arbitrage, stale, valuation_date, weights, strict)
+    default = DEFAULT_CHAIN_METHOD if chain else DEFAULT_METHOD
+    options = _options(method or default, arbitrage, stale, valuation_date, weights, strict, chain)
     chains = discover(source, partition_keys)
     clash = sorted(set(chains[0].keys) & set(ROW_COLUMNS + ("resumed",)))
     if clash:

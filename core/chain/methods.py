@@ -91,6 +91,8 @@ class GridMethod(ChainMethod):
 
 
 CHAIN_METHODS = ("svi_fit", "ah") + tuple(GRID_METHODS)
+# The chain path's default: the method that won most real-chain cells (README, "Real chains").
+DEFAULT_CHAIN_METHOD = "svi_fit"
 
 
 def get_chain_method(name: str) -> ChainMethod:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from core.chain.methods import get_chain_method
+from core.chain.methods import DEFAULT_CHAIN_METHOD, get_chain_method
 from core.chain.types import from_quoteset
 
 VALUE_COLUMNS = ("iv", "price_input", "bid", "ask")
@@ -89,11 +89,13 @@ def _stale_columns(table: pd.DataFrame, surface) -> tuple:
     return score, flag
 
 
-def repair_chain(source, method: str = "svi_fit", valuation_date=None, name: str | None = None,
+def repair_chain(source, method: str | None = None, valuation_date=None, name: str | None = None,
                  stale: bool = True) -> ChainRepair:
-    """Read (if needed) and repair a quote file on its own domain; see the module doc."""
+    """Read (if needed) and repair a quote file on its own domain (``method`` default
+    DEFAULT_CHAIN_METHOD); see the module doc."""
     from core.engine.dense_check import dense_check
 
+    method = method or DEFAULT_CHAIN_METHOD
     chain_method = get_chain_method(method)
     quotes = _read(source, valuation_date, name)
     chain = from_quoteset(quotes)
@@ -125,18 +127,32 @@ def repair_chain(source, method: str = "svi_fit", valuation_date=None, name: str
                        params=surface.params(), dense=dense_check(surface), method=method, notes=notes)
 
 
-def write_chain_outputs(result: ChainRepair, out_dir) -> list:
-    """quotes.csv, grid.csv (the dense surface with extrapolation marks), params.csv and
-    dense_check.json into ``out_dir``, all or none (core.quotes.export.write_files: temporary
-    names then renames, symlinked targets refused); returns the paths."""
+def chain_report(result: ChainRepair) -> dict:
+    """The run's summary as JSON-ready data: the dense-check report's fields, the method and the
+    summary lines."""
+    return {**result.dense.to_dict(), "method": result.method, "summary": result.summary_lines()}
+
+
+def chain_files(result: ChainRepair, fmt: str = "csv") -> dict:
+    """{file name: bytes}: quotes, grid (the dense surface with extrapolation marks) and params as
+    ``fmt`` ("csv", "parquet" or "both"), and dense_check.json (the summary and the dense check)."""
     import json
 
+    from core.quotes.export import table_bytes
+
+    formats = ("csv", "parquet") if fmt == "both" else (fmt,)
+    files = {f"{name}.{f}": table_bytes(frame, f) for f in formats
+             for name, frame in (("quotes", result.quote_table), ("grid", result.grid_table), ("params", result.params))}
+    files["dense_check.json"] = (json.dumps(chain_report(result), indent=2, default=str) + "\n").encode()
+    return files
+
+
+def write_chain_outputs(result: ChainRepair, out_dir, fmt: str = "csv") -> list:
+    """``chain_files`` into ``out_dir``, all or none (core.quotes.export.write_files: temporary
+    names then renames, symlinked targets refused); returns the paths."""
     from core.quotes.export import write_files
 
-    files = {f"{name}.csv": frame.to_csv(index=False).encode()
-             for name, frame in (("quotes", result.quote_table), ("grid", result.grid_table), ("params", result.params))}
-    files["dense_check.json"] = (json.dumps(result.dense.to_dict(), indent=2) + "\n").encode()
-    return write_files(out_dir, files)
+    return write_files(out_dir, chain_files(result, fmt))
 
 
 def read_chain(path, include_outside: bool = True):

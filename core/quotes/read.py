@@ -77,6 +77,14 @@ Grid: T in [0.08, 2.0] years, k in [-0.45, 0.45]. Quotes within half a grid step
 Caps: 50 MiB, 200,000 rows; at least 4 usable quotes on at least 2 expiries."""
 
 
+def refuse_dropped_rows(quotes) -> None:
+    """``--strict``: QuoteError naming the first drop reason when the importer dropped any row."""
+    if quotes.report.n_dropped:
+        first = next(iter(quotes.report.dropped.items()))
+        raise QuoteError(f"--strict: {quotes.report.n_dropped} row(s) dropped, first reason: {first[0]} "
+                         f"({len(first[1])} row(s), first row {first[1][0]})")
+
+
 def read_quotes(source, name: str | None = None, valuation_date=None, max_bytes: int = MAX_FILE_BYTES,
                 max_rows: int = MAX_ROWS, spot=None, rate=None, dividend_yield=None) -> QuoteSet:
     """Read a quote file (path, bytes or file-like; CSV, Parquet or a known text layout) into a

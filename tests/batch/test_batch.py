@@ -255,3 +255,37 @@ def test_cli_batch_resumes_a_done_dataset_and_rejects_bad_options(first_run, cha
     assert cli_main(["batch", str(chains), "--out", str(tmp_path / "o2"), "--memory-limit", "lots"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("error: batch input not found") and err[1].startswith("error: --memory-limit")
+
+
+def test_chain_mode_equals_repair_chain(tmp_path, thread_client):
+    """--chain: each chain's tables equal `repair --chain` on the same file (stale scores included),
+    a bad chain carries repair's reason, and the summary's arbitrage figures come from the dense check."""
+    from core.batch.layout import CHAIN_TABLES
+
+    folder = tmp_path / "chains"
+    folder.mkdir()
+    for i in range(3):
+        _good_chain(i).to_csv(folder / f"c{i}.csv", index=False)
+    (folder / "bad_columns.csv").write_bytes(b"a,b\n1,2\n")
+    out = tmp_path / "out"
+    summary = repair_dataset(folder, out, chain=True, client=thread_client, progress=False)
+    assert list(summary["status"]) == ["failed", "ok", "ok", "ok"] and (summary["method"] == "svi_fit").all()
+    ok = summary[summary["status"] == "ok"]
+    assert ok["arbitrage_ok"].all() and (ok["calendar_rate"] == 0).all() and (ok["fit_rmse_iv"] > 0).all()
+    for name in ("c0", "c1", "c2"):
+        single = tmp_path / f"single_{name}"
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cli_main(["repair", str(folder / f"{name}.csv"), "--chain", "--out", str(single),
+                             "--format", "parquet", "--quiet"]) == 0
+        rel = partition_path({"chain": f"{name}.csv"})
+        for staged, (table, file) in CHAIN_TABLES.items():
+            if file.endswith(".json"):
+                assert json.loads((out / table / rel / file).read_text()) == json.loads((single / staged).read_text())
+            else:
+                pd.testing.assert_frame_equal(pd.read_parquet(out / table / rel / file), pd.read_parquet(single / staged))
+    assert (out / "quotes" / partition_path({"chain": "c0.csv"}) / "part-0.parquet").exists()
+    # the grid mode's options are refused with --chain, and a chain method without it
+    with pytest.raises(ValueError, match="does not apply with --chain"):
+        repair_dataset(folder, tmp_path / "o2", chain=True, arbitrage="full", client=thread_client, progress=False)
+    with pytest.raises(ValueError, match="add --chain"):
+        repair_dataset(folder, tmp_path / "o3", "svi_fit", client=thread_client, progress=False)
