@@ -23,6 +23,7 @@ import pandas as pd
 
 from core.chain.methods import DEFAULT_CHAIN_METHOD, get_chain_method
 from core.chain.types import from_quoteset
+from core.quotes.read import as_quoteset
 
 VALUE_COLUMNS = ("iv", "price_input", "bid", "ask")
 
@@ -67,16 +68,6 @@ class ChainRepair:
         return lines + self.notes
 
 
-def _read(source, valuation_date=None, name=None):
-    from core.quotes.read import QuoteSet, normalise_quotes, read_quotes
-
-    if isinstance(source, QuoteSet):
-        return source
-    if isinstance(source, pd.DataFrame):
-        return normalise_quotes(source, source=name or "quotes", valuation_date=valuation_date)
-    return read_quotes(source, name=name, valuation_date=valuation_date)
-
-
 def _stale_columns(table: pd.DataFrame, surface) -> tuple:
     """Chain stale scores (core.chain.stale) mapped back onto the table's rows."""
     from core.chain.stale import stale_scores
@@ -97,7 +88,7 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
 
     method = method or DEFAULT_CHAIN_METHOD
     chain_method = get_chain_method(method)
-    quotes = _read(source, valuation_date, name)
+    quotes = as_quoteset(source, name, valuation_date)
     chain = from_quoteset(quotes)
     table = quotes.table
     query = query_rows(table)

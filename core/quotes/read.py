@@ -117,6 +117,18 @@ def quotes_from_frame(df: pd.DataFrame, source: str = "quotes", valuation_date=N
     return _from_laid_out(laid, source, valuation_date, spot, rate, dividend_yield)
 
 
+def as_quoteset(source, name: str | None = None, valuation_date=None) -> QuoteSet:
+    """A QuoteSet as is; a DataFrame through ``quotes_from_frame`` (with the file's row cap); anything
+    else (path, bytes, upload) through ``read_quotes``."""
+    if isinstance(source, QuoteSet):
+        return source
+    if isinstance(source, pd.DataFrame):
+        if len(source) > MAX_ROWS:   # the same cap as a file, which read_quotes applies
+            raise QuoteError(f"{name or 'quotes'}: {len(source):,} rows; at most {MAX_ROWS:,} are accepted")
+        return quotes_from_frame(source, source=name or "quotes", valuation_date=valuation_date)
+    return read_quotes(source, name=name, valuation_date=valuation_date)
+
+
 def _from_laid_out(laid: LaidOut, name: str, valuation_date, spot, rate, dividend_yield) -> QuoteSet:
     if laid.layout == "generic" and laid.raw is not None and not _needs_chain_path(laid):
         return normalise_quotes(laid.raw, source=name, valuation_date=valuation_date)

@@ -24,17 +24,10 @@ from core.engine.baselines import fit_svi_slices
 from core.engine.envelope import ENVELOPE_HIGH, ENVELOPE_LOW
 from core.engine.grid import K_GRID, K_MESH, T_GRID, T_MESH, iv_to_w, w_to_iv
 from core.pipeline import RepairResult, repair
-from core.quotes import stale as stale_mod
 from core.engine.grid_read import iv_at, values_at
+from core.quotes import stale as stale_mod
 from core.quotes.gridding import Gridded, GridRule, grid_quotes
-from core.quotes.read import (
-    MAX_ROWS,
-    QuoteError,
-    QuoteSet,
-    ValidationReport,
-    quotes_from_frame,
-    read_quotes,
-)
+from core.quotes.read import QuoteError, QuoteSet, ValidationReport, as_quoteset
 from core.repairers.registry import DEFAULT_METHOD, METHODS, repairer_class
 from core.repairers.weights import WeightsError
 from core.settings import SAMPLES_DIR
@@ -134,14 +127,7 @@ def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    if isinstance(source, QuoteSet):
-        quotes = source
-    elif isinstance(source, pd.DataFrame):
-        if len(source) > MAX_ROWS:   # the same cap as a file, which read_quotes applies
-            raise QuoteError(f"{name or 'quotes'}: {len(source):,} rows; at most {MAX_ROWS:,} are accepted")
-        quotes = quotes_from_frame(source, source=name or "quotes", valuation_date=valuation_date)
-    else:
-        quotes = read_quotes(source, name=name, valuation_date=valuation_date)
+    quotes = as_quoteset(source, name, valuation_date)
     table = quotes.table
     used = (table["status"] == "used").to_numpy()
     T_u, k_u, iv_u = (table.loc[used, c].to_numpy(dtype=np.float64) for c in ("T", "k", "iv"))
@@ -150,20 +136,49 @@ def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule
     if n_nodes < 4:
         raise QuoteError(f"{quotes.report.source}: the {used.sum()} usable quotes reach only {n_nodes} grid node(s); "
                          "at least 4 are needed (quotes must lie within half a grid step of a node)")
+    large = used.sum() > stale_mod.EXACT_MAX_QUOTES
     try:
         result = repair(gridded.iv_obs, method, arbitrage=arbitrage, **config)
         detector, key = stale_mod.detector_for(method, **config)
-        large = used.sum() > stale_mod.EXACT_MAX_QUOTES
-        if stale and large:   # bounded cost: see core.quotes.stale.EXACT_MAX_QUOTES
-            key = stale_mod.IN_SAMPLE
-            scores = stale_mod.in_sample_scores(T_u, k_u, iv_u, iv_to_w(result.iv))
-        elif stale:
-            scores = stale_mod.quote_scores(detector, gridded, T_u, k_u, iv_u, w_repaired=iv_to_w(result.iv))
+        scores = None
+        if stale:
+            key, scores = _stale_scores(detector, key, gridded, (T_u, k_u, iv_u), result, large)
     except WeightsError as exc:
         raise _with_weights_hint(exc, method) from None
-    w_rep = iv_to_w(result.iv)
+    threshold, calibrated = stale_mod.threshold_for(key)
+    qt = _quote_table(quotes, used, gridded, result, scores, threshold)
+    notes = []
+    if np.any(result.clamped):
+        notes.append(f"note: the repair was held within the envelope of the quotes ({ENVELOPE_LOW:g} x the lowest "
+                     f"to {ENVELOPE_HIGH:g} x the highest quoted vol; docs/robustness.md)")
+    if stale and large:
+        notes.append(f"note: {int(used.sum()):,} quotes (over {stale_mod.EXACT_MAX_QUOTES:,}): stale scores are "
+                     "in-sample residuals against the repair, not leave-one-out refits")
+    if not calibrated and stale:
+        notes.append(f"note: the stale threshold for {key} is the default {threshold:g}; "
+                     "run `python -m core.cli stale --calibrate` to calibrate it")
+    return QuoteRepair(quotes=quotes, gridded=gridded, result=result, quote_table=qt,
+                       grid_table=_grid_table(result, gridded, method),
+                       svi_table=svi_params_table(iv_to_w(result.iv), method), stale_threshold=threshold,
+                       stale_calibrated=calibrated, stale_basis=key if stale else "none", notes=notes)
 
-    # Per quote: repaired value wherever (T, k) is valid and within the grid's catchment.
+
+def _stale_scores(detector, key: str, gridded: Gridded, quotes: tuple, result, large: bool) -> tuple:
+    """(score key, {"score", "iv_loo"} per used quote): ``detector``'s exact leave-out scores, or
+    in-sample residuals for a chain over EXACT_MAX_QUOTES (bounded cost; see core.quotes.stale)."""
+    T_u, k_u, iv_u = quotes
+    w_rep = iv_to_w(result.iv)
+    if large:
+        return stale_mod.IN_SAMPLE, stale_mod.in_sample_scores(T_u, k_u, iv_u, w_rep)
+    return key, stale_mod.quote_scores(detector, gridded, T_u, k_u, iv_u, w_repaired=w_rep)
+
+
+def _quote_table(quotes: QuoteSet, used: np.ndarray, gridded: Gridded, result, scores, threshold: float) -> pd.DataFrame:
+    """The importer's table plus, per row: the repaired vol and sd wherever (T, k) is valid and in
+    the grid's catchment, the residual and stale score of each used quote, its flag, the repaired
+    price of a price quote and the quote's main grid node."""
+    table = quotes.table
+    w_rep = iv_to_w(result.iv)
     T_all = table["T"].to_numpy(dtype=np.float64)
     k_all = table["k"].to_numpy(dtype=np.float64)
     with np.errstate(invalid="ignore"):
@@ -175,12 +190,9 @@ def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule
     qt["residual"] = np.where(used, qt["iv"].to_numpy() - iv_rep, np.nan)
     qt["stale_score"] = np.nan
     qt["iv_leave_out"] = np.nan
-    threshold, calibrated = stale_mod.threshold_for(key)
-    basis = "none"
-    if stale:
+    if scores is not None:
         qt.loc[used, "stale_score"] = scores["score"]
         qt.loc[used, "iv_leave_out"] = scores["iv_loo"]
-        basis = key
     qt["stale_flag"] = (qt["stale_score"] > threshold).fillna(False).astype(bool)
     if quotes.kind == "price":
         from core.engine.black import black_price
@@ -193,27 +205,17 @@ def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule
     main[used] = gridded.main_node()
     qt["node_T"] = np.where(main >= 0, T_MESH.ravel()[np.maximum(main, 0)], np.nan)
     qt["node_k"] = np.where(main >= 0, K_MESH.ravel()[np.maximum(main, 0)], np.nan)
+    return qt
 
-    grid_table = pd.DataFrame({
+
+def _grid_table(result, gridded: Gridded, method: str) -> pd.DataFrame:
+    """One row per grid node: the repaired vol and sd, what was quoted there and the raw fit."""
+    return pd.DataFrame({
         "T": T_MESH.ravel(), "k": K_MESH.ravel(), "iv": result.iv.ravel(),
         "sd": result.sd.ravel() if result.sd is not None else np.nan, "method": method,
         "observed": gridded.observed.ravel(), "iv_quoted": gridded.iv_obs.ravel(),
         "n_quotes": gridded.n_quotes.ravel(), "iv_raw": result.iv_raw.ravel(),
     })
-    svi_table = svi_params_table(w_rep, method)
-    notes = []
-    if np.any(result.clamped):
-        notes.append(f"note: the repair was held within the envelope of the quotes ({ENVELOPE_LOW:g} x the lowest "
-                     f"to {ENVELOPE_HIGH:g} x the highest quoted vol; docs/robustness.md)")
-    if stale and large:
-        notes.append(f"note: {int(used.sum()):,} quotes (over {stale_mod.EXACT_MAX_QUOTES:,}): stale scores are "
-                     "in-sample residuals against the repair, not leave-one-out refits")
-    if not calibrated and stale:
-        notes.append(f"note: the stale threshold for {key} is the default {threshold:g}; "
-                     "run `python -m core.cli stale --calibrate` to calibrate it")
-    return QuoteRepair(quotes=quotes, gridded=gridded, result=result, quote_table=qt, grid_table=grid_table,
-                       svi_table=svi_table, stale_threshold=threshold, stale_calibrated=calibrated,
-                       stale_basis=basis, notes=notes)
 
 
 def svi_params_table(w_repaired: np.ndarray, method: str) -> pd.DataFrame:
