@@ -9,8 +9,6 @@ batch 128, gradient clip 1.0; the checkpoint with the best validation missing-po
 """
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +24,7 @@ from core.repairers.weights import save_weights
 from core.settings import WEIGHTS_DIR
 from core.synth.families import generate
 from core.synth.missingness import NOISE_BP, make_masks, observe
-from core.training.common import Progress, git_commit
+from core.training.common import Progress, provenance, trainer_parser
 
 
 @dataclass
@@ -171,22 +169,13 @@ def build_manifest(cfg: TrainConfig, history: dict) -> dict:
         "best_val_rmse_iv": round(history["best_val_rmse_iv"], 6),
         "best_epoch": history["best_epoch"],
         "train_seconds": round(history["seconds"], 1),
-        "torch_version": torch.__version__,
-        "threads": cfg.threads,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
+        **provenance(cfg.threads),
     }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Train the post's repair CNN and write weights/<name>.pt "
-                                                 "plus a JSON manifest.")
-    parser.add_argument("--name", default="cnn", help="weights file stem (default: cnn)")
-    parser.add_argument("--out-dir", default=str(WEIGHTS_DIR), help="folder for the weights (default: weights/)")
-    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser = trainer_parser("Train the post's repair CNN and write weights/<name>.pt plus a JSON manifest.", "cnn", WEIGHTS_DIR, TrainConfig.epochs, TrainConfig.threads)
     parser.add_argument("--n-train", type=int, default=TrainConfig.n_train)
-    parser.add_argument("--threads", type=int, default=TrainConfig.threads)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     cfg = TrainConfig(epochs=args.epochs, n_train=args.n_train, threads=args.threads)
     model, history = train(cfg, progress=not args.quiet)

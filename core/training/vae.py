@@ -6,8 +6,6 @@ with the manifest weights/vae.json.
 """
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,7 +29,7 @@ from core.repairers.weights import save_weights
 from core.settings import WEIGHTS_DIR
 from core.synth.families import generate
 from core.synth.missingness import NOISE_BP, make_masks, observe
-from core.training.common import Progress, git_commit
+from core.training.common import Progress, provenance, trainer_parser
 
 # --------------------------------------------------------------------------- training
 
@@ -259,22 +257,13 @@ def build_manifest(cfg: VAETrainConfig, history: dict) -> dict:
         "best_epoch": history["best_epoch"],
         "sd_scale": round(history["sd_scale"], 5),
         "train_seconds": round(history["seconds"], 1),
-        "torch_version": torch.__version__,
-        "threads": cfg.threads,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": git_commit(),
+        **provenance(cfg.threads),
     }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="Train the mask-conditional VAE and write weights/<name>.pt "
-                                                 "plus a JSON manifest.")
-    parser.add_argument("--name", default="vae", help="weights file stem (default: vae)")
-    parser.add_argument("--out-dir", default=str(WEIGHTS_DIR), help="folder for the weights (default: weights/)")
-    parser.add_argument("--epochs", type=int, default=VAETrainConfig.epochs)
+    parser = trainer_parser("Train the mask-conditional VAE and write weights/<name>.pt plus a JSON manifest.", "vae", WEIGHTS_DIR, VAETrainConfig.epochs, VAETrainConfig.threads)
     parser.add_argument("--surfaces-per-epoch", type=int, default=VAETrainConfig.surfaces_per_epoch)
-    parser.add_argument("--threads", type=int, default=VAETrainConfig.threads)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--log", action="store_true", help="print one line per epoch")
     args = parser.parse_args(argv)
     cfg = VAETrainConfig(epochs=args.epochs, surfaces_per_epoch=args.surfaces_per_epoch, threads=args.threads)
