@@ -131,7 +131,7 @@ def scores(view, noise_bp: float) -> None:
                 f"{method_label(verdict['runner_up'])}'s {verdict['runner_up_score']:.4f} (less than 1 % apart).")
     elif "runner_up" in verdict:
         st.success(f"**{method_label(verdict['winner'])}** wins on {metric}: {verdict['score']:.4f} against "
-                   f"{method_label(verdict['runner_up'])}'s {verdict['runner_up_score']:.4f} — "
+                   f"{method_label(verdict['runner_up'])} (the strongest rival shown) at {verdict['runner_up_score']:.4f} — "
                    f"{verdict['gap']:.4f} vol ({verdict['reduction']:.0%}) lower, a ratio of {verdict['ratio']:.2f}×.")
     else:
         st.info(f"{method_label(verdict['winner'])}: {metric} {verdict['score']:.4f}.")
@@ -171,17 +171,20 @@ def stale(view, shown: list) -> None:
     st.plotly_chart(figures.stale_grid(view, with_scores, explore.STALE_FLAG_LLR), key="stale_grid")
     st.caption(f"Left: each quote's own error. Right: the stale score of each quote — the log likelihood ratio of "
                f"\"moved by a stale quote\" against \"noise only\" for its leave-one-out residual. □ = flagged "
-               f"(score above {explore.STALE_FLAG_LLR:.2f} = ln(92/8): more likely stale than not at the benchmark's "
-               f"8 % stale rate); ○ = made stale on purpose (toggle \"Make some quotes stale\").")
+               f"(score above {explore.STALE_FLAG_LLR:.2f}, the threshold core calibrated for this score at a 2 % "
+               f"false-flag rate on synthetic chains; the Your quotes page flags with the same one); ○ = made "
+               f"stale on purpose (toggle \"Make some quotes stale\").")
 
 
 def views(view, shown: list, show_3d: bool) -> None:
     """Side by side heatmaps, the 3-D view, the slices and the g(k) maps (in this order on the page)."""
     st.subheader("Side by side")
     level = f"{100 * view.band_level:g} %"
-    st.caption("Top row: truth, quotes and each repair on one vol scale, spanning the truth and the quotes "
-               "(a repair outside that range saturates; hover for values). Below, on a second scale from 0: "
-               f"absolute errors and the quote noise, then the half-width of each method's {level} band "
+    st.caption("Top row: truth, quotes and each repair on one vol scale, spanning the 5th to 95th percentile of the "
+               "truth and the quotes (steeper vols and a repair outside that range saturate; hover for values). "
+               "Below, on a second scale from 0 (the lightest colour, the best) to the 95th percentile of every "
+               f"error and half-width shown: absolute errors and the quote noise, then the half-width of each "
+               f"method's {level} band "
                f"(conformal for Best, 1.96 sd for Gaussian sds), so error and half-width compare cell by cell; "
                f"○ = quoted cell, × = missing cell whose truth lies outside the band.")
     st.plotly_chart(figures.surface_grid(view, shown, METHODS), key="surface_grid")
@@ -201,25 +204,29 @@ def views(view, shown: list, show_3d: bool) -> None:
 def surface_3d(view, shown: list) -> None:
     """One repair in 3-D over the truth. A fragment: picking another method redraws only this."""
     method = st.selectbox("Method in 3-D", shown, format_func=method_label, key="method_3d")
-    st.plotly_chart(figures.surface_3d(view, method), key="surface_3d")
+    st.plotly_chart(figures.surface_3d(view, method, dark=state.dark_mode()), key="surface_3d")
 
 
 @st.fragment
 def slices(view, shown: list) -> None:
     """Smile and term structure. A fragment: moving a slice slider reruns (and redraws) only this."""
     st.subheader("Slices")
+    dark = state.dark_mode()
     left, right = st.columns(2)
     with left:
-        t_index = st.select_slider("Maturity T (years)", range(len(T_GRID)), 2, format_func=T_LABELS.__getitem__,
-                                   key="t_index")
+        # First shown at the maturity with the most quotes, so the smile has quotes to judge against.
+        t_index = st.select_slider("Maturity T (years)", range(len(T_GRID)), view.default_smile_index(),
+                                   format_func=T_LABELS.__getitem__, key="t_index")
         st.plotly_chart(figures.slice_figure(view.smile(t_index), K_TITLE, f"Smile at T = {T_LABELS[t_index]} y",
-                                             shown, METHODS), key="smile")
+                                             shown, METHODS, dark=dark), key="smile")
     with right:
-        k_index = st.select_slider("Log-moneyness k", range(len(K_GRID)), len(K_GRID) // 2,
+        k_index = st.select_slider("Log-moneyness k", range(len(K_GRID)), view.default_term_index(),
                                    format_func=K_LABELS.__getitem__, key="k_index")
         st.plotly_chart(figures.slice_figure(view.term_structure(k_index), T_TITLE,
-                                             f"Term structure at k = {K_LABELS[k_index]}", shown, METHODS),
-                        key="term")
+                                             f"Term structure at k = {K_LABELS[k_index]}", shown, METHODS,
+                                             dark=dark), key="term")
+    st.caption("The y axis shows the truth and the quotes, and a repair up to half their span beyond them; a "
+               "repair that leaves the axis runs off it (hover for values).")
 
 
 def main() -> None:

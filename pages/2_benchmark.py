@@ -80,7 +80,8 @@ def headline(result: dict) -> None:
                "in the row and every method within one SE of it (the larger of the two SEs).")
     st.table(bold_table(result, "rmse"))
     verdicts(result, "rmse")
-    log = st.toggle("Log scale", value=True, key="bars_log")
+    # Linear by default: bar lengths are then ratios of RMSE; the log scale is a choice for small bars.
+    log = st.toggle("Log scale", value=False, key="bars_log")
     st.plotly_chart(figures.score_bars(report.score_series(result, "rmse"),
                                        "Missing-point RMSE by cell (error bars: ±1 SE)", METHODS, log=log),
                     key="rmse_bars")
@@ -157,7 +158,8 @@ def lofo(result: dict) -> None:
     st.caption("Best refitted without one family (weights/best_lofo_<family>.pt) and scored on that family's test "
                "cells, beside the classical baselines and Best trained on every family. RMSE mean ± SE after each "
                "method's default projection; cov80 / cov95: coverage of the held-out model's conformal intervals "
-               "(nominal 0.80 / 0.95). Bold: the best in the row and ties within one SE.")
+               "(nominal 0.80 / 0.95). Bold: the best in the row and ties within one SE among the models that "
+               "never saw the family; Best on every family saw it and is there for reference, never bold.")
     st.markdown("\n".join(f"- {note}" for note in report.lofo_notes(result, method_label)))
 
 

@@ -13,14 +13,14 @@ from core.engine.grid import K_GRID, T_GRID
 from ui.style import (
     ERR_SCALE,
     IV_TITLE,
-    QUOTE_COLOUR,
     T_TITLE,
-    TRUTH_COLOUR,
     VOL_SCALE,
     method_colour,
     method_label,
     rgba,
+    theme_colours,
 )
+from ui.scales import focus_range
 
 FONT = {"size": 11}
 VALIDATE = False   # tests set True: plotly checks every property name and value
@@ -137,11 +137,12 @@ def surface_grid(view, methods=None, all_methods=()) -> go.Figure:
             ok, ot = view.outside_band_points(m)
             data.append(_markers(ok, ot, axes, "truth outside the band", symbol="x-thin", colour="black", size=7))
     low, high = view.vol_range()
+    err_low, err_high = view.error_range(methods)
     layout = grid.layout | {
         "height": 250 * rows + 40, "margin": {"l": 60, "r": 20, "t": 30, "b": 40}, "font": FONT,
         "coloraxis": {"colorscale": VOL_SCALE, "cmin": low, "cmax": high,
                       "colorbar": grid.colorbar(0, 0) | {"title": {"text": "iv"}}},
-        "coloraxis2": {"colorscale": ERR_SCALE, "cmin": 0,
+        "coloraxis2": {"colorscale": ERR_SCALE, "cmin": err_low, "cmax": err_high,
                        "colorbar": grid.colorbar(1, rows - 1) | {"title": {"text": "vol"}}},
     }
     return _figure({"data": data, "layout": layout})
@@ -211,14 +212,18 @@ def g_grid(view, methods=None) -> go.Figure:
     return _figure({"data": data, "layout": layout})
 
 
-def slice_figure(cut: dict, x_title: str, title: str, methods=None, all_methods=()) -> go.Figure:
+def slice_figure(cut: dict, x_title: str, title: str, methods=None, all_methods=(), dark: bool = False) -> go.Figure:
     """One smile (or term structure): truth, quotes and each method, with its band (conformal for a
-    calibrated method, Gaussian otherwise)."""
-    data = []
+    calibrated method, Gaussian otherwise). The y axis always shows the truth and the quotes, and a
+    repair only up to half their span beyond them (ui.scales.focus_range): one method's spike runs
+    off the axis instead of flattening the rest. ``dark``: colours for the dark theme."""
+    truth_colour, quote_colour = theme_colours(dark)
+    data, others = [], []
     for m, line in cut["methods"].items():
         if methods is not None and m not in methods:
             continue
         colour, label = method_colour(m, all_methods), method_label(m)
+        others += [line["iv"]] + ([line["lower"], line["upper"]] if "lower" in line else [])
         if "lower" in line:
             data.append({"type": "scatter", "x": cut["x"], "y": line["lower"], "mode": "lines",
                          "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip", "legendgroup": m})
@@ -229,21 +234,25 @@ def slice_figure(cut: dict, x_title: str, title: str, methods=None, all_methods=
                      "marker": {"size": 4}, "line": {"color": colour, "width": 2}, "name": label,
                      "legendgroup": m, "hovertemplate": "%{x:.3f}: iv=%{y:.4f}<extra>" + label + "</extra>"})
     data.append({"type": "scatter", "x": cut["x"], "y": cut["truth"], "mode": "lines", "name": "truth",
-                 "line": {"color": TRUTH_COLOUR, "dash": "dash", "width": 2},
+                 "line": {"color": truth_colour, "dash": "dash", "width": 2.5},
                  "hovertemplate": "%{x:.3f}: iv=%{y:.4f}<extra>truth</extra>"})
     data.append({"type": "scatter", "x": cut["quote_x"], "y": cut["quote_iv"], "mode": "markers",
-                 "name": "quotes", "marker": {"color": QUOTE_COLOUR, "size": 9, "symbol": "diamond"},
+                 "name": "quotes", "marker": {"color": quote_colour, "size": 9, "symbol": "diamond",
+                                              "line": {"color": truth_colour, "width": 1}},
                  "hovertemplate": "%{x:.3f}: quote=%{y:.4f}<extra>quote</extra>"})
     layout = {"title": {"text": title}, "height": 440, "font": FONT, "hovermode": "closest",
               "margin": {"l": 60, "r": 10, "t": 50, "b": 40},
-              "xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": IV_TITLE}},
+              "xaxis": {"title": {"text": x_title}},
+              "yaxis": {"title": {"text": IV_TITLE}, "range": focus_range(np.r_[np.ravel(cut["truth"]),
+                                                                                np.ravel(cut["quote_iv"])], others)},
               "legend": {"orientation": "h", "y": -0.18, "yanchor": "top", "traceorder": "grouped"}}
     return _figure({"data": data, "layout": layout})
 
 
-def surface_3d(view, method: str) -> go.Figure:
+def surface_3d(view, method: str, dark: bool = False) -> go.Figure:
     """A repair as a 3-D surface, the truth as a translucent grey sheet, and the quotes."""
     label = method_label(method)
+    _, quote_colour = theme_colours(dark)
     qk, qt = view.quote_points()
     data = [
         {"type": "surface", "x": K_GRID, "y": T_GRID, "z": view.methods[method].iv, "name": label,
@@ -253,7 +262,7 @@ def surface_3d(view, method: str) -> go.Figure:
          "colorscale": [[0, "#888"], [1, "#888"]], "showscale": False,
          "hovertemplate": "k=%{x:.3f}<br>T=%{y:.2f} y<br>iv=%{z:.4f}<extra>truth</extra>"},
         {"type": "scatter3d", "x": qk, "y": qt, "z": view.iv_obs[view.observed], "mode": "markers",
-         "name": "quotes", "marker": {"size": 3, "color": QUOTE_COLOUR},
+         "name": "quotes", "marker": {"size": 3, "color": quote_colour},
          "hovertemplate": "k=%{x:.3f}<br>T=%{y:.2f} y<br>quote=%{z:.4f}<extra>quote</extra>"},
     ]
     layout = {"height": 560, "font": FONT, "margin": {"l": 0, "r": 0, "t": 30, "b": 0},
@@ -362,10 +371,13 @@ def rate_maps(rows: dict, x, y, y_title: str, title: str, height_per_row: int = 
             data.append({"type": "heatmap", "z": rows[r][m], "x": x, "y": y, "xaxis": axes[0], "yaxis": axes[1],
                          "coloraxis": "coloraxis", "name": label,
                          "hovertemplate": "k=%{x:.3f}<br>T=%{y:.2f} y<br>rate=%{z:.1%}<extra>" + label + "</extra>"})
+    # From 0 (no violation, the best value: the lightest colour) to the largest rate shown, at least
+    # 1 %: an all-zero map (the projected row) then stays uniformly pale instead of taking a colour.
+    peak = max([float(np.nanmax(np.asarray(rows[r][m], float))) for r in rows for m in rows[r]] + [0.01])
     layout = grid.layout | {
         "height": height_per_row * len(row_names) + 70, "font": FONT, "title": {"text": title, "y": 0.995},
         "margin": {"l": 60, "r": 20, "t": 60, "b": 40},
-        "coloraxis": {"colorscale": ERR_SCALE, "cmin": 0,
+        "coloraxis": {"colorscale": ERR_SCALE, "cmin": 0, "cmax": peak,
                       "colorbar": {"title": {"text": "share"}, "tickformat": ".0%", "x": 0.945, "thickness": 12}},
     }
     return _figure({"data": data, "layout": layout})
