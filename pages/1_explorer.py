@@ -180,10 +180,11 @@ def views(view, shown: list, show_3d: bool) -> None:
     """Side by side heatmaps, the 3-D view, the slices and the g(k) maps (in this order on the page)."""
     st.subheader("Side by side")
     level = f"{100 * view.band_level:g} %"
-    st.caption("Top row: truth, quotes and each repair on one vol scale, spanning the 5th to 95th percentile of the "
-               "truth and the quotes (steeper vols and a repair outside that range saturate; hover for values). "
-               "Below, on a second scale from 0 (the lightest colour, the best) to the 95th percentile of every "
-               f"error and half-width shown: absolute errors and the quote noise, then the half-width of each "
+    st.caption("Top row: truth, quotes and each repair on one vol scale, the median ± 4 robust sd (1.4826 MAD) of "
+               "the truth and the quotes, so a steep front row cannot take the whole scale (vols outside it "
+               "saturate; hover for values). Below, on a second scale from 0 (the lightest colour, the best) to "
+               "the median + 4 robust sd of every error and half-width shown, so one method's bad corner cannot "
+               f"wash out the rest: absolute errors and the quote noise, then the half-width of each "
                f"method's {level} band "
                f"(conformal for Best, 1.96 sd for Gaussian sds), so error and half-width compare cell by cell; "
                f"○ = quoted cell, × = missing cell whose truth lies outside the band.")

@@ -17,7 +17,7 @@ from ui.style import (
     rgba,
     theme_colours,
 )
-from ui.scales import focus_range, quantile_range
+from ui.scales import focus_range
 
 FONT = {"size": 11}
 FLAG_COLOUR = "#d62728"
@@ -74,10 +74,9 @@ def grid_panels(result, all_methods=()) -> go.Figure:
                      "xaxis": f"x{s}", "yaxis": f"y{s}", "showlegend": False, "hoverinfo": "skip",
                      "name": "quoted", "marker": {"symbol": "circle-open", "color": "white", "size": 5}})
     inside = ~extrap
-    low, high = quantile_range(result.gridded.iv_obs[result.gridded.observed], result.result.iv[inside],
-                               quantiles=(0.0, 1.0))
-    sd_high = quantile_range(result.result.sd[inside], quantiles=(0.0, 1.0), floor=0.0)[1] \
-        if result.result.sd is not None else 1.0
+    vols = np.r_[result.gridded.iv_obs[result.gridded.observed], result.result.iv[inside]]
+    low, high = float(vols.min()), float(vols.max())
+    sd_high = float(np.nanmax(result.result.sd[inside])) if result.result.sd is not None and inside.any() else 1.0
     vol_end = domains[1][1]
     layout.update({
         "height": 420, "margin": {"l": 60, "r": 20, "t": 30, "b": 20}, "font": FONT,
@@ -85,11 +84,11 @@ def grid_panels(result, all_methods=()) -> go.Figure:
         "coloraxis": {"colorscale": VOL_SCALE, "cmin": low, "cmax": high,
                       "colorbar": {"orientation": "h", "x": vol_end / 2, "xanchor": "center", "len": vol_end,
                                    "y": 0.0, "yanchor": "bottom", "thickness": 10, "title": {"text": "iv",
-                                                                                             "side": "left"}}},
+                                                                                             "side": "top"}}},
         "coloraxis2": {"colorscale": ERR_SCALE, "cmin": 0, "cmax": sd_high,
                        "colorbar": {"orientation": "h", "x": (domains[-1][0] + domains[-1][1]) / 2,
                                     "xanchor": "center", "len": domains[-1][1] - domains[-1][0], "y": 0.0,
-                                    "yanchor": "bottom", "thickness": 10, "title": {"text": "sd", "side": "left"}}},
+                                    "yanchor": "bottom", "thickness": 10, "title": {"text": "sd", "side": "top"}}},
     })
     return go.Figure({"data": data, "layout": layout})
 

@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import numpy as np
 
-CLIP_QUANTILES = (0.05, 0.95)   # a colour scale spans the 5th to 95th percentile of what it shows
+ROBUST_K = 4.0   # a colour scale spans median +/- 4 robust sd (1.4826 MAD) of what it shows
 
 
-def quantile_range(*arrays, quantiles: tuple = CLIP_QUANTILES, floor: float | None = None) -> tuple:
-    """(low, high) quantiles of the finite values of ``arrays`` pooled; ``floor`` pins low (0 for
-    errors). A degenerate range is widened a little so a colour scale stays valid."""
+def robust_range(*arrays, k: float = ROBUST_K, floor: float | None = None) -> tuple:
+    """(low, high) colour limits from the finite values of ``arrays`` pooled: the median +/- ``k``
+    robust sd (1.4826 x the median absolute deviation), within the data's min and max. Not
+    quantiles: a steep front row is 17 of 221 cells (8 %), more than a 95th percentile drops, while
+    it lies far outside the bulk's robust spread. ``floor`` pins low (0 for errors). A degenerate
+    range is widened a little so a colour scale stays valid."""
     pooled = np.concatenate([np.ravel(np.asarray(a, np.float64)) for a in arrays]) if arrays else np.array([])
     pooled = pooled[np.isfinite(pooled)]
     if pooled.size == 0:
         return (0.0 if floor is None else floor), 1.0
-    low, high = (float(v) for v in np.quantile(pooled, quantiles))
+    med = float(np.median(pooled))
+    spread = 1.4826 * float(np.median(np.abs(pooled - med)))
+    low = max(float(pooled.min()), med - k * spread)
+    high = min(float(pooled.max()), med + k * spread)
     if floor is not None:
         low = floor
     if high <= low:
-        high = low + max(abs(low) * 0.05, 1e-6)
+        high = max(float(pooled.max()), low + max(abs(low) * 0.05, 1e-6))
     return low, high
 
 

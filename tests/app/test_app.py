@@ -94,7 +94,7 @@ def test_explorer_first_load_is_an_adversarial_sabr_event_surface():
     at = open_app(EXPLORER)
     assert at.selectbox(key="family").value == "sabr_event"
     assert at.selectbox(key="regime").value == "adversarial"
-    assert at.multiselect(key="methods").value == ["best", "interp", "svi", "cnn"]
+    assert at.multiselect(key="methods").value == ["best", "vae", "interp", "svi", "cnn"]
     assert at.radio(key="arbitrage").value == "default"
     assert at.radio(key="arbitrage").options[0] == "method default (calendar; full for Best)"
     figs = charts(at)
@@ -102,13 +102,14 @@ def test_explorer_first_load_is_an_adversarial_sabr_event_surface():
     grid = figs["surface_grid"]
     titles = panel_titles(grid)
     assert titles[:2] == ["Truth", "Quotes (28 of 221)"]
-    assert {"Best", "CNN", "Interpolation", "SVI", "|Best − truth|", "|CNN − truth|", "Best: conformal 95 %",
+    assert {"Best", "CNN", "Interpolation", "SVI", "VAE", "|Best − truth|", "|CNN − truth|", "Best: conformal 95 %",
             "CNN: ±1.96 sd (Gaussian 95 %)"} <= set(titles)
     heatmaps = traces(grid, "heatmap")
-    assert len(heatmaps) == 2 + 1 + 4 + 4 + 2  # truth, quotes, noise, repairs, errors, two half-widths
+    n_sd = sum(1 for t in titles if t.startswith("VAE:")) + 2   # Best, CNN and (if it has an sd) the VAE
+    assert len(heatmaps) == 2 + 1 + 5 + 5 + n_sd  # truth, quotes, noise, repairs, errors, half-widths
     vols = [h for h in heatmaps if h["coloraxis"] == "coloraxis"]
     errors = [h for h in heatmaps if h["coloraxis"] == "coloraxis2"]
-    assert len(vols) == 6 and len(errors) == 7, "vols share one colour scale; errors and half-widths another"
+    assert len(vols) == 7 and len(errors) == 6 + n_sd, "vols share one colour scale; errors and half-widths another"
     assert grid["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "iv"
     assert "k=%{x:.3f}" in heatmaps[0]["hovertemplate"]
     # The truth panel is the sampled surface; the half-widths are each repairer's own 95 % half-width.
@@ -121,12 +122,13 @@ def test_explorer_first_load_is_an_adversarial_sabr_event_surface():
         np.testing.assert_allclose(array(next(h for h in heatmaps if h["name"] == name)["z"]), expected, rtol=1e-6)
     # Scores: one row per method, its projection, raw and projected rates, the band and its coverage.
     scores = at.dataframe[0].value
-    assert list(scores["method"]) == ["Best", "Interpolation", "SVI", "CNN"]
-    assert list(scores["projection"]) == ["full", "calendar", "calendar", "calendar"]
+    assert list(scores["method"]) == ["Best", "VAE", "Interpolation", "SVI", "CNN"]
+    assert list(scores["projection"])[0] == "full" and list(scores["projection"])[2:] == ["calendar"] * 3
     assert (scores["calendar projected"] == 0).all()
     assert scores.set_index("method").loc["Best", "g(k)<0 projected"] == 0
-    assert list(scores["95 % band"]) == ["conformal 95 %", "—", "—", "±1.96 sd (Gaussian 95 %)"]
-    view = explore.score_surface(truth, iv_obs, ("best", "interp", "svi", "cnn"))
+    bands = list(scores["95 % band"])
+    assert bands[0] == "conformal 95 %" and bands[2:] == ["—", "—", "±1.96 sd (Gaussian 95 %)"]
+    view = explore.score_surface(truth, iv_obs, ("best", "vae", "interp", "svi", "cnn"))
     for label, m in (("Best", "best"), ("Interpolation", "interp"), ("CNN", "cnn")):
         shown = scores.set_index("method").loc[label]
         assert shown["missing-point RMSE"] == pytest.approx(view.methods[m].rmse_missing)
@@ -151,9 +153,9 @@ def test_explorer_first_load_is_an_adversarial_sabr_event_surface():
     assert {"truth", "quotes", "Best", "CNN", "Interpolation", "SVI", "Best conformal 95 % band",
             "CNN ±1.96 sd (Gaussian 95 %) band"} <= set(names)
     upper = array(next(t for t in smile["data"] if t.get("name") == "Best conformal 95 % band")["y"])
-    np.testing.assert_allclose(upper, view.smile(2)["methods"]["best"]["upper"], rtol=1e-6)
+    np.testing.assert_allclose(upper, view.smile(view.default_smile_index())["methods"]["best"]["upper"], rtol=1e-6)
     assert smile["layout"]["xaxis"]["title"]["text"].startswith("log-moneyness")
-    assert len(traces(figs["g_grid"], "heatmap")) == 4
+    assert len(traces(figs["g_grid"], "heatmap")) == 5
 
 
 def test_explorer_projection_and_stale_controls():

@@ -57,9 +57,10 @@ def test_iv_sample_loads_in_one_click_with_report_views_flags_and_downloads():
     assert m["outside the grid"] == f"{expected.report.n_outside:,}"
     figs = charts(at)
     assert set(figs) == {"quotes_grid", "quotes_smile", "quotes_term", "quotes_residuals"}
-    assert sum(t["type"] == "heatmap" for t in figs["quotes_grid"]["data"]) == 3      # best has an sd
+    assert sum(t["type"] == "heatmap" and "wash" not in t["name"] for t in figs["quotes_grid"]["data"]) == 3
     names = [t.get("name") for t in figs["quotes_smile"]["data"]]
-    assert "Best repair" in names and "quotes (mid, bid/ask)" in names and "Best ± 2 sd" in names
+    # Best's band is its conformal one, as in the explorer (issue 12, item 7), not ± 2 sd.
+    assert "Best repair" in names and "quotes (mid, bid/ask)" in names and "Best conformal 95 % band" in names
     tables = frames(at)
     assert "report" in tables and "flagged" in tables and "preview" in tables
     assert set(tables["report"]["status"]) == {"outside"} and tables["report"]["count"].sum() == expected.report.n_outside
@@ -80,7 +81,7 @@ def test_price_sample_with_dates_and_cnn_sd_panel():
     at.selectbox(key="quotes_method").set_value("cnn").run()
     clean(at)
     grid = charts(at)["quotes_grid"]
-    assert sum(t["type"] == "heatmap" for t in grid["data"]) == 3                    # quotes, repair, sd
+    assert sum(t["type"] == "heatmap" and "wash" not in t["name"] for t in grid["data"]) == 3  # quotes, repair, sd
     assert any("predictive sd" in a["text"] for a in grid["layout"]["annotations"])
 
 

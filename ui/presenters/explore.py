@@ -51,7 +51,7 @@ from core.synth.missingness import (
     observe,
 )
 from ui.presenters.report import FAMILY_LABELS, cnn_weights_path, weights_path  # noqa: F401 (pages read it here)
-from ui.scales import quantile_range
+from ui.scales import robust_range
 
 REGIMES = ("adversarial", "regular", "none")
 SSVI_FAMILIES = ("ssvi", "shifted_ssvi")
@@ -380,20 +380,20 @@ class SurfaceView:
         return np.abs(self.iv_obs - self.iv_true)
 
     def vol_range(self) -> tuple:
-        """(low, high): the 5th to 95th percentile (ui.scales.CLIP_QUANTILES) of the truth and the
-        quotes, the shared vol colour range. Quantiles, not min/max: a steep front row (T = 0.08)
-        would otherwise take the whole scale and draw the rest of the truth in one colour; values
-        outside saturate."""
-        return quantile_range(self.iv_true, self.iv_obs[self.observed])
+        """(low, high): the shared vol colour range, the median +/- 4 robust sd of the truth and the
+        quotes (ui.scales.robust_range), within their min and max. Not min/max: a steep front row
+        (T = 0.08) would otherwise take the whole scale and draw the rest of the truth in one
+        colour; values outside saturate."""
+        return robust_range(self.iv_true, self.iv_obs[self.observed])
 
     def error_range(self, methods=None) -> tuple:
-        """(0, high): the shared scale of |error|, quote noise and band half-widths, up to the 95th
-        percentile of all of them pooled, so one method's bad corner (the CNN's front row) does
-        not wash out everyone else's errors; larger values saturate."""
+        """(0, high): the shared scale of |error|, quote noise and band half-widths, up to the median
+        + 4 robust sd of all of them pooled (ui.scales.robust_range), so one method's bad corner
+        (the CNN's front row) does not wash out everyone else's errors; larger values saturate."""
         shown = [self.methods[m] for m in (methods or self.methods) if m in self.methods]
         arrays = [self.quote_abs_err] + [v.abs_err for v in shown] + [v.half_width for v in shown
                                                                        if v.half_width is not None]
-        return quantile_range(*arrays, floor=0.0)
+        return robust_range(*arrays, floor=0.0)
 
     def default_smile_index(self) -> int:
         """The maturity row with the most quotes (the middle-most among ties): the first smile shown
