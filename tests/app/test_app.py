@@ -213,7 +213,7 @@ def test_explorer_controls_change_the_views():
     assert not any("95 %" in t for t in panel_titles(figs["surface_grid"]))
     assert len(traces(figs["surface_grid"], "heatmap")) == 2 + 1 + 2 + 2
     assert "stale_grid" not in figs, "no method with a stale score, no stale panel"
-    assert list(at.dataframe[0].value["method"]) == ["Interpolation", "SVI"]
+    assert list(at.dataframe[0].value["method"]) == ["VAE", "Interpolation", "SVI"]   # the VAE has its weights
     # Slices follow their sliders.
     at.select_slider(key="t_index").set_value(6).run()
     assert charts(at)["smile"]["layout"]["title"]["text"] == f"Smile at T = {core.T_GRID[6]:.2f} y"
@@ -302,7 +302,7 @@ def test_missing_weights_leave_the_baselines_working(monkeypatch):
     grid = charts(at)["surface_grid"]
     assert "Interpolation" in panel_titles(grid)
     assert "CNN" not in panel_titles(grid) and "Best" not in panel_titles(grid)
-    assert list(at.dataframe[0].value["method"]) == ["Interpolation", "SVI"]
+    assert list(at.dataframe[0].value["method"]) == ["VAE", "Interpolation", "SVI"]   # the VAE has its weights
     # The benchmark reruns without them, and says so.
     at.switch_page(BENCHMARK).run()
     at.selectbox(key="bench_n").set_value(20)
@@ -363,7 +363,8 @@ def test_benchmark_tables_chart_and_bold():
     np.testing.assert_allclose(array(cnn["error_y"]["array"]), [c["rmse"]["cnn"]["se"] for c in result["cells"]])
     assert cnn["marker"]["color"] == "#d62728"
     assert [t for t in bars["data"] if t["name"] == "Best"][0]["marker"]["color"] == "#9467bd"
-    assert bars["layout"]["yaxis"]["type"] == "log"
+    # Linear by default: bar lengths are ratios (issue 12, item 8); log on request.
+    assert bars["layout"]["yaxis"]["type"] == "linear" and at.toggle(key="bars_log").value is False
     # Projections: calendar vs full RMSE, g(k) < 0 raw -> calendar -> full, calendar after full.
     p = projection.value
     d = first["diagnostics_by_method"]["best"]

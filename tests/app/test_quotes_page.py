@@ -1,5 +1,6 @@
 """The "Your quotes" page in streamlit's AppTest: both samples, flags, downloads, every error path."""
 import json
+import re
 from pathlib import Path
 
 import pytest
