@@ -43,10 +43,11 @@ def grid_panels(result, all_methods=()) -> go.Figure:
     label = method_label(result.method)
     table = result.grid_table
     extrap = table["extrapolated"].to_numpy(bool).reshape(result.result.iv.shape)
-    panels = [("Quotes on the grid", result.gridded.iv_obs, "coloraxis", "iv"),
-              (f"Repaired: {label}", result.result.iv, "coloraxis", "iv")]
+    # Two short lines a title: three panels share 400 px on a phone.
+    panels = [("Quotes<br>on the grid", result.gridded.iv_obs, "coloraxis", "iv"),
+              (f"Repaired<br>{label}", result.result.iv, "coloraxis", "iv")]
     if result.result.sd is not None:
-        panels.append((f"{label} predictive sd", result.result.sd, "coloraxis2", "sd"))
+        panels.append((f"{label}<br>predictive sd", result.result.sd, "coloraxis2", "sd"))
     domains = _panel_axes(len(panels), right=1.0)
     data, layout = [], {"annotations": []}
     quoted = np.argwhere(result.gridded.observed)
@@ -54,12 +55,12 @@ def grid_panels(result, all_methods=()) -> go.Figure:
     for i, ((title, z, axis, what), (x0, x1)) in enumerate(zip(panels, domains)):
         s = "" if i == 0 else str(i + 1)
         layout[f"xaxis{s}"] = {"domain": [x0, x1], "anchor": f"y{s}", "title": {"text": "k", "standoff": 2}}
-        layout[f"yaxis{s}"] = {"domain": [0.3, 0.9], "anchor": f"x{s}", "title": {"text": T_TITLE if i == 0 else ""},
+        layout[f"yaxis{s}"] = {"domain": [0.3, 0.86], "anchor": f"x{s}", "title": {"text": T_TITLE if i == 0 else ""},
                                "showticklabels": i == 0}
-        layout["annotations"].append({"text": f"<b>{title}</b>", "x": (x0 + x1) / 2, "y": 0.92, "xref": "paper",
-                                      "yref": "paper", "showarrow": False, "yanchor": "bottom"})
+        layout["annotations"].append({"text": f"<b>{title}</b>", "x": (x0 + x1) / 2, "y": 0.88, "xref": "paper",
+                                      "yref": "paper", "showarrow": False, "yanchor": "bottom", "font": {"size": 11}})
         data.append({"type": "heatmap", "z": z, "x": K_GRID, "y": T_GRID, "xaxis": f"x{s}", "yaxis": f"y{s}",
-                     "coloraxis": axis, "name": title,
+                     "coloraxis": axis, "name": title.replace("<br>", " "),
                      "hovertemplate": f"k=%{{x:.3f}}<br>T=%{{y:.2f}} y<br>{what}=%{{z:.4f}}<extra></extra>"})
         if i > 0 and len(ex):   # the repair's panels: mark what no quote supports
             data.append({"type": "heatmap", "z": np.where(extrap, 1.0, np.nan), "x": K_GRID, "y": T_GRID,

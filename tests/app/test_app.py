@@ -55,7 +55,8 @@ def traces(figure: dict, kind: str) -> list:
 
 
 def panel_titles(figure: dict) -> list:
-    return [a["text"].replace("<b>", "").replace("</b>", "") for a in figure["layout"].get("annotations", [])]
+    return [a["text"].replace("<b>", "").replace("</b>", "").replace("<br>", " ")
+            for a in figure["layout"].get("annotations", [])]
 
 
 # ----------------------------------------------------------------------------- landing
@@ -101,11 +102,11 @@ def test_explorer_first_load_is_an_adversarial_sabr_event_surface():
     assert set(figs) == {"surface_grid", "stale_grid", "smile", "term", "g_grid"}
     grid = figs["surface_grid"]
     titles = panel_titles(grid)
-    assert titles[:2] == ["Truth", "Quotes (28 of 221)"]
-    assert {"Best", "CNN", "Interpolation", "SVI", "VAE", "|Best − truth|", "|CNN − truth|", "Best: conformal 95 %",
-            "CNN: ±1.96 sd (Gaussian 95 %)"} <= set(titles)
+    assert titles[:3] == ["Truth", "Quotes 28 of 221", "Quote noise |quote − truth|"]
+    assert {"Best", "CNN", "Interpolation", "SVI", "VAE", "Best |error|", "CNN |error|", "Best conformal 95 %",
+            "CNN ±1.96 sd (95 %)"} <= set(titles)
     heatmaps = traces(grid, "heatmap")
-    n_sd = sum(1 for t in titles if t.startswith("VAE:")) + 2   # Best, CNN and (if it has an sd) the VAE
+    n_sd = sum(1 for t in titles if t.startswith("VAE ") and "|error|" not in t) + 2   # Best, CNN (and the VAE)
     assert len(heatmaps) == 2 + 1 + 5 + 5 + n_sd  # truth, quotes, noise, repairs, errors, half-widths
     vols = [h for h in heatmaps if h["coloraxis"] == "coloraxis"]
     errors = [h for h in heatmaps if h["coloraxis"] == "coloraxis2"]
@@ -204,7 +205,7 @@ def test_explorer_controls_change_the_views():
     # Regime: regular masks quote about half the grid.
     at.selectbox(key="regime").set_value("regular").run()
     assert_clean(at)
-    quoted = int(panel_titles(charts(at)["surface_grid"])[1].split("(")[1].split(" ")[0])
+    quoted = int(panel_titles(charts(at)["surface_grid"])[1].split(" ")[1])
     assert quoted == explore.sample_mask("regular", 10).sum()
     # Methods: without the CNN there is no sd row and no band.
     at.multiselect(key="methods").set_value(["interp", "svi"]).run()
@@ -248,7 +249,7 @@ def test_explorer_drawn_mask_cell_and_presets():
     assert_clean(at)
     quotes = array(charts(at)["surface_grid"]["data"][1]["z"])
     assert np.isnan(quotes[t, k]), "an unticked cell must not be quoted"
-    assert panel_titles(charts(at)["surface_grid"])[1] == f"Quotes ({mask.sum() - 1} of 221)"
+    assert panel_titles(charts(at)["surface_grid"])[1] == f"Quotes {mask.sum() - 1} of 221"
     # A preset applies to the drawn mask.
     at.button(key="preset_0").click().run()   # Drop left wing
     assert_clean(at)
