@@ -143,8 +143,9 @@ def scores(view, noise_bp: float) -> None:
         f"{level} band": v.band.removesuffix(" band") if v.band else "—",
         "band covers (missing)": f"{100 * v.band_coverage:.1f} %" if v.band_coverage == v.band_coverage else "—"}
         for m, v in view.methods.items()])
-    rate = st.column_config.NumberColumn(format="percent")
-    vol = st.column_config.NumberColumn(format="%.4f")
+    # Narrow number columns: at 1280 px the band columns at the right end must stay in view.
+    rate = st.column_config.NumberColumn(format="percent", width="small")
+    vol = st.column_config.NumberColumn(format="%.4f", width="small")
     st.dataframe(table, hide_index=True, key="scores", column_config={
         "missing-point RMSE": vol, "all-cell RMSE": vol, "g(k)<0 raw": rate, "g(k)<0 projected": rate,
         "calendar raw": rate, "calendar projected": rate})
@@ -260,6 +261,18 @@ def main() -> None:
         return
     scores(view, c["noise_bp"])
     views(view, [m for m in c["methods"] if m in view.methods], c["show_3d"])
+    downloads(view)
+
+
+def downloads(view) -> None:
+    st.subheader("Downloads")
+    left, right = st.columns(2)
+    left.download_button("surfaces.csv", view.surfaces_table().to_csv(index=False), file_name="surfaces.csv",
+                         mime="text/csv", key="dl_surfaces")
+    right.download_button("scores.csv", view.scores_table().to_csv(index=False), file_name="scores.csv",
+                          mime="text/csv", key="dl_scores")
+    st.caption("surfaces: per grid node the truth, the quote and each method's iv, sd and band half-width · scores: "
+               "the table above, rates as fractions.")
 
 
 if frame.inside():

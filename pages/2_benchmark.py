@@ -1,5 +1,7 @@
 """Benchmark: the full 2 x 2 from the benchmark JSON (every method at its default projection), the
 projections, the uncertainty diagnostics, downstream SVI, leave-one-family-out, and a rerun."""
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -181,6 +183,19 @@ def main() -> None:
     uncertainty(result)
     downstream(result)
     lofo(result)
+    downloads(result)
+
+
+def downloads(result: dict) -> None:
+    st.subheader("Downloads")
+    rows, _ = report.score_table(result, "rmse")
+    left, right = st.columns(2)
+    left.download_button("rmse.csv", pd.DataFrame(rows).to_csv(index=False), file_name="rmse.csv", mime="text/csv",
+                         key="dl_rmse")
+    right.download_button("benchmark.json", json.dumps(result) + "\n", file_name="benchmark.json",
+                          mime="application/json", key="dl_benchmark")
+    st.caption("rmse: the headline table (mean ± SE per cell and method) · benchmark.json: every number on this "
+               "page, in the format `python -m core.benchmark` writes.")
 
 
 if frame.inside():

@@ -29,6 +29,51 @@ def flagged_view(flagged):
     return table.rename(columns=BP_COLUMNS)
 
 
+def desk_views(result, data: bytes, name: str, method: str, valuation_date: str, T: float, labels: dict,
+               dark: bool) -> None:
+    """The views a vol quant expects: the total-variance fan, ATM vol and skew, g(k) per maturity,
+    the per-expiry SVI parameters, and several methods on this chain (at the expiry chosen above)."""
+    st.subheader("The desk's views")
+    band = result.band()
+    fan_tab, atm_tab, g_tab, params_tab, compare_tab = st.tabs(
+        ["Total variance fan", "ATM vol and skew", "Density g(k)", "SVI parameters", "Compare methods"])
+    with fan_tab:
+        st.plotly_chart(figs.variance_fan(result.fan(), method), key="quotes_fan")
+        st.caption("w = iv² T against k, one line per grid maturity: lines that cross would be calendar arbitrage.")
+    with atm_tab:
+        st.plotly_chart(figs.atm_terms(result.atm(), method, band[1] if band else None, dark), key="quotes_atm")
+        st.caption("ATM vol at k = 0 and ATM skew d iv / d k (central difference over k = ±0.056); open markers: "
+                   "extrapolated maturities. The skew band treats the two nodes' bands as independent.")
+    with g_tab:
+        st.plotly_chart(figs.density_lines(result.density(), method), key="quotes_density")
+        st.caption("Gatheral–Roper g(k) on the grid's interior k: proportional to the risk-neutral density in k; "
+                   "below 0 (red ×) is butterfly arbitrage.")
+    with params_tab:
+        st.dataframe(result.svi_table, hide_index=True, key="quotes_params", width="stretch",
+                     column_config={c: st.column_config.NumberColumn(c, format="%.4f")
+                                    for c in ("T", "a", "b", "rho", "m", "sigma", "rmse_iv")})
+        st.caption("Raw SVI per grid maturity, fitted to the repaired slice: w(k) = a + b (ρ (k − m) + "
+                   "√((k − m)² + σ²)); rmse_iv: the fit's error over the slice in vol units. Also in svi_params.csv.")
+    with compare_tab:
+        others = st.multiselect("Methods on this chain", METHODS,
+                                list(dict.fromkeys([method] + [m for m in ("vae", "svi") if m in METHODS])),
+                                key="quotes_compare", format_func=method_label)
+        curves = {}
+        for m in others:
+            try:
+                other = run_repair(data, name, m, None, valuation_date, False)
+            except Exception as exc:  # noqa: BLE001 - one method failing (weights) leaves the others
+                st.warning(f"{method_label(m)} could not run here: {plain(exc)}")
+                continue
+            curves[m] = other.smile(T)[0]
+        if curves:
+            date = labels[T].partition(" · ")[2] or None
+            st.plotly_chart(figs.compare_smiles(curves, result.smile(T)[1], T, METHODS, date, dark),
+                            key="quotes_compare_smiles")
+            st.caption("Each method's repair of this chain (its default projection) at the expiry chosen above, "
+                       "over the quotes with their bid/ask.")
+
+
 def upload_cap_mb() -> int:
     return int(st.get_option("server.maxUploadSize"))
 
@@ -146,6 +191,8 @@ def main() -> None:
                                             METHODS, band=band_name, dark=dark), key="quotes_term")
     if band:
         st.caption(f"Shaded: {method_label(method)}'s {band_name} (the explorer's band); dotted: extrapolated.")
+
+    desk_views(result, data, name, method, valuation_date.strip(), T, labels, dark)
 
     # ----------------------------------------------------------------------------- flags
     st.subheader("Stale or bad quotes")

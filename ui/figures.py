@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.engine.grid import K_GRID, T_GRID
+from ui.scales import focus_range
 from ui.style import (
     ERR_SCALE,
     IV_TITLE,
@@ -20,7 +21,6 @@ from ui.style import (
     rgba,
     theme_colours,
 )
-from ui.scales import focus_range
 
 FONT = {"size": 11}
 VALIDATE = False   # tests set True: plotly checks every property name and value

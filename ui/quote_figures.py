@@ -5,6 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.engine.grid import K_GRID, T_GRID
+from ui.scales import focus_range
 from ui.style import (
     ERR_SCALE,
     IV_TITLE,
@@ -17,7 +18,6 @@ from ui.style import (
     rgba,
     theme_colours,
 )
-from ui.scales import focus_range
 
 FONT = {"size": 11}
 FLAG_COLOUR = "#d62728"
@@ -55,7 +55,7 @@ def grid_panels(result, all_methods=()) -> go.Figure:
     for i, ((title, z, axis, what), (x0, x1)) in enumerate(zip(panels, domains)):
         s = "" if i == 0 else str(i + 1)
         layout[f"xaxis{s}"] = {"domain": [x0, x1], "anchor": f"y{s}", "title": {"text": "k", "standoff": 2}}
-        layout[f"yaxis{s}"] = {"domain": [0.3, 0.86], "anchor": f"x{s}", "title": {"text": T_TITLE if i == 0 else ""},
+        layout[f"yaxis{s}"] = {"domain": [0.34, 0.86], "anchor": f"x{s}", "title": {"text": T_TITLE if i == 0 else ""},
                                "showticklabels": i == 0}
         layout["annotations"].append({"text": f"<b>{title}</b>", "x": (x0 + x1) / 2, "y": 0.88, "xref": "paper",
                                       "yref": "paper", "showarrow": False, "yanchor": "bottom", "font": {"size": 11}})
@@ -85,11 +85,11 @@ def grid_panels(result, all_methods=()) -> go.Figure:
         "coloraxis": {"colorscale": VOL_SCALE, "cmin": low, "cmax": high,
                       "colorbar": {"orientation": "h", "x": vol_end / 2, "xanchor": "center", "len": vol_end,
                                    "y": 0.0, "yanchor": "bottom", "thickness": 10, "title": {"text": "iv",
-                                                                                             "side": "top"}}},
+                                                                                             "side": "right"}}},
         "coloraxis2": {"colorscale": ERR_SCALE, "cmin": 0, "cmax": sd_high,
                        "colorbar": {"orientation": "h", "x": (domains[-1][0] + domains[-1][1]) / 2,
                                     "xanchor": "center", "len": domains[-1][1] - domains[-1][0], "y": 0.0,
-                                    "yanchor": "bottom", "thickness": 10, "title": {"text": "sd", "side": "top"}}},
+                                    "yanchor": "bottom", "thickness": 10, "title": {"text": "sd", "side": "right"}}},
     })
     return go.Figure({"data": data, "layout": layout})
 
@@ -211,4 +211,120 @@ def residuals(quote_table, method: str) -> go.Figure:
     fig.update_layout(title=f"Quote − {method_label(method)} repair", xaxis_title=K_TITLE,
                       yaxis_title="residual (bp of vol)", height=380, font=FONT,
                       margin={"l": 60, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+# --------------------------------------------------------------------------- the desk's views
+
+def _t_colour(T: float) -> str:
+    """A maturity's colour on T_SCALE (short blue -> long orange), T in years on T_GRID's span."""
+    from plotly.colors import sample_colorscale
+
+    at = (float(T) - float(T_GRID[0])) / float(T_GRID[-1] - T_GRID[0])
+    return sample_colorscale(T_SCALE, [min(max(at, 0.0), 1.0)])[0]
+
+
+def variance_fan(fan, method: str) -> go.Figure:
+    """Total variance w(k) (left) and implied vol (right) of the repair, one line per maturity,
+    coloured by T; dotted where extrapolated. Calendar arbitrage would show as crossing w lines."""
+    fig = go.Figure()
+    for side, (column, axis) in enumerate((("w", ("x", "y")), ("iv", ("x2", "y2")))):
+        for T, line in fan.groupby("T", sort=True):
+            colour = _t_colour(T)
+            inside, outside = _split(line[column], line["extrapolated"])
+            common = {"x": line["k"], "xaxis": axis[0], "yaxis": axis[1], "legendgroup": f"{T:.2f}",
+                      "hovertemplate": f"T={T:.2f} y<br>k=%{{x:.3f}}<br>{column}=%{{y:.4f}}<extra></extra>"}
+            fig.add_trace(go.Scatter(y=inside, mode="lines", line={"color": colour, "width": 1.6},
+                                     name=f"T = {T:.2f} y", showlegend=side == 0, **common))
+            if np.isfinite(outside).any():
+                fig.add_trace(go.Scatter(y=outside, mode="lines", line={"color": colour, "width": 1.2, "dash": "dot"},
+                                         name=f"T = {T:.2f} y {EXTRAPOLATED}", showlegend=False, **common))
+    fig.update_layout(
+        title=f"{method_label(method)}: total variance fan and implied vol by maturity (dotted: extrapolated)",
+        height=440, font=FONT, margin={"l": 60, "r": 20, "t": 60, "b": 40},
+        xaxis={"domain": [0.0, 0.46], "title": {"text": K_TITLE}},
+        yaxis={"title": {"text": "total variance w = iv² T"}},
+        xaxis2={"domain": [0.56, 1.0], "title": {"text": K_TITLE}, "anchor": "y2"},
+        yaxis2={"title": {"text": IV_TITLE}, "anchor": "x2"},
+        legend={"orientation": "h", "y": -0.2, "font": {"size": 9}})
+    return fig
+
+
+def atm_terms(atm, method: str, band: str | None = None, dark: bool = False) -> go.Figure:
+    """ATM vol (left) and ATM skew d iv / d k (right) against T with their bands; extrapolated
+    maturities as open markers."""
+    colour = method_colour(method)
+    fig = go.Figure()
+    for column, half, axis, what in (("atm_iv", "atm_half_width", ("x", "y"), "ATM vol"),
+                                     ("atm_skew", "atm_skew_half_width", ("x2", "y2"), "ATM skew")):
+        x, y, h = atm["T"].to_numpy(), atm[column].to_numpy(), atm[half].to_numpy()
+        if np.isfinite(h).any():
+            fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([y + h, (y - h)[::-1]]),
+                                     fill="toself", fillcolor=rgba(colour, 0.15), line={"width": 0},
+                                     hoverinfo="skip", xaxis=axis[0], yaxis=axis[1], showlegend=False,
+                                     name=f"{what} {band or 'band'}"))
+        extrap = atm["extrapolated"].to_numpy(bool)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", xaxis=axis[0], yaxis=axis[1], name=what,
+                                 line={"color": colour},
+                                 marker={"symbol": np.where(extrap, "circle-open", "circle"), "size": 7},
+                                 hovertemplate="T=%{x:.2f} y<br>%{y:.4f}<extra>" + what + "</extra>"))
+    fig.update_layout(
+        title=f"{method_label(method)}: ATM term structures" + (f" (shaded: {band})" if band else ""),
+        height=400, font=FONT, margin={"l": 60, "r": 20, "t": 60, "b": 40}, showlegend=False,
+        xaxis={"domain": [0.0, 0.44], "title": {"text": T_TITLE}},
+        yaxis={"title": {"text": "ATM implied vol (k = 0)"}},
+        xaxis2={"domain": [0.56, 1.0], "title": {"text": T_TITLE}, "anchor": "y2"},
+        yaxis2={"title": {"text": "ATM skew d iv / d k"}, "anchor": "x2"})
+    return fig
+
+
+def density_lines(density, method: str) -> go.Figure:
+    """g(k) (Gatheral-Roper; proportional to the risk-neutral density in k) per maturity, coloured
+    by T, with the zero line: a curve below it is butterfly arbitrage, seen rather than counted."""
+    fig = go.Figure()
+    for T, line in density.groupby("T", sort=True):
+        fig.add_trace(go.Scatter(x=line["k"], y=line["g"], mode="lines+markers", marker={"size": 4},
+                                 line={"color": _t_colour(T), "width": 1.5}, name=f"T = {T:.2f} y",
+                                 hovertemplate=f"T={T:.2f} y<br>k=%{{x:.3f}}<br>g=%{{y:.3f}}<extra></extra>"))
+    negative = density[density["g"] < 0]
+    if len(negative):
+        fig.add_trace(go.Scatter(x=negative["k"], y=negative["g"], mode="markers", name="g < 0 (arbitrage)",
+                                 marker={"color": FLAG_COLOUR, "size": 10, "symbol": "x"}))
+    fig.add_hline(y=0.0, line={"color": OTHER_COLOUR, "dash": "dash", "width": 1})
+    fig.update_layout(title=f"{method_label(method)}: g(k) per maturity (below 0 = negative density)",
+                      xaxis_title=K_TITLE, yaxis_title="g(k)", height=420, font=FONT,
+                      margin={"l": 60, "r": 20, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.2,
+                                                                          "font": {"size": 9}})
+    return fig
+
+
+def compare_smiles(curves: dict, quotes, T: float, all_methods=(), expiry: str | None = None,
+                   dark: bool = False) -> go.Figure:
+    """Several methods' smiles at one expiry over the same quotes with their bid/ask: ``curves`` =
+    {method: smile curve (k, iv, extrapolated)}; each method solid where quoted, dotted beyond."""
+    _, quote_colour = theme_colours(dark)
+    fig = go.Figure()
+    for m, curve in curves.items():
+        colour = method_colour(m, all_methods)
+        inside, outside = _split(curve["iv"], curve["extrapolated"])
+        fig.add_trace(go.Scatter(x=curve["k"], y=inside, mode="lines", line={"color": colour, "width": 2},
+                                 name=method_label(m), legendgroup=m,
+                                 hovertemplate="k=%{x:.3f}<br>iv=%{y:.4f}<extra>" + method_label(m) + "</extra>"))
+        if np.isfinite(outside).any():
+            fig.add_trace(go.Scatter(x=curve["k"], y=outside, mode="lines", showlegend=False, legendgroup=m,
+                                     line={"color": colour, "width": 2, "dash": "dot"}, hoverinfo="skip",
+                                     name=f"{method_label(m)} {EXTRAPOLATED}"))
+    used = quotes[quotes["status"] == "used"]
+    has_spread = "iv_bid" in used and np.isfinite(used["iv_bid"]).any()
+    error = ({"type": "data", "symmetric": False, "array": used["iv_ask"] - used["iv"],
+              "arrayminus": used["iv"] - used["iv_bid"], "thickness": 1, "width": 3, "color": quote_colour}
+             if has_spread else None)
+    fig.add_trace(go.Scatter(x=used["k"], y=used["iv"], mode="markers", name="quotes (mid, bid/ask)",
+                             marker={"color": quote_colour, "size": 6}, error_y=error,
+                             hovertemplate="k=%{x:.3f}<br>iv=%{y:.4f}<extra>quote</extra>"))
+    title = f"Methods compared at T = {T:.3f} y" + (f" ({expiry})" if expiry else "") + " (dotted: extrapolated)"
+    fig.update_layout(title=title, xaxis_title=K_TITLE, yaxis_title=IV_TITLE, height=440, font=FONT,
+                      margin={"l": 60, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    fig.update_xaxes(range=[float(K_GRID[0]) - 0.05, float(K_GRID[-1]) + 0.05])
+    fig.update_yaxes(range=focus_range(used["iv"], [c["iv"] for c in curves.values()]))
     return fig

@@ -212,7 +212,7 @@ def run(n_test: int = 200, methods=METHODS, weights: Path | None = None, progres
         "config": {"n_test": n_test, "weights": weights_label, "methods": list(methods),
                    "test_seeds": [vars(c) for c in TEST_CELLS], "threads": torch.get_num_threads(),
                    "cpu_count": os.cpu_count(),
-                   "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                    "tie_rule": "tied with the best when the means differ by <= the larger SE"},
         "cells": cells,
         "seconds": seconds,
@@ -353,7 +353,9 @@ def format_speed(result: dict) -> str:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a == "--real" or a.startswith("--real=") for a in argv):
-        from core.evaluation.real import main as real_main   # the real-chain benchmark has its own options
+        from core.evaluation.real import (
+            main as real_main,  # the real-chain benchmark has its own options
+        )
 
         return real_main(argv)
     parser = argparse.ArgumentParser(description="Run the 2x2 surface-repair benchmark. With --real DIR: the "

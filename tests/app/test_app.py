@@ -124,7 +124,8 @@ def test_explorer_first_load_is_an_adversarial_sabr_event_surface():
     # Scores: one row per method, its projection, raw and projected rates, the band and its coverage.
     scores = at.dataframe[0].value
     assert list(scores["method"]) == ["Best", "VAE", "Interpolation", "SVI", "CNN"]
-    assert list(scores["projection"])[0] == "full" and list(scores["projection"])[2:] == ["calendar"] * 3
+    projection = list(scores["projection"])
+    assert projection[0] == "full" and projection[2:] == ["calendar"] * 3
     assert (scores["calendar projected"] == 0).all()
     assert scores.set_index("method").loc["Best", "g(k)<0 projected"] == 0
     bands = list(scores["95 % band"])

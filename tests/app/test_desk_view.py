@@ -1,6 +1,7 @@
 """Issue 12: pictures that tell the truth. Colour-scale endpoints, extrapolation marks, robust
 scales, theme colours, the explorer's first view, the landing page's list, one stale threshold."""
 import io
+import itertools
 import json
 import re
 
@@ -39,7 +40,7 @@ def lightest_at_zero(colorscale) -> bool:
     """The stop at 0 is the lightest colour of the scale (0 = no error / no violation = best)."""
     assert isinstance(colorscale, list), "an explicit list: a name means opposite things in plotly.py and plotly.js"
     lum = [luminance(c) for _, c in colorscale]
-    return lum[0] == max(lum) and all(a >= b for a, b in zip(lum, lum[1:]))
+    return lum[0] == max(lum) and all(a >= b for a, b in itertools.pairwise(lum))
 
 
 # ----------------------------------------------------------------------------- item 1: zero is the lightest
@@ -92,7 +93,7 @@ def test_grid_csv_and_quotes_mark_extrapolated_nodes():
     assert not grid.loc[grid["observed"], "extrapolated"].all()
     used = out.quote_table["status"] == "used"
     assert not out.quote_table.loc[used, "extrapolated"].any(), "a used quote is inside the quoted region"
-    csv = dict((name, data) for name, data, _ in download_files(out))["grid.csv"]
+    csv = {name: data for name, data, _ in download_files(out)}["grid.csv"]
     exported = pd.read_csv(io.BytesIO(csv))
     assert "extrapolated" in exported.columns
     np.testing.assert_array_equal(exported["extrapolated"].to_numpy(bool), grid["extrapolated"].to_numpy(bool))

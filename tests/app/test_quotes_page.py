@@ -57,7 +57,8 @@ def test_iv_sample_loads_in_one_click_with_report_views_flags_and_downloads():
     assert m["rows read"] == f"{expected.report.n_rows:,}" and m["used"] == f"{expected.report.n_used:,}"
     assert m["outside the grid"] == f"{expected.report.n_outside:,}"
     figs = charts(at)
-    assert set(figs) == {"quotes_grid", "quotes_smile", "quotes_term", "quotes_residuals"}
+    assert set(figs) == {"quotes_grid", "quotes_smile", "quotes_term", "quotes_residuals", "quotes_fan", "quotes_atm",
+                         "quotes_density", "quotes_compare_smiles"}
     assert sum(t["type"] == "heatmap" and "wash" not in t["name"] for t in figs["quotes_grid"]["data"]) == 3
     names = [t.get("name") for t in figs["quotes_smile"]["data"]]
     # Best's band is its conformal one, as in the explorer (issue 12, item 7), not ± 2 sd.

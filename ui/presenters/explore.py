@@ -395,6 +395,29 @@ class SurfaceView:
                                                                        if v.half_width is not None]
         return robust_range(*arrays, floor=0.0)
 
+    def surfaces_table(self):
+        """One row per grid node: T (years), k, iv_true, iv_quote (NaN where not quoted), quoted, and
+        per method iv_<m>, sd_<m>, half_width_<m> (its band, NaN without one): the download."""
+        import pandas as pd
+
+        TT, KK = np.meshgrid(T_GRID, K_GRID, indexing="ij")
+        table = {"T": TT.ravel(), "k": KK.ravel(), "iv_true": self.iv_true.ravel(), "iv_quote": self.iv_obs.ravel(),
+                 "quoted": self.observed.ravel()}
+        for m, v in self.methods.items():
+            table[f"iv_{m}"] = v.iv.ravel()
+            table[f"sd_{m}"] = v.sd.ravel() if v.sd is not None else np.nan
+            table[f"half_width_{m}"] = v.half_width.ravel() if v.half_width is not None else np.nan
+        return pd.DataFrame(table)
+
+    def scores_table(self):
+        """One row per method: its scores on this surface (rates as fractions, RMSE in vol units)."""
+        import pandas as pd
+
+        return pd.DataFrame([{"method": m, "projection": v.projection, "rmse_missing": v.rmse_missing,
+                              "rmse_all": v.rmse_all, "g_negative_raw": v.g_negative_raw, "g_negative": v.g_negative,
+                              "calendar_raw": v.raw_calendar, "calendar_projected": v.post_calendar,
+                              "band": v.band, "band_coverage": v.band_coverage} for m, v in self.methods.items()])
+
     def default_smile_index(self) -> int:
         """The maturity row with the most quotes (the middle-most among ties): the first smile shown
         then has quote markers to judge the repairs against."""

@@ -497,7 +497,7 @@ def lofo_notes(result: dict, label=_identity, tol: float = NOMINAL_TOL) -> list:
         cells = block.get("cells", [])
         if not cells:
             continue
-        lofo_label = lambda m: f"{label(BEST)} without {held}" if m == "best_lofo" else label(m)  # noqa: E731
+        lofo_label = lambda m: f"{label(BEST)} without {held}" if m == "best_lofo" else label(m)
         verdicts = best_verdicts(cells, "rmse", "best_lofo", lofo_label, rivals=LOFO_BASELINES)
         won = [v for v in verdicts if v["status"] == "wins"]
         count = "both" if len(cells) == 2 else f"all {len(cells)}"
