@@ -240,3 +240,62 @@ def test_benchmark_bars_are_linear_by_default():
     assert at.toggle(key="bars_log").value is False
     bars = next(json.loads(el.proto.spec) for el in at.get("plotly_chart") if el.key == "rmse_bars")
     assert bars["layout"]["yaxis"].get("type", "linear") == "linear"
+
+
+# ----------------------------------------------------------------------------- the views a quant expects
+
+def test_core_desk_views_of_a_chain():
+    from core.engine.arbitrage import g_field
+    from core.engine.grid import iv_to_w
+    from core.quotes.workflow import repair_quotes
+
+    out = repair_quotes(ROOT / "samples" / "quotes_iv.csv", method="best", stale=False)
+    fan = out.fan()
+    np.testing.assert_allclose(fan["w"], fan["iv"] ** 2 * fan["T"])
+    atm = out.atm()
+    j = int(np.argmin(np.abs(K_GRID)))
+    np.testing.assert_allclose(atm["atm_iv"], out.result.iv[:, j])
+    np.testing.assert_allclose(atm["atm_skew"], (out.result.iv[:, j + 1] - out.result.iv[:, j - 1])
+                               / (K_GRID[j + 1] - K_GRID[j - 1]))
+    q, label = out.band()
+    assert label == "conformal 95 % band"
+    np.testing.assert_allclose(atm["atm_half_width"], q * out.result.sd[:, j])
+    dens = out.density()
+    np.testing.assert_allclose(dens["g"].to_numpy().reshape(13, 15), g_field(iv_to_w(out.result.iv)))
+
+
+def test_quotes_page_desk_views_and_downloads():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/4_quotes.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    figs = {el.key: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+    fan = figs["quotes_fan"]
+    assert {t["yaxis"] for t in fan["data"]} == {"y", "y2"}, "w(k) fan and iv by maturity"
+    assert sum(t.get("showlegend", True) for t in fan["data"]) == len(T_GRID), "one line per maturity"
+    assert fan["layout"]["yaxis"]["title"]["text"].startswith("total variance")
+    atm = figs["quotes_atm"]
+    assert {t["name"] for t in atm["data"]} >= {"ATM vol", "ATM skew"}
+    assert any(t.get("fill") == "toself" for t in atm["data"]), "bands"
+    assert figs["quotes_density"]["layout"]["yaxis"]["title"]["text"] == "g(k)"
+    names = {t["name"] for t in figs["quotes_compare_smiles"]["data"]}
+    assert {"Best", "VAE", "SVI", "quotes (mid, bid/ask)"} <= names
+    params = [df.value for df in at.dataframe if {"a", "b", "rho", "m", "sigma"} <= set(df.value.columns)]
+    assert params and len(params[0]) == len(T_GRID)
+    assert len(at.get("download_button")) == 7
+
+
+@pytest.mark.parametrize("page, keys", [(None, {"dl_overview_results"}),
+                                        ("pages/1_explorer.py", {"dl_surfaces", "dl_scores"}),
+                                        ("pages/2_benchmark.py", {"dl_rmse", "dl_benchmark"}),
+                                        ("pages/3_diagnostics.py", {"dl_cell"})])
+def test_downloads_on_every_page(page, keys):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    found = {b.key for b in at.get("download_button")}
+    assert keys <= found, found
