@@ -215,7 +215,7 @@ def test_explorer_controls_change_the_views():
     assert not any("95 %" in t for t in panel_titles(figs["surface_grid"]))
     assert len(traces(figs["surface_grid"], "heatmap")) == 2 + 1 + 2 + 2
     assert "stale_grid" not in figs, "no method with a stale score, no stale panel"
-    assert list(at.dataframe[0].value["method"]) == ["VAE", "Interpolation", "SVI"]   # the VAE has its weights
+    assert list(at.dataframe[0].value["method"]) == ["Interpolation", "SVI"]
     # Slices follow their sliders.
     at.select_slider(key="t_index").set_value(6).run()
     assert charts(at)["smile"]["layout"]["title"]["text"] == f"Smile at T = {core.T_GRID[6]:.2f} y"
