@@ -49,7 +49,7 @@ def overview() -> None:
                         (f"**{method_label(e['method'])}: {e['text']}**" if e["best"]
                          else f"{method_label(e['method'])}: {e['text']}") for e in cell["entries"]))
 
-        st.download_button("benchmark.json", _results_json(result), file_name="benchmark.json",
+        st.download_button("benchmark.json", lambda: _results_json(result), file_name="benchmark.json",
                            mime="application/json", key="dl_overview_results")
 
     st.subheader("Pages")

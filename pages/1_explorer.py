@@ -267,9 +267,10 @@ def main() -> None:
 def downloads(view) -> None:
     st.subheader("Downloads")
     left, right = st.columns(2)
-    left.download_button("surfaces.csv", view.surfaces_table().to_csv(index=False), file_name="surfaces.csv",
+    # Callables: the CSVs are built on click, not on every rerun (the rerun budget).
+    left.download_button("surfaces.csv", lambda: view.surfaces_table().to_csv(index=False), file_name="surfaces.csv",
                          mime="text/csv", key="dl_surfaces")
-    right.download_button("scores.csv", view.scores_table().to_csv(index=False), file_name="scores.csv",
+    right.download_button("scores.csv", lambda: view.scores_table().to_csv(index=False), file_name="scores.csv",
                           mime="text/csv", key="dl_scores")
     st.caption("surfaces: per grid node the truth, the quote and each method's iv, sd and band half-width · scores: "
                "the table above, rates as fractions.")

@@ -192,7 +192,7 @@ def downloads(result: dict) -> None:
     left, right = st.columns(2)
     left.download_button("rmse.csv", pd.DataFrame(rows).to_csv(index=False), file_name="rmse.csv", mime="text/csv",
                          key="dl_rmse")
-    right.download_button("benchmark.json", json.dumps(result) + "\n", file_name="benchmark.json",
+    right.download_button("benchmark.json", lambda: json.dumps(result) + "\n", file_name="benchmark.json",
                           mime="application/json", key="dl_benchmark")
     st.caption("rmse: the headline table (mean ± SE per cell and method) · benchmark.json: every number on this "
                "page, in the format `python -m core.benchmark` writes.")

@@ -83,7 +83,7 @@ def main() -> None:
                    "(rounding-level) zero residual everywhere, hence AUC ≈ 0.5 by construction.")
 
     st.subheader("Downloads")
-    st.download_button("cell.json", json.dumps(cell) + "\n", file_name="cell.json", mime="application/json",
+    st.download_button("cell.json", lambda: json.dumps(cell) + "\n", file_name="cell.json", mime="application/json",
                        key="dl_cell")
     st.caption("This cell's scores, diagnostics and the per-node maps drawn above, as in the benchmark JSON.")
 
