@@ -14,6 +14,9 @@ DEFAULT_METHODS = [m for m in explore.DEFAULT_METHODS if m in METHODS] or METHOD
 FAMILIES = list(explore.FAMILY_LABELS)
 T_LABELS = [f"{t:.2f}" for t in T_GRID]
 EDITOR_HEIGHT = 35 * (len(T_GRID) + 1) + 3          # every maturity row visible, no inner scroll
+# Editor columns in px: 17 of them plus the T column must fit the main column at 1280 px with the
+# sidebar open ("small", 75 px, hid every column from k = +0.28 on).
+EDITOR_COLUMN_PX = 46
 PRESET_LABELS = {"Drop left wing": "− left wing", "Drop right wing": "− right wing",
                  "Drop front maturities": "− front", "Drop long maturities": "− long end",
                  "Drop a broker stripe": "− broker stripe", "Quote every cell": "quote all",
@@ -82,7 +85,8 @@ def true_surface(c: dict):
         edited = st.data_editor(
             pd.DataFrame(sampled, index=pd.Index(T_LABELS, name="T \\ k"), columns=K_LABELS),
             key="surface_editor", width="stretch", height=EDITOR_HEIGHT,
-            column_config={k: st.column_config.NumberColumn(k, format="%.3f", width="small") for k in K_LABELS})
+            column_config={k: st.column_config.NumberColumn(k, format="%.3f", width=EDITOR_COLUMN_PX + 4)
+                           for k in K_LABELS})
     try:
         return explore.check_truth(edited.to_numpy())
     except ValueError as exc:
@@ -108,7 +112,7 @@ def observed_mask(c: dict):
                 pd.DataFrame(st.session_state["mask_base"], index=pd.Index(T_LABELS, name="T \\ k"),
                              columns=K_LABELS),
                 key="mask_editor", width="stretch", height=EDITOR_HEIGHT,
-                column_config={k: st.column_config.CheckboxColumn(k, width="small") for k in K_LABELS})
+                column_config={k: st.column_config.CheckboxColumn(k, width=EDITOR_COLUMN_PX) for k in K_LABELS})
         observed = edited.to_numpy(dtype=bool)
         if clicked:   # the preset applies to the mask as drawn so far; the editor restarts from it
             st.session_state["mask_base"] = explore.apply_preset(observed, clicked[0])

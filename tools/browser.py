@@ -152,6 +152,17 @@ def screenshot(driver, name: str, width: int = 1600) -> Path:
     return path
 
 
+def toggle(driver, label: str) -> None:
+    """Click the st.toggle labelled ``label`` (a real click, as a user would)."""
+    from selenium.webdriver.common.by import By
+
+    for el in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stCheckbox"] label'):
+        if el.text.strip() == label:
+            el.click()
+            return
+    raise LookupError(f"no toggle labelled {label!r}")
+
+
 def set_scheme(driver, scheme: str) -> None:
     """Emulate the OS colour scheme ("light" or "dark"); Streamlit's default theme follows it on load."""
     driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
@@ -162,7 +173,7 @@ LAYOUT_JS = """
 // Layout defects on the rendered page: elements wider than their column, overlapping panel titles
 // inside each plotly figure, and the contrast of the smiles' truth line and quote markers.
 const main = document.querySelector('[data-testid="stMain"]') || document.body;
-const out = {overflow: [], overlaps: [], contrast: [], background: null};
+const out = {overflow: [], overlaps: [], contrast: [], background: null, hidden_columns: []};
 const tol = 2;
 for (const el of main.querySelectorAll('[data-testid="stElementContainer"]')) {
   const parent = el.parentElement.closest('[data-testid="stColumn"], [data-testid="stVerticalBlock"]');
@@ -178,6 +189,15 @@ for (const el of main.querySelectorAll('[data-testid="stElementContainer"]')) {
       && inner.scrollWidth > inner.clientWidth + tol && getComputedStyle(inner).overflowX === 'hidden') {
     out.overflow.push('cut: ' + ((el.className || '').toString().split(' ').find(c => c.startsWith('st-key-'))
                       || el.innerText.slice(0, 40)));
+  }
+}
+// Tables and editors whose columns do not all fit (a horizontal scroller wider than its view).
+for (const grid of main.querySelectorAll('[data-testid="stDataFrame"]')) {
+  const scroller = grid.querySelector('.dvn-scroller');
+  if (grid.offsetParent !== null && scroller && scroller.scrollWidth > scroller.clientWidth + tol) {
+    const box = grid.closest('[data-testid="stElementContainer"]');
+    out.hidden_columns.push(((box && box.className) || '').toString().split(' ').find(c => c.startsWith('st-key-'))
+                            || 'a table');
   }
 }
 for (const plot of main.querySelectorAll('.js-plotly-plot')) {

@@ -19,6 +19,7 @@ from tools.browser import (
     screenshot,
     served_app,
     set_scheme,
+    toggle,
     wait_for_page,
 )
 
@@ -54,9 +55,25 @@ def test_every_page_at_every_width_and_scheme(tmp_path):
                         problems += [f"{where}: panel titles overlap: {x}" for x in found["overlaps"]]
                         problems += [f"{where}: {what} {colour} has contrast {ratio:.2f} on {found['background']}"
                                      for what, colour, ratio in found["contrast"] if ratio < MIN_CONTRAST]
+                        if width >= 1280:   # a phone scrolls wide tables; a laptop should not need to
+                            problems += [f"{where}: columns out of view in {x}" for x in found["hidden_columns"]]
                         if name in ("explorer", "quotes"):
                             assert {w for w, _, _ in found["contrast"]} >= ({"truth", "quotes"} if name == "explorer"
                                                                              else {"quotes"}), where
+            # The mask editor at 1280 px: every k column in view (it cut off k >= +0.28).
+            set_scheme(driver, "light")
+            driver.set_window_size(1280, 1200)
+            driver.get(f"{url}/explorer")
+            wait_for_page(driver, MIN_CHARTS["explorer"], TITLES["explorer"])
+            toggle(driver, "Draw the mask")
+            time.sleep(1.0)
+            wait_for_page(driver, MIN_CHARTS["explorer"], TITLES["explorer"])
+            time.sleep(1.0)
+            shot = screenshot(driver, "explorer-mask-editor-1280", 1280)
+            found = layout_report(driver)
+            editors = [x for x in found["hidden_columns"] if "mask_editor" in x]
+            problems += [f"mask editor at 1280 px hides columns ({shot.name})" for _ in editors]
+            problems += [f"explorer with the mask editor at 1280 px: {x}" for x in found["overflow"]]
         finally:
             driver.quit()
     assert not problems, "\n".join(problems)
