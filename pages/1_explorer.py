@@ -14,9 +14,10 @@ DEFAULT_METHODS = [m for m in explore.DEFAULT_METHODS if m in METHODS] or METHOD
 FAMILIES = list(explore.FAMILY_LABELS)
 T_LABELS = [f"{t:.2f}" for t in T_GRID]
 EDITOR_HEIGHT = 35 * (len(T_GRID) + 1) + 3          # every maturity row visible, no inner scroll
-# Editor columns in px: 17 of them plus the T column must fit the main column at 1280 px with the
-# sidebar open ("small", 75 px, hid every column from k = +0.28 on).
-EDITOR_COLUMN_PX = 46
+# Mask editor columns in px: 17 of them plus the T column must fit the main column (about 775 px)
+# at 1280 px with the sidebar open ("small", 75 px, hid every column from k = +0.28 on). Headers
+# that narrow are cut short: each column's tooltip gives its k.
+EDITOR_COLUMN_PX = 40
 PRESET_LABELS = {"Drop left wing": "− left wing", "Drop right wing": "− right wing",
                  "Drop front maturities": "− front", "Drop long maturities": "− long end",
                  "Drop a broker stripe": "− broker stripe", "Quote every cell": "quote all",
@@ -48,7 +49,6 @@ def controls() -> dict:
         c["draw_mask"] = st.toggle("Draw the mask", key="draw_mask")
     with col_repair:
         st.markdown("**Repairs**")
-        c["methods"] = st.multiselect("Methods", METHODS, DEFAULT_METHODS, key="methods", format_func=method_label)
         choices = explore.projection_choices()
         c["arbitrage"] = st.radio(
             "Arbitrage projection", choices, horizontal=True, key="arbitrage",
@@ -59,6 +59,8 @@ def controls() -> dict:
                                help=f"Move {explore.STALE_FRACTION:.0%} of the quotes (at least one) by ±50–110 bp, "
                                     "as in the benchmark's stale-quote test, and see which ones a stale score flags.")
         c["show_3d"] = st.toggle("3-D surface view", key="show_3d")
+    # Full width: five methods' chips were cut off in a third of the page at 1280 px.
+    c["methods"] = st.multiselect("Methods", METHODS, DEFAULT_METHODS, key="methods", format_func=method_label)
     return c
 
 
@@ -85,7 +87,7 @@ def true_surface(c: dict):
         edited = st.data_editor(
             pd.DataFrame(sampled, index=pd.Index(T_LABELS, name="T \\ k"), columns=K_LABELS),
             key="surface_editor", width="stretch", height=EDITOR_HEIGHT,
-            column_config={k: st.column_config.NumberColumn(k, format="%.3f", width=EDITOR_COLUMN_PX + 4)
+            column_config={k: st.column_config.NumberColumn(k, format="%.3f", width="small", help=f"k = {k}")
                            for k in K_LABELS})
     try:
         return explore.check_truth(edited.to_numpy())
@@ -112,7 +114,8 @@ def observed_mask(c: dict):
                 pd.DataFrame(st.session_state["mask_base"], index=pd.Index(T_LABELS, name="T \\ k"),
                              columns=K_LABELS),
                 key="mask_editor", width="stretch", height=EDITOR_HEIGHT,
-                column_config={k: st.column_config.CheckboxColumn(k, width=EDITOR_COLUMN_PX) for k in K_LABELS})
+                column_config={k: st.column_config.CheckboxColumn(k, width=EDITOR_COLUMN_PX, help=f"k = {k}")
+                               for k in K_LABELS})
         observed = edited.to_numpy(dtype=bool)
         if clicked:   # the preset applies to the mask as drawn so far; the editor restarts from it
             st.session_state["mask_base"] = explore.apply_preset(observed, clicked[0])
@@ -144,15 +147,17 @@ def scores(view, noise_bp: float) -> None:
         "method": method_label(m), "projection": v.projection, "missing-point RMSE": v.rmse_missing,
         "all-cell RMSE": v.rmse_all, "g(k)<0 raw": v.g_negative_raw, "g(k)<0 projected": v.g_negative,
         "calendar raw": v.raw_calendar, "calendar projected": v.post_calendar,
-        f"{level} band": v.band.removesuffix(" band") if v.band else "—",
+        f"{level} band": v.band.removesuffix(" band").replace("(Gaussian ", "(") if v.band else "—",
         "band covers (missing)": f"{100 * v.band_coverage:.1f} %" if v.band_coverage == v.band_coverage else "—"}
         for m, v in view.methods.items()])
     # Narrow number columns: at 1280 px the band columns at the right end must stay in view.
-    rate = st.column_config.NumberColumn(format="percent", width="small")
-    vol = st.column_config.NumberColumn(format="%.4f", width="small")
+    rate = st.column_config.NumberColumn(format="percent", width=68)
+    vol = st.column_config.NumberColumn(format="%.4f", width=68)
     st.dataframe(table, hide_index=True, key="scores", column_config={
+        "method": st.column_config.TextColumn(width=96), "projection": st.column_config.TextColumn(width=70),
         "missing-point RMSE": vol, "all-cell RMSE": vol, "g(k)<0 raw": rate, "g(k)<0 projected": rate,
-        "calendar raw": rate, "calendar projected": rate})
+        "calendar raw": rate, "calendar projected": rate, f"{level} band": st.column_config.TextColumn(width=110),
+        "band covers (missing)": st.column_config.TextColumn(width=70)})
     st.caption(f"{view.n_quoted} of {view.observed.size} cells quoted ({view.quoted_fraction:.0%}), "
                f"{noise_bp:g} bp noise. raw = the method's output, projected = after its projection (column 2). "
                f"Calendar rates are shares of (T, T+1) edges where w falls; g(k) < 0 is the share of interior nodes "

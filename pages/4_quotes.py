@@ -156,7 +156,10 @@ def main() -> None:
     read_table = rep.to_frame()
     if len(read_table):   # the reason is the point of this table: give it the room, never truncate it
         st.dataframe(read_table, hide_index=True, key="quotes_report", width="stretch",
-                     column_config={"reason": st.column_config.TextColumn("reason", width="large")})
+                     column_config={"status": st.column_config.TextColumn("status", width=70),
+                                    "reason": st.column_config.TextColumn("reason", width=330),
+                                    "count": st.column_config.NumberColumn("count", width=60),
+                                    "rows": st.column_config.TextColumn("rows", width=250)})
     with st.expander("Preview of the quotes as read (first 200 rows)"):
         table = result.quote_table
         st.dataframe(table[[c for c in PREVIEW_COLUMNS if c in table.columns]].head(200), hide_index=True,
@@ -205,8 +208,11 @@ def main() -> None:
                     f"{'' if result.stale_calibrated else ', default threshold: not calibrated'}).")
         st.plotly_chart(figs.residuals(result.quote_table, method), key="quotes_residuals")
         if len(flagged):
-            st.dataframe(flagged_view(flagged), hide_index=True, key="quotes_flagged", width="stretch",
-                         column_config={c: st.column_config.NumberColumn(c, format="%.1f") for c in BP_COLUMNS.values()})
+            table = flagged_view(flagged)
+            # Fixed narrow widths: every column in view at 1280 px with the sidebar open.
+            config = {c: st.column_config.Column(c, width=66) for c in table.columns}
+            config |= {c: st.column_config.NumberColumn(c, format="%.1f", width=66) for c in BP_COLUMNS.values()}
+            st.dataframe(table, hide_index=True, key="quotes_flagged", width="stretch", column_config=config)
             st.caption("Vols and residuals in bp of vol (1 vol point = 100 bp), as on the residual chart.")
     for line in result.notes:
         st.caption(line)

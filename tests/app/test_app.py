@@ -129,7 +129,7 @@ def test_explorer_first_load_is_an_adversarial_sabr_event_surface():
     assert (scores["calendar projected"] == 0).all()
     assert scores.set_index("method").loc["Best", "g(k)<0 projected"] == 0
     bands = list(scores["95 % band"])
-    assert bands[0] == "conformal 95 %" and bands[2:] == ["—", "—", "±1.96 sd (Gaussian 95 %)"]
+    assert bands[0] == "conformal 95 %" and bands[2:] == ["—", "—", "±1.96 sd (95 %)"]
     view = explore.score_surface(truth, iv_obs, ("best", "vae", "interp", "svi", "cnn"))
     for label, m in (("Best", "best"), ("Interpolation", "interp"), ("CNN", "cnn")):
         shown = scores.set_index("method").loc[label]
