@@ -84,12 +84,13 @@ def grid_panels(result, all_methods=()) -> go.Figure:
         "legend": {"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.08, "yanchor": "bottom"},
         "coloraxis": {"colorscale": VOL_SCALE, "cmin": low, "cmax": high,
                       "colorbar": {"orientation": "h", "x": vol_end / 2, "xanchor": "center", "len": vol_end,
-                                   "y": 0.0, "yanchor": "bottom", "thickness": 10, "title": {"text": "iv",
+                                   "y": 0.0, "yanchor": "bottom", "thickness": 10, "nticks": 4, "title": {"text": "iv",
                                                                                              "side": "right"}}},
         "coloraxis2": {"colorscale": ERR_SCALE, "cmin": 0, "cmax": sd_high,
                        "colorbar": {"orientation": "h", "x": (domains[-1][0] + domains[-1][1]) / 2,
                                     "xanchor": "center", "len": domains[-1][1] - domains[-1][0], "y": 0.0,
-                                    "yanchor": "bottom", "thickness": 10, "title": {"text": "sd", "side": "right"}}},
+                                    "yanchor": "bottom", "thickness": 10, "nticks": 3,   # a third of 400 px holds 3 labels
+                                    "title": {"text": "sd", "side": "right"}}},
     })
     return go.Figure({"data": data, "layout": layout})
 
