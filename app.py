@@ -8,13 +8,13 @@ from core.settings import apply_thread_policy
 
 apply_thread_policy()
 
-import streamlit as st  # noqa: E402
+import streamlit as st
 
 st.set_page_config(page_title="Vol-surface repair workbench", page_icon="📈", layout="wide")
 
-from ui import figures, frame, state  # noqa: E402
-from ui.presenters import report  # noqa: E402 - after set_page_config, which must come first; torch-free
-from ui.style import method_label  # noqa: E402
+from ui import figures, frame, state
+from ui.presenters import report
+from ui.style import method_label
 
 
 def overview() -> None:
@@ -49,20 +49,15 @@ def overview() -> None:
                         (f"**{method_label(e['method'])}: {e['text']}**" if e["best"]
                          else f"{method_label(e['method'])}: {e['text']}") for e in cell["entries"]))
 
+        st.download_button("benchmark.json", lambda: _results_json(result), file_name="benchmark.json",
+                           mime="application/json", key="dl_overview_results")
+
     st.subheader("Pages")
-    c1, c2, c3 = st.columns(3)
-    with c1:
-        st.page_link(EXPLORER, label="Repair explorer", icon=":material/search:")
-        st.caption("One surface: sample or draw it, choose or draw the mask, compare every repair side by "
-                   "side with its errors, calibrated bands, stale-quote scores, smiles and arbitrage scores.")
-    with c2:
-        st.page_link(BENCHMARK, label="Benchmark", icon=":material/bar_chart:")
-        st.caption("The full 2 × 2: RMSE ± SE and where Best does or does not win, the projections, coverage, "
-                   "stale AUC, downstream SVI and leave-one-family-out; rerun it here.")
-    with c3:
-        st.page_link(DIAGNOSTICS, label="Diagnostics", icon=":material/troubleshoot:")
-        st.caption("Per cell: reliability of every method's intervals, error vs sd, g(k) < 0 and calendar "
-                   "maps, stale-quote ROC.")
+    columns = st.columns(2)
+    for i, (page, text) in enumerate(PAGE_NOTES):
+        with columns[i % 2]:
+            st.page_link(page, label=page.title, icon=page.icon)
+            st.caption(text)
 
     st.subheader("The shipped models")
     best_tab, cnn_tab = st.tabs(["Best (weights/best.pt)", "CNN (weights/cnn.pt)"])
@@ -70,6 +65,12 @@ def overview() -> None:
         best_manifest()
     with cnn_tab:
         cnn_manifest()
+
+
+def _results_json(result: dict) -> str:
+    import json  # here, not at the top: the landing page's imports stay minimal for a fast first paint
+
+    return json.dumps(result) + "\n"
 
 
 def _facts_table(facts: dict) -> str:
@@ -124,7 +125,19 @@ DIAGNOSTICS = st.Page("pages/3_diagnostics.py", title="Diagnostics", icon=":mate
 
 QUOTES = st.Page("pages/4_quotes.py", title="Your quotes", icon=":material/upload_file:", url_path="quotes")
 
-page = st.navigation([home, EXPLORER, BENCHMARK, DIAGNOSTICS, QUOTES])
+# Every page but this one, with what it is for: the landing page lists each (a test checks that
+# none is left out), so a page added to the navigation gets its line here too.
+PAGE_NOTES = [
+    (EXPLORER, ("One surface: sample or draw it, choose or draw the mask, compare every repair side by side with "
+                "its errors, calibrated bands, stale-quote scores, smiles and arbitrage scores.")),
+    (BENCHMARK, ("The full 2 × 2: RMSE ± SE and where Best does or does not win, the projections, coverage, stale "
+                 "AUC, downstream SVI and leave-one-family-out; rerun it here.")),
+    (DIAGNOSTICS, ("Per cell: reliability of every method's intervals, error vs sd, g(k) < 0 and calendar maps, "
+                   "stale-quote ROC.")),
+    (QUOTES, ("Your own option chain (implied vols or prices, CSV or Parquet): what was read, the repair with its "
+              "band and extrapolated regions marked, stale-quote flags, downloads.")),
+]
+page = st.navigation([home] + [p for p, _ in PAGE_NOTES])
 try:
     with frame.running():
         page.run()

@@ -14,6 +14,10 @@ DEFAULT_METHODS = [m for m in explore.DEFAULT_METHODS if m in METHODS] or METHOD
 FAMILIES = list(explore.FAMILY_LABELS)
 T_LABELS = [f"{t:.2f}" for t in T_GRID]
 EDITOR_HEIGHT = 35 * (len(T_GRID) + 1) + 3          # every maturity row visible, no inner scroll
+# Mask editor columns in px: 17 of them plus the T column must fit the main column (about 775 px)
+# at 1280 px with the sidebar open ("small", 75 px, hid every column from k = +0.28 on). Headers
+# that narrow are cut short: each column's tooltip gives its k.
+EDITOR_COLUMN_PX = 40
 PRESET_LABELS = {"Drop left wing": "− left wing", "Drop right wing": "− right wing",
                  "Drop front maturities": "− front", "Drop long maturities": "− long end",
                  "Drop a broker stripe": "− broker stripe", "Quote every cell": "quote all",
@@ -45,7 +49,6 @@ def controls() -> dict:
         c["draw_mask"] = st.toggle("Draw the mask", key="draw_mask")
     with col_repair:
         st.markdown("**Repairs**")
-        c["methods"] = st.multiselect("Methods", METHODS, DEFAULT_METHODS, key="methods", format_func=method_label)
         choices = explore.projection_choices()
         c["arbitrage"] = st.radio(
             "Arbitrage projection", choices, horizontal=True, key="arbitrage",
@@ -56,6 +59,8 @@ def controls() -> dict:
                                help=f"Move {explore.STALE_FRACTION:.0%} of the quotes (at least one) by ±50–110 bp, "
                                     "as in the benchmark's stale-quote test, and see which ones a stale score flags.")
         c["show_3d"] = st.toggle("3-D surface view", key="show_3d")
+    # Full width: five methods' chips were cut off in a third of the page at 1280 px.
+    c["methods"] = st.multiselect("Methods", METHODS, DEFAULT_METHODS, key="methods", format_func=method_label)
     return c
 
 
@@ -82,7 +87,8 @@ def true_surface(c: dict):
         edited = st.data_editor(
             pd.DataFrame(sampled, index=pd.Index(T_LABELS, name="T \\ k"), columns=K_LABELS),
             key="surface_editor", width="stretch", height=EDITOR_HEIGHT,
-            column_config={k: st.column_config.NumberColumn(k, format="%.3f", width="small") for k in K_LABELS})
+            column_config={k: st.column_config.NumberColumn(k, format="%.3f", width="small", help=f"k = {k}")
+                           for k in K_LABELS})
     try:
         return explore.check_truth(edited.to_numpy())
     except ValueError as exc:
@@ -108,7 +114,8 @@ def observed_mask(c: dict):
                 pd.DataFrame(st.session_state["mask_base"], index=pd.Index(T_LABELS, name="T \\ k"),
                              columns=K_LABELS),
                 key="mask_editor", width="stretch", height=EDITOR_HEIGHT,
-                column_config={k: st.column_config.CheckboxColumn(k, width="small") for k in K_LABELS})
+                column_config={k: st.column_config.CheckboxColumn(k, width=EDITOR_COLUMN_PX, help=f"k = {k}")
+                               for k in K_LABELS})
         observed = edited.to_numpy(dtype=bool)
         if clicked:   # the preset applies to the mask as drawn so far; the editor restarts from it
             st.session_state["mask_base"] = explore.apply_preset(observed, clicked[0])
@@ -131,7 +138,7 @@ def scores(view, noise_bp: float) -> None:
                 f"{method_label(verdict['runner_up'])}'s {verdict['runner_up_score']:.4f} (less than 1 % apart).")
     elif "runner_up" in verdict:
         st.success(f"**{method_label(verdict['winner'])}** wins on {metric}: {verdict['score']:.4f} against "
-                   f"{method_label(verdict['runner_up'])}'s {verdict['runner_up_score']:.4f} — "
+                   f"{method_label(verdict['runner_up'])} (the strongest rival shown) at {verdict['runner_up_score']:.4f} — "
                    f"{verdict['gap']:.4f} vol ({verdict['reduction']:.0%}) lower, a ratio of {verdict['ratio']:.2f}×.")
     else:
         st.info(f"{method_label(verdict['winner'])}: {metric} {verdict['score']:.4f}.")
@@ -140,14 +147,17 @@ def scores(view, noise_bp: float) -> None:
         "method": method_label(m), "projection": v.projection, "missing-point RMSE": v.rmse_missing,
         "all-cell RMSE": v.rmse_all, "g(k)<0 raw": v.g_negative_raw, "g(k)<0 projected": v.g_negative,
         "calendar raw": v.raw_calendar, "calendar projected": v.post_calendar,
-        f"{level} band": v.band.removesuffix(" band") if v.band else "—",
+        f"{level} band": v.band.removesuffix(" band").replace("(Gaussian ", "(") if v.band else "—",
         "band covers (missing)": f"{100 * v.band_coverage:.1f} %" if v.band_coverage == v.band_coverage else "—"}
         for m, v in view.methods.items()])
-    rate = st.column_config.NumberColumn(format="percent")
-    vol = st.column_config.NumberColumn(format="%.4f")
+    # Narrow number columns: at 1280 px the band columns at the right end must stay in view.
+    rate = st.column_config.NumberColumn(format="percent", width=68)
+    vol = st.column_config.NumberColumn(format="%.4f", width=68)
     st.dataframe(table, hide_index=True, key="scores", column_config={
+        "method": st.column_config.TextColumn(width=96), "projection": st.column_config.TextColumn(width=70),
         "missing-point RMSE": vol, "all-cell RMSE": vol, "g(k)<0 raw": rate, "g(k)<0 projected": rate,
-        "calendar raw": rate, "calendar projected": rate})
+        "calendar raw": rate, "calendar projected": rate, f"{level} band": st.column_config.TextColumn(width=110),
+        "band covers (missing)": st.column_config.TextColumn(width=70)})
     st.caption(f"{view.n_quoted} of {view.observed.size} cells quoted ({view.quoted_fraction:.0%}), "
                f"{noise_bp:g} bp noise. raw = the method's output, projected = after its projection (column 2). "
                f"Calendar rates are shares of (T, T+1) edges where w falls; g(k) < 0 is the share of interior nodes "
@@ -171,17 +181,21 @@ def stale(view, shown: list) -> None:
     st.plotly_chart(figures.stale_grid(view, with_scores, explore.STALE_FLAG_LLR), key="stale_grid")
     st.caption(f"Left: each quote's own error. Right: the stale score of each quote — the log likelihood ratio of "
                f"\"moved by a stale quote\" against \"noise only\" for its leave-one-out residual. □ = flagged "
-               f"(score above {explore.STALE_FLAG_LLR:.2f} = ln(92/8): more likely stale than not at the benchmark's "
-               f"8 % stale rate); ○ = made stale on purpose (toggle \"Make some quotes stale\").")
+               f"(score above {explore.STALE_FLAG_LLR:.2f}, the threshold core calibrated for this score at a 2 % "
+               f"false-flag rate on synthetic chains; the Your quotes page flags with the same one); ○ = made "
+               f"stale on purpose (toggle \"Make some quotes stale\").")
 
 
 def views(view, shown: list, show_3d: bool) -> None:
     """Side by side heatmaps, the 3-D view, the slices and the g(k) maps (in this order on the page)."""
     st.subheader("Side by side")
     level = f"{100 * view.band_level:g} %"
-    st.caption("Top row: truth, quotes and each repair on one vol scale, spanning the truth and the quotes "
-               "(a repair outside that range saturates; hover for values). Below, on a second scale from 0: "
-               f"absolute errors and the quote noise, then the half-width of each method's {level} band "
+    st.caption("Top row: truth, quotes and each repair on one vol scale, the median ± 4 robust sd (1.4826 MAD) of "
+               "the truth and the quotes, so a steep front row cannot take the whole scale (vols outside it "
+               "saturate; hover for values). Below, on a second scale from 0 (the lightest colour, the best) to "
+               "the median + 4 robust sd of every error and half-width shown, so one method's bad corner cannot "
+               f"wash out the rest: absolute errors and the quote noise, then the half-width of each "
+               f"method's {level} band "
                f"(conformal for Best, 1.96 sd for Gaussian sds), so error and half-width compare cell by cell; "
                f"○ = quoted cell, × = missing cell whose truth lies outside the band.")
     st.plotly_chart(figures.surface_grid(view, shown, METHODS), key="surface_grid")
@@ -201,25 +215,29 @@ def views(view, shown: list, show_3d: bool) -> None:
 def surface_3d(view, shown: list) -> None:
     """One repair in 3-D over the truth. A fragment: picking another method redraws only this."""
     method = st.selectbox("Method in 3-D", shown, format_func=method_label, key="method_3d")
-    st.plotly_chart(figures.surface_3d(view, method), key="surface_3d")
+    st.plotly_chart(figures.surface_3d(view, method, dark=state.dark_mode()), key="surface_3d")
 
 
 @st.fragment
 def slices(view, shown: list) -> None:
     """Smile and term structure. A fragment: moving a slice slider reruns (and redraws) only this."""
     st.subheader("Slices")
+    dark = state.dark_mode()
     left, right = st.columns(2)
     with left:
-        t_index = st.select_slider("Maturity T (years)", range(len(T_GRID)), 2, format_func=T_LABELS.__getitem__,
-                                   key="t_index")
+        # First shown at the maturity with the most quotes, so the smile has quotes to judge against.
+        t_index = st.select_slider("Maturity T (years)", range(len(T_GRID)), view.default_smile_index(),
+                                   format_func=T_LABELS.__getitem__, key="t_index")
         st.plotly_chart(figures.slice_figure(view.smile(t_index), K_TITLE, f"Smile at T = {T_LABELS[t_index]} y",
-                                             shown, METHODS), key="smile")
+                                             shown, METHODS, dark=dark), key="smile")
     with right:
-        k_index = st.select_slider("Log-moneyness k", range(len(K_GRID)), len(K_GRID) // 2,
+        k_index = st.select_slider("Log-moneyness k", range(len(K_GRID)), view.default_term_index(),
                                    format_func=K_LABELS.__getitem__, key="k_index")
         st.plotly_chart(figures.slice_figure(view.term_structure(k_index), T_TITLE,
-                                             f"Term structure at k = {K_LABELS[k_index]}", shown, METHODS),
-                        key="term")
+                                             f"Term structure at k = {K_LABELS[k_index]}", shown, METHODS,
+                                             dark=dark), key="term")
+    st.caption("The y axis shows the truth and the quotes, and a repair up to half their span beyond them; a "
+               "repair that leaves the axis runs off it (hover for values).")
 
 
 def main() -> None:
@@ -252,6 +270,19 @@ def main() -> None:
         return
     scores(view, c["noise_bp"])
     views(view, [m for m in c["methods"] if m in view.methods], c["show_3d"])
+    downloads(view)
+
+
+def downloads(view) -> None:
+    st.subheader("Downloads")
+    left, right = st.columns(2)
+    # Callables: the CSVs are built on click, not on every rerun (the rerun budget).
+    left.download_button("surfaces.csv", lambda: view.surfaces_table().to_csv(index=False), file_name="surfaces.csv",
+                         mime="text/csv", key="dl_surfaces")
+    right.download_button("scores.csv", lambda: view.scores_table().to_csv(index=False), file_name="scores.csv",
+                          mime="text/csv", key="dl_scores")
+    st.caption("surfaces: per grid node the truth, the quote and each method's iv, sd and band half-width · scores: "
+               "the table above, rates as fractions.")
 
 
 if frame.inside():

@@ -1,5 +1,7 @@
 """Benchmark: the full 2 x 2 from the benchmark JSON (every method at its default projection), the
 projections, the uncertainty diagnostics, downstream SVI, leave-one-family-out, and a rerun."""
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -80,7 +82,8 @@ def headline(result: dict) -> None:
                "in the row and every method within one SE of it (the larger of the two SEs).")
     st.table(bold_table(result, "rmse"))
     verdicts(result, "rmse")
-    log = st.toggle("Log scale", value=True, key="bars_log")
+    # Linear by default: bar lengths are then ratios of RMSE; the log scale is a choice for small bars.
+    log = st.toggle("Log scale", value=False, key="bars_log")
     st.plotly_chart(figures.score_bars(report.score_series(result, "rmse"),
                                        "Missing-point RMSE by cell (error bars: ±1 SE)", METHODS, log=log),
                     key="rmse_bars")
@@ -157,7 +160,8 @@ def lofo(result: dict) -> None:
     st.caption("Best refitted without one family (weights/best_lofo_<family>.pt) and scored on that family's test "
                "cells, beside the classical baselines and Best trained on every family. RMSE mean ± SE after each "
                "method's default projection; cov80 / cov95: coverage of the held-out model's conformal intervals "
-               "(nominal 0.80 / 0.95). Bold: the best in the row and ties within one SE.")
+               "(nominal 0.80 / 0.95). Bold: the best in the row and ties within one SE among the models that "
+               "never saw the family; Best on every family saw it and is there for reference, never bold.")
     st.markdown("\n".join(f"- {note}" for note in report.lofo_notes(result, method_label)))
 
 
@@ -179,6 +183,19 @@ def main() -> None:
     uncertainty(result)
     downstream(result)
     lofo(result)
+    downloads(result)
+
+
+def downloads(result: dict) -> None:
+    st.subheader("Downloads")
+    rows, _ = report.score_table(result, "rmse")
+    left, right = st.columns(2)
+    left.download_button("rmse.csv", pd.DataFrame(rows).to_csv(index=False), file_name="rmse.csv", mime="text/csv",
+                         key="dl_rmse")
+    right.download_button("benchmark.json", lambda: json.dumps(result) + "\n", file_name="benchmark.json",
+                          mime="application/json", key="dl_benchmark")
+    st.caption("rmse: the headline table (mean ± SE per cell and method) · benchmark.json: every number on this "
+               "page, in the format `python -m core.benchmark` writes.")
 
 
 if frame.inside():

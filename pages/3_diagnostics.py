@@ -1,4 +1,6 @@
 """Diagnostics: per benchmark cell, calibration of every method's intervals, arbitrage maps, stale-quote ROC."""
+import json
+
 import streamlit as st
 
 import core
@@ -79,6 +81,11 @@ def main() -> None:
                    "the method's stale score: Best's leave-one-out likelihood ratio (stale vs noise), "
                    "|quote − repair| (total variance) for the others. A method that reproduces every quote (interpolation) has a "
                    "(rounding-level) zero residual everywhere, hence AUC ≈ 0.5 by construction.")
+
+    st.subheader("Downloads")
+    st.download_button("cell.json", lambda: json.dumps(cell) + "\n", file_name="cell.json", mime="application/json",
+                       key="dl_cell")
+    st.caption("This cell's scores, diagnostics and the per-node maps drawn above, as in the benchmark JSON.")
 
 
 if frame.inside():

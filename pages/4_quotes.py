@@ -3,7 +3,7 @@ import streamlit as st
 
 import core
 from core.quotes.read import COLUMNS_HELP, MAX_FILE_BYTES, MAX_ROWS
-from ui import frame
+from ui import frame, state
 from ui import quote_figures as figs
 from ui.style import method_label
 from ui.text import plain
@@ -12,6 +12,66 @@ UPLOAD, SAMPLE_IV, SAMPLE_PRICES = "Upload a file", "Sample: implied vols", "Sam
 METHODS = list(core.METHODS)
 PREVIEW_COLUMNS = ["row", "status", "reason", "expiry", "T", "strike", "forward", "type", "k", "price_input", "bid",
                    "ask", "iv", "spread_iv", "iv_vendor"]
+
+
+BP_COLUMNS = {"iv": "iv (bp)", "iv_leave_out": "iv left out (bp)", "iv_repaired": "iv repaired (bp)",
+              "residual": "residual (bp)"}
+
+
+def flagged_view(flagged):
+    """The flagged quotes for the table, vol columns in bp (the residual chart's unit)."""
+    show = [c for c in ("row", "expiry", "T", "strike", "k", "type", "iv", "iv_leave_out", "iv_repaired",
+                        "residual", "stale_score") if c in flagged.columns and flagged[c].notna().any()]
+    table = flagged[show].copy()
+    for c in BP_COLUMNS:
+        if c in table.columns:
+            table[c] = 1e4 * table[c]
+    return table.rename(columns=BP_COLUMNS)
+
+
+def desk_views(result, data: bytes, name: str, method: str, valuation_date: str, T: float, labels: dict,
+               dark: bool) -> None:
+    """The views a vol quant expects: the total-variance fan, ATM vol and skew, g(k) per maturity,
+    the per-expiry SVI parameters, and several methods on this chain (at the expiry chosen above)."""
+    st.subheader("The desk's views")
+    band = result.band()
+    fan_tab, atm_tab, g_tab, params_tab, compare_tab = st.tabs(
+        ["Total variance fan", "ATM vol and skew", "Density g(k)", "SVI parameters", "Compare methods"])
+    with fan_tab:
+        st.plotly_chart(figs.variance_fan(result.fan(), method), key="quotes_fan")
+        st.caption("w = iv² T against k, one line per grid maturity: lines that cross would be calendar arbitrage.")
+    with atm_tab:
+        st.plotly_chart(figs.atm_terms(result.atm(), method, band[1] if band else None, dark), key="quotes_atm")
+        st.caption("ATM vol at k = 0 and ATM skew d iv / d k (central difference over k = ±0.056); open markers: "
+                   "extrapolated maturities. The skew band treats the two nodes' bands as independent.")
+    with g_tab:
+        st.plotly_chart(figs.density_lines(result.density(), method), key="quotes_density")
+        st.caption("Gatheral–Roper g(k) on the grid's interior k: proportional to the risk-neutral density in k; "
+                   "below 0 (red ×) is butterfly arbitrage.")
+    with params_tab:
+        st.dataframe(result.svi_table, hide_index=True, key="quotes_params", width="stretch",
+                     column_config={c: st.column_config.NumberColumn(c, format="%.4f")
+                                    for c in ("T", "a", "b", "rho", "m", "sigma", "rmse_iv")})
+        st.caption("Raw SVI per grid maturity, fitted to the repaired slice: w(k) = a + b (ρ (k − m) + "
+                   "√((k − m)² + σ²)); rmse_iv: the fit's error over the slice in vol units. Also in svi_params.csv.")
+    with compare_tab:
+        others = st.multiselect("Methods on this chain", METHODS,
+                                list(dict.fromkeys([method] + [m for m in ("vae", "svi") if m in METHODS])),
+                                key="quotes_compare", format_func=method_label)
+        curves = {}
+        for m in others:
+            try:
+                other = run_repair(data, name, m, None, valuation_date, False)
+            except Exception as exc:  # noqa: BLE001 - one method failing (weights) leaves the others
+                st.warning(f"{method_label(m)} could not run here: {plain(exc)}")
+                continue
+            curves[m] = other.smile(T)[0]
+        if curves:
+            date = labels[T].partition(" · ")[2] or None
+            st.plotly_chart(figs.compare_smiles(curves, result.smile(T)[1], T, METHODS, date, dark),
+                            key="quotes_compare_smiles")
+            st.caption("Each method's repair of this chain (its default projection) at the expiry chosen above, "
+                       "over the quotes with their bid/ask.")
 
 
 def upload_cap_mb() -> int:
@@ -93,9 +153,13 @@ def main() -> None:
         st.warning(plain(warning))
     for note in rep.notes:          # what was decided about the data: units, forwards, snapshot
         st.info(plain(note))
-    frame = rep.to_frame()
-    if len(frame):
-        st.dataframe(frame, hide_index=True, key="quotes_report", width="stretch")
+    read_table = rep.to_frame()
+    if len(read_table):   # the reason is the point of this table: give it the room, never truncate it
+        st.dataframe(read_table, hide_index=True, key="quotes_report", width="stretch",
+                     column_config={"status": st.column_config.TextColumn("status", width=70),
+                                    "reason": st.column_config.TextColumn("reason", width=330),
+                                    "count": st.column_config.NumberColumn("count", width=60),
+                                    "rows": st.column_config.TextColumn("rows", width=250)})
     with st.expander("Preview of the quotes as read (first 200 rows)"):
         table = result.quote_table
         st.dataframe(table[[c for c in PREVIEW_COLUMNS if c in table.columns]].head(200), hide_index=True,
@@ -104,21 +168,34 @@ def main() -> None:
     # ----------------------------------------------------------------------------- repair
     st.subheader(f"The repair: {method_label(method)}")
     st.plotly_chart(figs.grid_panels(result, METHODS), key="quotes_grid")
+    n_extrapolated = int(result.grid_table["extrapolated"].sum())
+    st.caption(f"Grey-washed nodes marked / are **extrapolated** ({n_extrapolated} of {len(result.grid_table)}): "
+               "before the first or after the last quoted expiry, or outside an expiry's quoted strikes. There "
+               "the repair is the method's guess, not an interpolation of quotes; grid.csv and quotes.csv carry "
+               "an `extrapolated` column. The vol scale spans the quotes and the repair inside the quoted "
+               "region; an extrapolated vol beyond it saturates (hover for values).")
+    dark = state.dark_mode()
+    band = result.band()
+    band_name = band[1] if band else None
     expiries = list(result.expiries())
-    by_T = result.quote_table.drop_duplicates("T").set_index("T")
-    labels = {T: (f"{T:.3f} y" + (f" · {by_T.at[T, 'expiry']}" if "expiry" in by_T.columns and T in by_T.index
-                                  else "")) for T in expiries}
+    labels = result.expiry_labels()
     left, right = st.columns(2)
     with left:
         T = st.select_slider("Expiry", expiries, expiries[len(expiries) // 2], format_func=labels.get,
                              key="quotes_expiry")
         curve, quotes = result.smile(T)
-        st.plotly_chart(figs.smile(curve, quotes, T, method, METHODS), key="quotes_smile")
+        date = labels[T].partition(" · ")[2] or None
+        st.plotly_chart(figs.smile(curve, quotes, T, method, METHODS, expiry=date, band=band_name, dark=dark),
+                        key="quotes_smile")
     with right:
         k_index = st.select_slider("Log-moneyness node", range(len(core.K_GRID)), len(core.K_GRID) // 2,
                                    format_func=lambda j: f"{core.K_GRID[j]:+.3f}", key="quotes_k")
         st.plotly_chart(figs.term_structure(result.term_structure(k_index), float(core.K_GRID[k_index]), method,
-                                            METHODS), key="quotes_term")
+                                            METHODS, band=band_name, dark=dark), key="quotes_term")
+    if band:
+        st.caption(f"Shaded: {method_label(method)}'s {band_name} (the explorer's band); dotted: extrapolated.")
+
+    desk_views(result, data, name, method, valuation_date.strip(), T, labels, dark)
 
     # ----------------------------------------------------------------------------- flags
     st.subheader("Stale or bad quotes")
@@ -131,9 +208,12 @@ def main() -> None:
                     f"{'' if result.stale_calibrated else ', default threshold: not calibrated'}).")
         st.plotly_chart(figs.residuals(result.quote_table, method), key="quotes_residuals")
         if len(flagged):
-            show = [c for c in ("row", "expiry", "T", "strike", "k", "type", "iv", "iv_leave_out", "iv_repaired",
-                                "residual", "stale_score") if c in flagged.columns and flagged[c].notna().any()]
-            st.dataframe(flagged[show], hide_index=True, key="quotes_flagged", width="stretch")
+            table = flagged_view(flagged)
+            # Fixed narrow widths: every column in view at 1280 px with the sidebar open.
+            config = {c: st.column_config.Column(c, width=66) for c in table.columns}
+            config |= {c: st.column_config.NumberColumn(c, format="%.1f", width=66) for c in BP_COLUMNS.values()}
+            st.dataframe(table, hide_index=True, key="quotes_flagged", width="stretch", column_config=config)
+            st.caption("Vols and residuals in bp of vol (1 vol point = 100 bp), as on the residual chart.")
     for line in result.notes:
         st.caption(line)
 
@@ -145,8 +225,8 @@ def main() -> None:
     cols = st.columns(4)
     for i, (file_name, payload, mime) in enumerate(files):
         cols[i % 4].download_button(file_name, payload, file_name=file_name, mime=mime, key=f"dl_{file_name}")
-    st.caption("grid: T, k, iv, sd, method per node · quotes: every input row with its status, repaired value, "
-               "residual and stale flag · svi_params: per-slice raw SVI (a, b, ρ, m, σ) of the downstream fit.")
+    st.caption("grid: T, k, iv, sd, method and extrapolated per node · quotes: every input row with its status, "
+               "repaired value, residual, stale flag and extrapolated · svi_params: per-slice raw SVI (a, b, ρ, m, σ) of the downstream fit.")
 
 
 if frame.inside():

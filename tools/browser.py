@@ -15,13 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-PAGES = {"overview": "", "explorer": "explorer", "benchmark": "benchmark", "diagnostics": "diagnostics"}
+PAGES = {"overview": "", "explorer": "explorer", "benchmark": "benchmark", "diagnostics": "diagnostics",
+         "quotes": "quotes"}
 TITLES = {"overview": "Volatility-surface repair workbench", "explorer": "Repair explorer",
-          "benchmark": "Benchmark: the 2 × 2", "diagnostics": "Diagnostics"}
+          "benchmark": "Benchmark: the 2 × 2", "diagnostics": "Diagnostics", "quotes": "Your quotes"}
 # The charts each page must draw (plotly figures), at least.
-MIN_CHARTS = {"overview": 1, "explorer": 5, "benchmark": 1, "diagnostics": 5}
+MIN_CHARTS = {"overview": 1, "explorer": 5, "benchmark": 1, "diagnostics": 5, "quotes": 4}
 # The tables (st.table / st.dataframe) each page must draw, at least.
-MIN_TABLES = {"overview": 0, "explorer": 1, "benchmark": 6, "diagnostics": 0}
+MIN_TABLES = {"overview": 0, "explorer": 1, "benchmark": 6, "diagnostics": 0, "quotes": 1}
+WIDTHS = (1600, 1280, 400)          # desktop, laptop and phone widths the layout test checks
+SCHEMES = ("light", "dark")         # the browser's colour scheme; Streamlit's theme follows it
 
 
 def free_port() -> int:
@@ -135,18 +138,116 @@ def open_from_sidebar(driver, path: str) -> None:
     raise LookupError(f"no sidebar link to {path!r}")
 
 
-def screenshot(driver, name: str) -> Path:
+def screenshot(driver, name: str, width: int = 1600) -> Path:
     """Full-page PNG under test-artifacts/ (the window is stretched to the page's height)."""
     ARTIFACTS.mkdir(exist_ok=True)
     height = driver.execute_script(
         "const m = document.querySelector('[data-testid=\"stMain\"]') || document.body;"
         "return Math.max(m.scrollHeight, document.body.scrollHeight);")
-    driver.set_window_size(1600, min(max(int(height) + 100, 1200), 6000))
+    driver.set_window_size(width, min(max(int(height) + 100, 1200), 9000))
     time.sleep(0.5)
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
-    driver.set_window_size(1600, 1200)
+    driver.set_window_size(width, 1200)
     return path
+
+
+def toggle(driver, label: str) -> None:
+    """Click the st.toggle labelled ``label`` (a real click, as a user would)."""
+    from selenium.webdriver.common.by import By
+
+    for el in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stCheckbox"] label'):
+        if el.text.strip() == label:
+            el.click()
+            return
+    raise LookupError(f"no toggle labelled {label!r}")
+
+
+def set_scheme(driver, scheme: str) -> None:
+    """Emulate the OS colour scheme ("light" or "dark"); Streamlit's default theme follows it on load."""
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                           {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+
+
+LAYOUT_JS = """
+// Layout defects on the rendered page: elements wider than their column, overlapping panel titles
+// inside each plotly figure, and the contrast of the smiles' truth line and quote markers.
+const main = document.querySelector('[data-testid="stMain"]') || document.body;
+const out = {overflow: [], overlaps: [], contrast: [], background: null, hidden_columns: []};
+const tol = 2;
+for (const el of main.querySelectorAll('[data-testid="stElementContainer"]')) {
+  const parent = el.parentElement.closest('[data-testid="stColumn"], [data-testid="stVerticalBlock"]');
+  if (!parent || el.offsetParent === null) continue;
+  const r = el.getBoundingClientRect(), p = parent.getBoundingClientRect();
+  if (r.width > 0 && (r.right > p.right + tol || r.left < p.left - tol)) {
+    out.overflow.push((el.className || '').toString().split(' ').find(c => c.startsWith('st-key-'))
+                      || el.innerText.slice(0, 40));
+  }
+  // Content wider than its own box that is cut off, not scrollable on purpose (tables scroll).
+  const inner = el.firstElementChild;
+  if (inner && !inner.matches('[data-testid="stDataFrame"], [data-testid="stTable"]')
+      && inner.scrollWidth > inner.clientWidth + tol && getComputedStyle(inner).overflowX === 'hidden') {
+    out.overflow.push('cut: ' + ((el.className || '').toString().split(' ').find(c => c.startsWith('st-key-'))
+                      || el.innerText.slice(0, 40)));
+  }
+}
+// Tables and editors whose columns do not all fit (a horizontal scroller wider than its view).
+for (const grid of main.querySelectorAll('[data-testid="stDataFrame"]')) {
+  const scroller = grid.querySelector('.dvn-scroller');
+  if (grid.offsetParent !== null && scroller && scroller.scrollWidth > scroller.clientWidth + tol) {
+    const box = grid.closest('[data-testid="stElementContainer"]');
+    out.hidden_columns.push(((box && box.className) || '').toString().split(' ').find(c => c.startsWith('st-key-'))
+                            || 'a table');
+  }
+}
+for (const plot of main.querySelectorAll('.js-plotly-plot')) {
+  const boxes = Array.from(plot.querySelectorAll('.infolayer .annotation')).map(a => [a.textContent,
+                a.getBoundingClientRect()]).filter(([t, b]) => b.width > 0 && t.trim());
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const a = boxes[i][1], b = boxes[j][1];
+    if (a.left < b.right - tol && b.left < a.right - tol && a.top < b.bottom - tol && b.top < a.bottom - tol)
+      out.overlaps.push(boxes[i][0] + ' / ' + boxes[j][0]);
+  }
+}
+const app = document.querySelector('[data-testid="stApp"]') || document.body;
+out.background = getComputedStyle(app).backgroundColor;
+for (const key of ['smile', 'quotes_smile']) {
+  const plot = main.querySelector('.st-key-' + key + ' .js-plotly-plot');
+  if (!plot || !plot.data) continue;
+  for (const t of plot.data) {
+    if (t.name === 'truth') out.contrast.push(['truth', t.line.color]);
+    if (t.name === 'quotes' || (t.name || '').startsWith('quotes (')) out.contrast.push(['quotes', t.marker.color]);
+  }
+}
+return out;
+"""
+
+
+def _rgb(colour: str) -> tuple:
+    if colour.startswith("#"):
+        return tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    import re
+
+    return tuple(float(v) for v in re.findall(r"[\d.]+", colour)[:3])
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    """WCAG contrast ratio of two CSS colours ('#rrggbb' or 'rgb(...)')."""
+    def lum(colour):
+        c = [v / 255 for v in _rgb(colour)]
+        c = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def layout_report(driver) -> dict:
+    """Overflowing elements, overlapping panel titles, and (name, colour, contrast against the
+    page's background) of the smiles' truth line and quote markers."""
+    out = driver.execute_script(LAYOUT_JS)
+    out["contrast"] = [(name, colour, contrast_ratio(colour, out["background"])) for name, colour in out["contrast"]]
+    return out
 
 
 WATCH_JS = """
@@ -276,5 +377,16 @@ if __name__ == "__main__":
                     open_from_sidebar(driver, path)
                 report = wait_for_page(driver, MIN_CHARTS[name], TITLES[name], min_tables=MIN_TABLES[name])
                 print(name, report, screenshot(driver, name))
+            if "--layout" in sys.argv:   # every page at every width, light and dark, with the layout checks
+                for scheme in SCHEMES:
+                    set_scheme(driver, scheme)
+                    for width in WIDTHS:
+                        driver.set_window_size(width, 1200)
+                        for name, path in PAGES.items():
+                            driver.get(f"{url}/{path}")
+                            wait_for_page(driver, MIN_CHARTS[name], TITLES[name], min_tables=MIN_TABLES[name])
+                            time.sleep(1.0)
+                            print(name, width, scheme, layout_report(driver),
+                                  screenshot(driver, f"{name}-{width}-{scheme}", width))
         finally:
             driver.quit()

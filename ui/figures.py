@@ -10,16 +10,16 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.engine.grid import K_GRID, T_GRID
+from ui.scales import focus_range
 from ui.style import (
     ERR_SCALE,
     IV_TITLE,
-    QUOTE_COLOUR,
     T_TITLE,
-    TRUTH_COLOUR,
     VOL_SCALE,
     method_colour,
     method_label,
     rgba,
+    theme_colours,
 )
 
 FONT = {"size": 11}
@@ -68,7 +68,7 @@ class Grid:
                                          "tickfont": {"size": 9}, "showticklabels": y_ticks} | self._pin(self.y_range)
         self.layout["annotations"].append({"text": f"<b>{title}</b>", "x": (x0 + x1) / 2, "y": y1,
                                            "xref": "paper", "yref": "paper", "xanchor": "center",
-                                           "yanchor": "bottom", "showarrow": False, "font": {"size": 12}})
+                                           "yanchor": "bottom", "showarrow": False, "font": {"size": 11}})
         return f"x{suffix}", f"y{suffix}"
 
     @staticmethod
@@ -104,45 +104,62 @@ def _markers(x, y, axes, name: str, symbol: str = "circle-open", colour: str = "
             "marker": {"symbol": symbol, "color": colour, "size": size, "line": {"width": 1, "color": colour}}}
 
 
+def _h_colorbar(x0: float, x1: float, title: str) -> dict:
+    """A horizontal colour bar above the panels between paper x0 and x1: bars laid side by side
+    across the top cannot sit on each other at any screen width."""
+    return {"orientation": "h", "x": (x0 + x1) / 2, "xanchor": "center", "len": x1 - x0, "y": 1.0,
+            "yanchor": "bottom", "ypad": 28, "thickness": 10, "title": {"text": title, "side": "top"}}
+
+
+def _short_band(band: str) -> str:
+    """'conformal 95 % band' -> 'conformal 95 %'; '±1.96 sd (Gaussian 95 %) band' -> '±1.96 sd (95 %)'."""
+    return band.removesuffix(" band").replace("(Gaussian ", "(")
+
+
 def surface_grid(view, methods=None, all_methods=()) -> go.Figure:
-    """Truth, quotes and each repair (row 1, one vol scale spanning the truth and the quotes; a
-    repair beyond it saturates); each |error| and the quote noise (row 2) and each band's half-width
-    (row 3: the method's own interval, conformal for a calibrated method) on a second scale from 0,
+    """One row per surface, three columns: truth, quotes and the quote noise on the first row; then
+    each repair, its |error| and its band's half-width (the method's own interval, conformal for a
+    calibrated method). Three columns whatever the number of methods, so panels keep their width
+    (and their titles their room) on a narrow screen. Column 1 shares the vol scale (robust: see
+    SurfaceView.vol_range); columns 2 and 3 share the error scale from 0 (SurfaceView.error_range),
     so error and half-width compare directly; x marks a missing cell whose truth is outside the band."""
     methods = [m for m in (methods or view.methods) if m in view.methods]
-    with_band = [m for m in methods if view.methods[m].half_width is not None]
-    rows = 3 if with_band else 2
-    grid = Grid(rows, 2 + len(methods), x=K_GRID, y=T_GRID)
+    rows = 1 + len(methods)
+    grid = Grid(rows, 3, hgap=0.05, vgap=0.35 / rows, right=1.0, top=1.0 - 0.02, x=K_GRID, y=T_GRID)
     data = []
     qk, qt = view.quote_points()
-    axes = grid.panel(0, 0, "Truth", y_title=T_TITLE)
+    last = rows - 1
+    axes = grid.panel(0, 0, "Truth", y_title=T_TITLE, x_title="k" if last == 0 else None)
     data.append(_heatmap(view.iv_true, K_GRID, T_GRID, axes, "truth", "coloraxis", "iv"))
-    axes = grid.panel(0, 1, f"Quotes ({int(view.observed.sum())} of {view.observed.size})", y_ticks=False)
+    # Titles of at most ~15 characters a line: three panels share 400 px on a phone (issue 12).
+    axes = grid.panel(0, 1, f"Quotes<br>{int(view.observed.sum())} of {view.observed.size}", y_ticks=False)
     data.append(_heatmap(view.iv_obs, K_GRID, T_GRID, axes, "quotes", "coloraxis", "iv"))
-    axes = grid.panel(1, 1, "|quote − truth| (noise)", x_title="k", y_title=T_TITLE)
+    axes = grid.panel(0, 2, "Quote noise<br>|quote − truth|", y_ticks=False)
     data.append(_heatmap(view.quote_abs_err, K_GRID, T_GRID, axes, "quote noise", "coloraxis2", "|err|"))
-    for j, m in enumerate(methods):
+    for i, m in enumerate(methods, start=1):
         v, label = view.methods[m], method_label(m)
-        axes = grid.panel(0, 2 + j, label, y_ticks=False)
+        x_title = "k" if i == last else None
+        axes = grid.panel(i, 0, label, y_title=T_TITLE, x_title=x_title)
         data.append(_heatmap(v.iv, K_GRID, T_GRID, axes, label, "coloraxis", "iv"))
-        last = rows - 1 if v.half_width is not None else 1
-        axes = grid.panel(1, 2 + j, f"|{label} − truth|", x_title="k" if last == 1 else None, y_ticks=False)
+        axes = grid.panel(i, 1, f"{label}<br>|error|", x_title=x_title, y_ticks=False)
         data.append(_heatmap(v.abs_err, K_GRID, T_GRID, axes, f"{label} error", "coloraxis2", "|err|"))
         data.append(_markers(qk, qt, axes, "quoted"))
         if v.half_width is not None:
-            axes = grid.panel(2, 2 + j, f"{label}: {v.band.removesuffix(' band')}", x_title="k", y_ticks=False)
+            axes = grid.panel(i, 2, f"{label}<br>{_short_band(v.band)}", x_title=x_title, y_ticks=False)
             data.append(_heatmap(v.half_width, K_GRID, T_GRID, axes, f"{label} half-width", "coloraxis2",
                                  "half-width"))
             data.append(_markers(qk, qt, axes, "quoted"))
             ok, ot = view.outside_band_points(m)
             data.append(_markers(ok, ot, axes, "truth outside the band", symbol="x-thin", colour="black", size=7))
     low, high = view.vol_range()
+    err_low, err_high = view.error_range(methods)
+    col = grid.width + grid.hgap
     layout = grid.layout | {
-        "height": 250 * rows + 40, "margin": {"l": 60, "r": 20, "t": 30, "b": 40}, "font": FONT,
+        "height": 210 * rows + 110, "margin": {"l": 50, "r": 10, "t": 70, "b": 40}, "font": FONT,
         "coloraxis": {"colorscale": VOL_SCALE, "cmin": low, "cmax": high,
-                      "colorbar": grid.colorbar(0, 0) | {"title": {"text": "iv"}}},
-        "coloraxis2": {"colorscale": ERR_SCALE, "cmin": 0,
-                       "colorbar": grid.colorbar(1, rows - 1) | {"title": {"text": "vol"}}},
+                      "colorbar": _h_colorbar(0.0, grid.width, "iv")},
+        "coloraxis2": {"colorscale": ERR_SCALE, "cmin": err_low, "cmax": err_high,
+                       "colorbar": _h_colorbar(col, 1.0, "|error| and half-width (vol)")},
     }
     return _figure({"data": data, "layout": layout})
 
@@ -191,34 +208,46 @@ def stale_grid(view, methods, threshold: float) -> go.Figure:
     return _figure({"data": data, "layout": layout})
 
 
+MAX_COLS = 3   # panels per row: wider grids turn into slivers on a phone and crowd their titles
+
+
 def g_grid(view, methods=None) -> go.Figure:
-    """g(k) of each repair (interior k) on one diverging scale; x marks the nodes with g < 0."""
+    """g(k) of each repair (interior k) on one diverging scale, up to MAX_COLS panels a row; x marks
+    the nodes with g < 0."""
     methods = [m for m in (methods or view.methods) if m in view.methods]
-    grid = Grid(1, max(len(methods), 1), vgap=0.0, top=0.9, x=view.g_k, y=T_GRID)
+    cols = min(max(len(methods), 1), MAX_COLS)
+    rows = -(-max(len(methods), 1) // cols)
+    grid = Grid(rows, cols, vgap=0.3 / rows if rows > 1 else 0.0, top=0.9 if rows == 1 else 0.95, right=0.9,
+                x=view.g_k, y=T_GRID)
     data = []
     for j, m in enumerate(methods):
         v, label = view.methods[m], method_label(m)
-        axes = grid.panel(0, j, f"{label}: g<0 on {v.g_negative:.1%}", x_title="k",
-                          y_title=T_TITLE if j == 0 else None, y_ticks=j == 0)
+        r, c = divmod(j, cols)
+        axes = grid.panel(r, c, f"{label}<br>g<0 on {v.g_negative:.1%}", x_title="k",
+                          y_title=T_TITLE if c == 0 else None, y_ticks=c == 0)
         data.append(_heatmap(v.g, view.g_k, T_GRID, axes, label, "coloraxis", "g"))
         gk, gt = view.g_violation_points(m)
         data.append(_markers(gk, gt, axes, "g<0", symbol="x-thin", colour="black", size=7))
     layout = grid.layout | {
-        "height": 330, "margin": {"l": 60, "r": 20, "t": 40, "b": 40}, "font": FONT,
+        "height": 300 * rows + 30, "margin": {"l": 60, "r": 20, "t": 40, "b": 40}, "font": FONT,
         "coloraxis": {"colorscale": G_SCALE, "cmin": G_RANGE[0], "cmax": G_RANGE[1],
-                      "colorbar": {"title": {"text": "g(k)"}, "x": 0.945, "thickness": 12}},
+                      "colorbar": {"title": {"text": "g(k)"}, "x": 0.93, "thickness": 12}},
     }
     return _figure({"data": data, "layout": layout})
 
 
-def slice_figure(cut: dict, x_title: str, title: str, methods=None, all_methods=()) -> go.Figure:
+def slice_figure(cut: dict, x_title: str, title: str, methods=None, all_methods=(), dark: bool = False) -> go.Figure:
     """One smile (or term structure): truth, quotes and each method, with its band (conformal for a
-    calibrated method, Gaussian otherwise)."""
-    data = []
+    calibrated method, Gaussian otherwise). The y axis always shows the truth and the quotes, and a
+    repair only up to half their span beyond them (ui.scales.focus_range): one method's spike runs
+    off the axis instead of flattening the rest. ``dark``: colours for the dark theme."""
+    truth_colour, quote_colour = theme_colours(dark)
+    data, others = [], []
     for m, line in cut["methods"].items():
         if methods is not None and m not in methods:
             continue
         colour, label = method_colour(m, all_methods), method_label(m)
+        others += [line["iv"]] + ([line["lower"], line["upper"]] if "lower" in line else [])
         if "lower" in line:
             data.append({"type": "scatter", "x": cut["x"], "y": line["lower"], "mode": "lines",
                          "line": {"width": 0}, "showlegend": False, "hoverinfo": "skip", "legendgroup": m})
@@ -229,21 +258,25 @@ def slice_figure(cut: dict, x_title: str, title: str, methods=None, all_methods=
                      "marker": {"size": 4}, "line": {"color": colour, "width": 2}, "name": label,
                      "legendgroup": m, "hovertemplate": "%{x:.3f}: iv=%{y:.4f}<extra>" + label + "</extra>"})
     data.append({"type": "scatter", "x": cut["x"], "y": cut["truth"], "mode": "lines", "name": "truth",
-                 "line": {"color": TRUTH_COLOUR, "dash": "dash", "width": 2},
+                 "line": {"color": truth_colour, "dash": "dash", "width": 2.5},
                  "hovertemplate": "%{x:.3f}: iv=%{y:.4f}<extra>truth</extra>"})
     data.append({"type": "scatter", "x": cut["quote_x"], "y": cut["quote_iv"], "mode": "markers",
-                 "name": "quotes", "marker": {"color": QUOTE_COLOUR, "size": 9, "symbol": "diamond"},
+                 "name": "quotes", "marker": {"color": quote_colour, "size": 9, "symbol": "diamond",
+                                              "line": {"color": truth_colour, "width": 1}},
                  "hovertemplate": "%{x:.3f}: quote=%{y:.4f}<extra>quote</extra>"})
     layout = {"title": {"text": title}, "height": 440, "font": FONT, "hovermode": "closest",
               "margin": {"l": 60, "r": 10, "t": 50, "b": 40},
-              "xaxis": {"title": {"text": x_title}}, "yaxis": {"title": {"text": IV_TITLE}},
+              "xaxis": {"title": {"text": x_title}},
+              "yaxis": {"title": {"text": IV_TITLE}, "range": focus_range(np.r_[np.ravel(cut["truth"]),
+                                                                                np.ravel(cut["quote_iv"])], others)},
               "legend": {"orientation": "h", "y": -0.18, "yanchor": "top", "traceorder": "grouped"}}
     return _figure({"data": data, "layout": layout})
 
 
-def surface_3d(view, method: str) -> go.Figure:
+def surface_3d(view, method: str, dark: bool = False) -> go.Figure:
     """A repair as a 3-D surface, the truth as a translucent grey sheet, and the quotes."""
     label = method_label(method)
+    _, quote_colour = theme_colours(dark)
     qk, qt = view.quote_points()
     data = [
         {"type": "surface", "x": K_GRID, "y": T_GRID, "z": view.methods[method].iv, "name": label,
@@ -253,7 +286,7 @@ def surface_3d(view, method: str) -> go.Figure:
          "colorscale": [[0, "#888"], [1, "#888"]], "showscale": False,
          "hovertemplate": "k=%{x:.3f}<br>T=%{y:.2f} y<br>iv=%{z:.4f}<extra>truth</extra>"},
         {"type": "scatter3d", "x": qk, "y": qt, "z": view.iv_obs[view.observed], "mode": "markers",
-         "name": "quotes", "marker": {"size": 3, "color": QUOTE_COLOUR},
+         "name": "quotes", "marker": {"size": 3, "color": quote_colour},
          "hovertemplate": "k=%{x:.3f}<br>T=%{y:.2f} y<br>quote=%{z:.4f}<extra>quote</extra>"},
     ]
     layout = {"height": 560, "font": FONT, "margin": {"l": 0, "r": 0, "t": 30, "b": 0},
@@ -347,26 +380,35 @@ def roc(details: dict, aucs: dict, all_methods=()) -> go.Figure:
 
 def rate_maps(rows: dict, x, y, y_title: str, title: str, height_per_row: int = 260) -> go.Figure:
     """Heatmaps of violation frequencies: ``rows`` = {row title: {method: 2-D list}}, one shared
-    scale from 0; columns are methods."""
+    scale from 0 (the lightest colour) to the largest rate; each row title's methods wrap at
+    MAX_COLS panels a row."""
     row_names = list(rows)
     methods = list(dict.fromkeys(m for r in rows.values() for m in r))
-    grid = Grid(len(row_names), max(len(methods), 1), vgap=0.13 if len(row_names) > 1 else 0.0, top=0.92)
+    cols = min(max(len(methods), 1), MAX_COLS)
+    per_kind = -(-max(len(methods), 1) // cols)
+    n_rows = per_kind * len(row_names)
+    grid = Grid(n_rows, cols, vgap=0.3 / n_rows if n_rows > 1 else 0.0, top=0.92 if n_rows == 1 else 0.95,
+                right=0.9)
     data = []
     for i, r in enumerate(row_names):
         for j, m in enumerate(methods):
             if m not in rows[r]:
                 continue
             label = method_label(m)
-            axes = grid.panel(i, j, f"{label}: {r}", x_title="k" if i == len(row_names) - 1 else None,
-                              y_title=y_title if j == 0 else None, y_ticks=j == 0)
+            row, col = i * per_kind + j // cols, j % cols
+            axes = grid.panel(row, col, f"{label}<br>{r}", x_title="k" if row == n_rows - 1 else None,
+                              y_title=y_title if col == 0 else None, y_ticks=col == 0)
             data.append({"type": "heatmap", "z": rows[r][m], "x": x, "y": y, "xaxis": axes[0], "yaxis": axes[1],
                          "coloraxis": "coloraxis", "name": label,
                          "hovertemplate": "k=%{x:.3f}<br>T=%{y:.2f} y<br>rate=%{z:.1%}<extra>" + label + "</extra>"})
+    # From 0 (no violation, the best value: the lightest colour) to the largest rate shown, at least
+    # 1 %: an all-zero map (the projected row) then stays uniformly pale instead of taking a colour.
+    peak = max([float(np.nanmax(np.asarray(rows[r][m], float))) for r in rows for m in rows[r]] + [0.01])
     layout = grid.layout | {
-        "height": height_per_row * len(row_names) + 70, "font": FONT, "title": {"text": title, "y": 0.995},
-        "margin": {"l": 60, "r": 20, "t": 60, "b": 40},
-        "coloraxis": {"colorscale": ERR_SCALE, "cmin": 0,
-                      "colorbar": {"title": {"text": "share"}, "tickformat": ".0%", "x": 0.945, "thickness": 12}},
+        "height": height_per_row * n_rows + 70, "font": FONT, "title": {"text": title, "y": 0.995},
+        "margin": {"l": 60, "r": 20, "t": 70, "b": 40},
+        "coloraxis": {"colorscale": ERR_SCALE, "cmin": 0, "cmax": peak,
+                      "colorbar": {"title": {"text": "share"}, "tickformat": ".0%", "x": 0.93, "thickness": 12}},
     }
     return _figure({"data": data, "layout": layout})
 

@@ -113,3 +113,12 @@ def sidebar() -> None:
                 st.caption(f"✓ {name}: {Path(status['path']).name} loaded")
             else:
                 st.warning(f"{name} unavailable — the other methods still work. {plain(status['message'])}")
+
+
+def dark_mode() -> bool:
+    """True when the viewer's browser shows Streamlit's dark theme (figures pick their truth and
+    quote colours by it); False where no theme is known (AppTest, older Streamlit)."""
+    try:
+        return getattr(st.context.theme, "type", None) == "dark"
+    except Exception:  # noqa: BLE001 - no browser context: the light colours
+        return False

@@ -12,8 +12,12 @@ METHOD_COLOURS = {
     "vae": "#ff7f0e",         # orange
 }
 FALLBACK = ("#8c564b", "#e377c2", "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39")
+# The truth line and quote markers by theme: near-black vanishes on Streamlit's dark background
+# (#0e1117) and near-white on its light one, so each theme gets its own (theme_colours).
 TRUTH_COLOUR = "#111111"
 QUOTE_COLOUR = "#555555"
+DARK_TRUTH_COLOUR = "#f2f2f2"
+DARK_QUOTE_COLOUR = "#c8c8c8"
 
 METHOD_LABELS = {"interp": "Interpolation", "svi": "SVI", "cnn": "CNN", "interp_svi": "Interp → SVI",
                  "best": "Best", "vae": "VAE"}
@@ -22,7 +26,15 @@ K_TITLE = "log-moneyness k = ln(K/F)"
 T_TITLE = "maturity T (years)"
 IV_TITLE = "implied vol"
 VOL_SCALE = "Viridis"
-ERR_SCALE = "YlOrRd"
+# Errors, half-widths and violation rates: 0 (the best value) is the lightest colour. An explicit
+# list, not the name "YlOrRd": plotly.js's named YlOrRd runs dark -> light while plotly.py's runs
+# light -> dark, so the name drew 0 % as the darkest red on figures that skip plotly.py's
+# validation (ui.figures._figure) and the lightest on the others.
+ERR_SCALE = [[0.0, "#ffffcc"], [0.125, "#ffeda0"], [0.25, "#fed976"], [0.375, "#feb24c"], [0.5, "#fd8d3c"],
+             [0.625, "#fc4e2a"], [0.75, "#e31a1c"], [0.875, "#bd0026"], [1.0, "#800026"]]
+# Maturity as a marker colour: mid-luminance at both ends (blue -> orange), so no point is
+# near-white on white or near-black on the dark theme (a "Blues" scale hid the short maturities).
+T_SCALE = [[0.0, "#2b7bba"], [0.5, "#8e6fbf"], [1.0, "#e8702a"]]
 
 
 def method_colour(method: str, methods=()) -> str:
@@ -33,6 +45,11 @@ def method_colour(method: str, methods=()) -> str:
     if method not in unknown:
         unknown.append(method)
     return FALLBACK[unknown.index(method) % len(FALLBACK)]
+
+
+def theme_colours(dark: bool = False) -> tuple:
+    """(truth colour, quote colour) that stand out on the light (False) or dark (True) background."""
+    return (DARK_TRUTH_COLOUR, DARK_QUOTE_COLOUR) if dark else (TRUTH_COLOUR, QUOTE_COLOUR)
 
 
 def method_label(method: str) -> str:

@@ -45,7 +45,10 @@ from core.settings import RESULTS_DIR, WEIGHTS_DIR, apply_thread_policy
 from core.synth.families import generate
 from core.synth.missingness import inject_stale, make_masks, noise_sd_iv, observe
 
-DEFAULT_JSON = RESULTS_DIR / "benchmark.json"
+DEFAULT_JSON = RESULTS_DIR / "benchmark.json"   # the shipped results the app shows (tracked in git)
+# Where a plain run writes: out/ is untracked, so a newcomer's quick run never overwrites the
+# shipped results; --ship writes DEFAULT_JSON on purpose.
+RUN_JSON = RESULTS_DIR.parent / "out" / "benchmark.json"
 
 
 SD_METHOD = "cnn"  # the post's diagnostics table describes the CNN
@@ -209,7 +212,7 @@ def run(n_test: int = 200, methods=METHODS, weights: Path | None = None, progres
         "config": {"n_test": n_test, "weights": weights_label, "methods": list(methods),
                    "test_seeds": [vars(c) for c in TEST_CELLS], "threads": torch.get_num_threads(),
                    "cpu_count": os.cpu_count(),
-                   "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                    "tie_rule": "tied with the best when the means differ by <= the larger SE"},
         "cells": cells,
         "seconds": seconds,
@@ -352,13 +355,17 @@ def main(argv=None, train_cnn=None) -> int:
     ``--train``."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a == "--real" or a.startswith("--real=") for a in argv):
-        from core.evaluation.real import main as real_main   # the real-chain benchmark has its own options
+        from core.evaluation.real import (
+            main as real_main,  # the real-chain benchmark has its own options
+        )
 
         return real_main(argv)
     parser = argparse.ArgumentParser(description="Run the 2x2 surface-repair benchmark. With --real DIR: the "
                                                  "real-chain benchmark (python -m core.benchmark --real DIR --help).")
     parser.add_argument("--n-test", type=int, default=200, help="test surfaces per cell (default 200)")
-    parser.add_argument("--json", default=str(DEFAULT_JSON), help=f"where to write results (default {DEFAULT_JSON})")
+    parser.add_argument("--json", default=None, help=f"where to write results (default {RUN_JSON}, untracked)")
+    parser.add_argument("--ship", action="store_true",
+                        help=f"write the shipped results the app shows, {DEFAULT_JSON} (tracked in git)")
     parser.add_argument("--weights", default=None, help="CNN weights file (default weights/cnn.pt)")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     parser.add_argument("--train", action="store_true", help="retrain the CNN first (writes weights/cnn.pt)")
@@ -398,7 +405,7 @@ def main(argv=None, train_cnn=None) -> int:
         result["seconds"]["lofo"] = round(time.time() - t0, 2)
         print(format_lofo(result["lofo"]))
         print(f"leave-one-family-out section: {result['seconds']['lofo']:.1f} s")
-    path = Path(args.json)
+    path = Path(args.json) if args.json else DEFAULT_JSON if args.ship else RUN_JSON
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result) + "\n")
     print(f"wrote {path}")

@@ -2,7 +2,8 @@
 
 Files in ``out_dir`` (``fmt`` "csv", "parquet" or "both"):
 
-- ``grid.{csv,parquet}``    221 rows: T, k, iv, sd, method, observed, iv_quoted, n_quotes, iv_raw
+- ``grid.{csv,parquet}``    221 rows: T, k, iv, sd, method, observed, iv_quoted, n_quotes, iv_raw,
+                            extrapolated (outside the quoted region: a model's guess)
 - ``quotes.{csv,parquet}``  one row per input row: status, reason, T, k, iv (the quote), iv_repaired,
                             sd_repaired, residual (quote - repaired, vol), stale_score, stale_flag, ...
 - ``svi_params.{csv,parquet}`` per slice T: a, b, rho, m, sigma, rmse_iv, method

@@ -4,7 +4,7 @@
 
     from core.quotes.workflow import repair_quotes
     out = repair_quotes("samples/quotes_iv.csv")          # method: best (DEFAULT_METHOD)
-    out.grid_table     # 221 rows: T, k, iv, sd, method, observed, iv_quoted, n_quotes
+    out.grid_table     # 221 rows: T, k, iv, sd, method, observed, iv_quoted, n_quotes, extrapolated
     out.quote_table    # one row per input row: input, repaired, residual, stale score and flag
     out.svi_table      # per-slice raw-SVI (a, b, rho, m, sigma) of the downstream SVI fit
     out.report.lines() # rows used / outside / set aside / dropped, and why
@@ -33,6 +33,8 @@ from core.repairers.weights import WeightsError
 from core.settings import SAMPLES_DIR
 
 # The most accurate on the sample chains (tools/measure_samples.py); interp where best is absent.
+
+BAND_LEVEL = 0.95   # the level of the band the quotes page draws: the explorer's (ui.presenters.explore)
 
 SAMPLES = {"implied vols (index chain)": "quotes_iv.csv", "prices with dates (single stock)": "quotes_prices.csv"}
 
@@ -75,22 +77,100 @@ class QuoteRepair:
         t = self.quote_table.loc[self.quote_table["status"] == "used", "T"].to_numpy(dtype=np.float64)
         return np.unique(np.round(t, 9))
 
+    def band(self, level: float = BAND_LEVEL) -> tuple | None:
+        """(q, label) of the method's own central ``level`` interval, half-width = q x sd (conformal
+        for a calibrated method such as best, Gaussian z otherwise: the explorer's band); None
+        without an sd."""
+        if self.result.sd is None or self.result.half_width_fn is None:
+            return None
+        q = float(np.ravel(self.result.half_width_fn(np.ones(1), level))[0])
+        kind = repairer_class(self.method).interval_kind
+        pct = f"{100 * level:g} %"
+        return q, (f"conformal {pct} band" if kind == "conformal" else f"±{q:.2f} sd (Gaussian {pct}) band")
+
     def smile(self, T: float, n: int = 121) -> tuple:
         """(curve, quotes) at maturity T (years): the repaired smile on n points of k across the grid
-        (columns k, iv, sd) and this expiry's quotes (every status) from ``quote_table``."""
+        (columns k, iv, sd, half_width of the BAND_LEVEL band, extrapolated) and this expiry's quotes
+        (every status) from ``quote_table``."""
         k = np.linspace(K_GRID[0], K_GRID[-1], n)
         t = np.full(n, float(T))
         w_rep = iv_to_w(self.result.iv)
         curve = pd.DataFrame({"k": k, "iv": iv_at(w_rep, t, k)})
         curve["sd"] = values_at(self.result.sd, t, k, monotone=False) if self.result.sd is not None else np.nan
+        band = self.band()
+        curve["half_width"] = band[0] * curve["sd"] if band else np.nan
+        curve["extrapolated"] = self.extrapolated(t, k)
         quotes = self.quote_table[np.isclose(self.quote_table["T"].to_numpy(dtype=np.float64), T, atol=1e-9)]
         return curve, quotes
 
     def term_structure(self, k_index: int) -> pd.DataFrame:
-        """Repaired iv (and sd) along T at grid node k_index, with the gridded quote where there is one."""
-        return pd.DataFrame({"T": T_GRID, "iv": self.result.iv[:, k_index],
-                             "sd": self.result.sd[:, k_index] if self.result.sd is not None else np.nan,
-                             "iv_quoted": self.gridded.iv_obs[:, k_index]})
+        """Repaired iv (sd, half_width of the BAND_LEVEL band) along T at grid node k_index, with the
+        gridded quote where there is one and whether each node is extrapolated."""
+        band = self.band()
+        sd = self.result.sd[:, k_index] if self.result.sd is not None else np.full(T_GRID.size, np.nan)
+        return pd.DataFrame({"T": T_GRID, "iv": self.result.iv[:, k_index], "sd": sd,
+                             "half_width": band[0] * sd if band else np.nan,
+                             "iv_quoted": self.gridded.iv_obs[:, k_index],
+                             "extrapolated": self.extrapolated(T_GRID, np.full(T_GRID.size, K_GRID[k_index]))})
+
+    def extrapolated(self, T, k) -> np.ndarray:
+        """True where (T years, k) lies outside the quoted region: before the first or after the last
+        used expiry, or outside that maturity's quoted k range (linear in T between expiries), the
+        same rule as the chain path's ``extrapolated`` (core.chain.surface)."""
+        return extrapolated_mask(self.quote_table, T, k)
+
+    def expiry_labels(self) -> dict:
+        """{T: "0.767 y · 2025-09-19"} for each of ``expiries()``; the date only where the file gave one."""
+        used = self.quote_table[self.quote_table["status"] == "used"]
+        T_used = used["T"].to_numpy(dtype=np.float64)
+        dates = used["expiry"].astype(str).to_numpy() if "expiry" in used.columns else None
+        out = {}
+        for T in self.expiries():
+            label = f"{T:.3f} y"
+            if dates is not None:
+                hit = np.flatnonzero(np.isclose(T_used, T, atol=1e-9))   # expiries() rounds T: match, not ==
+                date = dates[hit[0]] if hit.size else ""
+                if date and date.lower() not in ("nan", "none", "nat"):
+                    label += f" · {date[:10]}"
+            out[T] = label
+        return out
+
+    def fan(self) -> pd.DataFrame:
+        """The repaired grid as lines, one per maturity: T (years), k, w (total variance), iv and
+        extrapolated; what a total-variance fan (w against k, one line per T) draws."""
+        table = self.grid_table[["T", "k", "iv", "extrapolated"]].copy()
+        table["w"] = table["iv"] ** 2 * table["T"]
+        return table
+
+    def atm(self) -> pd.DataFrame:
+        """ATM (k = 0) term structure on the grid: T (years), atm_iv, atm_half_width (the BAND_LEVEL
+        band, NaN without an sd), atm_skew (d iv / d k at k = 0 by a central difference over the two
+        neighbouring nodes, vol per unit k), atm_skew_half_width (the band of that difference taken
+        with the two nodes' bands as independent: an upper bound on the skew's error only in that
+        sense) and extrapolated."""
+        j = int(np.argmin(np.abs(K_GRID)))
+        dk = float(K_GRID[j + 1] - K_GRID[j - 1])
+        iv = self.result.iv
+        band = self.band()
+        sd = self.result.sd
+        half = band[0] * sd if band and sd is not None else np.full(iv.shape, np.nan)
+        return pd.DataFrame({
+            "T": T_GRID, "atm_iv": iv[:, j], "atm_half_width": half[:, j],
+            "atm_skew": (iv[:, j + 1] - iv[:, j - 1]) / dk,
+            "atm_skew_half_width": np.sqrt(half[:, j + 1] ** 2 + half[:, j - 1] ** 2) / dk,
+            "extrapolated": self.extrapolated(T_GRID, np.zeros(T_GRID.size)),
+        })
+
+    def density(self) -> pd.DataFrame:
+        """The discrete Gatheral-Roper g(k) of the repaired grid per maturity (interior k nodes):
+        T (years), k, g, extrapolated. g < 0 is a negative risk-neutral density (butterfly
+        arbitrage); g is proportional to the density in k up to a positive factor."""
+        from core.engine.arbitrage import g_field
+
+        g = g_field(iv_to_w(self.result.iv))
+        TT, KK = np.meshgrid(T_GRID, K_GRID[1:-1], indexing="ij")
+        return pd.DataFrame({"T": TT.ravel(), "k": KK.ravel(), "g": g.ravel(),
+                             "extrapolated": self.extrapolated(TT.ravel(), KK.ravel())})
 
     def flagged(self) -> pd.DataFrame:
         """The flagged quotes, highest score first."""
@@ -108,6 +188,26 @@ class QuoteRepair:
                        f"({self.stale_basis}{cal})")
         out += self.notes
         return out
+
+
+_T_EPS = 1e-9
+
+
+def extrapolated_mask(quote_table: pd.DataFrame, T, k) -> np.ndarray:
+    """Bool array (broadcast of T years, k log-moneyness): outside the region the used quotes of
+    ``quote_table`` span (see QuoteRepair.extrapolated). A repair there is a model's guess, not
+    an interpolation between quotes, and the page and grid.csv say so."""
+    T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
+    used = quote_table[quote_table["status"] == "used"]
+    T_u, k_u = used["T"].to_numpy(np.float64), used["k"].to_numpy(np.float64)
+    ok = np.isfinite(T_u) & np.isfinite(k_u)
+    if not ok.any():
+        return np.ones(T.shape, bool)
+    expiries, which = np.unique(np.round(T_u[ok], 9), return_inverse=True)
+    lo = np.array([k_u[ok][which == i].min() for i in range(expiries.size)])
+    hi = np.array([k_u[ok][which == i].max() for i in range(expiries.size)])
+    k_lo, k_hi = np.interp(T, expiries, lo), np.interp(T, expiries, hi)
+    return ((T < expiries[0] - _T_EPS) | (T > expiries[-1] + _T_EPS) | (k < k_lo - 1e-12) | (k > k_hi + 1e-12))
 
 
 def _with_weights_hint(exc: WeightsError, method: str) -> WeightsError:
@@ -158,7 +258,7 @@ def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule
         notes.append(f"note: the stale threshold for {key} is the default {threshold:g}; "
                      "run `python -m core.cli stale --calibrate` to calibrate it")
     return QuoteRepair(quotes=quotes, gridded=gridded, result=result, quote_table=qt,
-                       grid_table=_grid_table(result, gridded, method),
+                       grid_table=_grid_table(result, gridded, method, qt),
                        svi_table=svi_params_table(iv_to_w(result.iv), method), stale_threshold=threshold,
                        stale_calibrated=calibrated, stale_basis=key if stale else "none", notes=notes)
 
@@ -205,16 +305,19 @@ def _quote_table(quotes: QuoteSet, used: np.ndarray, gridded: Gridded, result, s
     main[used] = gridded.main_node()
     qt["node_T"] = np.where(main >= 0, T_MESH.ravel()[np.maximum(main, 0)], np.nan)
     qt["node_k"] = np.where(main >= 0, K_MESH.ravel()[np.maximum(main, 0)], np.nan)
+    qt["extrapolated"] = extrapolated_mask(qt, T_all, k_all)
     return qt
 
 
-def _grid_table(result, gridded: Gridded, method: str) -> pd.DataFrame:
-    """One row per grid node: the repaired vol and sd, what was quoted there and the raw fit."""
+def _grid_table(result, gridded: Gridded, method: str, quote_table: pd.DataFrame) -> pd.DataFrame:
+    """One row per grid node: the repaired vol and sd, what was quoted there, the raw fit and
+    whether the node lies outside the quoted region (``extrapolated_mask`` of the quote table)."""
     return pd.DataFrame({
         "T": T_MESH.ravel(), "k": K_MESH.ravel(), "iv": result.iv.ravel(),
         "sd": result.sd.ravel() if result.sd is not None else np.nan, "method": method,
         "observed": gridded.observed.ravel(), "iv_quoted": gridded.iv_obs.ravel(),
         "n_quotes": gridded.n_quotes.ravel(), "iv_raw": result.iv_raw.ravel(),
+        "extrapolated": extrapolated_mask(quote_table, T_MESH.ravel(), K_MESH.ravel()),
     })
 
 

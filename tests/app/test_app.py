@@ -55,7 +55,8 @@ def traces(figure: dict, kind: str) -> list:
 
 
 def panel_titles(figure: dict) -> list:
-    return [a["text"].replace("<b>", "").replace("</b>", "") for a in figure["layout"].get("annotations", [])]
+    return [a["text"].replace("<b>", "").replace("</b>", "").replace("<br>", " ")
+            for a in figure["layout"].get("annotations", [])]
 
 
 # ----------------------------------------------------------------------------- landing
@@ -94,21 +95,22 @@ def test_explorer_first_load_is_an_adversarial_sabr_event_surface():
     at = open_app(EXPLORER)
     assert at.selectbox(key="family").value == "sabr_event"
     assert at.selectbox(key="regime").value == "adversarial"
-    assert at.multiselect(key="methods").value == ["best", "interp", "svi", "cnn"]
+    assert at.multiselect(key="methods").value == ["best", "vae", "interp", "svi", "cnn"]
     assert at.radio(key="arbitrage").value == "default"
     assert at.radio(key="arbitrage").options[0] == "method default (calendar; full for Best)"
     figs = charts(at)
     assert set(figs) == {"surface_grid", "stale_grid", "smile", "term", "g_grid"}
     grid = figs["surface_grid"]
     titles = panel_titles(grid)
-    assert titles[:2] == ["Truth", "Quotes (28 of 221)"]
-    assert {"Best", "CNN", "Interpolation", "SVI", "|Best − truth|", "|CNN − truth|", "Best: conformal 95 %",
-            "CNN: ±1.96 sd (Gaussian 95 %)"} <= set(titles)
+    assert titles[:3] == ["Truth", "Quotes 28 of 221", "Quote noise |quote − truth|"]
+    assert {"Best", "CNN", "Interpolation", "SVI", "VAE", "Best |error|", "CNN |error|", "Best conformal 95 %",
+            "CNN ±1.96 sd (95 %)"} <= set(titles)
     heatmaps = traces(grid, "heatmap")
-    assert len(heatmaps) == 2 + 1 + 4 + 4 + 2  # truth, quotes, noise, repairs, errors, two half-widths
+    n_sd = sum(1 for t in titles if t.startswith("VAE ") and "|error|" not in t) + 2   # Best, CNN (and the VAE)
+    assert len(heatmaps) == 2 + 1 + 5 + 5 + n_sd  # truth, quotes, noise, repairs, errors, half-widths
     vols = [h for h in heatmaps if h["coloraxis"] == "coloraxis"]
     errors = [h for h in heatmaps if h["coloraxis"] == "coloraxis2"]
-    assert len(vols) == 6 and len(errors) == 7, "vols share one colour scale; errors and half-widths another"
+    assert len(vols) == 7 and len(errors) == 6 + n_sd, "vols share one colour scale; errors and half-widths another"
     assert grid["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "iv"
     assert "k=%{x:.3f}" in heatmaps[0]["hovertemplate"]
     # The truth panel is the sampled surface; the half-widths are each repairer's own 95 % half-width.
@@ -121,12 +123,14 @@ def test_explorer_first_load_is_an_adversarial_sabr_event_surface():
         np.testing.assert_allclose(array(next(h for h in heatmaps if h["name"] == name)["z"]), expected, rtol=1e-6)
     # Scores: one row per method, its projection, raw and projected rates, the band and its coverage.
     scores = at.dataframe[0].value
-    assert list(scores["method"]) == ["Best", "Interpolation", "SVI", "CNN"]
-    assert list(scores["projection"]) == ["full", "calendar", "calendar", "calendar"]
+    assert list(scores["method"]) == ["Best", "VAE", "Interpolation", "SVI", "CNN"]
+    projection = list(scores["projection"])
+    assert projection[0] == "full" and projection[2:] == ["calendar"] * 3
     assert (scores["calendar projected"] == 0).all()
     assert scores.set_index("method").loc["Best", "g(k)<0 projected"] == 0
-    assert list(scores["95 % band"]) == ["conformal 95 %", "—", "—", "±1.96 sd (Gaussian 95 %)"]
-    view = explore.score_surface(truth, iv_obs, ("best", "interp", "svi", "cnn"))
+    bands = list(scores["95 % band"])
+    assert bands[0] == "conformal 95 %" and bands[2:] == ["—", "—", "±1.96 sd (95 %)"]
+    view = explore.score_surface(truth, iv_obs, ("best", "vae", "interp", "svi", "cnn"))
     for label, m in (("Best", "best"), ("Interpolation", "interp"), ("CNN", "cnn")):
         shown = scores.set_index("method").loc[label]
         assert shown["missing-point RMSE"] == pytest.approx(view.methods[m].rmse_missing)
@@ -151,9 +155,9 @@ def test_explorer_first_load_is_an_adversarial_sabr_event_surface():
     assert {"truth", "quotes", "Best", "CNN", "Interpolation", "SVI", "Best conformal 95 % band",
             "CNN ±1.96 sd (Gaussian 95 %) band"} <= set(names)
     upper = array(next(t for t in smile["data"] if t.get("name") == "Best conformal 95 % band")["y"])
-    np.testing.assert_allclose(upper, view.smile(2)["methods"]["best"]["upper"], rtol=1e-6)
+    np.testing.assert_allclose(upper, view.smile(view.default_smile_index())["methods"]["best"]["upper"], rtol=1e-6)
     assert smile["layout"]["xaxis"]["title"]["text"].startswith("log-moneyness")
-    assert len(traces(figs["g_grid"], "heatmap")) == 4
+    assert len(traces(figs["g_grid"], "heatmap")) == 5
 
 
 def test_explorer_projection_and_stale_controls():
@@ -202,7 +206,7 @@ def test_explorer_controls_change_the_views():
     # Regime: regular masks quote about half the grid.
     at.selectbox(key="regime").set_value("regular").run()
     assert_clean(at)
-    quoted = int(panel_titles(charts(at)["surface_grid"])[1].split("(")[1].split(" ")[0])
+    quoted = int(panel_titles(charts(at)["surface_grid"])[1].split(" ")[1])
     assert quoted == explore.sample_mask("regular", 10).sum()
     # Methods: without the CNN there is no sd row and no band.
     at.multiselect(key="methods").set_value(["interp", "svi"]).run()
@@ -246,7 +250,7 @@ def test_explorer_drawn_mask_cell_and_presets():
     assert_clean(at)
     quotes = array(charts(at)["surface_grid"]["data"][1]["z"])
     assert np.isnan(quotes[t, k]), "an unticked cell must not be quoted"
-    assert panel_titles(charts(at)["surface_grid"])[1] == f"Quotes ({mask.sum() - 1} of 221)"
+    assert panel_titles(charts(at)["surface_grid"])[1] == f"Quotes {mask.sum() - 1} of 221"
     # A preset applies to the drawn mask.
     at.button(key="preset_0").click().run()   # Drop left wing
     assert_clean(at)
@@ -300,7 +304,7 @@ def test_missing_weights_leave_the_baselines_working(monkeypatch):
     grid = charts(at)["surface_grid"]
     assert "Interpolation" in panel_titles(grid)
     assert "CNN" not in panel_titles(grid) and "Best" not in panel_titles(grid)
-    assert list(at.dataframe[0].value["method"]) == ["Interpolation", "SVI"]
+    assert list(at.dataframe[0].value["method"]) == ["VAE", "Interpolation", "SVI"]   # the VAE has its weights
     # The benchmark reruns without them, and says so.
     at.switch_page(BENCHMARK).run()
     at.selectbox(key="bench_n").set_value(20)
@@ -361,7 +365,8 @@ def test_benchmark_tables_chart_and_bold():
     np.testing.assert_allclose(array(cnn["error_y"]["array"]), [c["rmse"]["cnn"]["se"] for c in result["cells"]])
     assert cnn["marker"]["color"] == "#d62728"
     assert [t for t in bars["data"] if t["name"] == "Best"][0]["marker"]["color"] == "#9467bd"
-    assert bars["layout"]["yaxis"]["type"] == "log"
+    # Linear by default: bar lengths are ratios (issue 12, item 8); log on request.
+    assert bars["layout"]["yaxis"]["type"] == "linear" and at.toggle(key="bars_log").value is False
     # Projections: calendar vs full RMSE, g(k) < 0 raw -> calendar -> full, calendar after full.
     p = projection.value
     d = first["diagnostics_by_method"]["best"]
@@ -402,7 +407,7 @@ def test_benchmark_tables_chart_and_bold():
     assert r["cov80"] == pytest.approx(cell["diagnostics_by_method"]["best_lofo"]["cov80"])
     for note in report.lofo_notes(result, method_label):
         assert note in text
-    assert "Held-out coverage is not nominal" in text
+    assert "not nominal in" in text
 
 
 def test_benchmark_says_plainly_where_best_does_not_win(monkeypatch, tmp_path):

@@ -225,7 +225,9 @@ def test_stale_scores_and_flags(view):
     np.testing.assert_allclose(best.stale[view.observed], expected[view.observed])
     assert np.isnan(best.stale[~view.observed]).all()
     assert view.methods["interp"].stale is None and view.stale_summary("interp") is None
-    assert explore.STALE_FLAG_LLR == pytest.approx(np.log(0.92 / 0.08))
+    from core.quotes.stale import threshold_for
+
+    assert explore.STALE_FLAG_LLR == threshold_for("best")[0], "one threshold for Best's score, from core"
     np.testing.assert_array_equal(best.stale_flagged, np.nan_to_num(best.stale, nan=-np.inf) > explore.STALE_FLAG_LLR)
     # Quotes made stale on purpose: the label follows, and the flags are scored against it.
     iv_obs, is_stale = explore.stale_quotes(view.iv_obs, 10)
@@ -314,7 +316,10 @@ def test_run_benchmark_reports_progress_and_skips_what_cannot_run():
         explore.run_benchmark(3, ("cnn",), MISSING_WEIGHTS)
 
 
-def test_vol_range_spans_truth_and_quotes(view):
+def test_vol_range_is_the_robust_spread_of_truth_and_quotes(view):
+    from ui.scales import robust_range
+
     low, high = view.vol_range()
-    assert low == min(view.iv_true.min(), np.nanmin(view.iv_obs))
-    assert high == max(view.iv_true.max(), np.nanmax(view.iv_obs))
+    both = np.r_[view.iv_true.ravel(), view.iv_obs[view.observed]]
+    assert (low, high) == pytest.approx(robust_range(both))
+    assert both.min() <= low < high <= both.max()

@@ -6,7 +6,7 @@ import pytest
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not (ROOT / "app.py").exists() or not (ROOT / "tests" / "browser.py").exists(),
+              pytest.mark.skipif(not (ROOT / "app.py").exists() or not (ROOT / "tools" / "browser.py").exists(),
                                  reason="needs the dashboard frame (app.py, tools/browser.py)")]
 
 
@@ -32,7 +32,8 @@ def test_your_quotes_page_in_headless_chromium(tmp_path):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip("needs Debian's chromium and chromium-driver: apt-get install -y chromium chromium-driver")
     bad = tmp_path / "percent.csv"
-    bad.write_text("T,k,iv\n" + "".join(f"{T},{k},20\n" for T in (0.5, 1.0) for k in (-0.1, 0.0, 0.1)))
+    # 600: above 5 even read as percent (a plain 20 is now read as 20 %, not refused)
+    bad.write_text("T,k,iv\n" + "".join(f"{T},{k},600\n" for T in (0.5, 1.0) for k in (-0.1, 0.0, 0.1)))
     with served_app() as (url, _):
         driver = chromium(tmp_path / "profile")
         try:

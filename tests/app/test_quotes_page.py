@@ -57,10 +57,12 @@ def test_iv_sample_loads_in_one_click_with_report_views_flags_and_downloads():
     assert m["rows read"] == f"{expected.report.n_rows:,}" and m["used"] == f"{expected.report.n_used:,}"
     assert m["outside the grid"] == f"{expected.report.n_outside:,}"
     figs = charts(at)
-    assert set(figs) == {"quotes_grid", "quotes_smile", "quotes_term", "quotes_residuals"}
-    assert sum(t["type"] == "heatmap" for t in figs["quotes_grid"]["data"]) == 3      # best has an sd
+    assert set(figs) == {"quotes_grid", "quotes_smile", "quotes_term", "quotes_residuals", "quotes_fan", "quotes_atm",
+                         "quotes_density", "quotes_compare_smiles"}
+    assert sum(t["type"] == "heatmap" and "wash" not in t["name"] for t in figs["quotes_grid"]["data"]) == 3
     names = [t.get("name") for t in figs["quotes_smile"]["data"]]
-    assert "Best repair" in names and "quotes (mid, bid/ask)" in names and "Best ± 2 sd" in names
+    # Best's band is its conformal one, as in the explorer (issue 12, item 7), not ± 2 sd.
+    assert "Best repair" in names and "quotes (mid, bid/ask)" in names and "Best conformal 95 % band" in names
     tables = frames(at)
     assert "report" in tables and "flagged" in tables and "preview" in tables
     assert set(tables["report"]["status"]) == {"outside"} and tables["report"]["count"].sum() == expected.report.n_outside
@@ -81,7 +83,7 @@ def test_price_sample_with_dates_and_cnn_sd_panel():
     at.selectbox(key="quotes_method").set_value("cnn").run()
     clean(at)
     grid = charts(at)["quotes_grid"]
-    assert sum(t["type"] == "heatmap" for t in grid["data"]) == 3                    # quotes, repair, sd
+    assert sum(t["type"] == "heatmap" and "wash" not in t["name"] for t in grid["data"]) == 3  # quotes, repair, sd
     assert any("predictive sd" in a["text"] for a in grid["layout"]["annotations"])
 
 

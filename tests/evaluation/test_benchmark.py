@@ -82,3 +82,17 @@ def test_speed_mode(capsys):
     result = benchmark.speed(methods=("svi",), batch=50, repeats=3)
     assert result["cpu_count"] >= 1
     assert result["methods"]["svi"]["latency_ms"] > 0 and result["methods"]["svi"]["throughput_per_s"] > 0
+
+
+def test_cli_leaves_the_shipped_results_alone_unless_told(tmp_path, monkeypatch):
+    """Issue 12: a plain run writes the untracked out/benchmark.json; only --ship writes the tracked
+    results/benchmark.json that the app shows."""
+    assert benchmark.RUN_JSON.parent.name == "out" and "out/" in (benchmark.RESULTS_DIR.parent / ".gitignore").read_text()
+    run_json, shipped = tmp_path / "out" / "benchmark.json", tmp_path / "results" / "benchmark.json"
+    monkeypatch.setattr(benchmark, "RUN_JSON", run_json)
+    monkeypatch.setattr(benchmark, "DEFAULT_JSON", shipped)
+    args = ["--n-test", "3", "--methods", "interp,svi", "--no-lofo"]
+    assert benchmark.main(args) == 0
+    assert run_json.exists() and not shipped.exists()
+    assert benchmark.main(args + ["--ship"]) == 0
+    assert shipped.exists()

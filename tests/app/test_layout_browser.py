@@ -1,0 +1,79 @@
+"""Issue 12: every page, Your quotes included, at 1600, 1280 and 400 px, in light and dark mode, in
+headless Chromium: nothing overflows its column, no two panel titles overlap (DOM bounding boxes),
+and the smiles' truth line and quote markers stand out from the page's background."""
+import time
+
+import pytest
+
+from tools.browser import (
+    CHROMEDRIVER,
+    CHROMIUM,
+    MIN_CHARTS,
+    MIN_TABLES,
+    PAGES,
+    SCHEMES,
+    TITLES,
+    WIDTHS,
+    chromium,
+    layout_report,
+    screenshot,
+    served_app,
+    set_scheme,
+    toggle,
+    wait_for_page,
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                       reason="needs Debian's chromium and chromium-driver (/usr/bin/chromium, "
+                              "/usr/bin/chromedriver): apt-get install -y chromium chromium-driver"),
+]
+MIN_CONTRAST = 3.0   # WCAG's minimum for graphics against their background
+
+
+def test_every_page_at_every_width_and_scheme(tmp_path):
+    problems = []
+    with served_app() as (url, _):
+        driver = chromium(tmp_path / "profile")
+        try:
+            for scheme in SCHEMES:
+                set_scheme(driver, scheme)
+                for width in WIDTHS:
+                    driver.set_window_size(width, 1200)
+                    for name, path in PAGES.items():
+                        driver.get(f"{url}/{path}")
+                        report = wait_for_page(driver, MIN_CHARTS[name], TITLES[name], min_tables=MIN_TABLES[name])
+                        time.sleep(1.0)   # plotly lays out its annotations after the first paint
+                        shot = screenshot(driver, f"{name}-{width}-{scheme}", width)
+                        where = f"{name} at {width} px, {scheme} ({shot.name})"
+                        if report["exceptions"] or not report["on_page"]:
+                            problems.append(f"{where}: did not render")
+                            continue
+                        found = layout_report(driver)
+                        problems += [f"{where}: overflows its column: {x}" for x in found["overflow"]]
+                        problems += [f"{where}: panel titles overlap: {x}" for x in found["overlaps"]]
+                        problems += [f"{where}: {what} {colour} has contrast {ratio:.2f} on {found['background']}"
+                                     for what, colour, ratio in found["contrast"] if ratio < MIN_CONTRAST]
+                        if width >= 1280:   # a phone scrolls wide tables; a laptop should not need to
+                            problems += [f"{where}: columns out of view in {x}" for x in found["hidden_columns"]]
+                        if name in ("explorer", "quotes"):
+                            assert {w for w, _, _ in found["contrast"]} >= ({"truth", "quotes"} if name == "explorer"
+                                                                             else {"quotes"}), where
+            # The mask editor at 1280 px: every k column in view (it cut off k >= +0.28).
+            set_scheme(driver, "light")
+            driver.set_window_size(1280, 1200)
+            driver.get(f"{url}/explorer")
+            wait_for_page(driver, MIN_CHARTS["explorer"], TITLES["explorer"])
+            toggle(driver, "Draw the mask")
+            time.sleep(1.0)
+            wait_for_page(driver, MIN_CHARTS["explorer"], TITLES["explorer"])
+            time.sleep(1.0)
+            shot = screenshot(driver, "explorer-mask-editor-1280", 1280)
+            found = layout_report(driver)
+            editors = [x for x in found["hidden_columns"] if "mask_editor" in x]
+            problems += [f"mask editor at 1280 px hides columns ({shot.name})" for _ in editors]
+            problems += [f"explorer with the mask editor at 1280 px: {x}" for x in found["overflow"]]
+        finally:
+            driver.quit()
+    assert not problems, "\n".join(problems)
