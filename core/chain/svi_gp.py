@@ -1,0 +1,123 @@
+"""svi_gp: a per-expiry raw-SVI backbone plus a Gaussian-process residual, arbitrage-free.
+
+1. Backbone: the svi_fit surface (core.chain.build, quotes weighted by sqrt of merged count): per
+   expiry raw SVI with Lee-bounded linear wings, butterfly- and calendar-checked.
+2. Residual: quote iv minus backbone iv, one GP per expiry in warped normalised moneyness
+   (core.chain.gp_residual), noise from each quote's own bid-ask, amplitude and length scale by
+   marginal likelihood on the chain itself. Outside an expiry's quoted range the residual fades
+   to zero, so wings and unquoted regions fall back to the SVI backbone.
+3. Surface: the backbone's slices corrected by the GP mean and re-checked (core.chain.corrected);
+   between and beyond expiries the chain surface's price rules apply.
+4. Intervals: sd = sqrt(GP latent var + local quote noise var) scaled by a conformal factor from
+   the chain's own closed-form leave-one-out residuals, so the 80 % and 95 % intervals are
+   calibrated on the chain at hand (on average over the two levels).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.chain.build import build_surface
+from core.chain.corrected import correct_surface
+from core.chain.gp_residual import GPConfig, choose_hyper, fit_slice_gp, quote_noise_iv, warp
+from core.chain.types import ChainQuotes
+
+SMOOTHER = (2.0, 4.0)      # length-scale multiples tried when a slice's correction breaks butterfly
+N_RETRY = 481              # penalty points of the refit before a slice falls back (core.chain.build)
+MIN_QUOTES_GP = 3          # an expiry with fewer quotes keeps its bare SVI slice
+_Z80, _Z95 = 1.2815515655446004, 1.959963984540054
+
+
+def _conformal_scale(z: np.ndarray) -> float:
+    """Factor on the sd that makes |z| cover 80 % and 95 % at their normal quantiles, averaged."""
+    if z.size < 10:
+        return 1.0
+    a = np.abs(z)
+    return float(0.5 * (np.quantile(a, 0.8) / _Z80 + np.quantile(a, 0.95) / _Z95))
+
+
+def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, method: str = "svi_gp"):
+    """The svi_gp surface of a chain (see the module doc); warm: a previous svi_gp (or svi_fit)
+    surface on similar data, whose backbone starts the SVI fits."""
+    backbone = build_surface(quotes.T, quotes.k, quotes.iv, weight=np.sqrt(quotes.weight), method=method,
+                             warm=getattr(warm, "backbone", warm), n_retry=N_RETRY)
+    r_iv = quotes.iv - backbone.iv(quotes.T, quotes.k)
+    known = np.isfinite(quotes.iv_bid) & np.isfinite(quotes.iv_ask) & (quotes.iv_ask > quotes.iv_bid)
+    has_spread = bool(known.any())
+    if has_spread:
+        # a quote without a bid-ask in a chain with them gets the chain's typical noise
+        typical = float(np.median(quote_noise_iv(quotes.iv_bid[known], quotes.iv_ask[known], 1.0, cfg, 0.0)))
+        noise = quote_noise_iv(quotes.iv_bid, quotes.iv_ask, quotes.weight, cfg, typical)
+    else:
+        noise = 1.0 / np.sqrt(np.maximum(quotes.weight, 1.0))      # scaled by the chosen level below
+    E = backbone.expiries
+    sqrt_theta = np.sqrt(np.maximum(backbone.theta, 1e-8))
+    key = np.round(quotes.T, 9)
+    groups = [np.flatnonzero(key == T_i) for T_i in E]
+    data = [(fit_u(quotes.k[g], sqrt_theta[i], cfg), r_iv[g], noise[g]) for i, g in enumerate(groups)
+            if g.size >= MIN_QUOTES_GP]
+    if not data:
+        backbone.backbone = backbone
+        return backbone
+    amp, length, noise_mult, step = choose_hyper(data, has_spread)
+    gps, z_loo, local_noise = [], [], np.full(E.size, np.nan)
+    for i, g in enumerate(groups):
+        if g.size < MIN_QUOTES_GP:
+            gps.append(None)
+            continue
+        nz = noise[g] * noise_mult
+        gp = fit_slice_gp(quotes.k[g], r_iv[g], nz, float(sqrt_theta[i]), amp, length, cfg, step)
+        local_noise[i] = float(np.median(nz))
+        z_loo.append(gp.loo_smooth(r_iv[g]) / _sd_at(gp, quotes.k[g], local_noise[i], amp))
+        gps.append(gp)
+    scale = _conformal_scale(np.concatenate(z_loo))
+    fill = np.nanmedian(local_noise)
+    local_noise = np.where(np.isfinite(local_noise), local_noise, fill)
+    sd_fn = _sd_function(E, gps, local_noise, amp, scale)
+    cands = [None if gp is None else [gp.mean] + [gp.with_length(f, r_iv[g]).mean for f in SMOOTHER]
+             for gp, g in zip(gps, groups)]
+    surface = correct_surface(backbone, cands, method=method, sd_fn=sd_fn)
+    # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
+    surface.backbone = backbone
+    return surface
+
+
+def fit_u(k, sqrt_theta, cfg: GPConfig) -> np.ndarray:
+    return warp(np.asarray(k, np.float64) / sqrt_theta, cfg.z_warp)
+
+
+def _sd_at(gp, k: np.ndarray, noise_iv: float, amp: float) -> np.ndarray:
+    """Unscaled sd (vol) of a quote at k against the smooth surface: smooth latent, put-call step
+    and quote noise; beyond the quoted range plus the amplitude per warped unit of distance
+    (the backbone's extrapolation is the less certain the farther out)."""
+    u = gp._u(k)
+    beyond = np.maximum(gp.u_lo - u, 0.0) + np.maximum(u - gp.u_hi, 0.0)
+    return np.sqrt(gp.sd(k) ** 2 + gp.step**2 + noise_iv**2) + amp * beyond
+
+
+def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, scale: float):
+    """sd(T, k) in vol: per expiry sqrt(latent var + its median quote noise^2) (the prior amplitude
+    plus a term growing beyond the quoted range where there is no GP), linear in T between
+    expiries, the nearest expiry's outside them; times the conformal scale."""
+
+    def at_expiry(j: int, k: np.ndarray) -> np.ndarray:
+        if gps[j] is None:
+            return np.full(k.shape, np.hypot(amp, local_noise[j]))
+        return _sd_at(gps[j], k, local_noise[j], amp)
+
+    def sd_fn(T, k):
+        T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
+        shape, Tf, kf = T.shape, T.ravel(), k.ravel()
+        hi = np.clip(np.searchsorted(E, Tf), 0, E.size - 1)
+        lo = np.clip(hi - 1, 0, E.size - 1)
+        span = np.where(E[hi] > E[lo], E[hi] - E[lo], 1.0)
+        t = np.clip((Tf - E[lo]) / span, 0.0, 1.0)
+        t = np.where(hi == lo, 1.0, t)
+        out = np.zeros(Tf.shape)
+        for j in np.unique(np.r_[lo, hi]):
+            for side, wt in ((lo, 1.0 - t), (hi, t)):
+                sel = side == j
+                if sel.any():
+                    out[sel] += wt[sel] * at_expiry(int(j), kf[sel])
+        return (scale * out).reshape(shape)
+
+    return sd_fn
