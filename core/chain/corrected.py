@@ -74,7 +74,8 @@ def _tries(cands) -> list:
     return [(c, 1.0) for c in cands] + [(cands[-1], f) for f in FACTORS[1:]]
 
 
-def correct_surface(backbone: SliceSurface, residuals: list, method: str = "", sd_fn=None) -> SliceSurface:
+def correct_surface(backbone: SliceSurface, residuals: list, method: str = "", sd_fn=None,
+                    theta_interp: str = "linear") -> SliceSurface:
     """backbone's slices each corrected by the first of residuals[i] (a list of callables
     k -> vol, smoothest last, or None) that passes; see the module doc. Returns a new SliceSurface
     on the same expiries and quoted ranges."""
@@ -103,7 +104,7 @@ def correct_surface(backbone: SliceSurface, residuals: list, method: str = "", s
             break
         if bare_from == restart + 1:     # only if the backbone itself is unordered: keep it bare
             return SliceSurface(expiries=backbone.expiries, k_bounds=backbone.k_bounds, slices=list(backbone.slices),
-                                method=method, sd_fn=sd_fn)
+                                method=method, sd_fn=sd_fn, theta_interp=theta_interp)
         bare_from = restart + 1
     return SliceSurface(expiries=backbone.expiries, k_bounds=backbone.k_bounds, slices=out, method=method,
-                        sd_fn=sd_fn)
+                        sd_fn=sd_fn, theta_interp=theta_interp)

@@ -56,8 +56,12 @@ def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, metho
     data = [(fit_u(quotes.k[g], sqrt_theta[i], cfg), r_iv[g], noise[g]) for i, g in enumerate(groups)
             if g.size >= MIN_QUOTES_GP]
     if not data:
-        backbone.backbone = backbone
-        return backbone
+        # too few quotes per expiry for a GP: the backbone, with the misfit's size as a flat sd
+        flat_sd = float(np.sqrt(np.mean(r_iv**2))) + 1e-3
+        bare = correct_surface(backbone, [None] * E.size, method=method, theta_interp=cfg.theta_interp,
+                               sd_fn=lambda T, k: np.full(np.broadcast(T, k).shape, flat_sd))
+        bare.backbone = backbone
+        return bare
     amp, length, noise_mult, step = choose_hyper(data, has_spread)
     gps, z_loo, local_noise = [], [], np.full(E.size, np.nan)
     for i, g in enumerate(groups):
@@ -67,15 +71,16 @@ def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, metho
         nz = noise[g] * noise_mult
         gp = fit_slice_gp(quotes.k[g], r_iv[g], nz, float(sqrt_theta[i]), amp, length, cfg, step)
         local_noise[i] = float(np.median(nz))
-        z_loo.append(gp.loo_smooth(r_iv[g]) / _sd_at(gp, quotes.k[g], local_noise[i], amp))
+        z_loo.append(gp.loo_smooth(r_iv[g]) / _sd_at(gp, quotes.k[g], local_noise[i], 0.0))
         gps.append(gp)
     scale = _conformal_scale(np.concatenate(z_loo))
     fill = np.nanmedian(local_noise)
     local_noise = np.where(np.isfinite(local_noise), local_noise, fill)
-    sd_fn = _sd_function(E, gps, local_noise, amp, scale)
+    wing_per_u = cfg.wing_sd_rel * np.sqrt(backbone.theta / E)
+    sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u)
     cands = [None if gp is None else [gp.mean] + [gp.with_length(f, r_iv[g]).mean for f in SMOOTHER]
              for gp, g in zip(gps, groups)]
-    surface = correct_surface(backbone, cands, method=method, sd_fn=sd_fn)
+    surface = correct_surface(backbone, cands, method=method, sd_fn=sd_fn, theta_interp=cfg.theta_interp)
     # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
     surface.backbone = backbone
     return surface
@@ -85,16 +90,17 @@ def fit_u(k, sqrt_theta, cfg: GPConfig) -> np.ndarray:
     return warp(np.asarray(k, np.float64) / sqrt_theta, cfg.z_warp)
 
 
-def _sd_at(gp, k: np.ndarray, noise_iv: float, amp: float) -> np.ndarray:
+def _sd_at(gp, k: np.ndarray, noise_iv: float, wing_per_u: float) -> np.ndarray:
     """Unscaled sd (vol) of a quote at k against the smooth surface: smooth latent, put-call step
-    and quote noise; beyond the quoted range plus the amplitude per warped unit of distance
-    (the backbone's extrapolation is the less certain the farther out)."""
+    and quote noise; beyond the quoted range plus wing_per_u per warped unit of distance (the
+    backbone's extrapolation is the less certain the farther out)."""
     u = gp._u(k)
     beyond = np.maximum(gp.u_lo - u, 0.0) + np.maximum(u - gp.u_hi, 0.0)
-    return np.sqrt(gp.sd(k) ** 2 + gp.step**2 + noise_iv**2) + amp * beyond
+    return np.sqrt(gp.sd(k) ** 2 + gp.step**2 + noise_iv**2) + wing_per_u * beyond
 
 
-def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, scale: float):
+def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, scale: float,
+                 wing_per_u: np.ndarray):
     """sd(T, k) in vol: per expiry sqrt(latent var + its median quote noise^2) (the prior amplitude
     plus a term growing beyond the quoted range where there is no GP), linear in T between
     expiries, the nearest expiry's outside them; times the conformal scale."""
@@ -102,7 +108,7 @@ def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, 
     def at_expiry(j: int, k: np.ndarray) -> np.ndarray:
         if gps[j] is None:
             return np.full(k.shape, np.hypot(amp, local_noise[j]))
-        return _sd_at(gps[j], k, local_noise[j], amp)
+        return _sd_at(gps[j], k, local_noise[j], wing_per_u[j])
 
     def sd_fn(T, k):
         T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
