@@ -46,8 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
                      f"{MAX_FILE_BYTES // 2**20} MiB, {MAX_ROWS:,} rows)")
     from core.repairers.registry import DEFAULT_METHOD
 
-    rep.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS + ("svi_fit", "ah"),
-                     help=f"repair method (default {DEFAULT_METHOD}: the closest to the truth on the sample chains)")
+    from core.chain.methods import CHAIN_ONLY, DEFAULT_CHAIN_METHOD
+
+    rep.add_argument("--method", default=None, choices=METHODS + CHAIN_ONLY,
+                     help=f"repair method (default {DEFAULT_METHOD} on the grid: the closest to the truth on the "
+                          f"synthetic families; {DEFAULT_CHAIN_METHOD} with --chain: the closest on real chains)")
     rep.add_argument("--arbitrage", default=None, choices=("calendar", "full", "none"),
                      help="no-arbitrage projection of the repaired grid (default: the method's own, calendar "
                           "for most; full adds the butterfly projection)")
@@ -100,10 +103,15 @@ def _repair(args) -> int:
     from core.quotes.workflow import repair_quotes
     from core.repairers.registry import repairer_class
 
+    from core.chain.methods import CHAIN_ONLY, DEFAULT_CHAIN_METHOD
+    from core.repairers.registry import DEFAULT_METHOD
+
     check_out_dir(args.out, create=False)   # refuse a bad --out before the work, not after
     if args.chain:
+        args.method = args.method or DEFAULT_CHAIN_METHOD
         return _repair_chain(args)
-    if args.method in ("svi_fit", "ah"):
+    args.method = args.method or DEFAULT_METHOD
+    if args.method in CHAIN_ONLY:
         raise ValueError(f"method {args.method} works on the chain's own domain: add --chain")
     if args.weights and not repairer_class(args.method).needs_weights:
         raise ValueError(f"--weights applies to methods with weights files, not {args.method}")

@@ -110,7 +110,10 @@ class GridMethod(ChainMethod):
         return grid_values(quotes.T, quotes.k, quotes.iv, T, k, self.name)
 
 
-CHAIN_METHODS = ("svi_gp", "svi_fit", "ah") + tuple(GRID_METHODS)
+CHAIN_ONLY = ("svi_gp", "svi_fit", "ah")          # methods with no 13 x 17 grid form
+CHAIN_METHODS = CHAIN_ONLY + tuple(GRID_METHODS)
+# the recommended chain method: lowest held-out error on the validation split (docs/chain_estimator.md)
+DEFAULT_CHAIN_METHOD = "svi_gp"
 
 
 def get_chain_method(name: str) -> ChainMethod:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from core.chain.methods import get_chain_method
+from core.chain.methods import DEFAULT_CHAIN_METHOD, get_chain_method
 from core.chain.types import from_quoteset
 
 VALUE_COLUMNS = ("iv", "price_input", "bid", "ask")
@@ -72,7 +72,7 @@ def _read(source, valuation_date=None, name=None):
     return read_quotes(source, name=name, valuation_date=valuation_date)
 
 
-def repair_chain(source, method: str = "svi_fit", valuation_date=None, name: str | None = None) -> ChainRepair:
+def repair_chain(source, method: str = DEFAULT_CHAIN_METHOD, valuation_date=None, name: str | None = None) -> ChainRepair:
     """Read (if needed) and repair a quote file on its own domain; see the module doc."""
     from core.engine.dense_check import dense_check
 
