@@ -77,13 +77,29 @@ def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, metho
     fill = np.nanmedian(local_noise)
     local_noise = np.where(np.isfinite(local_noise), local_noise, fill)
     wing_per_u = cfg.wing_sd_rel * np.sqrt(backbone.theta / E)
-    sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u)
+    sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u, term_sd_iv(E, backbone.theta))
     cands = [None if gp is None else [gp.mean] + [gp.with_length(f, r_iv[g]).mean for f in SMOOTHER]
              for gp, g in zip(gps, groups)]
     surface = correct_surface(backbone, cands, method=method, sd_fn=sd_fn, theta_interp=cfg.theta_interp)
     # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
     surface.backbone = backbone
     return surface
+
+
+def term_sd_iv(E: np.ndarray, theta: np.ndarray) -> float:
+    """RMS error (ATM vol) of predicting each interior expiry's ATM total variance from the others
+    by the PCHIP term structure: how far a point between expiries may sit off the interpolation
+    (0 with fewer than 4 expiries)."""
+    from scipy.interpolate import PchipInterpolator
+
+    if E.size < 4:
+        return 0.0
+    err = []
+    for i in range(1, E.size - 1):
+        keep = np.arange(E.size) != i
+        pred = float(PchipInterpolator(E[keep], theta[keep])(E[i]))
+        err.append(np.sqrt(max(pred, 0.0) / E[i]) - np.sqrt(theta[i] / E[i]))
+    return float(np.sqrt(np.mean(np.square(err))))
 
 
 def fit_u(k, sqrt_theta, cfg: GPConfig) -> np.ndarray:
@@ -100,10 +116,11 @@ def _sd_at(gp, k: np.ndarray, noise_iv: float, wing_per_u: float) -> np.ndarray:
 
 
 def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, scale: float,
-                 wing_per_u: np.ndarray):
+                 wing_per_u: np.ndarray, term_sd: float):
     """sd(T, k) in vol: per expiry sqrt(latent var + its median quote noise^2) (the prior amplitude
     plus a term growing beyond the quoted range where there is no GP), linear in T between
-    expiries, the nearest expiry's outside them; times the conformal scale."""
+    expiries, the nearest expiry's outside them; times the conformal scale; between expiries
+    plus, in quadrature, the term structure's own error term_sd, largest half-way (4 t (1 - t))."""
 
     def at_expiry(j: int, k: np.ndarray) -> np.ndarray:
         if gps[j] is None:
@@ -124,6 +141,7 @@ def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, 
                 sel = side == j
                 if sel.any():
                     out[sel] += wt[sel] * at_expiry(int(j), kf[sel])
-        return (scale * out).reshape(shape)
+        gap = 4.0 * t * (1.0 - t) * term_sd
+        return np.sqrt((scale * out) ** 2 + gap**2).reshape(shape)
 
     return sd_fn
