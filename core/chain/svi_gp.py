@@ -63,24 +63,35 @@ def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, metho
         bare.backbone = backbone
         return bare
     amp, length, noise_mult, step = choose_hyper(data, has_spread)
-    gps, z_loo, local_noise = [], [], np.full(E.size, np.nan)
+    gps, local_noise = [], np.full(E.size, np.nan)
     for i, g in enumerate(groups):
         if g.size < MIN_QUOTES_GP:
             gps.append(None)
             continue
         nz = noise[g] * noise_mult
-        gp = fit_slice_gp(quotes.k[g], r_iv[g], nz, float(sqrt_theta[i]), amp, length, cfg, step)
+        gps.append(fit_slice_gp(quotes.k[g], r_iv[g], nz, float(sqrt_theta[i]), amp, length, cfg, step))
         local_noise[i] = float(np.median(nz))
-        z_loo.append(gp.loo_smooth(r_iv[g]) / _sd_at(gp, quotes.k[g], local_noise[i], 0.0))
-        gps.append(gp)
-    scale = _conformal_scale(np.concatenate(z_loo))
-    fill = np.nanmedian(local_noise)
-    local_noise = np.where(np.isfinite(local_noise), local_noise, fill)
-    wing_per_u = cfg.wing_sd_rel * np.sqrt(backbone.theta / E)
-    sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u, term_sd_iv(E, backbone.theta))
     cands = [None if gp is None else [gp.mean] + [gp.with_length(f, r_iv[g]).mean for f in SMOOTHER]
              for gp, g in zip(gps, groups)]
-    surface = correct_surface(backbone, cands, method=method, sd_fn=sd_fn, theta_interp=cfg.theta_interp)
+    surface = correct_surface(backbone, cands, method=method, theta_interp=cfg.theta_interp)
+    # where the re-check cut a slice's correction, the surface is not the GP mean: the part left
+    # out is an error the sd must carry (per slice, its RMS over the quotes), and the LOO errors
+    # that calibrate the scale are the surface's, not the GP's
+    gap_sd, z_loo = np.zeros(E.size), []
+    for i, (gp, g) in enumerate(zip(gps, groups)):
+        if gp is None:
+            continue
+        sl = surface.slices[i]
+        applied = sl.factor * sl.residual_iv(quotes.k[g]) if sl.factor else 0.0
+        gap = gp.mean(quotes.k[g]) - applied
+        gap_sd[i] = float(np.sqrt(np.mean(np.square(gap))))
+        sd_i = np.hypot(_sd_at(gp, quotes.k[g], local_noise[i], 0.0), gap_sd[i])
+        z_loo.append((gp.loo_smooth(r_iv[g]) + gap) / sd_i)
+    scale = _conformal_scale(np.concatenate(z_loo))
+    fill = np.nanmedian(local_noise)
+    local_noise = np.hypot(np.where(np.isfinite(local_noise), local_noise, fill), gap_sd)
+    wing_per_u = cfg.wing_sd_rel * np.sqrt(backbone.theta / E)
+    surface.sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u, term_sd_iv(E, backbone.theta))
     # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
     surface.backbone = backbone
     return surface
