@@ -37,6 +37,7 @@ class GPConfig:
     noise_floor_iv: float = 1e-4    # no quote is trusted beyond 1 bp of vol
     z_warp: float = 2.0             # ATM moves beyond which the k length scale grows
     taper_u: float = 0.5            # outside the quoted range the mean decays over this many u
+    asked_expiries: bool = True     # a slice at each asked T between quoted expiries (core.chain.svi_gp)
     theta_interp: str = "pchip"     # ATM total variance between expiries (core.chain.surface)
     wing_sd_rel: float = 0.1        # beyond the quoted range the sd grows by this x ATM vol per unit of u
 

@@ -83,7 +83,7 @@ class SVIGP(ChainMethod):
     def fit(self, quotes, ask=None, warm=None):
         from core.chain.svi_gp import fit_svi_gp
 
-        return fit_svi_gp(quotes, self.cfg, warm=warm, method=self.name)
+        return fit_svi_gp(quotes, self.cfg, warm=warm, method=self.name, ask=ask)
 
 
 class AndreasenHuge(ChainMethod):

@@ -8,6 +8,9 @@
    to zero, so wings and unquoted regions fall back to the SVI backbone.
 3. Surface: the backbone's slices corrected by the GP mean and re-checked (core.chain.corrected);
    between and beyond expiries the chain surface's price rules apply.
+5. Asked expiries: a T asked for (a held-out expiry, query rows) strictly between two quoted
+   expiries gets its own slice, fitted by the backbone to the neighbours' smiles mixed at fixed
+   normalised moneyness, instead of the price mix at fixed k between them.
 4. Intervals: sd = sqrt(GP latent var + local quote noise var) scaled by a conformal factor from
    the chain's own closed-form leave-one-out residuals, so the 80 % and 95 % intervals are
    calibrated on the chain at hand (on average over the two levels).
@@ -35,10 +38,58 @@ def _conformal_scale(z: np.ndarray) -> float:
     return float(0.5 * (np.quantile(a, 0.8) / _Z80 + np.quantile(a, 0.95) / _Z95))
 
 
-def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, method: str = "svi_gp"):
+def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, method: str = "svi_gp", ask=None):
     """The svi_gp surface of a chain (see the module doc); warm: a previous svi_gp (or svi_fit)
-    surface on similar data, whose backbone starts the SVI fits."""
-    backbone = build_surface(quotes.T, quotes.k, quotes.iv, weight=np.sqrt(quotes.weight), method=method,
+    surface on similar data, whose backbone starts the SVI fits; ask: optional (T, k) arrays of
+    points wanted. An asked T strictly between two quoted expiries gets its own slice (step 5)."""
+    first = _fit(quotes, cfg, warm, method)
+    extra = asked_expiry_nodes(first, ask) if (cfg.asked_expiries and ask is not None) else None
+    if extra is None:
+        return first
+    second = _fit(quotes, cfg, first, method, extra=extra, hyper=first.hyper)
+    second.sd_fn = first.sd_fn          # the quoted expiries' sd, with its term-structure gap term
+    return second
+
+
+def asked_expiry_nodes(surface, ask, n_k: int = 41):
+    """Nodes (T, k, iv) of a slice at each asked T strictly between two quoted expiries: at fixed
+    normalised moneyness z = k / sqrt(theta), w / theta mixed from the two neighbouring slices
+    (weight by theta), theta(T) from the surface's PCHIP term structure. Smiles scale with
+    sqrt(theta), so fixed z compares like with like where fixed k mixes one slice's wing with the
+    other's centre. None when no asked T needs a slice."""
+    E, th = surface.expiries, surface.theta
+    T_ask = np.unique(np.round(np.asarray(ask[0], np.float64).ravel(), 9))
+    new = [T for T in T_ask if E[0] < T < E[-1] and np.abs(E - T).min() > 1e-9]
+    if not new or E.size < 2:
+        return None
+    T_out, k_out, iv_out = [], [], []
+    for T in new:
+        i = int(np.searchsorted(E, T) - 1)
+        theta = float(np.clip(surface.w(T, 0.0), th[i], th[i + 1]))
+        a = (theta - th[i]) / (th[i + 1] - th[i]) if th[i + 1] > th[i] else (T - E[i]) / (E[i + 1] - E[i])
+        z_lo = max(surface.k_bounds[i, 0] / np.sqrt(th[i]), surface.k_bounds[i + 1, 0] / np.sqrt(th[i + 1]))
+        z_hi = min(surface.k_bounds[i, 1] / np.sqrt(th[i]), surface.k_bounds[i + 1, 1] / np.sqrt(th[i + 1]))
+        if not z_hi > z_lo:
+            continue
+        z = np.linspace(z_lo, z_hi, n_k)
+        shape = ((1 - a) * surface.slices[i].w(z * np.sqrt(th[i])) / th[i]
+                 + a * surface.slices[i + 1].w(z * np.sqrt(th[i + 1])) / th[i + 1])
+        T_out.append(np.full(n_k, T))
+        k_out.append(z * np.sqrt(theta))
+        iv_out.append(np.sqrt(np.maximum(theta * shape, 1e-12) / T))
+    if not T_out:
+        return None
+    return np.concatenate(T_out), np.concatenate(k_out), np.concatenate(iv_out)
+
+
+def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hyper=None):
+    """Steps 1-4 of the module doc; extra: (T, k, iv) nodes of asked-expiry slices, fitted by the
+    backbone but given no GP; hyper: (amp, length, noise multiplier, step) to reuse."""
+    T_b, k_b, iv_b, wt_b = quotes.T, quotes.k, quotes.iv, np.sqrt(quotes.weight)
+    if extra is not None:
+        T_b, k_b, iv_b = (np.r_[a, b] for a, b in zip((T_b, k_b, iv_b), extra))
+        wt_b = np.r_[wt_b, np.ones(extra[0].size)]
+    backbone = build_surface(T_b, k_b, iv_b, weight=wt_b, method=method,
                              warm=getattr(warm, "backbone", warm), n_retry=N_RETRY)
     r_iv = quotes.iv - backbone.iv(quotes.T, quotes.k)
     known = np.isfinite(quotes.iv_bid) & np.isfinite(quotes.iv_ask) & (quotes.iv_ask > quotes.iv_bid)
@@ -60,9 +111,9 @@ def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, metho
         flat_sd = float(np.sqrt(np.mean(r_iv**2))) + 1e-3
         bare = correct_surface(backbone, [None] * E.size, method=method, theta_interp=cfg.theta_interp,
                                sd_fn=lambda T, k: np.full(np.broadcast(T, k).shape, flat_sd))
-        bare.backbone = backbone
+        bare.backbone, bare.hyper = backbone, None
         return bare
-    amp, length, noise_mult, step = choose_hyper(data, has_spread)
+    amp, length, noise_mult, step = hyper or choose_hyper(data, has_spread)
     gps, local_noise = [], np.full(E.size, np.nan)
     for i, g in enumerate(groups):
         if g.size < MIN_QUOTES_GP:
@@ -92,6 +143,7 @@ def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, metho
     local_noise = np.hypot(np.where(np.isfinite(local_noise), local_noise, fill), gap_sd)
     wing_per_u = cfg.wing_sd_rel * np.sqrt(backbone.theta / E)
     surface.sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u, term_sd_iv(E, backbone.theta))
+    surface.hyper = (amp, length, noise_mult, step)
     # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
     surface.backbone = backbone
     return surface
