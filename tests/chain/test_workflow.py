@@ -57,3 +57,13 @@ def test_write_refuses_a_file_as_folder(tmp_path, frame_with_queries):
     (tmp_path / "f").write_text("x")
     with pytest.raises(ValueError, match="not a directory"):
         write_chain_outputs(out, tmp_path / "f")
+
+
+def test_default_chain_method_is_svi_gp_and_answers_queries(frame_with_queries):
+    df, n = frame_with_queries
+    out = repair_chain(df)
+    assert out.method == "svi_gp" and out.dense.ok
+    q = out.quote_table
+    assert np.isfinite(q["iv_repaired"]).all() and np.isfinite(q["sd_repaired"]).all()
+    # the query between two expiries gets its own slice (fixed-z mix of its neighbours)
+    assert out.surface.expiries.size == np.unique(df["T"].iloc[:n].round(9)).size + 1
