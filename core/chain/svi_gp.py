@@ -7,13 +7,14 @@
    marginal likelihood on the chain itself. Outside an expiry's quoted range the residual fades
    to zero, so wings and unquoted regions fall back to the SVI backbone.
 3. Surface: the backbone's slices corrected by the GP mean and re-checked (core.chain.corrected);
-   between and beyond expiries the chain surface's price rules apply.
-5. Asked expiries: a T asked for (a held-out expiry, query rows) strictly between two quoted
+   between and beyond expiries the chain surface's price rules, with a PCHIP ATM term structure.
+4. Asked expiries: a T asked for (a held-out expiry, query rows) strictly between two quoted
    expiries gets its own slice, fitted by the backbone to the neighbours' smiles mixed at fixed
    normalised moneyness, instead of the price mix at fixed k between them.
-4. Intervals: sd = sqrt(GP latent var + local quote noise var) scaled by a conformal factor from
-   the chain's own closed-form leave-one-out residuals, so the 80 % and 95 % intervals are
-   calibrated on the chain at hand (on average over the two levels).
+5. Intervals: sd = sqrt(GP latent var + put-call step^2 + local quote noise var + the correction
+   the re-check cut), growing beyond the quoted range and between expiries, scaled by a
+   conformal factor from the chain's own closed-form leave-one-out errors, so the 80 % and 95 %
+   intervals are calibrated on the chain at hand (on average over the two levels).
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _conformal_scale(z: np.ndarray) -> float:
 def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, method: str = "svi_gp", ask=None):
     """The svi_gp surface of a chain (see the module doc); warm: a previous svi_gp (or svi_fit)
     surface on similar data, whose backbone starts the SVI fits; ask: optional (T, k) arrays of
-    points wanted. An asked T strictly between two quoted expiries gets its own slice (step 5)."""
+    points wanted. An asked T strictly between two quoted expiries gets its own slice (step 4)."""
     first = _fit(quotes, cfg, warm, method)
     extra = asked_expiry_nodes(first, ask) if (cfg.asked_expiries and ask is not None) else None
     if extra is None:
