@@ -84,7 +84,7 @@ def asked_expiry_nodes(surface, ask, n_k: int = 41):
 
 
 def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hyper=None):
-    """Steps 1-4 of the module doc; extra: (T, k, iv) nodes of asked-expiry slices, fitted by the
+    """Steps 1-3 and 5 of the module doc; extra: (T, k, iv) nodes of asked-expiry slices, fitted by the
     backbone but given no GP; hyper: (amp, length, noise multiplier, step) to reuse."""
     T_b, k_b, iv_b, wt_b = quotes.T, quotes.k, quotes.iv, np.sqrt(quotes.weight)
     if extra is not None:
