@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", required=True, help="output directory (created if missing)")
     rep.add_argument("--chain", action="store_true",
                      help="repair on the chain's own domain (every expiry and strike, no grid box) into an "
-                          "arbitrage-free surface; adds the chain methods (svi_fit, ah, ...); writes the quotes (with "
+                          "arbitrage-free surface; adds the chain-only methods (svi_gp, svi_fit, ah); writes the quotes (with "
                           "extrapolated and query rows), grid (dense surface) and params tables in --format, "
                           "and dense_check.json")
     rep.add_argument("--format", default="both", choices=("csv", "parquet", "both"), help="table format (default both)")

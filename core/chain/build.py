@@ -34,11 +34,19 @@ def _cap(longer, k, margin: float):
     return None if longer is None else longer.w(k) * (1.0 - margin)
 
 
-def _slice(d: SliceData, longer, start, k_check, warm: bool = False):
-    """One expiry's slice below ``longer`` (None for the longest): SVI, or the fallback."""
+def _slice(d: SliceData, longer, start, k_check, warm: bool = False, n_retry: int = 0):
+    """One expiry's slice below ``longer`` (None for the longest): SVI, or the fallback. With
+    n_retry > 0 a slice failing the re-check is refitted once on n_retry penalty points first."""
     p = fit_slice(d, np.full(d.k_dense.shape, W_FLOOR), _cap(longer, d.k_dense, CAL_FIT_MARGIN), start, warm)
     if slice_ok(p, k_check, W_FLOOR, _cap(longer, k_check, CAL_CHECK_MARGIN)):
         return SVISlice(tuple(map(float, p))), p
+    if n_retry:
+        # a narrow short-expiry smile can dip below g = 0 between the penalty points: hold it on
+        # a denser set (measured on SPY's 7-day expiry: g = -2e-4 just beyond the quotes)
+        d = SliceData(T=d.T, k=d.k, iv=d.iv, weight=d.weight, k_dense=np.linspace(k_check[0], k_check[-1], n_retry))
+        p = fit_slice(d, np.full(n_retry, W_FLOOR), _cap(longer, d.k_dense, CAL_FIT_MARGIN), p)
+        if slice_ok(p, k_check, W_FLOOR, _cap(longer, k_check, CAL_CHECK_MARGIN)):
+            return SVISlice(tuple(map(float, p))), p
     if longer is None:
         return SVISlice((float(np.mean(d.iv**2) * d.T), 0.0, 0.0, 0.0, 0.1)), None   # flat: free
     w_atm = float(SVISlice(tuple(p)).w(np.array([0.0]))[0])
@@ -57,13 +65,14 @@ def _warm_start(warm, T_i: float):
 
 
 def build_surface(T, k, iv, weight=None, method: str = "", sd_fn=None, k_bounds=None,
-                  warm: SliceSurface | None = None) -> SliceSurface:
+                  warm: SliceSurface | None = None, n_retry: int = 0) -> SliceSurface:
     """An arbitrage-free surface through values iv (decimal vol) at nodes (T years, k = ln K/F).
 
     weight: optional per-node weight of the misfit (default 1). k_bounds: optional (m, 2) quoted k
     range per expiry (default: the nodes' own range). warm: a surface fitted to similar data (e.g.
     the whole chain, when refitting with quotes held out); its slices are the starting points and
-    each is only briefly polished, which is many times faster. Needs at least one finite node.
+    each is only briefly polished, which is many times faster. n_retry: see ``_slice`` (0, the
+    default, falls back at once). Needs at least one finite node.
     """
     T = np.asarray(T, np.float64).ravel()
     k = np.asarray(k, np.float64).ravel()
@@ -83,7 +92,7 @@ def build_surface(T, k, iv, weight=None, method: str = "", sd_fn=None, k_bounds=
         order = np.argsort(k[sel])
         d = SliceData(T=float(T_i), k=k[sel][order], iv=iv[sel][order], weight=weight[sel][order], k_dense=k_dense)
         w0 = _warm_start(warm, float(T_i))
-        longer, p = _slice(d, longer, start if w0 is None else w0, k_check, warm=w0 is not None)
+        longer, p = _slice(d, longer, start if w0 is None else w0, k_check, warm=w0 is not None, n_retry=n_retry)
         start = p if p is not None else start
         slices.append(longer)
         bounds.append((float(d.k.min()), float(d.k.max())))

@@ -97,11 +97,19 @@ class SliceSurface:
     slices: list
     method: str = ""
     sd_fn: Callable | None = field(default=None, repr=False)
+    theta_interp: str = "linear"     # ATM total variance between expiries: "linear" or "pchip" in T
 
     def __post_init__(self):
         self.expiries = np.asarray(self.expiries, np.float64)
         self.k_bounds = np.asarray(self.k_bounds, np.float64).reshape(-1, 2)
         self.theta = np.array([float(s.w(np.array([0.0]))[0]) for s in self.slices])
+        self._theta_fn = None
+        if self.theta_interp == "pchip" and self.expiries.size >= 3:
+            from scipy.interpolate import PchipInterpolator
+
+            # monotone cubic through every expiry's theta: the term structure's curvature from the
+            # neighbours, still monotone between two expiries, so the price weights stay monotone
+            self._theta_fn = PchipInterpolator(self.expiries, self.theta)
 
     @property
     def k_domain(self) -> tuple:
@@ -156,6 +164,8 @@ class SliceSurface:
         if not p_hi > p_lo:
             return lin
         theta_T = th[i + 1] - lin * (th[i + 1] - th[i])
+        if self._theta_fn is not None:
+            theta_T = np.clip(self._theta_fn(T), th[i], th[i + 1])
         return np.clip((p_hi - atm_price(theta_T)) / (p_hi - p_lo), 0.0, 1.0)
 
     @staticmethod

@@ -34,6 +34,7 @@ from core.settings import REPO_ROOT
 PROTOCOLS = ("random", "wing", "expiry")
 RANDOM_FRACTION = 0.2
 WING_FRACTION = 0.25
+Z80, Z95 = 1.2815515655446004, 1.959963984540054   # two-sided normal quantiles of the intervals
 MIN_VISIBLE = 3           # quotes an expiry keeps under the wing protocol
 DEFAULT_JSON = REPO_ROOT / "out" / "real_benchmark.json"
 
@@ -50,6 +51,8 @@ class RealConfig:
     methods: tuple = CHAIN_METHODS
     workers: int = 2
     n_strikes: int = 200
+    chains: tuple = ()                   # file stems to score; empty = every file in DIR
+    protocols: tuple = PROTOCOLS
 
 
 # --------------------------------------------------------------------------- protocols
@@ -106,7 +109,11 @@ def score_fit(method, chain: ChainQuotes, hide: np.ndarray, warm, n_strikes: int
     known = np.isfinite(test.iv_bid) & np.isfinite(test.iv_ask)
     inside = (pred >= test.iv_bid) & (pred <= test.iv_ask)
     report = dense_check(surface, n_strikes)
-    return {"rmse": float(np.sqrt(np.mean(err**2))), "n_hidden": int(hide.sum()),
+    sd = surface.sd(test.T, test.k)
+    # interval coverage of the held-out quotes, for methods with a predictive sd
+    z = None if sd is None else np.abs(err) / np.maximum(sd, 1e-12)
+    cover = {} if z is None else {"cov80": float(np.mean(z <= Z80)), "cov95": float(np.mean(z <= Z95))}
+    return {"rmse": float(np.sqrt(np.mean(err**2))), "n_hidden": int(hide.sum()), **cover,
             "inside": float(inside[known].mean()) if known.any() else None, "n_known": int(known.sum()),
             "violations": report.n_violations, "seconds": seconds}, surface
 
@@ -119,8 +126,18 @@ def mean_se(values) -> dict:
     return {"mean": float(v.mean()), "se": se, "n": int(v.size)}
 
 
+def _pooled(fits: list, key: str):
+    """Coverage pooled over every held-out quote of the fits (weighted by n_hidden), or None."""
+    pairs = [(f[key], f["n_hidden"]) for f in fits if key in f]
+    if not pairs:
+        return None
+    v, n = np.asarray(pairs, np.float64).T
+    return float((v * n).sum() / n.sum())
+
+
 def _summary(fits: list, errors: list) -> dict:
     return {"rmse": mean_se([f["rmse"] for f in fits]), "inside_bid_ask": mean_se([f["inside"] for f in fits]),
+            "cov80": _pooled(fits, "cov80"), "cov95": _pooled(fits, "cov95"),
             "dense_violations": int(sum(f["violations"] for f in fits)),
             "fits_with_violations": int(sum(f["violations"] > 0 for f in fits)),
             "seconds_per_fit": float(np.mean([f["seconds"] for f in fits])) if fits else None,
@@ -136,7 +153,7 @@ def run_method(path: str, method_name: str, cfg: RealConfig) -> dict:
     chain = read_chain(path)
     method = get_chain_method(method_name)
     out, warm = {}, None
-    for protocol in PROTOCOLS:
+    for protocol in cfg.protocols:
         fits, errors = [], []
         for hide in masks(chain, protocol, cfg, method_name):
             try:
@@ -174,13 +191,18 @@ def run(directory, cfg: RealConfig = RealConfig(), progress=None) -> dict:
     """The whole benchmark over DIR's chain files (see the module doc)."""
     t0 = time.time()
     files = chain_files(directory)
+    if cfg.chains:
+        missing = sorted(set(cfg.chains) - {f.stem for f in files})
+        if missing:
+            raise ValueError(f"--chains: no chain file named {', '.join(missing)} in {directory}")
+        files = [f for f in files if f.stem in cfg.chains]
     result = {"config": {**asdict(cfg), "methods": list(cfg.methods), "random_fraction": RANDOM_FRACTION,
                          "wing_fraction": WING_FRACTION, "directory": str(directory)},
               "chains": {}, "load_errors": {}}
     tasks = []
     for f in files:
         try:
-            result["chains"][f.stem] = {**describe(f), "protocols": {p: {} for p in PROTOCOLS}}
+            result["chains"][f.stem] = {**describe(f), "protocols": {p: {} for p in cfg.protocols}}
         except ValueError as exc:
             result["load_errors"][f.name] = str(exc)
             continue
@@ -232,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"--max-expiries for ah only (default {RealConfig.ah_max_expiries}; 0 = as the others)")
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chains", default="", help="comma-separated chain file stems to score (default all)")
+    p.add_argument("--protocols", default=",".join(PROTOCOLS),
+                   help=f"comma-separated protocols among {', '.join(PROTOCOLS)} (default all)")
     return p
 
 
@@ -244,8 +269,13 @@ def main(argv=None) -> int:
         parser.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(CHAIN_METHODS)}")
     if args.draws < 1:
         parser.error("--draws must be at least 1")
+    protocols = tuple(p for p in args.protocols.split(",") if p)
+    if not protocols or set(protocols) - set(PROTOCOLS):
+        parser.error(f"--protocols: choose from {', '.join(PROTOCOLS)}")
+    chains = tuple(c for c in args.chains.split(",") if c)
     cfg = RealConfig(draws=args.draws, max_expiries=args.max_expiries, ah_draws=args.ah_draws or None,
-                     ah_max_expiries=args.ah_max_expiries or None, seed=args.seed, methods=methods, workers=args.workers)
+                     ah_max_expiries=args.ah_max_expiries or None, seed=args.seed, methods=methods, workers=args.workers,
+                     chains=chains, protocols=protocols)
 
     def report(done, total, label):
         sys.stderr.write(f"\r[{done}/{total}] {label} done          ")

@@ -54,13 +54,16 @@ def side_table(result: dict, markdown: bool = False) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] if markdown else \
         [f"{'chain':16s} {'measure':22s} " + " ".join(f"{m:>10s}" for m in methods)]
     for chain, info in result["chains"].items():
-        rows = {"inside bid-ask (random)": [], "dense violations/fits": [], "seconds per fit": []}
+        rows = {"inside bid-ask (random)": [], "cov 80 / 95 % (random)": [], "dense violations/fits": [],
+                "seconds per fit": []}
         for m in methods:
-            rnd = info["protocols"]["random"].get(m)
+            rnd = info["protocols"].get("random", {}).get(m)
             all_p = [info["protocols"][p].get(m) for p in info["protocols"]]
             all_p = [s for s in all_p if s]
             inside = rnd["inside_bid_ask"]["mean"] if rnd else None
             rows["inside bid-ask (random)"].append("-" if inside is None else f"{inside:.2f}")
+            c80, c95 = (rnd.get("cov80"), rnd.get("cov95")) if rnd else (None, None)
+            rows["cov 80 / 95 % (random)"].append("-" if c80 is None else f"{c80:.2f}/{c95:.2f}")
             rows["dense violations/fits"].append(
                 f"{sum(s['dense_violations'] for s in all_p)}/{sum(s['n_fits'] for s in all_p)}")
             sec = rnd["seconds_per_fit"] if rnd else None

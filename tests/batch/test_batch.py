@@ -269,7 +269,7 @@ def test_chain_mode_equals_repair_chain(tmp_path, thread_client):
     (folder / "bad_columns.csv").write_bytes(b"a,b\n1,2\n")
     out = tmp_path / "out"
     summary = repair_dataset(folder, out, chain=True, client=thread_client, progress=False)
-    assert list(summary["status"]) == ["failed", "ok", "ok", "ok"] and (summary["method"] == "svi_fit").all()
+    assert list(summary["status"]) == ["failed", "ok", "ok", "ok"] and (summary["method"] == "svi_gp").all()
     ok = summary[summary["status"] == "ok"]
     assert ok["arbitrage_ok"].all() and (ok["calendar_rate"] == 0).all() and (ok["fit_rmse_iv"] > 0).all()
     for name in ("c0", "c1", "c2"):

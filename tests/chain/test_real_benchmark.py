@@ -69,3 +69,22 @@ def test_every_shared_chain_loads_with_bid_ask_where_it_has_prices():
         assert len(chain) > 50 and chain.expiries.size >= 5, f.name
         has_prices = "bid" in f.read_text().splitlines()[0]
         assert np.isfinite(chain.iv_bid).any() == has_prices, f.name
+
+
+def test_subsets_and_interval_coverage(tmp_path, small_frame, capsys):
+    data = tmp_path / "chains"
+    data.mkdir()
+    small_frame[["T", "k", "iv", "bid", "ask"]].to_csv(data / "a.csv", index=False)
+    small_frame[["T", "k", "iv"]].to_csv(data / "b.csv", index=False)
+    out = tmp_path / "r.json"
+    assert main(["--real", str(data), "--chains", "a", "--protocols", "random", "--draws", "2",
+                 "--methods", "svi_gp,svi_fit", "--workers", "1", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert list(result["chains"]) == ["a"] and list(result["chains"]["a"]["protocols"]) == ["random"]
+    row = result["chains"]["a"]["protocols"]["random"]
+    assert 0.5 <= row["svi_gp"]["cov95"] <= 1.0 and row["svi_gp"]["cov80"] <= row["svi_gp"]["cov95"]
+    assert row["svi_fit"]["cov80"] is None                  # no sd, no interval
+    assert "cov 80 / 95 %" in capsys.readouterr().out
+    assert main(["--real", str(data), "--chains", "nope", "--json", str(out)]) == 2
+    with pytest.raises(SystemExit):
+        main(["--real", str(data), "--protocols", "sideways", "--json", str(out)])

@@ -74,3 +74,13 @@ def test_chain_repair_scores_stale_quotes(frame_with_queries):
     assert q.loc[q["is_query"], "stale_score"].isna().all() and not q.loc[q["is_query"], "stale_flag"].any()
     plain = repair_chain(moved, method="svi_fit", stale=False).quote_table
     assert "stale_flag" not in plain.columns
+
+
+def test_default_chain_method_is_svi_gp_and_answers_queries(frame_with_queries):
+    df, n = frame_with_queries
+    out = repair_chain(df)
+    assert out.method == "svi_gp" and out.dense.ok
+    q = out.quote_table
+    assert np.isfinite(q["iv_repaired"]).all() and np.isfinite(q["sd_repaired"]).all()
+    # the query between two expiries gets its own slice (fixed-z mix of its neighbours)
+    assert out.surface.expiries.size == np.unique(df["T"].iloc[:n].round(9)).size + 1

@@ -1,0 +1,164 @@
+"""A Gaussian-process residual on one expiry's smile, with each quote's noise from its bid-ask.
+
+The GP lives on warped normalised moneyness u = Z_WARP asinh(z / Z_WARP), z = k / sqrt(theta)
+(theta the expiry's ATM total variance): the length scale is in ATM standard moves, so one value
+serves a one-week and a two-year smile, and the asinh warp makes the length scale in k grow with
+|k| beyond Z_WARP moves, where strikes are sparse and a short length scale would only chase noise.
+
+The residual has a second, non-smooth component: a put-call step, a jump at the forward (puts
+below it, calls above) that fades over STEP_DECAY_U on either side. Real chains carry one (American early
+exercise, a forward a few bp off): on SPY the OTM put and call vols at the money differ by 25 bp.
+No continuous smile can follow it, and a smooth GP that tries bends the smile into butterfly
+arbitrage, so the step is fitted and then left out of the surface (``mean``); ``step_mean`` is it.
+
+Residuals are in implied-vol units. Quote noise sd = NOISE_SCALE * half bid-ask spread (vol),
+floored, divided by sqrt(merged count); where a chain has no bid-ask, one noise level per chain
+chosen by marginal likelihood. The amplitude and length scale are chosen per chain by marginal
+likelihood over a small grid (summed over expiries), so nothing here is tuned on test chains.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+
+LENGTHS_U = (0.15, 0.3, 0.6, 1.2)             # candidate length scales (ATM standard moves)
+AMPS_IV = (2e-4, 5e-4, 1.5e-3, 4e-3, 1e-2)      # candidate residual amplitudes (vol)
+NOISE_DEFAULTS_IV = (2e-4, 1e-3, 3e-3)          # candidate noise where no quote has a bid-ask (vol)
+STEPS_IV = (0.0, 5e-4, 2e-3)                    # candidate put-call step amplitudes (vol)
+
+
+@dataclass(frozen=True)
+class GPConfig:
+    """Structure of the residual GP; chosen on the validation split (docs/chain_estimator.md)."""
+
+    noise_scale: float = 0.5        # mid-quote noise sd per unit of half-spread (uniform in the spread: 0.58)
+    noise_floor_iv: float = 1e-4    # no quote is trusted beyond 1 bp of vol
+    z_warp: float = 2.0             # ATM moves beyond which the k length scale grows
+    taper_u: float = 0.5            # outside the quoted range the mean decays over this many u
+    asked_expiries: bool = True     # a slice at each asked T between quoted expiries (core.chain.svi_gp)
+    theta_interp: str = "pchip"     # ATM total variance between expiries (core.chain.surface)
+    wing_sd_rel: float = 0.1        # beyond the quoted range the sd grows by this x ATM vol per unit of u
+
+
+def warp(z, z_warp: float) -> np.ndarray:
+    return z_warp * np.arcsinh(np.asarray(z, np.float64) / z_warp)
+
+
+def quote_noise_iv(iv_bid, iv_ask, weight, cfg: GPConfig, default_iv: float) -> np.ndarray:
+    """Per-quote noise sd (vol): from the half spread where known, else ``default_iv``."""
+    half = 0.5 * (np.asarray(iv_ask) - np.asarray(iv_bid))
+    sd = np.where(np.isfinite(half) & (half > 0), cfg.noise_scale * half, default_iv)
+    return np.maximum(sd, cfg.noise_floor_iv) / np.sqrt(np.maximum(weight, 1.0))
+
+
+def _kernel(u1, u2, amp: float, length: float) -> np.ndarray:
+    d = (np.asarray(u1)[:, None] - np.asarray(u2)[None, :]) / length
+    return amp * amp * np.exp(-0.5 * d * d)
+
+
+STEP_DECAY_U = 0.3        # the put-call step fades over this many ATM standard moves
+
+
+def _side(u) -> np.ndarray:
+    u = np.asarray(u, np.float64)
+    return np.where(u < 0.0, 1.0, -1.0) * np.exp(-np.abs(u) / STEP_DECAY_U)
+
+
+def _step_kernel(u1, u2, step: float) -> np.ndarray:
+    """One jump at the forward, fading on both sides: step^2 s(u1) s(u2), s = +-exp(-|u| / decay)."""
+    return step * step * np.outer(_side(u1), _side(u2))
+
+
+@dataclass
+class SliceGP:
+    """The posterior of one expiry's residual: training inputs u, weights alpha, Cholesky factor."""
+
+    u: np.ndarray
+    alpha: np.ndarray
+    chol: tuple
+    amp: float
+    length: float
+    z_warp: float
+    sqrt_theta: float
+    u_lo: float
+    u_hi: float
+    taper_u: float
+    noise_iv: np.ndarray
+    step: float = 0.0
+
+    def _u(self, k) -> np.ndarray:
+        return warp(np.asarray(k, np.float64) / self.sqrt_theta, self.z_warp)
+
+    def _taper(self, u) -> np.ndarray:
+        # beyond the quoted range the residual says nothing about the wing: fade to the backbone
+        d = np.maximum(self.u_lo - u, 0.0) + np.maximum(u - self.u_hi, 0.0)
+        return np.exp(-0.5 * (d / self.taper_u) ** 2) if self.taper_u > 0 else np.where(d > 0, 0.0, 1.0)
+
+    def mean(self, k) -> np.ndarray:
+        """Posterior mean residual (vol) at k."""
+        u = self._u(k)
+        return (_kernel(u, self.u, self.amp, self.length) @ self.alpha) * self._taper(u)
+
+    def step_mean(self, k) -> np.ndarray:
+        """Posterior mean of the put-call step (vol) at k: not part of the surface."""
+        return _step_kernel(self._u(k), self.u, self.step) @ self.alpha
+
+    def sd(self, k) -> np.ndarray:
+        """Posterior sd of the smooth latent residual (vol) at k; back to the prior amplitude far
+        away."""
+        u = self._u(k)
+        Ks = _kernel(self.u, u, self.amp, self.length)
+        var = self.amp**2 - np.einsum("ij,ij->j", Ks, cho_solve(self.chol, Ks))
+        return np.sqrt(np.maximum(var, 0.0))
+
+    def loo_smooth(self, r: np.ndarray) -> np.ndarray:
+        """Leave-one-out errors of the smooth part against the quotes: the closed-form LOO residual
+        of the whole GP (Rasmussen 5.12) plus the step the surface leaves out."""
+        kinv_diag = np.diag(cho_solve(self.chol, np.eye(self.u.size)))
+        return self.alpha / kinv_diag + _step_kernel(self.u, self.u, self.step) @ self.alpha
+
+    def with_length(self, factor: float, r_iv: np.ndarray) -> "SliceGP":
+        """The same GP refitted with the length scale times ``factor`` (a smoother mean)."""
+        c = _factor(self.u, self.noise_iv, self.amp, self.length * factor, self.step)
+        return SliceGP(**{**self.__dict__, "alpha": cho_solve(c, r_iv), "chol": c, "length": self.length * factor})
+
+
+def _factor(u, noise, amp, length, step=0.0):
+    K = _kernel(u, u, amp, length) + _step_kernel(u, u, step) + np.diag(noise**2)
+    return cho_factor(K, lower=True)
+
+
+def log_marginal(slices: list, amp: float, length: float, noise_mult: float = 1.0, step: float = 0.0) -> float:
+    """Sum over slices of the GP log marginal likelihood of residuals; slices: (u, r, noise)."""
+    total = 0.0
+    for u, r, noise in slices:
+        c = _factor(u, noise * noise_mult, amp, length, step)
+        total += -0.5 * r @ cho_solve(c, r) - np.log(np.diag(c[0])).sum()
+    return float(total)
+
+
+def choose_hyper(slices: list, has_spread: bool) -> tuple:
+    """(amp, length, noise multiplier, step) by marginal likelihood over the candidate grid.
+    Without bid-ask the slices' noise arrays are ones, scaled by the candidate noise."""
+    best, best_ll = None, -np.inf
+    noises = (1.0,) if has_spread else NOISE_DEFAULTS_IV
+    for amp in AMPS_IV:
+        for length in LENGTHS_U:
+            for nz in noises:
+                for step in STEPS_IV:
+                    ll = log_marginal(slices, amp, length, nz, step)
+                    if ll > best_ll:
+                        best, best_ll = (amp, length, nz, step), ll
+    return best
+
+
+def fit_slice_gp(k, r_iv, noise_iv, sqrt_theta: float, amp: float, length: float, cfg: GPConfig,
+                 step: float = 0.0) -> SliceGP:
+    """The residual GP of one expiry: quotes at k with residuals r_iv and noise sd noise_iv (vol)."""
+    u = warp(np.asarray(k, np.float64) / sqrt_theta, cfg.z_warp)
+    c = _factor(u, noise_iv, amp, length, step)
+    return SliceGP(u=u, alpha=cho_solve(c, r_iv), chol=c, amp=amp, length=length, z_warp=cfg.z_warp,
+                   sqrt_theta=sqrt_theta, u_lo=float(u.min()), u_hi=float(u.max()), taper_u=cfg.taper_u,
+                   noise_iv=noise_iv, step=step)

@@ -1,0 +1,211 @@
+"""svi_gp: a per-expiry raw-SVI backbone plus a Gaussian-process residual, arbitrage-free.
+
+1. Backbone: the svi_fit surface (core.chain.build, quotes weighted by sqrt of merged count): per
+   expiry raw SVI with Lee-bounded linear wings, butterfly- and calendar-checked.
+2. Residual: quote iv minus backbone iv, one GP per expiry in warped normalised moneyness
+   (core.chain.gp_residual), noise from each quote's own bid-ask, amplitude and length scale by
+   marginal likelihood on the chain itself. Outside an expiry's quoted range the residual fades
+   to zero, so wings and unquoted regions fall back to the SVI backbone.
+3. Surface: the backbone's slices corrected by the GP mean and re-checked (core.chain.corrected);
+   between and beyond expiries the chain surface's price rules, with a PCHIP ATM term structure.
+4. Asked expiries: a T asked for (a held-out expiry, query rows) strictly between two quoted
+   expiries gets its own slice, fitted by the backbone to the neighbours' smiles mixed at fixed
+   normalised moneyness, instead of the price mix at fixed k between them.
+5. Intervals: sd = sqrt(GP latent var + put-call step^2 + local quote noise var + the correction
+   the re-check cut), growing beyond the quoted range and between expiries, scaled by a
+   conformal factor from the chain's own closed-form leave-one-out errors, so the 80 % and 95 %
+   intervals are calibrated on the chain at hand (on average over the two levels).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.chain.build import build_surface
+from core.chain.corrected import correct_surface
+from core.chain.gp_residual import GPConfig, choose_hyper, fit_slice_gp, quote_noise_iv, warp
+from core.chain.types import ChainQuotes
+
+SMOOTHER = (2.0, 4.0)      # length-scale multiples tried when a slice's correction breaks butterfly
+N_RETRY = 481              # penalty points of the refit before a slice falls back (core.chain.build)
+MIN_QUOTES_GP = 3          # an expiry with fewer quotes keeps its bare SVI slice
+_Z80, _Z95 = 1.2815515655446004, 1.959963984540054
+
+
+def _conformal_scale(z: np.ndarray) -> float:
+    """Factor on the sd that makes |z| cover 80 % and 95 % at their normal quantiles, averaged."""
+    if z.size < 10:
+        return 1.0
+    a = np.abs(z)
+    return float(0.5 * (np.quantile(a, 0.8) / _Z80 + np.quantile(a, 0.95) / _Z95))
+
+
+def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, method: str = "svi_gp", ask=None):
+    """The svi_gp surface of a chain (see the module doc); warm: a previous svi_gp (or svi_fit)
+    surface on similar data, whose backbone starts the SVI fits; ask: optional (T, k) arrays of
+    points wanted. An asked T strictly between two quoted expiries gets its own slice (step 4)."""
+    first = _fit(quotes, cfg, warm, method)
+    extra = asked_expiry_nodes(first, ask) if (cfg.asked_expiries and ask is not None) else None
+    if extra is None:
+        return first
+    second = _fit(quotes, cfg, first, method, extra=extra, hyper=first.hyper)
+    second.sd_fn = first.sd_fn          # the quoted expiries' sd, with its term-structure gap term
+    return second
+
+
+def asked_expiry_nodes(surface, ask, n_k: int = 41):
+    """Nodes (T, k, iv) of a slice at each asked T strictly between two quoted expiries: at fixed
+    normalised moneyness z = k / sqrt(theta), w / theta mixed from the two neighbouring slices
+    (weight by theta), theta(T) from the surface's PCHIP term structure. Smiles scale with
+    sqrt(theta), so fixed z compares like with like where fixed k mixes one slice's wing with the
+    other's centre. None when no asked T needs a slice."""
+    E, th = surface.expiries, surface.theta
+    T_ask = np.unique(np.round(np.asarray(ask[0], np.float64).ravel(), 9))
+    new = [T for T in T_ask if E[0] < T < E[-1] and np.abs(E - T).min() > 1e-9]
+    if not new or E.size < 2:
+        return None
+    T_out, k_out, iv_out = [], [], []
+    for T in new:
+        i = int(np.searchsorted(E, T) - 1)
+        theta = float(np.clip(surface.w(T, 0.0), th[i], th[i + 1]))
+        a = (theta - th[i]) / (th[i + 1] - th[i]) if th[i + 1] > th[i] else (T - E[i]) / (E[i + 1] - E[i])
+        z_lo = max(surface.k_bounds[i, 0] / np.sqrt(th[i]), surface.k_bounds[i + 1, 0] / np.sqrt(th[i + 1]))
+        z_hi = min(surface.k_bounds[i, 1] / np.sqrt(th[i]), surface.k_bounds[i + 1, 1] / np.sqrt(th[i + 1]))
+        if not z_hi > z_lo:
+            continue
+        z = np.linspace(z_lo, z_hi, n_k)
+        shape = ((1 - a) * surface.slices[i].w(z * np.sqrt(th[i])) / th[i]
+                 + a * surface.slices[i + 1].w(z * np.sqrt(th[i + 1])) / th[i + 1])
+        T_out.append(np.full(n_k, T))
+        k_out.append(z * np.sqrt(theta))
+        iv_out.append(np.sqrt(np.maximum(theta * shape, 1e-12) / T))
+    if not T_out:
+        return None
+    return np.concatenate(T_out), np.concatenate(k_out), np.concatenate(iv_out)
+
+
+def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hyper=None):
+    """Steps 1-3 and 5 of the module doc; extra: (T, k, iv) nodes of asked-expiry slices, fitted by the
+    backbone but given no GP; hyper: (amp, length, noise multiplier, step) to reuse."""
+    T_b, k_b, iv_b, wt_b = quotes.T, quotes.k, quotes.iv, np.sqrt(quotes.weight)
+    if extra is not None:
+        T_b, k_b, iv_b = (np.r_[a, b] for a, b in zip((T_b, k_b, iv_b), extra))
+        wt_b = np.r_[wt_b, np.ones(extra[0].size)]
+    backbone = build_surface(T_b, k_b, iv_b, weight=wt_b, method=method,
+                             warm=getattr(warm, "backbone", warm), n_retry=N_RETRY)
+    r_iv = quotes.iv - backbone.iv(quotes.T, quotes.k)
+    known = np.isfinite(quotes.iv_bid) & np.isfinite(quotes.iv_ask) & (quotes.iv_ask > quotes.iv_bid)
+    has_spread = bool(known.any())
+    if has_spread:
+        # a quote without a bid-ask in a chain with them gets the chain's typical noise
+        typical = float(np.median(quote_noise_iv(quotes.iv_bid[known], quotes.iv_ask[known], 1.0, cfg, 0.0)))
+        noise = quote_noise_iv(quotes.iv_bid, quotes.iv_ask, quotes.weight, cfg, typical)
+    else:
+        noise = 1.0 / np.sqrt(np.maximum(quotes.weight, 1.0))      # scaled by the chosen level below
+    E = backbone.expiries
+    sqrt_theta = np.sqrt(np.maximum(backbone.theta, 1e-8))
+    key = np.round(quotes.T, 9)
+    groups = [np.flatnonzero(key == T_i) for T_i in E]
+    data = [(fit_u(quotes.k[g], sqrt_theta[i], cfg), r_iv[g], noise[g]) for i, g in enumerate(groups)
+            if g.size >= MIN_QUOTES_GP]
+    if not data:
+        # too few quotes per expiry for a GP: the backbone, with the misfit's size as a flat sd
+        flat_sd = float(np.sqrt(np.mean(r_iv**2))) + 1e-3
+        bare = correct_surface(backbone, [None] * E.size, method=method, theta_interp=cfg.theta_interp,
+                               sd_fn=lambda T, k: np.full(np.broadcast(T, k).shape, flat_sd))
+        bare.backbone, bare.hyper = backbone, None
+        return bare
+    amp, length, noise_mult, step = hyper or choose_hyper(data, has_spread)
+    gps, local_noise = [], np.full(E.size, np.nan)
+    for i, g in enumerate(groups):
+        if g.size < MIN_QUOTES_GP:
+            gps.append(None)
+            continue
+        nz = noise[g] * noise_mult
+        gps.append(fit_slice_gp(quotes.k[g], r_iv[g], nz, float(sqrt_theta[i]), amp, length, cfg, step))
+        local_noise[i] = float(np.median(nz))
+    cands = [None if gp is None else [gp.mean] + [gp.with_length(f, r_iv[g]).mean for f in SMOOTHER]
+             for gp, g in zip(gps, groups)]
+    surface = correct_surface(backbone, cands, method=method, theta_interp=cfg.theta_interp)
+    # where the re-check cut a slice's correction, the surface is not the GP mean: the part left
+    # out is an error the sd must carry (per slice, its RMS over the quotes), and the LOO errors
+    # that calibrate the scale are the surface's, not the GP's
+    gap_sd, z_loo = np.zeros(E.size), []
+    for i, (gp, g) in enumerate(zip(gps, groups)):
+        if gp is None:
+            continue
+        sl = surface.slices[i]
+        applied = sl.factor * sl.residual_iv(quotes.k[g]) if sl.factor else 0.0
+        gap = gp.mean(quotes.k[g]) - applied
+        gap_sd[i] = float(np.sqrt(np.mean(np.square(gap))))
+        sd_i = np.hypot(_sd_at(gp, quotes.k[g], local_noise[i], 0.0), gap_sd[i])
+        z_loo.append((gp.loo_smooth(r_iv[g]) + gap) / sd_i)
+    scale = _conformal_scale(np.concatenate(z_loo))
+    fill = np.nanmedian(local_noise)
+    local_noise = np.hypot(np.where(np.isfinite(local_noise), local_noise, fill), gap_sd)
+    wing_per_u = cfg.wing_sd_rel * np.sqrt(backbone.theta / E)
+    surface.sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u, term_sd_iv(E, backbone.theta))
+    surface.hyper = (amp, length, noise_mult, step)
+    # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
+    surface.backbone = backbone
+    return surface
+
+
+def term_sd_iv(E: np.ndarray, theta: np.ndarray) -> float:
+    """RMS error (ATM vol) of predicting each interior expiry's ATM total variance from the others
+    by the PCHIP term structure: how far a point between expiries may sit off the interpolation
+    (0 with fewer than 4 expiries)."""
+    from scipy.interpolate import PchipInterpolator
+
+    if E.size < 4:
+        return 0.0
+    err = []
+    for i in range(1, E.size - 1):
+        keep = np.arange(E.size) != i
+        pred = float(PchipInterpolator(E[keep], theta[keep])(E[i]))
+        err.append(np.sqrt(max(pred, 0.0) / E[i]) - np.sqrt(theta[i] / E[i]))
+    return float(np.sqrt(np.mean(np.square(err))))
+
+
+def fit_u(k, sqrt_theta, cfg: GPConfig) -> np.ndarray:
+    return warp(np.asarray(k, np.float64) / sqrt_theta, cfg.z_warp)
+
+
+def _sd_at(gp, k: np.ndarray, noise_iv: float, wing_per_u: float) -> np.ndarray:
+    """Unscaled sd (vol) of a quote at k against the smooth surface: smooth latent, put-call step
+    and quote noise; beyond the quoted range plus wing_per_u per warped unit of distance (the
+    backbone's extrapolation is the less certain the farther out)."""
+    u = gp._u(k)
+    beyond = np.maximum(gp.u_lo - u, 0.0) + np.maximum(u - gp.u_hi, 0.0)
+    return np.sqrt(gp.sd(k) ** 2 + gp.step**2 + noise_iv**2) + wing_per_u * beyond
+
+
+def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, scale: float,
+                 wing_per_u: np.ndarray, term_sd: float):
+    """sd(T, k) in vol: per expiry sqrt(latent var + its median quote noise^2) (the prior amplitude
+    plus a term growing beyond the quoted range where there is no GP), linear in T between
+    expiries, the nearest expiry's outside them; times the conformal scale; between expiries
+    plus, in quadrature, the term structure's own error term_sd, largest half-way (4 t (1 - t))."""
+
+    def at_expiry(j: int, k: np.ndarray) -> np.ndarray:
+        if gps[j] is None:
+            return np.full(k.shape, np.hypot(amp, local_noise[j]))
+        return _sd_at(gps[j], k, local_noise[j], wing_per_u[j])
+
+    def sd_fn(T, k):
+        T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
+        shape, Tf, kf = T.shape, T.ravel(), k.ravel()
+        hi = np.clip(np.searchsorted(E, Tf), 0, E.size - 1)
+        lo = np.clip(hi - 1, 0, E.size - 1)
+        span = np.where(E[hi] > E[lo], E[hi] - E[lo], 1.0)
+        t = np.clip((Tf - E[lo]) / span, 0.0, 1.0)
+        t = np.where(hi == lo, 1.0, t)
+        out = np.zeros(Tf.shape)
+        for j in np.unique(np.r_[lo, hi]):
+            for side, wt in ((lo, 1.0 - t), (hi, t)):
+                sel = side == j
+                if sel.any():
+                    out[sel] += wt[sel] * at_expiry(int(j), kf[sel])
+        gap = 4.0 * t * (1.0 - t) * term_sd
+        return np.sqrt((scale * out) ** 2 + gap**2).reshape(shape)
+
+    return sd_fn
