@@ -166,24 +166,52 @@ def lofo(result: dict) -> None:
 
 
 def main() -> None:
-    st.title("Benchmark: the 2 × 2")
+    st.title("Benchmark: the 2 × 2 and real chains")
     result, source = state.results()
     try:
         shipped_seconds = state.shipped_results().get("seconds", {}).get("total")
     except ValueError:
         shipped_seconds = None
     run_panel(shipped_seconds)
-    if result is None:
+    if result is not None:
+        for method, why in (result.get("skipped") or {}).items():
+            st.warning(f"{method_label(method)} was left out of this run: {why}")
+        st.caption(f"Showing {source}.")
+        headline(result)
+        projections(result)
+        uncertainty(result)
+        downstream(result)
+        lofo(result)
+        downloads(result)
+    real_chains()      # shipped results of a run too long for the page's button
+
+
+def real_chains() -> None:
+    """The real-chain benchmark (results/real_benchmark.json): held-out RMSE per chain x protocol and
+    method, the lowest marked, and where the recommended chain method loses."""
+    from core.chain.methods import DEFAULT_CHAIN_METHOD
+    from ui.presenters import real
+
+    st.subheader("Real chains: held-out RMSE (vol points)")
+    try:
+        result = real.load_real()
+    except ValueError as exc:
+        st.info(str(exc))
         return
-    for method, why in (result.get("skipped") or {}).items():
-        st.warning(f"{method_label(method)} was left out of this run: {why}")
-    st.caption(f"Showing {source}.")
-    headline(result)
-    projections(result)
-    uncertainty(result)
-    downstream(result)
-    lofo(result)
-    downloads(result)
+    table = real.rmse_frame(result)
+    methods = [m for m in result["config"]["methods"] if m in table.columns]
+    shown = table.set_index(["chain", "protocol"])
+    bold = shown["lowest"]
+    st.table(shown[methods].style.format("{:.2f}", na_rep="-").apply(
+        lambda row: ["font-weight: bold" if m == bold[row.name] else "" for m in row.index], axis=1))
+    lost = real.losses(result, DEFAULT_CHAIN_METHOD)
+    st.caption(f"Mean over draws or hidden expiries; bold: the lowest in the row. `{DEFAULT_CHAIN_METHOD}` is the "
+               f"default with `--chain`; ah (QuantLib's Andreasen–Huge) and svi_fit are the outside baselines. "
+               f"Command: `python -m core.benchmark --real DIR --json results/real_benchmark.json`.")
+    if lost:
+        st.markdown(f"**Where {DEFAULT_CHAIN_METHOD} loses by more than 5 %:**\n" + "\n".join(f"- {x}" for x in lost))
+    st.download_button("real_benchmark.json", lambda: json.dumps(result) + "\n", file_name="real_benchmark.json",
+                       mime="application/json", key="dl_real_benchmark")
 
 
 def downloads(result: dict) -> None:

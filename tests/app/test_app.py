@@ -340,9 +340,16 @@ def shown(table):
 
 def test_benchmark_tables_chart_and_bold():
     at = open_app(BENCHMARK)
-    assert len(at.table) == 6 and not at.dataframe
+    assert len(at.table) == 7 and not at.dataframe
     result = report.load_benchmark()
-    rmse_table, projection, uncertainty, stale, downstream, lofo = at.table
+    rmse_table, projection, uncertainty, stale, downstream, lofo, real_table = at.table
+    # Real chains last: one row per chain x protocol, the lowest method bold, every method shown.
+    from ui.presenters import real
+
+    frame = real.rmse_frame(real.load_real())
+    methods = [c for c in frame.columns if c not in ("chain", "protocol", "lowest")]
+    assert bold_cells(real_table) == {(i, methods.index(m)) for i, m in enumerate(frame["lowest"])}
+    assert list(shown(real_table).columns) == methods
     # Headline: every method at its default projection, best and ties bold.
     rmse = rmse_table.value
     assert list(rmse.index) == [report.cell_label(c) for c in result["cells"]]
