@@ -97,3 +97,15 @@ def test_core_imports_no_ui_library():
     offenders = [f"{module_name(p)} imports {t}" for p in (ROOT / "core").rglob("*.py")
                  for t in imports_of(p) if t.split(".")[0] in FORBIDDEN_IN_CORE]
     assert not offenders, "; ".join(offenders)
+
+
+def test_cli_help_does_not_import_torch():
+    """`python -m core.cli --help` answers without loading torch (seconds): the registry imports the
+    learned methods only when one is used."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from core.cli import build_parser; build_parser(); "
+             "import core.repairers.registry as r; r.get_repairer('interp'); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"
