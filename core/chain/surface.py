@@ -26,6 +26,7 @@ from scipy.special import ndtr
 
 from core.chain.prices import (call_from_log_otm, log_otm_price, mix_log, otm_upper_log, w_from_log_otm)
 from core.chain.svi import PARAMS, svi_w
+from core.engine.domain import outside_quoted
 
 _T_EPS = 1e-9            # years: a T this close to an expiry is at the expiry
 
@@ -201,10 +202,7 @@ class SliceSurface:
         return (np.interp(T, self.expiries, self.k_bounds[:, 0]), np.interp(T, self.expiries, self.k_bounds[:, 1]))
 
     def extrapolated(self, T, k) -> np.ndarray:
-        T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
-        lo, hi = self.k_range(T)
-        return ((T < self.expiries[0] - _T_EPS) | (T > self.expiries[-1] + _T_EPS) | (k < lo - 1e-12)
-                | (k > hi + 1e-12))
+        return outside_quoted(self.expiries, self.k_bounds[:, 0], self.k_bounds[:, 1], T, k)
 
     # ------------------------------------------------------------------ export
     def params(self) -> pd.DataFrame:
@@ -261,10 +259,7 @@ class FunctionSurface:
         return None
 
     def extrapolated(self, T, k) -> np.ndarray:
-        T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
-        lo = np.interp(T, self.expiries, self.k_bounds[:, 0])
-        hi = np.interp(T, self.expiries, self.k_bounds[:, 1])
-        return (T < self.expiries[0]) | (T > self.expiries[-1]) | (k < lo) | (k > hi)
+        return outside_quoted(self.expiries, self.k_bounds[:, 0], self.k_bounds[:, 1], T, k)
 
     def params(self) -> pd.DataFrame:
         return pd.DataFrame({"T": self.expiries, "k_lo": self.k_bounds[:, 0], "k_hi": self.k_bounds[:, 1]})

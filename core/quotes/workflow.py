@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from core.engine.baselines import fit_svi_slices
+from core.engine.domain import outside_quoted, quoted_bounds
 from core.engine.envelope import ENVELOPE_HIGH, ENVELOPE_LOW
 from core.engine.grid import K_GRID, K_MESH, T_GRID, T_MESH, iv_to_w, w_to_iv
 from core.pipeline import RepairResult, repair
@@ -116,7 +117,7 @@ class QuoteRepair:
     def extrapolated(self, T, k) -> np.ndarray:
         """True where (T years, k) lies outside the quoted region: before the first or after the last
         used expiry, or outside that maturity's quoted k range (linear in T between expiries), the
-        same rule as the chain path's ``extrapolated`` (core.chain.surface)."""
+        rule of core.engine.domain, which the chain path uses too."""
         return extrapolated_mask(self.quote_table, T, k)
 
     def expiry_labels(self) -> dict:
@@ -190,24 +191,14 @@ class QuoteRepair:
         return out
 
 
-_T_EPS = 1e-9
 
 
 def extrapolated_mask(quote_table: pd.DataFrame, T, k) -> np.ndarray:
     """Bool array (broadcast of T years, k log-moneyness): outside the region the used quotes of
-    ``quote_table`` span (see QuoteRepair.extrapolated). A repair there is a model's guess, not
-    an interpolation between quotes, and the page and grid.csv say so."""
-    T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
+    ``quote_table`` span (core.engine.domain, the chain path's rule). A repair there is a model's
+    guess, not an interpolation between quotes, and the page and grid.csv say so."""
     used = quote_table[quote_table["status"] == "used"]
-    T_u, k_u = used["T"].to_numpy(np.float64), used["k"].to_numpy(np.float64)
-    ok = np.isfinite(T_u) & np.isfinite(k_u)
-    if not ok.any():
-        return np.ones(T.shape, bool)
-    expiries, which = np.unique(np.round(T_u[ok], 9), return_inverse=True)
-    lo = np.array([k_u[ok][which == i].min() for i in range(expiries.size)])
-    hi = np.array([k_u[ok][which == i].max() for i in range(expiries.size)])
-    k_lo, k_hi = np.interp(T, expiries, lo), np.interp(T, expiries, hi)
-    return ((T < expiries[0] - _T_EPS) | (T > expiries[-1] + _T_EPS) | (k < k_lo - 1e-12) | (k > k_hi + 1e-12))
+    return outside_quoted(*quoted_bounds(used["T"].to_numpy(np.float64), used["k"].to_numpy(np.float64)), T, k)
 
 
 def _with_weights_hint(exc: WeightsError, method: str) -> WeightsError:
