@@ -1,11 +1,8 @@
 """The served app in a real browser: every page renders its figures, with no exception box."""
 import time
 
-import pytest
-
+from tests.app.browser_marks import BROWSER_MARKS
 from tools.browser import (
-    CHROMEDRIVER,
-    CHROMIUM,
     MIN_CHARTS,
     MIN_TABLES,
     PAGES,
@@ -17,12 +14,7 @@ from tools.browser import (
     wait_for_page,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                       reason="needs Debian's chromium and chromium-driver (/usr/bin/chromium, "
-                              "/usr/bin/chromedriver): apt-get install -y chromium chromium-driver"),
-]
+pytestmark = BROWSER_MARKS
 
 
 def test_every_page_renders_in_headless_chromium(tmp_path):

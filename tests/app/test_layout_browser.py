@@ -3,11 +3,8 @@ headless Chromium: nothing overflows its column, no two panel titles overlap (DO
 and the smiles' truth line and quote markers stand out from the page's background."""
 import time
 
-import pytest
-
+from tests.app.browser_marks import BROWSER_MARKS
 from tools.browser import (
-    CHROMEDRIVER,
-    CHROMIUM,
     MIN_CHARTS,
     MIN_TABLES,
     PAGES,
@@ -23,12 +20,7 @@ from tools.browser import (
     wait_for_page,
 )
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                       reason="needs Debian's chromium and chromium-driver (/usr/bin/chromium, "
-                              "/usr/bin/chromedriver): apt-get install -y chromium chromium-driver"),
-]
+pytestmark = BROWSER_MARKS
 MIN_CONTRAST = 3.0   # WCAG's minimum for graphics against their background
 
 
