@@ -361,6 +361,20 @@ def _measure(repeats: int) -> None:
             driver.quit()
 
 
+def layout_pass(driver, url: str):
+    """Every page at every width, light and dark: yields (name, width, scheme, page report, screenshot
+    path) once the page has rendered and plotly has laid out its annotations."""
+    for scheme in SCHEMES:
+        set_scheme(driver, scheme)
+        for width in WIDTHS:
+            driver.set_window_size(width, 1200)
+            for name, path in PAGES.items():
+                driver.get(f"{url}/{path}")
+                report = wait_for_page(driver, MIN_CHARTS[name], TITLES[name], min_tables=MIN_TABLES[name])
+                time.sleep(1.0)   # plotly lays out its annotations after the first paint
+                yield name, width, scheme, report, screenshot(driver, f"{name}-{width}-{scheme}", width)
+
+
 if __name__ == "__main__":
     import tempfile
 
@@ -378,15 +392,7 @@ if __name__ == "__main__":
                 report = wait_for_page(driver, MIN_CHARTS[name], TITLES[name], min_tables=MIN_TABLES[name])
                 print(name, report, screenshot(driver, name))
             if "--layout" in sys.argv:   # every page at every width, light and dark, with the layout checks
-                for scheme in SCHEMES:
-                    set_scheme(driver, scheme)
-                    for width in WIDTHS:
-                        driver.set_window_size(width, 1200)
-                        for name, path in PAGES.items():
-                            driver.get(f"{url}/{path}")
-                            wait_for_page(driver, MIN_CHARTS[name], TITLES[name], min_tables=MIN_TABLES[name])
-                            time.sleep(1.0)
-                            print(name, width, scheme, layout_report(driver),
-                                  screenshot(driver, f"{name}-{width}-{scheme}", width))
+                for name, width, scheme, _, shot in layout_pass(driver, url):
+                    print(name, width, scheme, layout_report(driver), shot)
         finally:
             driver.quit()

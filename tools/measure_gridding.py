@@ -15,8 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.engine.grid import K_GRID, T_GRID  # noqa: E402
-from core.engine.grid import DK, DT  # noqa: E402
+from core.engine.grid import DK, DT, K_GRID, T_GRID  # noqa: E402
 from core.engine.grid_read import inside_grid  # noqa: E402
 from core.quotes.gridding import grid_quotes  # noqa: E402
 from core.synth.chains import ChainSpec, make_chain, surface_function  # noqa: E402

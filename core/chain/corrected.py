@@ -16,10 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import erfcx
-
 from core.chain.build import CAL_CHECK_MARGIN, N_RECHECK, W_FLOOR, dense_k
 from core.chain.prices import log_otm_price
+from core.chain.svi import decreasing_margin, durrleman_g
 from core.chain.surface import SliceSurface
 
 FACTORS = (1.0, 0.5, 0.25, 0.0)   # shares of the correction tried, in order
@@ -61,10 +60,7 @@ def smile_ok(slice_, k_check: np.ndarray, w_floor: float, w_cap: np.ndarray | No
         return False
     w1 = (wp - wm) / (2 * _H_K)
     w2 = (wp - 2 * w + wm) / _H_K**2
-    g = (1.0 - k_check * w1 / (2.0 * w)) ** 2 - 0.25 * w1 * w1 * (1.0 / w + 0.25) + 0.5 * w2
-    s = np.sqrt(w)
-    mills = np.sqrt(np.pi / 2.0) * erfcx((k_check / s + 0.5 * s) / np.sqrt(2.0))
-    return bool((g >= 0.0).all() and (1.0 - w1 / (2.0 * s * mills) >= 0.0).all())
+    return bool((durrleman_g(k_check, w, w1, w2) >= 0.0).all() and (decreasing_margin(k_check, w, w1) >= 0.0).all())
 
 
 def _tries(cands) -> list:

@@ -50,21 +50,32 @@ def _parts(p, k):
     return k, w, b * (rho + x / r), b * sigma * sigma / r**3
 
 
-def svi_g(p, k) -> np.ndarray:
-    """Durrleman's g(k) for a raw-SVI slice; g >= 0 everywhere means no butterfly arbitrage."""
-    k, w, w1, w2 = _parts(p, k)
+def durrleman_g(k, w, w1, w2) -> np.ndarray:
+    """Durrleman's g(k) of any smile from its total variance w and the derivatives w', w'' in k;
+    g >= 0 everywhere means no butterfly arbitrage."""
     return (1.0 - k * w1 / (2.0 * w)) ** 2 - 0.25 * w1 * w1 * (1.0 / w + 0.25) + 0.5 * w2
 
 
-def svi_decreasing(p, k) -> np.ndarray:
+def decreasing_margin(k, w, w1) -> np.ndarray:
     """1 - (dC/dk from w') / (dC/dk from k): >= 0 exactly where the call price does not rise with
     the strike. dC/dK = -N(d2) + phi(d2) w' / (2 sqrt w), so the margin is
     1 - w' / (2 sqrt(w) R(d2)) with Mills' ratio R(d2) = N(d2) / phi(d2) = sqrt(pi / 2) erfcx(-d2 / sqrt 2).
     g >= 0 alone does not imply it on a finite strike range."""
-    k, w, w1, _ = _parts(p, k)
     s = np.sqrt(w)
     mills = np.sqrt(np.pi / 2.0) * erfcx((k / s + 0.5 * s) / np.sqrt(2.0))
     return 1.0 - w1 / (2.0 * s * mills)
+
+
+def svi_g(p, k) -> np.ndarray:
+    """Durrleman's g(k) for a raw-SVI slice (analytic derivatives)."""
+    k, w, w1, w2 = _parts(p, k)
+    return durrleman_g(k, w, w1, w2)
+
+
+def svi_decreasing(p, k) -> np.ndarray:
+    """``decreasing_margin`` of a raw-SVI slice (analytic derivatives)."""
+    k, w, w1, _ = _parts(p, k)
+    return decreasing_margin(k, w, w1)
 
 
 @dataclass(frozen=True)

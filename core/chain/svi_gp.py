@@ -24,11 +24,11 @@ from core.chain.build import build_surface
 from core.chain.corrected import correct_surface
 from core.chain.gp_residual import GPConfig, choose_hyper, fit_slice_gp, quote_noise_iv, warp
 from core.chain.types import ChainQuotes
+from core.engine.conformal import Z80, Z95
 
 SMOOTHER = (2.0, 4.0)      # length-scale multiples tried when a slice's correction breaks butterfly
 N_RETRY = 481              # penalty points of the refit before a slice falls back (core.chain.build)
 MIN_QUOTES_GP = 3          # an expiry with fewer quotes keeps its bare SVI slice
-_Z80, _Z95 = 1.2815515655446004, 1.959963984540054
 
 
 def _conformal_scale(z: np.ndarray) -> float:
@@ -36,7 +36,7 @@ def _conformal_scale(z: np.ndarray) -> float:
     if z.size < 10:
         return 1.0
     a = np.abs(z)
-    return float(0.5 * (np.quantile(a, 0.8) / _Z80 + np.quantile(a, 0.95) / _Z95))
+    return float(0.5 * (np.quantile(a, 0.8) / Z80 + np.quantile(a, 0.95) / Z95))
 
 
 def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, method: str = "svi_gp", ask=None):

@@ -118,10 +118,13 @@ def from_frame(table: pd.DataFrame) -> ChainQuotes:
                        weight=np.where(np.isfinite(weight) & (weight >= 1), weight, 1.0))
 
 
+CHAIN_STATUSES = ("used", "outside")   # importer rows a chain repair uses (outside: beyond the 13 x 17 grid only)
+
+
 def from_quoteset(quotes, include_outside: bool = True) -> ChainQuotes:
     """ChainQuotes from a ``core.quotes.read.QuoteSet``: the rows with status ``used`` and, unless
     ``include_outside`` is False, ``outside`` (valid quotes beyond the 13 x 17 grid's reach)."""
-    keep = ("used", "outside") if include_outside else ("used",)
+    keep = CHAIN_STATUSES if include_outside else ("used",)
     table = quotes.table[quotes.table["status"].isin(keep)]
     if len(table) == 0:
         raise ValueError(f"{quotes.report.source}: no usable quotes")

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from core.chain.methods import DEFAULT_CHAIN_METHOD, get_chain_method
-from core.chain.types import from_quoteset
+from core.chain.types import CHAIN_STATUSES, from_quoteset
 from core.quotes.read import as_quoteset
 
 VALUE_COLUMNS = ("iv", "price_input", "bid", "ask")
@@ -68,15 +68,14 @@ class ChainRepair:
         return lines + self.notes
 
 
-def _stale_columns(table: pd.DataFrame, surface) -> tuple:
-    """Chain stale scores (core.chain.stale) mapped back onto the table's rows."""
+def _stale_columns(table: pd.DataFrame, chain, surface) -> tuple:
+    """Chain stale scores (core.chain.stale) of ``chain`` (from_quoteset of ``table``: its rows with
+    status used or outside, in order) mapped back onto the table's rows."""
     from core.chain.stale import stale_scores
-    from core.chain.types import from_frame
 
-    rows = np.flatnonzero(table["status"].isin(("used", "outside")).to_numpy())
+    rows = np.flatnonzero(table["status"].isin(CHAIN_STATUSES).to_numpy())
     score, flag = np.full(len(table), np.nan), np.zeros(len(table), bool)
-    if rows.size:
-        score[rows], flag[rows] = stale_scores(from_frame(table.iloc[rows]), surface)
+    score[rows], flag[rows] = stale_scores(chain, surface)
     return score, flag
 
 
@@ -112,7 +111,7 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
     qt.loc[query, "status"] = "query"
     qt.loc[query, "reason"] = "query: no quote, a repaired value asked for"
     if stale:
-        qt["stale_score"], qt["stale_flag"] = _stale_columns(table, surface)
+        qt["stale_score"], qt["stale_flag"] = _stale_columns(table, chain, surface)
     notes = [f"warning: {chain_method.warning}"] if chain_method.warning else []
     return ChainRepair(quotes=quotes, surface=surface, quote_table=qt, grid_table=surface.table(),
                        params=surface.params(), dense=dense_check(surface), method=method, notes=notes)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+# Two-sided normal quantiles of the 80 % and 95 % intervals: norm.ppf(0.9), norm.ppf(0.975).
+Z80, Z95 = 1.2815515655446004, 1.959963984540054
 DEFAULT_LEVELS = (0.10, 0.20, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 0.95, 0.99)
 
 

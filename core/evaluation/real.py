@@ -29,12 +29,12 @@ import numpy as np
 
 from core.chain.methods import CHAIN_METHODS, get_chain_method
 from core.chain.types import ChainQuotes
+from core.engine.conformal import Z80, Z95
 from core.settings import REPO_ROOT
 
 PROTOCOLS = ("random", "wing", "expiry")
 RANDOM_FRACTION = 0.2
 WING_FRACTION = 0.25
-Z80, Z95 = 1.2815515655446004, 1.959963984540054   # two-sided normal quantiles of the intervals
 MIN_VISIBLE = 3           # quotes an expiry keeps under the wing protocol
 DEFAULT_JSON = REPO_ROOT / "out" / "real_benchmark.json"
 

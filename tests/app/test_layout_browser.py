@@ -6,12 +6,9 @@ import time
 from tests.app.browser_marks import BROWSER_MARKS
 from tools.browser import (
     MIN_CHARTS,
-    MIN_TABLES,
-    PAGES,
-    SCHEMES,
     TITLES,
-    WIDTHS,
     chromium,
+    layout_pass,
     layout_report,
     screenshot,
     served_app,
@@ -29,29 +26,21 @@ def test_every_page_at_every_width_and_scheme(tmp_path):
     with served_app() as (url, _):
         driver = chromium(tmp_path / "profile")
         try:
-            for scheme in SCHEMES:
-                set_scheme(driver, scheme)
-                for width in WIDTHS:
-                    driver.set_window_size(width, 1200)
-                    for name, path in PAGES.items():
-                        driver.get(f"{url}/{path}")
-                        report = wait_for_page(driver, MIN_CHARTS[name], TITLES[name], min_tables=MIN_TABLES[name])
-                        time.sleep(1.0)   # plotly lays out its annotations after the first paint
-                        shot = screenshot(driver, f"{name}-{width}-{scheme}", width)
-                        where = f"{name} at {width} px, {scheme} ({shot.name})"
-                        if report["exceptions"] or not report["on_page"]:
-                            problems.append(f"{where}: did not render")
-                            continue
-                        found = layout_report(driver)
-                        problems += [f"{where}: overflows its column: {x}" for x in found["overflow"]]
-                        problems += [f"{where}: panel titles overlap: {x}" for x in found["overlaps"]]
-                        problems += [f"{where}: {what} {colour} has contrast {ratio:.2f} on {found['background']}"
-                                     for what, colour, ratio in found["contrast"] if ratio < MIN_CONTRAST]
-                        if width >= 1280:   # a phone scrolls wide tables; a laptop should not need to
-                            problems += [f"{where}: columns out of view in {x}" for x in found["hidden_columns"]]
-                        if name in ("explorer", "quotes"):
-                            assert {w for w, _, _ in found["contrast"]} >= ({"truth", "quotes"} if name == "explorer"
-                                                                             else {"quotes"}), where
+            for name, width, scheme, report, shot in layout_pass(driver, url):
+                where = f"{name} at {width} px, {scheme} ({shot.name})"
+                if report["exceptions"] or not report["on_page"]:
+                    problems.append(f"{where}: did not render")
+                    continue
+                found = layout_report(driver)
+                problems += [f"{where}: overflows its column: {x}" for x in found["overflow"]]
+                problems += [f"{where}: panel titles overlap: {x}" for x in found["overlaps"]]
+                problems += [f"{where}: {what} {colour} has contrast {ratio:.2f} on {found['background']}"
+                             for what, colour, ratio in found["contrast"] if ratio < MIN_CONTRAST]
+                if width >= 1280:   # a phone scrolls wide tables; a laptop should not need to
+                    problems += [f"{where}: columns out of view in {x}" for x in found["hidden_columns"]]
+                if name in ("explorer", "quotes"):
+                    assert {w for w, _, _ in found["contrast"]} >= ({"truth", "quotes"} if name == "explorer"
+                                                                     else {"quotes"}), where
             # The mask editor at 1280 px: every k column in view (it cut off k >= +0.28).
             set_scheme(driver, "light")
             driver.set_window_size(1280, 1200)

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from core.engine.grid import K_GRID, T_GRID
-from core.engine.grid import DK, DT
+from core.engine.grid import DK, DT, K_GRID, T_GRID
 from core.engine.grid_read import K_CATCHMENT, T_CATCHMENT, inside_grid, iv_at, values_at
 from core.quotes.gridding import grid_quotes, leave_one_out
 from core.synth.families import generate
