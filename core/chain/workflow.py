@@ -128,11 +128,9 @@ def chain_files(result: ChainRepair, fmt: str = "csv") -> dict:
     ``fmt`` ("csv", "parquet" or "both"), and dense_check.json (the summary and the dense check)."""
     import json
 
-    from core.quotes.export import table_bytes
+    from core.quotes.export import table_files
 
-    formats = ("csv", "parquet") if fmt == "both" else (fmt,)
-    files = {f"{name}.{f}": table_bytes(frame, f) for f in formats
-             for name, frame in (("quotes", result.quote_table), ("grid", result.grid_table), ("params", result.params))}
+    files = table_files({"quotes": result.quote_table, "grid": result.grid_table, "params": result.params}, fmt)
     files["dense_check.json"] = (json.dumps(chain_report(result), indent=2, default=str) + "\n").encode()
     return files
 

@@ -115,13 +115,18 @@ def write_files(out_dir, files: dict) -> list:
             tmp.unlink(missing_ok=True)
 
 
-def write_outputs(result, out_dir, fmt: str = "both") -> list:
-    """Write every table of ``result`` (a QuoteRepair) into ``out_dir``; returns the paths written
-    (atomically, symlinks refused: see write_files)."""
+def table_files(frames: dict, fmt: str) -> dict:
+    """{"<name>.<csv|parquet>": bytes} for each {name: DataFrame}, in ``fmt`` ("csv", "parquet" or "both")."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
     kinds = ("csv", "parquet") if fmt == "both" else (fmt,)
-    files = {f"{name}.{kind}": table_bytes(frame, kind) for name, frame in _frames(result).items() for kind in kinds}
+    return {f"{name}.{kind}": table_bytes(frame, kind) for name, frame in frames.items() for kind in kinds}
+
+
+def write_outputs(result, out_dir, fmt: str = "both") -> list:
+    """Write every table of ``result`` (a QuoteRepair) into ``out_dir``; returns the paths written
+    (atomically, symlinks refused: see write_files)."""
+    files = table_files(_frames(result), fmt)
     files["report.json"] = (json.dumps(report_dict(result), indent=2) + "\n").encode("utf-8")
     return write_files(out_dir, files)
 
