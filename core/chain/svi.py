@@ -25,7 +25,12 @@ _W_EPS = 1e-12           # w below this counts as this in g and the slope test (
 MAX_ITER = 100         # SQP iterations per polished start
 N_POLISH = 2           # starts polished at most (lowest initial cost first; the next if it fails)
 WARM_ITER = 30         # SQP iterations from a warm start
-SQP_FTOL = 1e-12       # SLSQP's tolerance on the cost (cost ~ 1e-3 on real chains: 9 digits)
+QE_GRID = 12           # start: (m, log sigma) grid points per axis ...
+QE_LOCAL = 5           # ... then local grids of QE_LOCAL x QE_LOCAL ...
+QE_ROUNDS = 8          # ... this many, each QE_SHRINK times finer (step ~ 1e-4 of the first)
+QE_SHRINK = 3.0
+SQP_FTOL = 1e-10       # SLSQP's absolute tolerance on the cost 0.5 sum (weight x vol error)^2: ~1e-3 on
+                       # SPX, same fits as 1e-12 there with a third fewer evaluations (measured)
 
 
 def _unpack(p):
@@ -126,24 +131,28 @@ def _linear_part(k, w, wt, m, sigma) -> tuple:
 
 
 def quasi_explicit(d: SliceData) -> np.ndarray:
-    """Start point in slope form: (m, sigma) on a grid, then Nelder-Mead, (a, u, v) linear."""
+    """Start point in slope form: (a, u, v) linear for each (m, sigma), (m, sigma) from a coarse
+    grid refined by QE_ROUNDS local grids around the best, each QE_SHRINK times finer (every
+    grid one batched linear solve; a Nelder-Mead here cost about 120 sequential solves)."""
     w = d.iv**2 * d.T
     wt = d.weight / (2.0 * np.sqrt(w * d.T))       # w misfit -> vol misfit, to first order
     lo, hi = float(d.k.min()), float(d.k.max())
-    M, S = np.meshgrid(np.linspace(lo, hi, 12), np.geomspace(1e-3, 2.0, 12))
-    _, sse = _linear_part(d.k, w, wt, M.ravel(), S.ravel())
-    j = int(np.argmin(sse))
-
-    def unpack(z):
-        return np.clip(z[0], lo - 0.5, hi + 0.5), np.exp(np.clip(z[1], np.log(1e-3), np.log(3.0)))
-
-    def cost(z):
-        m, s = unpack(z)
-        return _linear_part(d.k, w, wt, np.array([m]), np.array([s]))[1][0]
-
-    z = minimize(cost, [M.ravel()[j], np.log(S.ravel()[j])], method="Nelder-Mead",
-                 options={"xatol": 1e-4, "fatol": 1e-12, "maxiter": 120}).x
-    m, s = unpack(z)
+    m_lo, m_hi, ls_lo, ls_hi = lo - 0.5, hi + 0.5, np.log(1e-3), np.log(3.0)
+    M, LS = np.meshgrid(np.linspace(lo, hi, QE_GRID), np.linspace(np.log(1e-3), np.log(2.0), QE_GRID))
+    M, LS = M.ravel(), LS.ravel()
+    step = np.array([(hi - lo) / (QE_GRID - 1), (np.log(2.0) - np.log(1e-3)) / (QE_GRID - 1)])
+    offsets = np.stack(np.meshgrid(*(np.linspace(-1.0, 1.0, QE_LOCAL),) * 2), -1).reshape(-1, 2)
+    best = None
+    for _ in range(QE_ROUNDS + 1):
+        _, sse = _linear_part(d.k, w, wt, M, np.exp(LS))
+        j = int(np.argmin(sse))
+        if best is None or sse[j] <= best[0]:
+            best = (sse[j], M[j], LS[j])
+        # the next grid spans one old step either side of the best point
+        M = np.clip(best[1] + step[0] * offsets[:, 0], m_lo, m_hi)
+        LS = np.clip(best[2] + step[1] * offsets[:, 1], ls_lo, ls_hi)
+        step = step / QE_SHRINK
+    m, s = float(best[1]), float(np.exp(best[2]))
     (a, u, v), = _linear_part(d.k, w, wt, np.array([m]), np.array([s]))[0]
     return np.array([a, u, v, m, s])
 
@@ -188,23 +197,38 @@ def _fit_and_shortfalls(Q, d: SliceData, w_floor, w_cap, sqrt_T) -> tuple:
     a, u, v, m, s = (Q[:, i, None] for i in range(5))
     b = 0.5 * (u + v)
 
-    def smile(k):
-        """w, w', w'' at k and d(w, w', w'')/dq, each (B, len(k), 5)."""
+    def smile(k, derivatives: bool = True):
+        """w at k and dw/dq (B, len(k), 5); with ``derivatives`` also w', w'' and theirs."""
         x = k[None, :] - m
         r = np.sqrt(x * x + s * s)
-        xr, r3 = x / r, r**3
         w = a + 0.5 * u * (r + x) + 0.5 * v * (r - x)
+        xr = x / r
         w1 = 0.5 * u * (1.0 + xr) - 0.5 * v * (1.0 - xr)
+        dw = np.empty(x.shape + (5,))
+        dw[..., 0] = 1.0
+        dw[..., 1] = 0.5 * (r + x)
+        dw[..., 2] = 0.5 * (r - x)
+        dw[..., 3] = -w1
+        dw[..., 4] = b * s / r
+        if not derivatives:
+            return w, dw
+        r3 = r**3
         w2 = b * s * s / r3
-        one, zero = np.ones_like(x), np.zeros_like(x)
-        dw = np.stack([one, 0.5 * (r + x), 0.5 * (r - x), -w1, b * s / r], -1)
-        dw1 = np.stack([zero, 0.5 * (1.0 + xr), -0.5 * (1.0 - xr), -w2, -b * x * s / r3], -1)
-        half = 0.5 * s * s / r3
-        dw2 = np.stack([zero, half, half, 3.0 * w2 * x / (r * r), b * s * (2.0 * r * r - 3.0 * s * s) / (r3 * r * r)], -1)
+        dw1 = np.empty_like(dw)
+        dw1[..., 0] = 0.0
+        dw1[..., 1] = 0.5 * (1.0 + xr)
+        dw1[..., 2] = -0.5 * (1.0 - xr)
+        dw1[..., 3] = -w2
+        dw1[..., 4] = -b * x * s / r3
+        dw2 = np.empty_like(dw)
+        dw2[..., 0] = 0.0
+        dw2[..., 1] = dw2[..., 2] = 0.5 * s * s / r3
+        dw2[..., 3] = 3.0 * w2 * xr / r
+        dw2[..., 4] = b * s * (2.0 * r * r - 3.0 * s * s) / (r3 * r * r)
         return w, w1, w2, dw, dw1, dw2
 
     k = d.k
-    w, _, _, dw, _, _ = smile(k)
+    w, dw = smile(k, derivatives=False)
     wq = np.maximum(w, 1e-14)
     fit = d.weight * (np.sqrt(wq) / sqrt_T - d.iv)
     J_fit = (np.where(w > 1e-14, d.weight / (2.0 * np.sqrt(wq) * sqrt_T), 0.0))[..., None] * dw
