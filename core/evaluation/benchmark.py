@@ -3,7 +3,8 @@
 ``python -m core.benchmark`` scores every method on 200 test surfaces per cell (``--n-test``),
 prints the post's three tables (missing-point RMSE, diagnostics, downstream SVI) with the best in
 each row marked, and writes the JSON of the GUIDE's contract (``--json PATH``). ``--train``
-retrains the CNN first; ``--speed`` times every method instead.
+retrains the CNN first; ``--speed`` times every method instead; ``--speed-chain`` times the chain
+path end to end on a synthetic chain of about 6,500 quotes (issue 11's target).
 
 Test seeds are the reference's (surfaces 1001-1004, masks 2001-2004, noise 3000-3003, stale
 injection 3401-3404); no training or model selection uses them.
@@ -350,6 +351,61 @@ def format_speed(result: dict) -> str:
     return "\n".join(lines)
 
 
+# the issue 11 speed target: a chain of about this many quotes, read to outputs written
+CHAIN_SPEED_ROWS = 6500
+CHAIN_SPEED_BASE_ROWS = 1453       # quotes of core.synth.chains' default spec (strike_step_factor 1)
+
+
+def speed_chain_file(directory, rows: int = CHAIN_SPEED_ROWS) -> Path:
+    """A synthetic SSVI chain of about ``rows`` quotes (a finer strike ladder than the default
+    spec, bid-ask in vol) written as a quote CSV in ``directory``; returns its path."""
+    from core.synth.chains import ChainSpec, make_chain, surface_function
+
+    spec = ChainSpec(noise_bp=5.0, half_spread_noise=3.0, strike_step_factor=CHAIN_SPEED_BASE_ROWS / rows)
+    df = make_chain(surface_function("ssvi", 1), spec, seed=1)
+    path = Path(directory) / f"speed_chain_{rows}.csv"
+    df.drop(columns=["iv_true", "is_stale"]).to_csv(path, index=False)
+    return path
+
+
+def speed_chain(methods=("svi_gp", "svi_fit"), rows: int = CHAIN_SPEED_ROWS, repeats: int = 3) -> dict:
+    """Seconds per chain repair end to end (core.chain.workflow: read the file, fit, quote table with
+    stale scores, dense export, dense check, outputs written), median over ``repeats`` after one
+    warm-up run (imports, caches), on a synthetic chain of about ``rows`` quotes; with the load
+    average (1 min) before and after, since shared cores make absolute seconds noisy."""
+    import tempfile
+
+    from core.chain.workflow import repair_chain, write_chain_outputs
+
+    out = {"cpu_count": os.cpu_count(), "rows": rows, "repeats": repeats, "methods": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = speed_chain_file(tmp, rows)
+        out["load_before"] = os.getloadavg()[0]
+        for m in methods:
+            times = []
+            for i in range(repeats + 1):
+                t0 = time.perf_counter()
+                result = repair_chain(path, method=m)
+                write_chain_outputs(result, Path(tmp) / f"out_{m}")
+                if i:                                      # run 0 is the warm-up
+                    times.append(time.perf_counter() - t0)
+            out["n_quotes"] = int(len(result.quote_table))
+            out["methods"][m] = {"seconds": float(np.median(times)), "dense_ok": bool(result.dense.ok),
+                                 "n_expiries": int(result.surface.expiries.size)}
+        out["load_after"] = os.getloadavg()[0]
+    return out
+
+
+def format_speed_chain(result: dict) -> str:
+    lines = [f"Chain speed: a synthetic chain of {result['n_quotes']} quotes, read to outputs written "
+             f"(median of {result['repeats']}), {result['cpu_count']} cores, load average "
+             f"{result['load_before']:.2f} before / {result['load_after']:.2f} after",
+             f"{'method':12s} {'seconds':>8s} {'expiries':>9s} {'dense ok':>9s}"]
+    for m, s in result["methods"].items():
+        lines.append(f"{m:12s} {s['seconds']:8.2f} {s['n_expiries']:9d} {str(s['dense_ok']):>9s}")
+    return "\n".join(lines)
+
+
 def main(argv=None, train_cnn=None) -> int:
     """The benchmark command; ``train_cnn`` (core.training.cnn.main, given by core.benchmark) runs
     ``--train``."""
@@ -370,6 +426,12 @@ def main(argv=None, train_cnn=None) -> int:
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     parser.add_argument("--train", action="store_true", help="retrain the CNN first (writes weights/cnn.pt)")
     parser.add_argument("--speed", action="store_true", help="time each method instead of scoring")
+    parser.add_argument("--speed-chain", action="store_true",
+                        help=f"time the chain path end to end on a synthetic chain of --chain-rows quotes instead")
+    parser.add_argument("--chain-rows", type=int, default=CHAIN_SPEED_ROWS,
+                        help=f"quotes of the --speed-chain chain (default {CHAIN_SPEED_ROWS})")
+    parser.add_argument("--chain-methods", default="svi_gp,svi_fit", help="chain methods --speed-chain times")
+    parser.add_argument("--repeats", type=int, default=3, help="--speed-chain runs per method (median)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on a busy 2-core machine two threads oversubscribe "
                              "and ran several times slower, measured)")
@@ -384,6 +446,10 @@ def main(argv=None, train_cnn=None) -> int:
         parser.error("--n-test must be at least 2 (a standard error needs two surfaces)")
     if args.speed:
         print(format_speed(speed(methods)))
+        return 0
+    if args.speed_chain:
+        print(format_speed_chain(speed_chain(tuple(m for m in args.chain_methods.split(",") if m),
+                                             args.chain_rows, args.repeats)))
         return 0
     if args.train:
         if train_cnn is None:
