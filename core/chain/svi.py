@@ -115,19 +115,29 @@ def to_slopes(p) -> np.ndarray:
 
 def _linear_part(k, w, wt, m, sigma) -> tuple:
     """For each (m, sigma) pair, the weighted least-squares (a, u, v) with the slopes clipped to
-    [0, LEE_BOUND] (Zeliade's quasi-explicit step): (G, 3) coefficients and (G,) sums of squares."""
+    [0, LEE_BOUND] (Zeliade's quasi-explicit step): (G, 3) coefficients and (G,) sums of squares.
+    The 3 x 3 normal equations are built from weighted sums (matrix-vector products), not from the
+    (G, n, 3) design: the same numbers for a fraction of the time on a few hundred quotes."""
     x = k[None, :] - m[:, None]
     r = np.sqrt(x * x + sigma[:, None] ** 2)
-    X = np.stack([np.ones_like(x), 0.5 * (r + x), 0.5 * (r - x)], -1) * wt[None, :, None]
-    y = w * wt
-    A = np.einsum("gni,gnj->gij", X, X) + 1e-14 * np.eye(3)
-    coef = np.linalg.solve(A, np.einsum("gni,n->gi", X, y)[..., None])[..., 0]
+    p, q = 0.5 * (r + x), 0.5 * (r - x)            # the columns of u and v; a's column is 1
+    w2 = wt * wt
+    y = w * w2
+    s1, sp, sq = w2.sum(), p @ w2, q @ w2
+    spp, sqq, spq = (p * p) @ w2, (q * q) @ w2, (p * q) @ w2
+    A = np.empty((m.size, 3, 3))
+    A[:, 0, 0], A[:, 1, 1], A[:, 2, 2] = s1, spp, sqq
+    A[:, 0, 1] = A[:, 1, 0] = sp
+    A[:, 0, 2] = A[:, 2, 0] = sq
+    A[:, 1, 2] = A[:, 2, 1] = spq
+    rhs = np.stack([np.full(m.size, y.sum()), p @ y, q @ y], -1)
+    coef = np.linalg.solve(A + 1e-14 * np.eye(3), rhs[..., None])[..., 0]
     slopes = np.clip(coef[:, 1:], 0.0, LEE_BOUND)
     # a re-solved for the clipped slopes: its least-squares value given them
-    rest = y[None, :] - np.einsum("gnj,gj->gn", X[..., 1:], slopes)
-    a = (rest * X[..., 0]).sum(1) / np.maximum((X[..., 0] ** 2).sum(1), 1e-300)
+    a = (rhs[:, 0] - slopes[:, 0] * sp - slopes[:, 1] * sq) / max(s1, 1e-300)
     coef = np.column_stack([a, slopes])
-    return coef, ((np.einsum("gnj,gj->gn", X, coef) - y[None, :]) ** 2).sum(1)
+    resid = (a[:, None] + slopes[:, :1] * p + slopes[:, 1:] * q - w[None, :]) * wt[None, :]
+    return coef, np.einsum("gn,gn->g", resid, resid)
 
 
 def quasi_explicit(d: SliceData) -> np.ndarray:
