@@ -123,7 +123,7 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         nz = noise[g] * noise_mult
         gps.append(fit_slice_gp(quotes.k[g], r_iv[g], nz, float(sqrt_theta[i]), amp, length, cfg, step))
         local_noise[i] = float(np.median(nz))
-    cands = [None if gp is None else [gp.mean] + [gp.with_length(f, r_iv[g]).mean for f in SMOOTHER]
+    cands = [None if gp is None else [_remember(gp.mean)] + [_remember(gp.with_length(f, r_iv[g]).mean) for f in SMOOTHER]
              for gp, g in zip(gps, groups)]
     surface = correct_surface(backbone, cands, method=method, theta_interp=cfg.theta_interp)
     # where the re-check cut a slice's correction, the surface is not the GP mean: the part left
@@ -148,6 +148,24 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
     # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
     surface.backbone = backbone
     return surface
+
+
+def _remember(fn, size: int = 4):
+    """fn(k) keeping its last ``size`` results (read-only arrays): the re-check evaluates a
+    residual at the same dense k set for each share tried and again as the next slice's cap."""
+    memo = {}
+
+    def call(k):
+        k = np.asarray(k, np.float64)
+        key = (k.shape, k.tobytes())
+        if key not in memo:
+            if len(memo) >= size:
+                memo.pop(next(iter(memo)))
+            memo[key] = np.asarray(fn(k))
+            memo[key].setflags(write=False)
+        return memo[key]
+
+    return call
 
 
 def term_sd_iv(E: np.ndarray, theta: np.ndarray) -> float:
