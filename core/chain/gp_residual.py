@@ -146,23 +146,29 @@ def choose_hyper(slices: list, has_spread: bool) -> tuple:
     noises = (1.0,) if has_spread else NOISE_DEFAULTS_IV
     grid = [(amp, length, nz, step) for amp in AMPS_IV for length in LENGTHS_U for nz in noises for step in STEPS_IV]
     # the kernel's exponentials depend on the length only and the step's outer product on no
-    # hyperparameter: computed once, not per grid point (the same floating-point operations as
-    # _factor's, so the same likelihoods; they were most of the svi_gp fit's time, measured)
+    # hyperparameter: computed once per length, not per grid point, and each matrix assembled in
+    # place (the same floating-point operations as _factor's, so the same likelihoods; per grid
+    # point they were most of the svi_gp fit's time, measured)
     sides = [np.outer(_side(u), _side(u)) for u, _, _ in slices]
-    units = {}
+    lls = {}
     for length in LENGTHS_U:
-        units[length] = []
+        units = []
         for u, _, _ in slices:
             d = (u[:, None] - u[None, :]) / length
-            units[length].append(np.exp(-0.5 * d * d))
+            units.append(np.exp(-0.5 * d * d))
+        for amp, _, nz, step in (h for h in grid if h[1] == length):
+            total = 0.0
+            for (u, r, noise), unit, side in zip(slices, units, sides):
+                K = np.multiply(amp * amp, unit)
+                K += step * step * side
+                K[np.diag_indices_from(K)] += (noise * nz) ** 2
+                c = cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
+                total += -0.5 * r @ cho_solve(c, r, check_finite=False) - np.log(np.diag(c[0])).sum()
+            lls[(amp, length, nz, step)] = float(total)
     best, best_ll = None, -np.inf
-    for amp, length, nz, step in grid:
-        total = 0.0
-        for (u, r, noise), unit, side in zip(slices, units[length], sides):
-            c = cho_factor(amp * amp * unit + step * step * side + np.diag((noise * nz) ** 2), lower=True)
-            total += -0.5 * r @ cho_solve(c, r) - np.log(np.diag(c[0])).sum()
-        if float(total) > best_ll:
-            best, best_ll = (amp, length, nz, step), float(total)
+    for h in grid:
+        if lls[h] > best_ll:
+            best, best_ll = h, lls[h]
     return best
 
 
