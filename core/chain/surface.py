@@ -187,6 +187,12 @@ class SliceSurface:
         shape, Tf, kf = self._flat(T, k)
         return call_from_log_otm(kf, self._log_otm_and_w(Tf, kf, False)[0]).reshape(shape)
 
+    def call_and_w(self, T, k) -> tuple:
+        """(call, w) at (T, k) from one pass: ``call`` and ``w`` each price every point again."""
+        shape, Tf, kf = self._flat(T, k)
+        lp, w = self._log_otm_and_w(Tf, kf, True)
+        return call_from_log_otm(kf, lp).reshape(shape), w.reshape(shape)
+
     def sd(self, T, k) -> np.ndarray | None:
         if self.sd_fn is None:
             return None
@@ -222,10 +228,10 @@ class SliceSurface:
         lo, hi = self.k_domain
         k = np.linspace(lo - k_margin, hi + k_margin, n_k)
         TT, KK = np.meshgrid(np.asarray(T, np.float64), k, indexing="ij")
-        w = self.w(TT, KK)
+        call, w = self.call_and_w(TT, KK)
         sd = self.sd(TT, KK)
         return pd.DataFrame({"T": TT.ravel(), "k": KK.ravel(), "w": w.ravel(),
-                             "iv": np.sqrt(np.maximum(w, 0) / TT).ravel(), "call": self.call(TT, KK).ravel(),
+                             "iv": np.sqrt(np.maximum(w, 0) / TT).ravel(), "call": call.ravel(),
                              "sd": np.full(TT.size, np.nan) if sd is None else sd.ravel(),
                              "extrapolated": self.extrapolated(TT, KK).ravel()})
 

@@ -23,6 +23,7 @@ import numpy as np
 from core.chain.build import build_surface
 from core.chain.corrected import correct_surface
 from core.chain.gp_residual import GPConfig, choose_hyper, fit_slice_gp, quote_noise_iv, warp
+from core.chain.svi import PARAMS
 from core.chain.types import ChainQuotes
 from core.engine.conformal import Z80, Z95
 
@@ -138,7 +139,12 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         gap = gp.mean(quotes.k[g]) - applied
         gap_sd[i] = float(np.sqrt(np.mean(np.square(gap))))
         sd_i = np.hypot(_sd_at(gp, quotes.k[g], local_noise[i], 0.0), gap_sd[i])
-        z_loo.append((gp.loo_smooth(r_iv[g]) + gap) / sd_i)
+        # the GP's LOO leaves the quote in the SVI backbone, whose len(PARAMS) parameters per expiry
+        # absorb part of each quote's noise (in-sample residual variance ~ (1 - p / n) of the
+        # out-of-sample one): scaled back up, or a converged backbone fit makes the intervals too
+        # narrow (95 % covered 0.82 of held-out quotes on the small test chain, 0.90 with this)
+        dof = np.sqrt(g.size / max(g.size - len(PARAMS), 1))
+        z_loo.append((gp.loo_smooth(r_iv[g]) + gap) / sd_i * dof)
     scale = _conformal_scale(np.concatenate(z_loo))
     fill = np.nanmedian(local_noise)
     local_noise = np.hypot(np.where(np.isfinite(local_noise), local_noise, fill), gap_sd)

@@ -23,7 +23,10 @@ import pandas as pd
 
 from core.chain.methods import DEFAULT_CHAIN_METHOD, get_chain_method
 from core.chain.types import CHAIN_STATUSES, from_quoteset
+from core.engine.dense_check import N_STRIKES
 from core.quotes.read import as_quoteset
+
+GRID_STRIKES = max(201, N_STRIKES)   # strikes per time of the dense export, which the dense check reuses
 
 VALUE_COLUMNS = ("iv", "price_input", "bid", "ask")
 
@@ -83,8 +86,6 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
                  stale: bool = True) -> ChainRepair:
     """Read (if needed) and repair a quote file on its own domain (``method`` default
     DEFAULT_CHAIN_METHOD); see the module doc."""
-    from core.engine.dense_check import dense_check
-
     method = method or DEFAULT_CHAIN_METHOD
     chain_method = get_chain_method(method)
     quotes = as_quoteset(source, name, valuation_date)
@@ -113,8 +114,25 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
     if stale:
         qt["stale_score"], qt["stale_flag"] = _stale_columns(table, chain, surface)
     notes = [f"warning: {chain_method.warning}"] if chain_method.warning else []
-    return ChainRepair(quotes=quotes, surface=surface, quote_table=qt, grid_table=surface.table(),
-                       params=surface.params(), dense=dense_check(surface), method=method, notes=notes)
+    grid = surface.table(n_k=GRID_STRIKES)
+    return ChainRepair(quotes=quotes, surface=surface, quote_table=qt, grid_table=grid,
+                       params=surface.params(), dense=dense_from_table(surface, grid), method=method, notes=notes)
+
+
+def dense_from_table(surface, grid: pd.DataFrame):
+    """The dense check read off the dense export: the table's times are the check's (every expiry
+    and every midpoint) and its GRID_STRIKES >= N_STRIKES strikes span the same quoted domain, so
+    the check reuses its prices instead of pricing the surface again. Falls back to
+    ``dense_check`` when the table's set is not the check's."""
+    from core.engine.dense_check import check_times, check_values, dense_check
+
+    T, k = np.unique(grid["T"].to_numpy()), np.unique(grid["k"].to_numpy())
+    lo, hi = surface.k_domain
+    if (T.size * k.size != len(grid) or k.size < N_STRIKES or not np.array_equal(T, check_times(surface.expiries))
+            or not np.isclose(k[0], lo, rtol=0, atol=1e-12) or not np.isclose(k[-1], hi, rtol=0, atol=1e-12)):
+        return dense_check(surface)
+    shape = (T.size, k.size)
+    return check_values(T, k, grid["call"].to_numpy().reshape(shape), grid["w"].to_numpy().reshape(shape))
 
 
 def chain_report(result: ChainRepair) -> dict:

@@ -87,8 +87,16 @@ def dense_check(surface, n_strikes: int = N_STRIKES) -> DenseReport:
     T = check_times(surface.expiries)
     k = check_strikes(surface.k_bounds, n_strikes)
     TT, KK = np.meshgrid(T, k, indexing="ij")
-    call = np.asarray(surface.call(TT, KK), np.float64)
-    w = np.asarray(surface.w(TT, KK), np.float64)
+    if hasattr(surface, "call_and_w"):            # one pricing pass where the surface offers it
+        return check_values(T, k, *surface.call_and_w(TT, KK))
+    return check_values(T, k, surface.call(TT, KK), surface.w(TT, KK))
+
+
+def check_values(T, k, call, w) -> DenseReport:
+    """The dense check on values already computed: call prices and total variance (nT, nK) at the
+    sorted times T and strikes k (e.g. a surface's dense export, which has them on its own set)."""
+    T, k = np.asarray(T, np.float64), np.asarray(k, np.float64)
+    call, w = np.asarray(call, np.float64), np.asarray(w, np.float64)
     finite = np.isfinite(call) & np.isfinite(w)
     rising, concave, dslope = butterfly_counts(np.where(finite, call, 0.0), k)
     dw = np.diff(w, axis=0)
