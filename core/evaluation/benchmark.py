@@ -389,7 +389,7 @@ def speed_chain(methods=("svi_gp", "svi_fit"), rows: int = CHAIN_SPEED_ROWS, rep
                 write_chain_outputs(result, Path(tmp) / f"out_{m}")
                 if i:                                      # run 0 is the warm-up
                     times.append(time.perf_counter() - t0)
-            out["n_quotes"] = int(len(result.quote_table))
+            out["n_quotes"] = len(result.quote_table)
             out["methods"][m] = {"seconds": float(np.median(times)), "dense_ok": bool(result.dense.ok),
                                  "n_expiries": int(result.surface.expiries.size)}
         out["load_after"] = os.getloadavg()[0]
@@ -402,7 +402,7 @@ def format_speed_chain(result: dict) -> str:
              f"{result['load_before']:.2f} before / {result['load_after']:.2f} after",
              f"{'method':12s} {'seconds':>8s} {'expiries':>9s} {'dense ok':>9s}"]
     for m, s in result["methods"].items():
-        lines.append(f"{m:12s} {s['seconds']:8.2f} {s['n_expiries']:9d} {str(s['dense_ok']):>9s}")
+        lines.append(f"{m:12s} {s['seconds']:8.2f} {s['n_expiries']:9d} {s['dense_ok']!s:>9s}")
     return "\n".join(lines)
 
 
@@ -427,7 +427,7 @@ def main(argv=None, train_cnn=None) -> int:
     parser.add_argument("--train", action="store_true", help="retrain the CNN first (writes weights/cnn.pt)")
     parser.add_argument("--speed", action="store_true", help="time each method instead of scoring")
     parser.add_argument("--speed-chain", action="store_true",
-                        help=f"time the chain path end to end on a synthetic chain of --chain-rows quotes instead")
+                        help="time the chain path end to end on a synthetic chain of --chain-rows quotes instead")
     parser.add_argument("--chain-rows", type=int, default=CHAIN_SPEED_ROWS,
                         help=f"quotes of the --speed-chain chain (default {CHAIN_SPEED_ROWS})")
     parser.add_argument("--chain-methods", default="svi_gp,svi_fit", help="chain methods --speed-chain times")
