@@ -78,3 +78,22 @@ def test_check_set_covers_expiries_midpoints_and_the_whole_domain():
 def test_rejects_too_few_strikes():
     with pytest.raises(ValueError, match="n_strikes"):
         dense_check(FunctionSurface(ssvi_surface_w(), EXPIRIES, K_BOUNDS), n_strikes=2)
+
+
+def test_check_read_off_the_dense_export_matches_pricing_the_surface_again(small_chain):
+    """The workflow's dense check reuses the export's prices: same set (expiries, midpoints, >= 200
+    strikes over the quoted domain) and the same counts as checking the surface directly; a planted
+    calendar violation in the export is caught."""
+    from core.chain.methods import get_chain_method
+    from core.chain.workflow import GRID_STRIKES, dense_from_table
+
+    surface = get_chain_method("svi_fit").fit(small_chain)
+    grid = surface.table(n_k=GRID_STRIKES)
+    via_table, direct = dense_from_table(surface, grid), dense_check(surface, GRID_STRIKES)
+    assert GRID_STRIKES >= N_STRIKES and via_table.to_dict() == direct.to_dict() and via_table.ok
+    assert np.array_equal(via_table.T, check_times(surface.expiries)) and via_table.k.size == GRID_STRIKES
+    bad = grid.copy()
+    bad.loc[bad["T"] == bad["T"].max(), "w"] *= 0.5           # the last time below the one before
+    assert dense_from_table(surface, bad).n_calendar > 0
+    # a table on another set is not trusted: the check prices the surface itself
+    assert dense_from_table(surface, surface.table(n_k=50)).n_points == direct.n_points * N_STRIKES // GRID_STRIKES

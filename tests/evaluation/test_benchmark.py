@@ -96,3 +96,12 @@ def test_cli_leaves_the_shipped_results_alone_unless_told(tmp_path, monkeypatch)
     assert run_json.exists() and not shipped.exists()
     assert benchmark.main(args + ["--ship"]) == 0
     assert shipped.exists()
+
+
+def test_speed_chain_mode():
+    """--speed-chain: a synthetic chain of about the asked size, read to outputs, timed per method."""
+    result = benchmark.speed_chain(methods=("svi_fit",), rows=600, repeats=1)
+    assert 400 <= result["n_quotes"] <= 900
+    s = result["methods"]["svi_fit"]
+    assert s["seconds"] > 0 and s["dense_ok"] and s["n_expiries"] > 10
+    assert "load average" in benchmark.format_speed_chain(result)
