@@ -294,11 +294,16 @@ def _polish(x0, d: SliceData, w_floor, w_cap, sqrt_T, lo, hi, max_iter: int):
                           np.where(np.isfinite(c), c, -_BIG), np.where(np.isfinite(dc), dc, 0.0))
         return cache[key]
 
-    with np.errstate(all="ignore"):
-        res = minimize(lambda q: parts(q)[:2], x0, jac=True, method="SLSQP", bounds=list(zip(lo, hi)),
-                       constraints=[{"type": "ineq", "fun": lambda q: parts(q)[2], "jac": lambda q: parts(q)[3]}],
-                       options={"maxiter": max_iter, "ftol": SQP_FTOL})
-    return np.clip(res.x, lo, hi), bool(res.success)
+    try:
+        with np.errstate(all="ignore"):
+            res = minimize(lambda q: parts(q)[:2], x0, jac=True, method="SLSQP", bounds=list(zip(lo, hi)),
+                           constraints=[{"type": "ineq", "fun": lambda q: parts(q)[2], "jac": lambda q: parts(q)[3]}],
+                           options={"maxiter": max_iter, "ftol": SQP_FTOL})
+    except (ValueError, np.linalg.LinAlgError):
+        # a degenerate slice the solver rejects keeps its start; the re-check then decides
+        return np.asarray(x0, np.float64), False
+    x = np.clip(res.x, lo, hi)
+    return (x, bool(res.success)) if np.isfinite(x).all() else (np.asarray(x0, np.float64), False)
 
 
 def _cost(q, d, w_floor, w_cap, x0, sqrt_T) -> float:
