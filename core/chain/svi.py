@@ -1,9 +1,13 @@
 """Raw-SVI slices, w(k) = a + b (rho (k - m) + sqrt((k - m)^2 + sigma^2)), fitted with no-arbitrage
 constraints checked on a dense k set.
 
-``fit_slice`` is a least squares in implied vol with penalty rows that hold, on the dense set:
-Durrleman's g(k) >= G_MARGIN and call prices falling with the strike (butterfly), w >= w_floor (from below, e.g. the previous expiry, for
-calendar order) and Roger Lee's wing bound b (1 + |rho|) <= 2. ``slice_ok`` re-checks a fitted slice
+``fit_slice`` is a least squares in implied vol subject to, on the dense set: Durrleman's
+g(k) >= G_MARGIN and call prices falling with the strike (butterfly), w_floor <= w <= w_cap (the
+floor positive, the cap the next longer expiry's w, for calendar order), and Roger Lee's wing
+bound b (1 + |rho|) <= 2 as a box on the wing slopes. A quasi-explicit start ((a, u, v) linear for
+each (m, sigma)) that already meets every constraint is the fit; otherwise SLSQP polishes the best
+start with analytic gradients. The same problem with the constraints as penalty rows
+(``_residuals``) ranks starts and results. ``slice_ok`` re-checks a fitted slice
 on a finer set; the surface builder refits or falls back when it fails.
 """
 from __future__ import annotations
@@ -184,7 +188,8 @@ def _bounds(d: SliceData) -> tuple:
 
 
 def _residuals(Q, d: SliceData, w_floor, w_cap, x0, sqrt_T) -> np.ndarray:
-    """(B, n_rows) residual rows for a batch of slope-form parameter vectors Q (B, 5)."""
+    """(B, n_rows) residual rows for a batch of slope-form parameter vectors Q (B, 5): the misfit,
+    each constraint's breach times PENALTY, and the ridge towards x0."""
     P = to_raw(Q)
     fit = d.weight * (np.sqrt(np.maximum(svi_w(P, d.k), 1e-14)) / sqrt_T - d.iv)
     with np.errstate(all="ignore"):
