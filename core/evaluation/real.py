@@ -11,8 +11,8 @@ three hold-out protocols:
 Scores per chain x protocol x method: held-out RMSE in vol (mean and standard error over draws or
 hidden expiries), the share of held-out predictions inside the quote's bid-ask vol range (where
 the quote has one), dense-check violations (core.engine.dense_check, summed over fits) and
-seconds per fit. The first fit of each chain x method is cold; later ones start from it (warm
-starts, core.chain.build), which is what keeps the whole run short. JSON out, tables printed.
+seconds per fit. Every fit is cold: a warm start from an earlier draw's surface would carry quotes
+that this draw hides (held-out information leaking into the start). JSON out, tables printed.
 """
 from __future__ import annotations
 
@@ -96,13 +96,13 @@ def masks(chain: ChainQuotes, protocol: str, cfg: RealConfig, method: str) -> li
 
 # --------------------------------------------------------------------------- scoring
 
-def score_fit(method, chain: ChainQuotes, hide: np.ndarray, warm, n_strikes: int) -> tuple:
+def score_fit(method, chain: ChainQuotes, hide: np.ndarray, n_strikes: int) -> tuple:
     """Fit on the visible quotes, predict the hidden ones: (scores dict, surface)."""
     from core.engine.dense_check import dense_check
 
     train, test = chain.subset(~hide), chain.subset(hide)
     t0 = time.perf_counter()
-    surface = method.fit(train, ask=(test.T, test.k), warm=warm)
+    surface = method.fit(train, ask=(test.T, test.k))
     seconds = time.perf_counter() - t0
     pred = surface.iv(test.T, test.k)
     err = pred - test.iv
@@ -152,16 +152,15 @@ def run_method(path: str, method_name: str, cfg: RealConfig) -> dict:
     apply_thread_policy()
     chain = read_chain(path)
     method = get_chain_method(method_name)
-    out, warm = {}, None
+    out = {}
     for protocol in cfg.protocols:
         fits, errors = [], []
         for hide in masks(chain, protocol, cfg, method_name):
             try:
-                scores, surface = score_fit(method, chain, hide, warm, cfg.n_strikes)
+                scores, _ = score_fit(method, chain, hide, cfg.n_strikes)
             except Exception as exc:          # one failed fit is reported, the run goes on
                 errors.append(f"{type(exc).__name__}: {exc}")
                 continue
-            warm = warm or surface
             fits.append(scores)
         out[protocol] = _summary(fits, errors)
     return out
