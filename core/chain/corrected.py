@@ -2,14 +2,26 @@
 
 ``CorrectedSlice``: a butterfly-free base slice (SVI) plus ``factor`` times a smooth residual in
 implied vol (a GP mean, core.chain.gp_residual). ``correct_surface`` swaps a backbone surface's
-slices for corrected ones, longest first, each held to the same re-check the SVI slices pass
-(core.chain.svi.slice_ok): Durrleman's g >= 0, call prices falling with the strike, w at or above
-the floor and strictly below the next longer slice, on the backbone's dense k set. A slice that
-fails is retried with each smoother candidate residual in turn (longer GP length scales), then
-with the smoothest one halved and quartered, then without it; if even the bare base slice crosses
-a corrected longer slice, the pass restarts with every longer slice bare (the backbone is ordered
-by construction, so this ends). The result is a SliceSurface, so prices between and beyond the
-expiries follow the chain surface's rules and the dense check holds as for every chain method.
+slices for corrected ones, longest first. Each corrected slice is held to the re-check the SVI
+slices pass (core.chain.svi.slice_ok) on the backbone's dense k set: Durrleman's g >= 0, call
+prices falling with the strike, w at or above the floor, strictly below the next longer slice
+(the cap) and above the next shorter *base* slice (the floor from below).
+
+Why the floor from below: the backbone is ordered, so with every corrected slice held above the
+next shorter base slice, the bare base is always a valid fallback under any corrected longer
+slice. A correction that crosses its neighbour is then shrunk on that slice alone; no pass ever
+has to restart with every longer slice bare (the old rule cascaded on chains with expiries days
+apart and left nearly every slice bare).
+
+Why a continuous share: each candidate residual (the GP mean, then smoother ones) gets the
+largest share in [0, 1] that passes, by bisection, instead of the old all-or-nothing ladder
+1, 0.5, 0.25, 0. Among the candidates, the one whose applied correction best fits the slice's own
+quote residuals (noise-weighted) wins. Shares found at the edge of the check are held to small
+margins (G_SAFE, DEC_SAFE, CAP_SAFE) so that the surface also passes the dense check on points
+between the re-check's.
+
+The result is a SliceSurface, so prices between and beyond the expiries follow the chain
+surface's rules and the dense check holds as for every chain method.
 """
 from __future__ import annotations
 
@@ -21,8 +33,12 @@ from core.chain.prices import log_otm_price
 from core.chain.svi import decreasing_margin, durrleman_g
 from core.chain.surface import SliceSurface
 
-FACTORS = (1.0, 0.5, 0.25, 0.0)   # shares of the correction tried, in order
-_H_K = 1e-3                       # finite-difference step in k for w' and w'' (w is smooth)
+N_BISECT = 6          # bisection steps on a candidate's share: resolution 1/64
+G_SAFE = 1e-3         # g a corrected slice must keep (or the base's own g, where lower) ...
+DEC_SAFE = 1e-3       # ... the same for the call-decreasing margin ...
+CAP_SAFE = 1e-4       # ... and the relative gap to its neighbours: a share at the check's edge
+                      # must not fail between the re-check's points (dense-check points differ)
+_H_K = 1e-3           # finite-difference step in k for w' and w'' (w is smooth)
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,13 @@ class CorrectedSlice:
         return {**row, "kind": f"{row['kind']}+gp" if self.factor else row["kind"], "gp_factor": self.factor}
 
 
+def _g_and_dec(k, w, wp, wm):
+    w1 = (wp - wm) / (2 * _H_K)
+    w2 = (wp - 2 * w + wm) / _H_K**2
+    with np.errstate(all="ignore"):
+        return durrleman_g(k, w, w1, w2), decreasing_margin(k, w, w1)
+
+
 def smile_ok(slice_, k_check: np.ndarray, w_floor: float, w_cap: np.ndarray | None) -> bool:
     """The SVI re-check for any smooth slice: g >= 0, calls falling in strike, floor and cap."""
     w = slice_.w(k_check)
@@ -58,49 +81,84 @@ def smile_ok(slice_, k_check: np.ndarray, w_floor: float, w_cap: np.ndarray | No
         return False
     if (w < w_floor).any() or (w_cap is not None and (w > w_cap).any()):
         return False
-    w1 = (wp - wm) / (2 * _H_K)
-    w2 = (wp - 2 * w + wm) / _H_K**2
-    return bool((durrleman_g(k_check, w, w1, w2) >= 0.0).all() and (decreasing_margin(k_check, w, w1) >= 0.0).all())
+    g, dec = _g_and_dec(k_check, w, wp, wm)
+    return bool((g >= 0.0).all() and (dec >= 0.0).all())
 
 
-def _tries(cands) -> list:
-    """(residual, factor) pairs in the order tried; the bare base last."""
-    if not cands:
-        return [(None, 0.0)]
-    return [(c, 1.0) for c in cands] + [(cands[-1], f) for f in FACTORS[1:]]
+class _SliceCheck:
+    """The re-check of one slice's corrected candidates at any share, on precomputed arrays: the
+    base's vol and the candidate residuals at k_check and k_check +- _H_K are evaluated once."""
+
+    def __init__(self, base, T: float, k: np.ndarray):
+        self.T, self.k = T, k
+        ws = [base.w(x) for x in (k, k + _H_K, k - _H_K)]
+        self.vol = [np.sqrt(np.maximum(w, 0.0) / T) for w in ws]
+        g, dec = _g_and_dec(k, *ws)
+        # where the base itself is closer to the edge than the safety margin, hold it to its own
+        self.g_min = np.minimum(np.nan_to_num(g, nan=0.0), G_SAFE)
+        self.dec_min = np.minimum(np.nan_to_num(dec, nan=0.0), DEC_SAFE)
+
+    def ok(self, res: list, f: float, lo: np.ndarray | None, hi: np.ndarray | None) -> bool:
+        w, wp, wm = (np.maximum(v + f * r, 0.0) ** 2 * self.T for v, r in zip(self.vol, res))
+        if not (np.isfinite(w).all() and np.isfinite(wp).all() and np.isfinite(wm).all()):
+            return False
+        if (w < W_FLOOR).any() or (hi is not None and (w > hi).any()) or (lo is not None and (w < lo).any()):
+            return False
+        g, dec = _g_and_dec(self.k, w, wp, wm)
+        return bool((g >= self.g_min).all() and (dec >= self.dec_min).all())
+
+    def best_share(self, res: list, lo, hi) -> float:
+        """The largest share in [0, 1] that passes (bisection; 0 when none does)."""
+        if self.ok(res, 1.0, lo, hi):
+            return 1.0
+        a, b = 0.0, 1.0
+        for _ in range(N_BISECT):
+            mid = 0.5 * (a + b)
+            a, b = (mid, b) if self.ok(res, mid, lo, hi) else (a, mid)
+        return a
+
+
+def _misfit(cand, f: float, target) -> float:
+    """Noise-weighted squared misfit of the applied correction to the slice's quote residuals
+    (target = (k, r, noise)); without a target, prefer the larger share, then the earlier one."""
+    if target is None:
+        return -f
+    k, r, noise = target
+    return float(np.sum(((f * cand(k) - r) / noise) ** 2))
 
 
 def correct_surface(backbone: SliceSurface, residuals: list, method: str = "", sd_fn=None,
-                    theta_interp: str = "linear") -> SliceSurface:
-    """backbone's slices each corrected by the first of residuals[i] (a list of callables
-    k -> vol, smoothest last, or None) that passes; see the module doc. Returns a new SliceSurface
-    on the same expiries and quoted ranges."""
-    lo, hi = backbone.k_domain
-    k_check = dense_k(lo, hi, N_RECHECK)
+                    theta_interp: str = "linear", targets: list | None = None) -> SliceSurface:
+    """backbone's slices each corrected by the best passing share of one of residuals[i] (a list
+    of callables k -> vol, or None); targets[i]: optional (k, r, noise) quote residuals of slice i
+    that pick among the candidates. See the module doc. Returns a new SliceSurface on the same
+    expiries and quoted ranges."""
+    lo_k, hi_k = backbone.k_domain
+    k_check = dense_k(lo_k, hi_k, N_RECHECK)
     m = backbone.expiries.size
-    bare_from = m                   # slices at index >= bare_from are kept bare
-    while True:
-        out = [None] * m
-        restart = None
-        for i in range(m - 1, -1, -1):
-            base, r = backbone.slices[i], residuals[i]
-            cap = None if i == m - 1 else out[i + 1].w(k_check) * (1.0 - CAL_CHECK_MARGIN)
-            for r_f, f in _tries(r if i < bare_from else None):
-                cand = CorrectedSlice(base, float(backbone.expiries[i]), r_f, f)
-                if f == 0.0 and (cap is None or (base.w(k_check) <= cap).all()):
-                    out[i] = cand           # the bare base: butterfly-free already
-                    break
-                if f > 0.0 and smile_ok(cand, k_check, W_FLOOR, cap):
-                    out[i] = cand
-                    break
-            if out[i] is None:
-                restart = i
-                break
-        if restart is None:
-            break
-        if bare_from == restart + 1:     # only if the backbone itself is unordered: keep it bare
+    out = [None] * m
+    for i in range(m - 1, -1, -1):
+        base, T = backbone.slices[i], float(backbone.expiries[i])
+        longer = None if i == m - 1 else out[i + 1].w(k_check)
+        if longer is not None and not (base.w(k_check) <= longer * (1.0 - CAL_CHECK_MARGIN)).all():
+            # only if the backbone itself is unordered (it is by construction): keep it bare
             return SliceSurface(expiries=backbone.expiries, k_bounds=backbone.k_bounds, slices=list(backbone.slices),
                                 method=method, sd_fn=sd_fn, theta_interp=theta_interp)
-        bare_from = restart + 1
+        out[i] = CorrectedSlice(base, T, None, 0.0)
+        if not residuals[i]:
+            continue
+        hi = None if longer is None else longer * (1.0 - CAP_SAFE)
+        lo = None if i == 0 else backbone.slices[i - 1].w(k_check) * (1.0 + CAP_SAFE)
+        check = _SliceCheck(base, T, k_check)
+        target = None if targets is None else targets[i]
+        best = (0.0, None, _misfit(lambda k: 0.0, 0.0, target))
+        for cand in residuals[i]:
+            res = [cand(x) for x in (k_check, k_check + _H_K, k_check - _H_K)]
+            f = check.best_share(res, lo, hi)
+            score = _misfit(cand, f, target)
+            if f > 0.0 and score < best[2]:
+                best = (f, cand, score)
+        if best[1] is not None:
+            out[i] = CorrectedSlice(base, T, best[1], best[0])
     return SliceSurface(expiries=backbone.expiries, k_bounds=backbone.k_bounds, slices=out, method=method,
                         sd_fn=sd_fn, theta_interp=theta_interp)

@@ -125,7 +125,9 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         local_noise[i] = float(np.median(nz))
     cands = [None if gp is None else [gp.mean] + [gp.with_length(f, r_iv[g]).mean for f in SMOOTHER]
              for gp, g in zip(gps, groups)]
-    surface = correct_surface(backbone, cands, method=method, theta_interp=cfg.theta_interp)
+    # each slice's quote residuals pick among its candidates (the share that fits them best)
+    targets = [None if gp is None else (quotes.k[g], r_iv[g], noise[g] * noise_mult) for gp, g in zip(gps, groups)]
+    surface = correct_surface(backbone, cands, method=method, theta_interp=cfg.theta_interp, targets=targets)
     # where the re-check cut a slice's correction, the surface is not the GP mean: the part left
     # out is an error the sd must carry (per slice, its RMS over the quotes), and the LOO errors
     # that calibrate the scale are the surface's, not the GP's
