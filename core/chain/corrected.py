@@ -38,7 +38,11 @@ G_SAFE = 1e-3         # g a corrected slice must keep (or the base's own g, wher
 DEC_SAFE = 1e-3       # ... the same for the call-decreasing margin ...
 CAP_SAFE = 1e-4       # ... and the relative gap to its neighbours: a share at the check's edge
                       # must not fail between the re-check's points (dense-check points differ)
+KNOT_Z = 0.5          # local shares: knots this many ATM standard moves apart, Gaussian weights as wide
+LOCAL_CUT = 0.5       # each round, the knots near a failing point keep this share of their value ...
+N_LOCAL = 10          # ... for at most this many rounds (0.5^10: all but gone)
 _H_K = 1e-3           # finite-difference step in k for w' and w'' (w is smooth)
+_R_TINY = 1e-7        # vol: a residual below this is zero for placing knots
 
 
 @dataclass(frozen=True)
@@ -49,13 +53,22 @@ class CorrectedSlice:
     T: float
     residual_iv: object            # callable k -> vol residual
     factor: float = 1.0
+    share: object = None           # optional LocalShare: the factor varies with k (times this)
+
+    def applied(self, k) -> np.ndarray:
+        """The correction applied at k (vol)."""
+        k = np.asarray(k, np.float64)
+        if self.factor == 0.0:
+            return np.zeros(k.shape)
+        f = self.factor if self.share is None else self.factor * self.share(k)
+        return f * self.residual_iv(k)
 
     def w(self, k) -> np.ndarray:
         k = np.asarray(k, np.float64)
         w0 = self.base.w(k)
         if self.factor == 0.0:
             return w0
-        iv = np.sqrt(np.maximum(w0, 0.0) / self.T) + self.factor * self.residual_iv(k)
+        iv = np.sqrt(np.maximum(w0, 0.0) / self.T) + self.applied(k)
         return np.maximum(iv, 0.0) ** 2 * self.T
 
     def log_otm(self, k) -> np.ndarray:
@@ -64,6 +77,24 @@ class CorrectedSlice:
     def row(self) -> dict:
         row = self.base.row()
         return {**row, "kind": f"{row['kind']}+gp" if self.factor else row["kind"], "gp_factor": self.factor}
+
+
+@dataclass(frozen=True)
+class LocalShare:
+    """A smooth share of the correction in [0, 1] along k: Gaussian-weighted average of values s
+    at knots (a partition of unity, so its slope and curvature stay of order s / width)."""
+
+    knots: np.ndarray
+    s: np.ndarray
+    width: float
+
+    def weights(self, k) -> np.ndarray:
+        d = (np.asarray(k, np.float64)[..., None] - self.knots) / self.width
+        phi = np.exp(-0.5 * d * d) + 1e-300
+        return phi / phi.sum(-1, keepdims=True)
+
+    def __call__(self, k) -> np.ndarray:
+        return self.weights(k) @ self.s
 
 
 def _g_and_dec(k, w, wp, wm):
@@ -98,14 +129,39 @@ class _SliceCheck:
         self.g_min = np.minimum(np.nan_to_num(g, nan=0.0), G_SAFE)
         self.dec_min = np.minimum(np.nan_to_num(dec, nan=0.0), DEC_SAFE)
 
-    def ok(self, res: list, f: float, lo: np.ndarray | None, hi: np.ndarray | None) -> bool:
-        w, wp, wm = (np.maximum(v + f * r, 0.0) ** 2 * self.T for v, r in zip(self.vol, res))
-        if not (np.isfinite(w).all() and np.isfinite(wp).all() and np.isfinite(wm).all()):
-            return False
-        if (w < W_FLOOR).any() or (hi is not None and (w > hi).any()) or (lo is not None and (w < lo).any()):
-            return False
+    def failing(self, res: list, f3, lo: np.ndarray | None, hi: np.ndarray | None) -> np.ndarray:
+        """Points of k_check where the slice with shares f3 (at k, k + h, k - h) fails."""
+        w, wp, wm = (np.maximum(v + f * r, 0.0) ** 2 * self.T for v, r, f in zip(self.vol, res, f3))
         g, dec = _g_and_dec(self.k, w, wp, wm)
-        return bool((g >= self.g_min).all() and (dec >= self.dec_min).all())
+        bad = ~(np.isfinite(w) & np.isfinite(wp) & np.isfinite(wm)) | (w < W_FLOOR)
+        bad |= ~(g >= self.g_min) | ~(dec >= self.dec_min)
+        if hi is not None:
+            bad |= w > hi
+        if lo is not None:
+            bad |= w < lo
+        return bad
+
+    def ok(self, res: list, f: float, lo, hi) -> bool:
+        return not self.failing(res, (f, f, f), lo, hi).any()
+
+    def local_share(self, res: list, lo, hi, width: float):
+        """A LocalShare that passes, cut only near the failing points (None when none is found):
+        knots every ``width`` over where the residual is not zero, all at 1; each round the knots
+        within 1.5 widths of a failing point are multiplied by LOCAL_CUT."""
+        live = np.abs(res[0]) > _R_TINY
+        if not live.any():
+            return None
+        a, b = self.k[live].min() - width, self.k[live].max() + width
+        share = LocalShare(np.arange(a, b + 0.5 * width, width), np.ones(int(np.floor((b - a) / width + 0.5)) + 1), width)
+        W = [share.weights(x) for x in (self.k, self.k + _H_K, self.k - _H_K)]
+        s = share.s.copy()
+        for _ in range(N_LOCAL + 1):
+            bad = self.failing(res, [Wx @ s for Wx in W], lo, hi)
+            if not bad.any():
+                return LocalShare(share.knots, s, width)
+            near = (np.abs(share.knots[:, None] - self.k[bad][None, :]) <= 1.5 * width).any(1)
+            s[near] *= LOCAL_CUT
+        return None
 
     def best_share(self, res: list, lo, hi) -> float:
         """The largest share in [0, 1] that passes (bisection; 0 when none does)."""
@@ -118,13 +174,13 @@ class _SliceCheck:
         return a
 
 
-def _misfit(cand, f: float, target) -> float:
+def _misfit(sl: CorrectedSlice, target) -> float:
     """Noise-weighted squared misfit of the applied correction to the slice's quote residuals
     (target = (k, r, noise)); without a target, prefer the larger share, then the earlier one."""
     if target is None:
-        return -f
+        return -sl.factor
     k, r, noise = target
-    return float(np.sum(((f * cand(k) - r) / noise) ** 2))
+    return float(np.sum(((sl.applied(k) - r) / noise) ** 2))
 
 
 def correct_surface(backbone: SliceSurface, residuals: list, method: str = "", sd_fn=None,
@@ -151,14 +207,19 @@ def correct_surface(backbone: SliceSurface, residuals: list, method: str = "", s
         lo = None if i == 0 else backbone.slices[i - 1].w(k_check) * (1.0 + CAP_SAFE)
         check = _SliceCheck(base, T, k_check)
         target = None if targets is None else targets[i]
-        best = (0.0, None, _misfit(lambda k: 0.0, 0.0, target))
+        width = KNOT_Z * np.sqrt(max(float(backbone.theta[i]), 1e-8))
+        best, best_score = out[i], _misfit(out[i], target)
         for cand in residuals[i]:
             res = [cand(x) for x in (k_check, k_check + _H_K, k_check - _H_K)]
             f = check.best_share(res, lo, hi)
-            score = _misfit(cand, f, target)
-            if f > 0.0 and score < best[2]:
-                best = (f, cand, score)
-        if best[1] is not None:
-            out[i] = CorrectedSlice(base, T, best[1], best[0])
+            tries = [CorrectedSlice(base, T, cand, f)] if f > 0.0 else []
+            if f < 1.0:
+                share = check.local_share(res, lo, hi, width)
+                tries += [] if share is None else [CorrectedSlice(base, T, cand, 1.0, share)]
+            for sl in tries:
+                score = _misfit(sl, target)
+                if score < best_score:
+                    best, best_score = sl, score
+        out[i] = best
     return SliceSurface(expiries=backbone.expiries, k_bounds=backbone.k_bounds, slices=out, method=method,
                         sd_fn=sd_fn, theta_interp=theta_interp)

@@ -136,7 +136,7 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         if gp is None:
             continue
         sl = surface.slices[i]
-        applied = sl.factor * sl.residual_iv(quotes.k[g]) if sl.factor else 0.0
+        applied = sl.applied(quotes.k[g]) if hasattr(sl, "applied") else 0.0
         gap = gp.mean(quotes.k[g]) - applied
         gap_sd[i] = float(np.sqrt(np.mean(np.square(gap))))
         sd_i = np.hypot(_sd_at(gp, quotes.k[g], local_noise[i], 0.0), gap_sd[i])
