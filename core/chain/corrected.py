@@ -43,6 +43,7 @@ LOCAL_CUT = 0.5       # each round, the knots near a failing point keep this sha
 N_LOCAL = 10          # ... for at most this many rounds (0.5^10: all but gone)
 _H_K = 1e-3           # finite-difference step in k for w' and w'' (w is smooth)
 _R_TINY = 1e-7        # vol: a residual below this is zero for placing knots
+_ROUND = 1e-12        # rounding allowed against the base's own values in the re-check
 
 
 @dataclass(frozen=True)
@@ -118,60 +119,71 @@ def smile_ok(slice_, k_check: np.ndarray, w_floor: float, w_cap: np.ndarray | No
 
 class _SliceCheck:
     """The re-check of one slice's corrected candidates at any share, on precomputed arrays: the
-    base's vol and the candidate residuals at k_check and k_check +- _H_K are evaluated once."""
+    base's vol and the candidate residuals at k_check and k_check +- _H_K are evaluated once, and
+    only the points where a candidate is non-zero are checked (elsewhere it is the base, which
+    passed). lo / hi: the floor and cap from the neighbours, or None."""
 
-    def __init__(self, base, T: float, k: np.ndarray):
+    def __init__(self, base, T: float, k: np.ndarray, lo, hi):
         self.T, self.k = T, k
         ws = [base.w(x) for x in (k, k + _H_K, k - _H_K)]
         self.vol = [np.sqrt(np.maximum(w, 0.0) / T) for w in ws]
         g, dec = _g_and_dec(k, *ws)
         # where the base itself is closer to the edge than the safety margin, hold it to its own
-        self.g_min = np.minimum(np.nan_to_num(g, nan=0.0), G_SAFE)
-        self.dec_min = np.minimum(np.nan_to_num(dec, nan=0.0), DEC_SAFE)
+        # value (less the finite differences' rounding): a vanishing correction always passes
+        self.g_min = np.minimum(np.nan_to_num(g, nan=0.0), G_SAFE) - _ROUND
+        self.dec_min = np.minimum(np.nan_to_num(dec, nan=0.0), DEC_SAFE) - _ROUND
+        # the same for the neighbours: the base passed them with the backbone's own margin
+        self.hi = None if hi is None else np.maximum(hi, ws[0] * (1.0 + _ROUND))
+        self.lo = None if lo is None else np.minimum(lo, ws[0] * (1.0 - _ROUND))
 
-    def failing(self, res: list, f3, lo: np.ndarray | None, hi: np.ndarray | None) -> np.ndarray:
-        """Points of k_check where the slice with shares f3 (at k, k + h, k - h) fails."""
-        w, wp, wm = (np.maximum(v + f * r, 0.0) ** 2 * self.T for v, r, f in zip(self.vol, res, f3))
-        g, dec = _g_and_dec(self.k, w, wp, wm)
+    def failing(self, res: list, f3, idx: np.ndarray) -> np.ndarray:
+        """Which of the points idx of k_check fail with shares f3 (at k, k + h, k - h on idx)."""
+        w, wp, wm = (np.maximum(v[idx] + f * r[idx], 0.0) ** 2 * self.T for v, r, f in zip(self.vol, res, f3))
+        g, dec = _g_and_dec(self.k[idx], w, wp, wm)
         bad = ~(np.isfinite(w) & np.isfinite(wp) & np.isfinite(wm)) | (w < W_FLOOR)
-        bad |= ~(g >= self.g_min) | ~(dec >= self.dec_min)
-        if hi is not None:
-            bad |= w > hi
-        if lo is not None:
-            bad |= w < lo
+        bad |= ~(g >= self.g_min[idx]) | ~(dec >= self.dec_min[idx])
+        if self.hi is not None:
+            bad |= w > self.hi[idx]
+        if self.lo is not None:
+            bad |= w < self.lo[idx]
         return bad
 
-    def ok(self, res: list, f: float, lo, hi) -> bool:
-        return not self.failing(res, (f, f, f), lo, hi).any()
+    @staticmethod
+    def live(res: list) -> np.ndarray:
+        return np.flatnonzero((res[0] != 0.0) | (res[1] != 0.0) | (res[2] != 0.0))
 
-    def local_share(self, res: list, lo, hi, width: float):
-        """A LocalShare that passes, cut only near the failing points (None when none is found):
-        knots every ``width`` over where the residual is not zero, all at 1; each round the knots
-        within 1.5 widths of a failing point are multiplied by LOCAL_CUT."""
-        live = np.abs(res[0]) > _R_TINY
-        if not live.any():
-            return None
-        a, b = self.k[live].min() - width, self.k[live].max() + width
-        share = LocalShare(np.arange(a, b + 0.5 * width, width), np.ones(int(np.floor((b - a) / width + 0.5)) + 1), width)
-        W = [share.weights(x) for x in (self.k, self.k + _H_K, self.k - _H_K)]
-        s = share.s.copy()
-        for _ in range(N_LOCAL + 1):
-            bad = self.failing(res, [Wx @ s for Wx in W], lo, hi)
-            if not bad.any():
-                return LocalShare(share.knots, s, width)
-            near = (np.abs(share.knots[:, None] - self.k[bad][None, :]) <= 1.5 * width).any(1)
-            s[near] *= LOCAL_CUT
-        return None
-
-    def best_share(self, res: list, lo, hi) -> float:
+    def best_share(self, res: list) -> float:
         """The largest share in [0, 1] that passes (bisection; 0 when none does)."""
-        if self.ok(res, 1.0, lo, hi):
+        idx = self.live(res)
+        ok = lambda f: not self.failing(res, (f, f, f), idx).any()   # noqa: E731
+        if ok(1.0):
             return 1.0
         a, b = 0.0, 1.0
         for _ in range(N_BISECT):
             mid = 0.5 * (a + b)
-            a, b = (mid, b) if self.ok(res, mid, lo, hi) else (a, mid)
+            a, b = (mid, b) if ok(mid) else (a, mid)
         return a
+
+    def local_share(self, res: list, width: float):
+        """A LocalShare that passes, cut only near the failing points (None when none is found):
+        knots every ``width`` over where the residual is not negligible, all at 1; each round the
+        knots within 1.5 widths of a failing point are multiplied by LOCAL_CUT."""
+        idx = self.live(res)
+        big = np.abs(res[0]) > _R_TINY
+        if not big.any():
+            return None
+        a, b = self.k[big].min() - width, self.k[big].max() + width
+        knots = np.linspace(a, b, int(np.ceil((b - a) / width)) + 1)
+        share = LocalShare(knots, np.ones(knots.size), width)
+        W = [share.weights(x[idx]) for x in (self.k, self.k + _H_K, self.k - _H_K)]
+        s = share.s.copy()
+        for _ in range(N_LOCAL + 1):
+            bad = self.failing(res, [Wx @ s for Wx in W], idx)
+            if not bad.any():
+                return LocalShare(knots, s, width)
+            near = (np.abs(knots[:, None] - self.k[idx][bad][None, :]) <= 1.5 * width).any(1)
+            s[near] *= LOCAL_CUT
+        return None
 
 
 def _misfit(sl: CorrectedSlice, target) -> float:
@@ -205,21 +217,23 @@ def correct_surface(backbone: SliceSurface, residuals: list, method: str = "", s
             continue
         hi = None if longer is None else longer * (1.0 - CAP_SAFE)
         lo = None if i == 0 else backbone.slices[i - 1].w(k_check) * (1.0 + CAP_SAFE)
-        check = _SliceCheck(base, T, k_check)
+        check = _SliceCheck(base, T, k_check, lo, hi)
         target = None if targets is None else targets[i]
         width = KNOT_Z * np.sqrt(max(float(backbone.theta[i]), 1e-8))
         best, best_score = out[i], _misfit(out[i], target)
         for cand in residuals[i]:
             res = [cand(x) for x in (k_check, k_check + _H_K, k_check - _H_K)]
-            f = check.best_share(res, lo, hi)
+            f = check.best_share(res)
             tries = [CorrectedSlice(base, T, cand, f)] if f > 0.0 else []
             if f < 1.0:
-                share = check.local_share(res, lo, hi, width)
+                share = check.local_share(res, width)
                 tries += [] if share is None else [CorrectedSlice(base, T, cand, 1.0, share)]
             for sl in tries:
                 score = _misfit(sl, target)
                 if score < best_score:
                     best, best_score = sl, score
+            if f == 1.0:
+                break        # passes whole: the smoother candidates are only for a slice that fails
         out[i] = best
     return SliceSurface(expiries=backbone.expiries, k_bounds=backbone.k_bounds, slices=out, method=method,
                         sd_fn=sd_fn, theta_interp=theta_interp)
