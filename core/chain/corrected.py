@@ -77,7 +77,9 @@ class CorrectedSlice:
 
     def row(self) -> dict:
         row = self.base.row()
-        return {**row, "kind": f"{row['kind']}+gp" if self.factor else row["kind"], "gp_factor": self.factor}
+        # with a local share, the factor alone overstates what is applied: report the knots' mean
+        share = self.factor if self.share is None else self.factor * float(np.mean(self.share.s))
+        return {**row, "kind": f"{row['kind']}+gp" if self.factor else row["kind"], "gp_factor": share}
 
 
 @dataclass(frozen=True)
