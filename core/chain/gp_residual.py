@@ -99,7 +99,11 @@ class SliceGP:
     def mean(self, k) -> np.ndarray:
         """Posterior mean residual (vol) at k."""
         u = self._u(k)
-        return (_kernel(u, self.u, self.amp, self.length) @ self.alpha) * self._taper(u)
+        taper = self._taper(u)
+        out = np.zeros(u.shape)
+        live = taper > 1e-12        # far beyond the quotes the mean is nil: skip the kernel there
+        out[live] = (_kernel(u[live], self.u, self.amp, self.length) @ self.alpha) * taper[live]
+        return out
 
     def step_mean(self, k) -> np.ndarray:
         """Posterior mean of the put-call step (vol) at k: not part of the surface."""

@@ -126,7 +126,9 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         local_noise[i] = float(np.median(nz))
     cands = [None if gp is None else [_remember(gp.mean)] + [_remember(gp.with_length(f, r_iv[g]).mean) for f in SMOOTHER]
              for gp, g in zip(gps, groups)]
-    surface = correct_surface(backbone, cands, method=method, theta_interp=cfg.theta_interp)
+    # each slice's quote residuals pick among its candidates (the share that fits them best)
+    targets = [None if gp is None else (quotes.k[g], r_iv[g], noise[g] * noise_mult) for gp, g in zip(gps, groups)]
+    surface = correct_surface(backbone, cands, method=method, theta_interp=cfg.theta_interp, targets=targets)
     # where the re-check cut a slice's correction, the surface is not the GP mean: the part left
     # out is an error the sd must carry (per slice, its RMS over the quotes), and the LOO errors
     # that calibrate the scale are the surface's, not the GP's
@@ -135,7 +137,7 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         if gp is None:
             continue
         sl = surface.slices[i]
-        applied = sl.factor * sl.residual_iv(quotes.k[g]) if sl.factor else 0.0
+        applied = sl.applied(quotes.k[g]) if hasattr(sl, "applied") else 0.0
         gap = gp.mean(quotes.k[g]) - applied
         gap_sd[i] = float(np.sqrt(np.mean(np.square(gap))))
         sd_i = np.hypot(_sd_at(gp, quotes.k[g], local_noise[i], 0.0), gap_sd[i])
