@@ -1,4 +1,5 @@
 """Repair explorer: one surface, its quotes, every chosen repair side by side, and their scores."""
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -6,7 +7,7 @@ import core
 from core.engine.grid import K_GRID, T_GRID
 from ui import figures, frame, state
 from ui.presenters import explore
-from ui.style import K_TITLE, T_TITLE, method_label
+from ui.style import EDITOR_COLUMN_PX, EDITOR_INDEX_PX, K_TITLE, T_TITLE, editor_k_label, method_label
 
 DEFAULT = explore.DEFAULT_VIEW
 METHODS = list(core.METHODS)
@@ -14,10 +15,11 @@ DEFAULT_METHODS = [m for m in explore.DEFAULT_METHODS if m in METHODS] or METHOD
 FAMILIES = list(explore.FAMILY_LABELS)
 T_LABELS = [f"{t:.2f}" for t in T_GRID]
 EDITOR_HEIGHT = 35 * (len(T_GRID) + 1) + 3          # every maturity row visible, no inner scroll
-# Mask editor columns in px: 17 of them plus the T column must fit the main column (about 775 px)
-# at 1280 px with the sidebar open ("small", 75 px, hid every column from k = +0.28 on). Headers
-# that narrow are cut short: each column's tooltip gives its k.
-EDITOR_COLUMN_PX = 40
+# The grid editors come in two halves, k <= 0 over k > 0: an editable column's header carries
+# Streamlit's pencil icon, so a column that shows "+0.28" whole is EDITOR_COLUMN_PX wide, and 17 of
+# them do not fit the main column at 1280 px (about 775 px with the sidebar open); 9 do.
+K_SPLIT = int(np.searchsorted(K_GRID, 0.0, side="right"))
+EDITOR_HALVES = (("left", "k ≤ 0", slice(0, K_SPLIT)), ("right", "k > 0", slice(K_SPLIT, None)))
 PRESET_LABELS = {"Drop left wing": "− left wing", "Drop right wing": "− right wing",
                  "Drop front maturities": "− front", "Drop long maturities": "− long end",
                  "Drop a broker stripe": "− broker stripe", "Quote every cell": "quote all",
@@ -82,18 +84,36 @@ def true_surface(c: dict):
         return sampled
     if st.session_state.get("surface_editor_for") != (family, seed):   # a new base: forget old edits
         st.session_state["surface_editor_for"] = (family, seed)
-        st.session_state.pop("surface_editor", None)
+        forget_editor("surface_editor")
     with st.expander("True implied-vol surface (edit any cell; starts from the sampled surface)", expanded=True):
-        edited = st.data_editor(
-            pd.DataFrame(sampled, index=pd.Index(T_LABELS, name="T \\ k"), columns=K_LABELS),
-            key="surface_editor", width="stretch", height=EDITOR_HEIGHT,
-            column_config={k: st.column_config.NumberColumn(k, format="%.3f", width="small", help=f"k = {k}")
-                           for k in K_LABELS})
+        edited = grid_editor(sampled, "surface_editor", lambda k, label: st.column_config.NumberColumn(
+            label, format="%.3f", width=EDITOR_COLUMN_PX, help=f"k = {k}"))
     try:
         return explore.check_truth(edited.to_numpy())
     except ValueError as exc:
         st.error(f"The drawn surface cannot be used: {exc}.")
         return None
+
+
+def grid_editor(values, key: str, column) -> pd.DataFrame:
+    """``values`` (13, 17) in two editors, k <= 0 above k > 0 (EDITOR_HALVES), keyed ``key``_left and
+    ``key``_right; ``column(k, label)`` configures one k column. Returns the edited (13, 17) frame."""
+    parts = []
+    for side, title, cols in EDITOR_HALVES:
+        st.caption(title)
+        parts.append(st.data_editor(
+            pd.DataFrame(np.asarray(values)[:, cols], index=pd.Index(T_LABELS, name="T \\ k"),
+                         columns=K_LABELS[cols]),
+            key=f"{key}_{side}", width="content", height=EDITOR_HEIGHT,
+            column_config={"_index": st.column_config.Column(width=EDITOR_INDEX_PX)}
+            | {k: column(k, editor_k_label(float(kv))) for k, kv in zip(K_LABELS[cols], K_GRID[cols])}))
+    return pd.concat(parts, axis=1)
+
+
+def forget_editor(key: str) -> None:
+    """Drop both halves' edits (a new base surface or mask)."""
+    for side, _, _ in EDITOR_HALVES:
+        st.session_state.pop(f"{key}_{side}", None)
 
 
 def observed_mask(c: dict):
@@ -104,22 +124,19 @@ def observed_mask(c: dict):
         if st.session_state.get("mask_editor_for") != (c["regime"], c["mask_seed"]):
             st.session_state["mask_editor_for"] = (c["regime"], c["mask_seed"])
             st.session_state["mask_base"] = regime_mask
-            st.session_state.pop("mask_editor", None)
+            forget_editor("mask_editor")
         with st.expander("Observed mask (tick = quoted; starts from the regime's mask)", expanded=True):
             buttons = st.columns(len(explore.MASK_PRESETS))
             clicked = [name for i, (name, column) in enumerate(zip(explore.MASK_PRESETS, buttons))
                        if column.button(PRESET_LABELS.get(name, name), key=f"preset_{i}", width="stretch",
                                         help=f"{name}: {explore.PRESET_HELP[name]}")]
-            edited = st.data_editor(
-                pd.DataFrame(st.session_state["mask_base"], index=pd.Index(T_LABELS, name="T \\ k"),
-                             columns=K_LABELS),
-                key="mask_editor", width="stretch", height=EDITOR_HEIGHT,
-                column_config={k: st.column_config.CheckboxColumn(k, width=EDITOR_COLUMN_PX, help=f"k = {k}")
-                               for k in K_LABELS})
+            edited = grid_editor(st.session_state["mask_base"], "mask_editor",
+                                 lambda k, label: st.column_config.CheckboxColumn(label, width=EDITOR_COLUMN_PX,
+                                                                                  help=f"k = {k}"))
         observed = edited.to_numpy(dtype=bool)
         if clicked:   # the preset applies to the mask as drawn so far; the editor restarts from it
             st.session_state["mask_base"] = explore.apply_preset(observed, clicked[0])
-            st.session_state.pop("mask_editor", None)
+            forget_editor("mask_editor")
             st.rerun()
     try:
         return explore.check_mask(observed)

@@ -234,18 +234,24 @@ def test_explorer_new_methods_appear_in_the_picker():
     assert "Heston" in at.selectbox(key="family").options
 
 
+def drawn_grid(at) -> np.ndarray:
+    """The (13, 17) grid of the explorer's two editor halves, side by side again."""
+    return np.concatenate([e.value.to_numpy() for e in at.data_editor], axis=1)
+
+
 def test_explorer_drawn_mask_cell_and_presets():
     at = open_app(EXPLORER)
     at.toggle(key="draw_mask").set_value(True).run()
     assert_clean(at)
-    editor = at.data_editor[0]
-    assert editor.key == "mask_editor"
+    # Two halves, k <= 0 over k > 0 (every header whole at 1280 px: test_layout_browser).
+    assert [e.key for e in at.data_editor] == ["mask_editor_left", "mask_editor_right"]
     mask = explore.sample_mask("adversarial", 10)
-    np.testing.assert_array_equal(editor.value.to_numpy(bool), mask)
-    # Untick a quoted cell: its quote disappears from the quotes panel.
-    t, k = np.argwhere(mask)[0]
+    np.testing.assert_array_equal(drawn_grid(at), mask)
+    # Untick a quoted cell of the right half: its quote disappears from the quotes panel.
+    t, k = np.argwhere(mask & (core.K_GRID > 0))[0]
     column = f"{core.K_GRID[k]:+.3f}"
-    at.session_state["mask_editor"] = {"edited_rows": {int(t): {column: False}}, "added_rows": [], "deleted_rows": []}
+    at.session_state["mask_editor_right"] = {"edited_rows": {int(t): {column: False}}, "added_rows": [],
+                                             "deleted_rows": []}
     at.run()
     assert_clean(at)
     quotes = array(charts(at)["surface_grid"]["data"][1]["z"])
@@ -254,7 +260,7 @@ def test_explorer_drawn_mask_cell_and_presets():
     # A preset applies to the drawn mask.
     at.button(key="preset_0").click().run()   # Drop left wing
     assert_clean(at)
-    left = at.data_editor[0].value.to_numpy(bool)[:, core.K_GRID < -explore.WING_K]
+    left = drawn_grid(at)[:, core.K_GRID < -explore.WING_K]
     assert not left.any()
     # Clearing every cell: a clear error, no chart, no traceback.
     names = list(explore.MASK_PRESETS)
@@ -271,9 +277,9 @@ def test_explorer_drawn_surface_rejects_bad_vols(value, message):
     at = open_app(EXPLORER)
     at.radio(key="source").set_value("Draw").run()
     assert_clean(at)
-    assert at.data_editor[0].key == "surface_editor"
+    assert [e.key for e in at.data_editor] == ["surface_editor_left", "surface_editor_right"]
     assert charts(at), "a drawn surface starts from the sample and repairs at once"
-    at.session_state["surface_editor"] = {"edited_rows": {2: {"+0.000": value}}, "added_rows": [], "deleted_rows": []}
+    at.session_state["surface_editor_left"] = {"edited_rows": {2: {"+0.000": value}}, "added_rows": [], "deleted_rows": []}
     at.run()
     assert_clean(at)
     assert at.error and message in at.error[0].value and "T=0.40, k=+0.000" in at.error[0].value
@@ -282,7 +288,7 @@ def test_explorer_drawn_surface_rejects_bad_vols(value, message):
 def test_explorer_drawn_surface_edit_reaches_the_truth():
     at = open_app(EXPLORER)
     at.radio(key="source").set_value("Draw").run()
-    at.session_state["surface_editor"] = {"edited_rows": {2: {"+0.000": 0.55}}, "added_rows": [], "deleted_rows": []}
+    at.session_state["surface_editor_left"] = {"edited_rows": {2: {"+0.000": 0.55}}, "added_rows": [], "deleted_rows": []}
     at.run()
     assert_clean(at)
     assert array(charts(at)["surface_grid"]["data"][0]["z"])[2, 8] == pytest.approx(0.55)
