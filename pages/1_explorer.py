@@ -5,7 +5,7 @@ import streamlit as st
 
 import core
 from core.engine.grid import K_GRID, T_GRID
-from ui import figures, frame, state
+from ui import figures, frame, numbers, state
 from ui.presenters import explore
 from ui.style import EDITOR_COLUMN_PX, EDITOR_INDEX_PX, K_TITLE, T_TITLE, editor_k_label, method_label
 
@@ -25,6 +25,11 @@ PRESET_LABELS = {"Drop left wing": "− left wing", "Drop right wing": "− righ
                  "Drop a broker stripe": "− broker stripe", "Quote every cell": "quote all",
                  "Clear every cell": "clear all"}
 K_LABELS = [f"{k:+.3f}" for k in K_GRID]
+SCORE_RMSE_MISSING, SCORE_RMSE_ALL = f"missing RMSE ({numbers.VOL_UNIT})", f"all-cell RMSE ({numbers.VOL_UNIT})"
+# How ui.numbers writes the scores table's number columns.
+SCORE_KINDS = {SCORE_RMSE_MISSING: numbers.VOL, SCORE_RMSE_ALL: numbers.VOL, "g(k)<0 raw": numbers.RATE,
+               "g(k)<0 projected": numbers.RATE, "calendar raw": numbers.RATE, "calendar projected": numbers.RATE,
+               "band covers (missing)": numbers.RATE}
 
 
 def controls() -> dict:
@@ -150,32 +155,33 @@ def scores(view, noise_bp: float) -> None:
     st.subheader("Scores for this surface")
     verdict = view.verdict()
     metric = "missing-point RMSE" if verdict["score_name"] == "rmse_missing" else "all-cell RMSE (nothing is missing)"
+    unit = numbers.VOL_UNIT
     if "runner_up" in verdict and verdict["reduction"] < 0.01:
-        st.info(f"A tie on {metric}: {method_label(verdict['winner'])} {verdict['score']:.4f} against "
-                f"{method_label(verdict['runner_up'])}'s {verdict['runner_up_score']:.4f} (less than 1 % apart).")
+        st.info(f"A tie on {metric}: {method_label(verdict['winner'])} {numbers.vol(verdict['score'])} {unit} against "
+                f"{method_label(verdict['runner_up'])}'s {numbers.vol(verdict['runner_up_score'])} (less than 1 % "
+                "apart).")
     elif "runner_up" in verdict:
-        st.success(f"**{method_label(verdict['winner'])}** wins on {metric}: {verdict['score']:.4f} against "
-                   f"{method_label(verdict['runner_up'])} (the strongest rival shown) at {verdict['runner_up_score']:.4f} — "
-                   f"{verdict['gap']:.4f} vol ({verdict['reduction']:.0%}) lower, a ratio of {verdict['ratio']:.2f}×.")
+        st.success(f"**{method_label(verdict['winner'])}** wins on {metric}: {numbers.vol(verdict['score'])} {unit} "
+                   f"against {method_label(verdict['runner_up'])} (the strongest rival shown) at "
+                   f"{numbers.vol(verdict['runner_up_score'])} — {numbers.vol(verdict['gap'])} {unit} "
+                   f"({verdict['reduction']:.0%}) lower, a ratio of {verdict['ratio']:.2f}×.")
     else:
-        st.info(f"{method_label(verdict['winner'])}: {metric} {verdict['score']:.4f}.")
+        st.info(f"{method_label(verdict['winner'])}: {metric} {numbers.vol(verdict['score'])} {unit}.")
     level = f"{100 * view.band_level:g} %"
     table = pd.DataFrame([{
-        "method": method_label(m), "projection": v.projection, "missing-point RMSE": v.rmse_missing,
-        "all-cell RMSE": v.rmse_all, "g(k)<0 raw": v.g_negative_raw, "g(k)<0 projected": v.g_negative,
+        "method": method_label(m), "projection": v.projection, SCORE_RMSE_MISSING: v.rmse_missing,
+        SCORE_RMSE_ALL: v.rmse_all, "g(k)<0 raw": v.g_negative_raw, "g(k)<0 projected": v.g_negative,
         "calendar raw": v.raw_calendar, "calendar projected": v.post_calendar,
         f"{level} band": v.band.removesuffix(" band").replace("(Gaussian ", "(") if v.band else "—",
-        "band covers (missing)": f"{100 * v.band_coverage:.1f} %" if v.band_coverage == v.band_coverage else "—"}
+        "band covers (missing)": v.band_coverage}
         for m, v in view.methods.items()])
     # Narrow number columns: at 1280 px the band columns at the right end must stay in view.
-    rate = st.column_config.NumberColumn(format="percent", width=68)
-    vol = st.column_config.NumberColumn(format="%.4f", width=68)
-    st.dataframe(table, hide_index=True, key="scores", column_config={
+    st.dataframe(numbers.scaled(table, SCORE_KINDS), hide_index=True, key="scores", column_config={
         "method": st.column_config.TextColumn(width=96), "projection": st.column_config.TextColumn(width=70),
-        "missing-point RMSE": vol, "all-cell RMSE": vol, "g(k)<0 raw": rate, "g(k)<0 projected": rate,
-        "calendar raw": rate, "calendar projected": rate, f"{level} band": st.column_config.TextColumn(width=110),
-        "band covers (missing)": st.column_config.TextColumn(width=70)})
-    st.caption(f"{view.n_quoted} of {view.observed.size} cells quoted ({view.quoted_fraction:.0%}), "
+        f"{level} band": st.column_config.TextColumn(width=110)}
+        | numbers.columns(SCORE_KINDS, widths=dict.fromkeys(SCORE_KINDS, 68)))
+    st.caption(f"RMSEs in {unit} (vol points: 100 × implied vol); rates and coverage in %. "
+               f"{view.n_quoted} of {view.observed.size} cells quoted ({view.quoted_fraction:.0%}), "
                f"{noise_bp:g} bp noise. raw = the method's output, projected = after its projection (column 2). "
                f"Calendar rates are shares of (T, T+1) edges where w falls; g(k) < 0 is the share of interior nodes "
                f"failing Gatheral–Roper. Bands: each method's own {level} interval (conformal for Best, Gaussian "

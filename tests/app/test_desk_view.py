@@ -12,7 +12,7 @@ import pytest
 from core.engine.grid import K_GRID, T_GRID
 from tests.app.test_app import array
 from tests.conftest import ROOT
-from ui import figures, quote_figures, scales
+from ui import figures, numbers, quote_figures, scales
 from ui.presenters import explore
 from ui.style import ERR_SCALE, T_SCALE, theme_colours
 
@@ -141,11 +141,11 @@ def test_quotes_page_marks_extrapolation_and_labels_expiries_with_dates():
     slider = at.select_slider(key="quotes_expiry")
     labels = list(slider.options)   # AppTest gives the formatted labels
     assert all(re.search(r"\d{4}-\d{2}-\d{2}", str(label)) for label in labels), labels
-    # One threshold for Best's stale score on both pages, and the flagged table in bp like the chart.
+    # One threshold for Best's stale score on both pages, and the flagged table in vol points like the chart.
     assert f"score above {explore.STALE_FLAG_LLR:.2f}" in " ".join(m.value for m in at.markdown)
     flagged = [df.value for df in at.dataframe if "stale_score" in df.value.columns]
     if flagged:
-        assert "residual (bp)" in flagged[0].columns
+        assert f"residual ({numbers.VOL_UNIT})" in flagged[0].columns
     names = [t.get("name") for t in figs["quotes_smile"]["data"]]
     assert "Best conformal 95 % band" in names
 
@@ -215,7 +215,7 @@ def test_explorer_first_view_has_quotes_on_its_smile_and_the_strongest_rival():
     quotes = next(t for t in figs["smile"]["data"] if t.get("name") == "quotes")
     assert len(array(quotes["x"])) > 0, "the first smile has quote markers"
     assert len(array(next(t for t in figs["term"]["data"] if t.get("name") == "quotes")["x"])) > 0
-    scores = at.dataframe[0].value.set_index("method")["missing-point RMSE"].sort_values()
+    scores = at.dataframe[0].value.set_index("method")[f"missing RMSE ({numbers.VOL_UNIT})"].sort_values()
     verdict = (list(at.success) + list(at.info))[0].value
     assert scores.index[1] in verdict and "strongest rival" in verdict
 
