@@ -24,6 +24,13 @@ VOL, SIGNED_VOL, RATE, RATIO, COUNT = "vol", "signed vol", "rate", "ratio", "cou
 _SCALE = {VOL: VOL_POINTS, SIGNED_VOL: VOL_POINTS, RATE: 100.0, RATIO: 1.0, COUNT: 1.0}
 
 
+# The per-maturity SVI parameter table (explorer and Your quotes): small numbers in total variance,
+# so the table has its own decimals; its fit error is a vol.
+SVI_DECIMALS = 4
+SVI_KINDS = {c: RATIO for c in ("T", "a", "b", "rho", "m", "sigma")} | {"rmse_iv": VOL}
+SVI_RMSE_NAME = f"rmse_iv ({VOL_UNIT})"
+
+
 def _finite(x) -> bool:
     try:
         return x is not None and math.isfinite(float(x))
@@ -94,6 +101,13 @@ def printf(kind: str, decimals: int = DECIMALS) -> str:
     if kind == COUNT:
         return "%d"
     return f"%{'+' if kind == SIGNED_VOL else ''}.{decimals}f{' %%' if kind == RATE else ''}"
+
+
+def svi_frame(svi_table) -> tuple:
+    """(frame, column config) of a per-maturity SVI parameter table for st.dataframe."""
+    kinds = {SVI_RMSE_NAME if c == "rmse_iv" else c: k for c, k in SVI_KINDS.items()}
+    return (scaled(svi_table, SVI_KINDS).rename(columns={"rmse_iv": SVI_RMSE_NAME}),
+            columns(kinds, SVI_DECIMALS))
 
 
 def columns(kinds: dict, decimals: int = DECIMALS, widths: dict | None = None) -> dict:

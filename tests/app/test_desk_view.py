@@ -14,7 +14,7 @@ from tests.app.test_app import array
 from tests.conftest import ROOT
 from ui import figures, numbers, quote_figures, scales
 from ui.presenters import explore
-from ui.style import ERR_SCALE, T_SCALE, theme_colours
+from ui.style import ERR_SCALE, T_SCALE, method_label, theme_colours
 
 LIGHT_BG, DARK_BG = "#ffffff", "#0e1117"   # Streamlit's light and dark page backgrounds
 TIMEOUT = 300
@@ -288,7 +288,7 @@ def test_quotes_page_desk_views_and_downloads():
 
 @pytest.mark.parametrize("page, keys", [(None, {"dl_overview_results"}),
                                         ("pages/1_explorer.py", {"dl_surfaces", "dl_scores"}),
-                                        ("pages/2_benchmark.py", {"dl_rmse", "dl_benchmark"}),
+                                        ("pages/2_benchmark.py", {"dl_rmse", "dl_tables", "dl_benchmark"}),
                                         ("pages/3_diagnostics.py", {"dl_cell"})])
 def test_downloads_on_every_page(page, keys):
     from streamlit.testing.v1 import AppTest
@@ -299,3 +299,53 @@ def test_downloads_on_every_page(page, keys):
     assert not at.exception, [e.value for e in at.exception]
     found = {b.key for b in at.get("download_button")}
     assert keys <= found, found
+
+
+def test_explorer_desk_views_on_request():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/1_explorer.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    keys = {el.key for el in at.get("plotly_chart")}
+    assert not keys & {"explorer_fan", "explorer_atm", "explorer_density"}, "off by default: the rerun budget"
+    at.toggle(key="desk_views").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    method = at.selectbox(key="desk_method").value
+    figs = {el.key: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+    fan = figs["explorer_fan"]
+    assert sum(t.get("showlegend", True) for t in fan["data"]) == len(T_GRID), "one w(k) line per maturity"
+    atm = figs["explorer_atm"]
+    assert {t["name"] for t in atm["data"]} >= {"ATM vol", "ATM skew"}
+    if method in ("best", "vae", "cnn"):   # a method with an sd draws its bands
+        assert any(t.get("fill") == "toself" for t in atm["data"])
+    assert figs["explorer_density"]["layout"]["yaxis"]["title"]["text"] == "g(k)"
+    params = [df.value for df in at.dataframe if {"a", "b", "rho", "m", "sigma"} <= set(df.value.columns)]
+    assert params and len(params[0]) == len(T_GRID)
+    # The ATM vol drawn is the repair's own at k = 0.
+    j = int(np.argmin(np.abs(K_GRID)))
+    surface = figs["surface_grid"]
+    repaired = next(t for t in surface["data"] if t.get("name") == method_label(method))
+    atm_line = next(t for t in atm["data"] if t["name"] == "ATM vol")
+    np.testing.assert_allclose(array(atm_line["y"]), array(repaired["z"])[:, j])
+
+
+def test_benchmark_tables_download_every_table_at_full_precision():
+    from ui.presenters import report
+
+    result = report.load_benchmark()
+    tables = report.benchmark_tables(result)
+    assert set(tables) >= {"rmse.csv", "projections.csv", "uncertainty.csv", "stale_auc.csv", "downstream_svi.csv",
+                           "lofo.csv"}
+    first = result["cells"][0]
+    rmse = tables["rmse.csv"].set_index(["cell", "method"])
+    for m, score in first["rmse"].items():
+        assert rmse.loc[(report.cell_label(first), m), "rmse_mean"] == score["mean"]
+        assert rmse.loc[(report.cell_label(first), m), "rmse_se"] == score["se"]
+    unc = tables["uncertainty.csv"].set_index(["cell", "method"])
+    assert unc.loc[(report.cell_label(first), "best"), "width95"] == first["diagnostics_by_method"]["best"]["width95"]
+    import zipfile
+
+    z = zipfile.ZipFile(io.BytesIO(report.tables_zip(tables)))
+    assert sorted(z.namelist()) == sorted(tables)
+    assert pd.read_csv(z.open("lofo.csv")).shape == tables["lofo.csv"].shape

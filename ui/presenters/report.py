@@ -602,3 +602,51 @@ def full_projection_note(cell: dict, label=_identity) -> str:
     return "After the full projection, arbitrage is left for " + "; ".join(
         f"{label(m)} (g(k) < 0 {pct(d['g_negative_full'], 2)}, calendar {pct(d.get('calendar_full', 0), 2)})"
         for m, d in left.items()) + "."
+
+
+def _score_rows(cells: list, key: str, methods: list, extra=lambda c: {}) -> list:
+    """Long rows: one per (cell, method) with the ``key`` score's mean and SE in vol units."""
+    return [{"cell": cell_label(c), "method": m} | extra(c) | {f"{key}_mean": _num(c[key][m].get("mean")),
+                                                               f"{key}_se": _num(c[key][m].get("se"))}
+            for c in cells for m in methods if m in (c.get(key) or {})]
+
+
+def benchmark_tables(result: dict) -> dict:
+    """The Benchmark page's tables as plain numbers for download: {file name: DataFrame}. Vols in
+    implied-vol units and rates as fractions, at full precision (the page shows them rounded, in
+    vol points and percent)."""
+    import pandas as pd
+
+    methods = result_methods(result)
+    tables = {
+        "rmse.csv": _score_rows(result["cells"], "rmse", methods,
+                                lambda c: {"observed_fraction": _num(c.get("observed_fraction"))}),
+        "projections.csv": projection_rows(result),
+        # The benchmark's own keys as column names: the page's titles carry its display units.
+        "uncertainty.csv": [{ {v: k for k, v in UNCERTAINTY_COLUMNS.items()}.get(c, c): x for c, x in r.items()}
+                            for r in diagnostics_table(result)],
+        "stale_auc.csv": [{"cell": r["cell"], "method": m, "stale_auc": v}
+                          for r in metric_table(result, "stale_auc")[0] for m, v in r.items() if m != "cell"],
+        "downstream_svi.csv": _score_rows(result["cells"], "downstream_svi", methods),
+    }
+    lofo = []
+    for block in lofo_blocks(result):
+        held = HELD_OUT_LABELS.get(block.get("held_out"), block.get("held_out"))
+        for row in _score_rows(block.get("cells", []), "rmse", sorted({m for c in block.get("cells", [])
+                                                                         for m in c.get("rmse", {})})):
+            lofo.append({"held out": held} | row)
+    if lofo:
+        tables["lofo.csv"] = lofo
+    return {name: pd.DataFrame(rows) for name, rows in tables.items() if rows}
+
+
+def tables_zip(tables: dict) -> bytes:
+    """{file name: DataFrame} as one zip of CSVs."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, frame in tables.items():
+            z.writestr(name, frame.to_csv(index=False))
+    return buffer.getvalue()
