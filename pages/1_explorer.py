@@ -6,6 +6,7 @@ import streamlit as st
 import core
 from core.engine.grid import K_GRID, T_GRID
 from ui import figures, frame, numbers, state
+from ui import quote_figures
 from ui.presenters import explore
 from ui.style import EDITOR_COLUMN_PX, EDITOR_INDEX_PX, K_TITLE, T_TITLE, editor_k_label, method_label
 
@@ -232,6 +233,38 @@ def views(view, shown: list, show_3d: bool) -> None:
     st.caption("Discrete Gatheral–Roper g on interior k after each method's projection (see the scores table); "
                "× marks g < 0 (a negative risk-neutral density). Colour scale clipped to [-1, 2].")
     st.plotly_chart(figures.g_grid(view, shown), key="g_grid")
+    desk_views(view, shown)
+
+
+@st.fragment
+def desk_views(view, shown: list) -> None:
+    """The total-variance fan, ATM vol and skew with bands, g(k) lines and the SVI parameters of one
+    repair. Off by default and a fragment: four more figures on every rerun would cost the budget."""
+    st.subheader("The desk's views")
+    if not st.toggle("Show the total-variance fan, ATM vol and skew, g(k) lines and SVI parameters",
+                     key="desk_views"):
+        return
+    method = st.selectbox("Repair", shown, format_func=method_label, key="desk_method")
+    tables = view.desk(method)
+    band = view.methods[method].band
+    dark = state.dark_mode()
+    fan_tab, atm_tab, g_tab, params_tab = st.tabs(["Total variance fan", "ATM vol and skew", "Density g(k)",
+                                                   "SVI parameters"])
+    with fan_tab:
+        st.plotly_chart(quote_figures.variance_fan(tables["fan"], method), key="explorer_fan")
+        st.caption("w = iv² T against k, one line per maturity: lines that cross would be calendar arbitrage.")
+    with atm_tab:
+        st.plotly_chart(quote_figures.atm_terms(tables["atm"], method, band, dark), key="explorer_atm")
+        st.caption("ATM vol at k = 0 and ATM skew d iv / d k (central difference over k = ±0.056), with the "
+                   "method's band where it has one; the skew band treats the two nodes' bands as independent.")
+    with g_tab:
+        st.plotly_chart(quote_figures.density_lines(tables["density"], method), key="explorer_density")
+        st.caption("Gatheral–Roper g(k) per maturity: proportional to the risk-neutral density in k; below 0 "
+                   "is butterfly arbitrage.")
+    with params_tab:
+        frame, config = numbers.svi_frame(tables["svi"])
+        st.dataframe(frame, hide_index=True, key="explorer_params", width="stretch", column_config=config)
+        st.caption(f"Raw SVI per maturity fitted to the repaired slice (fit error in {numbers.VOL_UNIT}).")
 
 
 @st.fragment

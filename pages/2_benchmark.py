@@ -217,13 +217,17 @@ def real_chains() -> None:
 def downloads(result: dict) -> None:
     st.subheader("Downloads")
     rows, _ = report.score_table(result, "rmse")
-    left, right = st.columns(2)
+    left, mid, right = st.columns(3)
     left.download_button("rmse.csv", pd.DataFrame(rows).to_csv(index=False), file_name="rmse.csv", mime="text/csv",
                          key="dl_rmse")
+    # A callable: the zip is built on click, not on every rerun.
+    mid.download_button("tables.zip", lambda: report.tables_zip(report.benchmark_tables(result)),
+                        file_name="benchmark_tables.zip", mime="application/zip", key="dl_tables")
     right.download_button("benchmark.json", lambda: json.dumps(result) + "\n", file_name="benchmark.json",
                           mime="application/json", key="dl_benchmark")
-    st.caption("rmse: the headline table (mean ± SE per cell and method) · benchmark.json: every number on this "
-               "page, in the format `python -m core.benchmark` writes.")
+    st.caption(f"rmse: the headline table as shown (mean ± SE in {numbers.VOL_UNIT}) · tables.zip: every table on "
+               "this page as a CSV at full precision (vols in implied-vol units, rates as fractions) · "
+               "benchmark.json: every number on this page, in the format `python -m core.benchmark` writes.")
 
 
 if frame.inside():

@@ -21,8 +21,6 @@ QUOTE_KINDS = {"row": numbers.COUNT, "T": numbers.RATIO, "strike": numbers.RATIO
                "iv": numbers.VOL, "spread_iv": numbers.VOL, "iv_vendor": numbers.VOL, "iv_leave_out": numbers.VOL,
                "iv_repaired": numbers.VOL, "residual": numbers.SIGNED_VOL, "stale_score": numbers.RATIO}
 VOL_NAMES = {c: f"{c} ({numbers.VOL_UNIT})" for c, kind in QUOTE_KINDS.items() if kind in (numbers.VOL, numbers.SIGNED_VOL)}
-SVI_DECIMALS = 4   # the parameters are small numbers in total variance: their own decimals, one for the table
-SVI_KINDS = {c: numbers.RATIO for c in ("T", "a", "b", "rho", "m", "sigma")} | {"rmse_iv": numbers.VOL}
 
 
 def quote_frame(table, widths: dict | None = None) -> tuple:
@@ -61,11 +59,8 @@ def desk_views(result, data: bytes, name: str, method: str, valuation_date: str,
         st.caption("Gatheral–Roper g(k) on the grid's interior k: proportional to the risk-neutral density in k; "
                    "below 0 (red ×) is butterfly arbitrage.")
     with params_tab:
-        rmse_name = f"rmse_iv ({numbers.VOL_UNIT})"
-        kinds = {rmse_name if c == "rmse_iv" else c: k for c, k in SVI_KINDS.items()}
-        st.dataframe(numbers.scaled(result.svi_table, SVI_KINDS).rename(columns={"rmse_iv": rmse_name}),
-                     hide_index=True, key="quotes_params", width="stretch",
-                     column_config=numbers.columns(kinds, SVI_DECIMALS))
+        frame, config = numbers.svi_frame(result.svi_table)
+        st.dataframe(frame, hide_index=True, key="quotes_params", width="stretch", column_config=config)
         st.caption("Raw SVI per grid maturity, fitted to the repaired slice: w(k) = a + b (ρ (k − m) + "
                    f"√((k − m)² + σ²)); rmse_iv: the fit's error over the slice in {numbers.VOL_UNIT}. Also in "
                    "svi_params.csv (in implied-vol units).")
