@@ -69,6 +69,9 @@ def _template(name) -> dict:
 _TYPED = {"f8", "f4", "i4", "u4", "i2", "u2", "i1", "u1"}
 
 
+_NESTED = (dict, list, tuple, np.ndarray, np.generic)
+
+
 def _packed(obj):
     """``obj`` with every numeric numpy array as a plotly typed-array dict ({dtype, bdata, shape});
     other arrays as lists (json cannot write them)."""
@@ -84,9 +87,8 @@ def _packed(obj):
         return out
     if isinstance(obj, dict):
         return {k: _packed(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_packed(v) for v in obj] if any(isinstance(v, (dict, list, tuple, np.ndarray)) for v in obj) \
-            else list(obj)
+    if isinstance(obj, (list, tuple)):   # a list of plain values goes as it is (json writes a tuple as a list)
+        return [_packed(v) for v in obj] if any(isinstance(v, _NESTED) for v in obj) else obj
     if isinstance(obj, np.generic):
         return obj.item()
     return obj

@@ -89,11 +89,9 @@ def text_frame(frame, kinds: dict, decimals: int = DECIMALS):
 
 def scaled(frame, kinds: dict):
     """A copy of ``frame`` with vol columns in vol points and rates in percent (for st.dataframe)."""
-    out = frame.copy()
-    for column, kind in kinds.items():
-        if column in out.columns and _SCALE[kind] != 1.0:
-            out[column] = _SCALE[kind] * out[column].astype(float)
-    return out
+    scale = {c: _SCALE[kind] for c, kind in kinds.items() if c in frame.columns and _SCALE[kind] != 1.0}
+    # One assign, not a column at a time: this runs on every explorer rerun.
+    return frame.assign(**{c: f * frame[c].to_numpy(dtype=float) for c, f in scale.items()})
 
 
 def printf(kind: str, decimals: int = DECIMALS) -> str:
