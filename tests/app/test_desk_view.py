@@ -352,3 +352,22 @@ def test_benchmark_tables_download_every_table_at_full_precision():
     z = zipfile.ZipFile(io.BytesIO(report.tables_zip(tables)))
     assert sorted(z.namelist()) == sorted(tables)
     assert pd.read_csv(z.open("lofo.csv")).shape == tables["lofo.csv"].shape
+
+
+def test_explorer_downloads_hold_the_surfaces_and_the_scores_shown():
+    d = explore.DEFAULT_VIEW
+    iv = explore.sample_surface(d["family"], d["surface_seed"], None)
+    mask = explore.sample_mask(d["regime"], d["mask_seed"])
+    view = explore.score_surface(iv, explore.quotes(iv, mask, d["noise_bp"], d["mask_seed"]), ("best", "interp"),
+                                 None, noise_bp=d["noise_bp"])
+    surfaces = view.surfaces_table()
+    assert len(surfaces) == len(T_GRID) * len(K_GRID)
+    t, k = 4, 11   # row-major: maturity, then k
+    row = surfaces.iloc[t * len(K_GRID) + k]
+    assert (row["T"], row["k"]) == (T_GRID[t], K_GRID[k]) and row["iv_true"] == iv[t, k]
+    assert row["iv_best"] == view.methods["best"].iv[t, k] and row["sd_best"] == view.methods["best"].sd[t, k]
+    assert np.isnan(surfaces["sd_interp"]).all(), "interpolation has no sd"
+    assert surfaces["quoted"].sum() == mask.sum()
+    scores = view.scores_table().set_index("method")
+    assert scores.loc["best", "rmse_missing"] == view.methods["best"].rmse_missing
+    assert scores.loc["interp", "calendar_raw"] == view.methods["interp"].raw_calendar
