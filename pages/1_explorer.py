@@ -8,7 +8,15 @@ from core.engine.grid import K_GRID, T_GRID
 from ui import figures, frame, numbers, state
 from ui import quote_figures
 from ui.presenters import explore
-from ui.style import EDITOR_COLUMN_PX, EDITOR_INDEX_PX, K_TITLE, T_TITLE, editor_k_label, method_label
+from ui.style import (
+    EDITOR_COLUMN_PX,
+    EDITOR_INDEX_PX,
+    K_TITLE,
+    SCORES_COLUMN_PX,
+    T_TITLE,
+    editor_k_label,
+    method_label,
+)
 
 DEFAULT = explore.DEFAULT_VIEW
 METHODS = list(core.METHODS)
@@ -31,6 +39,10 @@ SCORE_RMSE_MISSING, SCORE_RMSE_ALL = f"missing RMSE ({numbers.VOL_UNIT})", f"all
 SCORE_KINDS = {SCORE_RMSE_MISSING: numbers.VOL, SCORE_RMSE_ALL: numbers.VOL, "g(k)<0 raw": numbers.RATE,
                "g(k)<0 projected": numbers.RATE, "calendar raw": numbers.RATE, "calendar projected": numbers.RATE,
                "band covers (missing)": numbers.RATE}
+# Short headers that show whole in SCORES_COLUMN_PX; each column's tooltip gives its full name.
+SCORE_LABELS = {SCORE_RMSE_MISSING: "RMSE miss", SCORE_RMSE_ALL: "RMSE all", "g(k)<0 raw": "g<0 raw",
+                "g(k)<0 projected": "g<0 proj", "calendar raw": "cal raw", "calendar projected": "cal proj",
+                "band covers (missing)": "covers"}
 
 
 def controls() -> dict:
@@ -178,10 +190,13 @@ def scores(view, noise_bp: float) -> None:
         for m, v in view.methods.items()])
     # Narrow number columns: at 1280 px the band columns at the right end must stay in view.
     st.dataframe(numbers.scaled(table, SCORE_KINDS), hide_index=True, key="scores", column_config={
-        "method": st.column_config.TextColumn(width=96), "projection": st.column_config.TextColumn(width=70),
-        f"{level} band": st.column_config.TextColumn(width=110)}
-        | numbers.columns(SCORE_KINDS, widths=dict.fromkeys(SCORE_KINDS, 68)))
-    st.caption(f"RMSEs in {unit} (vol points: 100 × implied vol); rates and coverage in %. "
+        "method": st.column_config.TextColumn(width=92),
+        "projection": st.column_config.TextColumn("proj.", width=SCORES_COLUMN_PX, help="projection"),
+        f"{level} band": st.column_config.TextColumn(width=100)}
+        | numbers.columns(SCORE_KINDS, widths=dict.fromkeys(SCORE_KINDS, SCORES_COLUMN_PX), labels=SCORE_LABELS))
+    st.caption(f"RMSE miss / all: missing-point and all-cell RMSE, in {unit} (vol points: 100 × implied vol); "
+               "g<0 and cal: the g(k) < 0 and calendar rates, raw and after the projection (proj.), and covers: "
+               "the band's coverage, in %. "
                f"{view.n_quoted} of {view.observed.size} cells quoted ({view.quoted_fraction:.0%}), "
                f"{noise_bp:g} bp noise. raw = the method's output, projected = after its projection (column 2). "
                f"Calendar rates are shares of (T, T+1) edges where w falls; g(k) < 0 is the share of interior nodes "

@@ -108,10 +108,12 @@ def svi_frame(svi_table) -> tuple:
             columns(kinds, SVI_DECIMALS))
 
 
-def columns(kinds: dict, decimals: int = DECIMALS, widths: dict | None = None) -> dict:
-    """st.dataframe column configs for the ``scaled`` columns of ``kinds``, optional widths in px."""
+def columns(kinds: dict, decimals: int = DECIMALS, widths: dict | None = None, labels: dict | None = None) -> dict:
+    """st.dataframe column configs for the ``scaled`` columns of ``kinds``: optional widths in px, and
+    short header ``labels`` (the column's full name is then its tooltip)."""
     import streamlit as st   # here: the formatting above stays usable without Streamlit
 
-    widths = widths or {}
-    return {c: st.column_config.NumberColumn(c, format=printf(kind, decimals), width=widths.get(c))
+    widths, labels = widths or {}, labels or {}
+    return {c: st.column_config.NumberColumn(labels.get(c, c), format=printf(kind, decimals), width=widths.get(c),
+                                             help=c if c in labels else None)
             for c, kind in kinds.items()}

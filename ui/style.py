@@ -71,6 +71,12 @@ EDITOR_COLUMN_PX = 74
 EDITOR_INDEX_PX = 72   # its header "T \\ k" has the icon too
 
 
+# The explorer's scores table: every column this wide or wider, so ten of them fit the main column at
+# 1280 px (about 810 px with the sidebar open) with headers short enough to show whole (the browser
+# layout test measures them against it).
+SCORES_COLUMN_PX = 76
+
+
 def editor_k_label(k: float) -> str:
     """A grid editor's column header: k to 2 decimals (the column's tooltip gives it to 3)."""
     return f"{k:+.2f}"

@@ -6,7 +6,7 @@ import time
 from core.engine.grid import K_GRID
 
 from tests.app.browser_marks import BROWSER_MARKS
-from ui.style import EDITOR_COLUMN_PX, EDITOR_HEADER_PAD_PX, EDITOR_INDEX_PX
+from ui.style import EDITOR_COLUMN_PX, EDITOR_HEADER_PAD_PX, EDITOR_INDEX_PX, SCORES_COLUMN_PX
 from tools.browser import (
     MIN_CHARTS,
     TITLES,
@@ -23,6 +23,7 @@ from tools.browser import (
 
 pytestmark = BROWSER_MARKS
 MIN_CONTRAST = 3.0   # WCAG's minimum for graphics against their background
+SCORES_HEADER_PAD_PX = 16   # a read-only column's header: 8 px either side of its text, no icon
 
 
 def test_every_page_at_every_width_and_scheme(tmp_path):
@@ -42,6 +43,11 @@ def test_every_page_at_every_width_and_scheme(tmp_path):
                              for what, colour, ratio in found["contrast"] if ratio < MIN_CONTRAST]
                 if width >= 1280:   # a phone scrolls wide tables; a laptop should not need to
                     problems += [f"{where}: columns out of view in {x}" for x in found["hidden_columns"]]
+                if name == "explorer" and width == 1280:   # the scores table's headers show whole
+                    headers = header_widths(driver)
+                    problems += [] if headers else [f"{where}: no table headers found"]
+                    problems += [f"{where}: scores header {text!r} is {px:.0f} px in a {SCORES_COLUMN_PX - SCORES_HEADER_PAD_PX} px slot"
+                                 for text, px in headers if px > SCORES_COLUMN_PX - SCORES_HEADER_PAD_PX]
                 if name in ("explorer", "quotes"):
                     assert {w for w, _, _ in found["contrast"]} >= ({"truth", "quotes"} if name == "explorer"
                                                                      else {"quotes"}), where
