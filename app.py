@@ -12,7 +12,7 @@ import streamlit as st
 
 st.set_page_config(page_title="Vol-surface repair workbench", page_icon="📈", layout="wide")
 
-from ui import figures, frame, state
+from ui import figures, frame, numbers, state
 from ui.presenters import report
 from ui.style import method_label
 
@@ -31,7 +31,7 @@ def overview() -> None:
     result, source = state.results()
     st.subheader("The 2 × 2 at a glance")
     if result is not None:
-        st.caption(f"Missing-point RMSE in implied-vol units, mean ± SE over test surfaces, each method at its "
+        st.caption(f"Missing-point RMSE in {numbers.VOL_UNIT} (vol points: 100 × implied vol), mean ± SE over test surfaces, each method at its "
                    f"default projection ({source}). **Bold**: the best in the cell and every method within one SE "
                    "of it.")
         if report.BEST in report.result_methods(result):
@@ -88,16 +88,16 @@ def best_manifest() -> None:
     left.markdown(_facts_table(report.best_manifest_summary(manifest)))
     rows = report.validation_rows(manifest)
     if rows:
-        right.markdown("**Validation** (own seeds; RMSE after the full projection, coverage of the conformal "
-                       "intervals)")
+        right.markdown(f"**Validation** (own seeds; RMSE in {numbers.VOL_UNIT} after the full projection, coverage "
+                       "of the conformal intervals)")
         right.markdown("| cell | RMSE | cov80 | cov95 |\n|---|---|---|---|\n" + "\n".join(
-            f"| {r['cell']} | {r['rmse']} | {r['cov80']:.3f} | {r['cov95']:.3f} |" for r in rows))
+            f"| {r['cell']} | {r['rmse']} | {numbers.ratio(r['cov80'])} | {numbers.ratio(r['cov95'])} |" for r in rows))
     conformal = report.conformal_rows(manifest)
     if conformal:
         right.markdown("**Conformal multipliers**: the band's half-width is q × sd at each level; the Gaussian "
                        "z is what a ±z·sd band would use")
         right.markdown("| level | q (conformal) | Gaussian z |\n|---|---|---|\n" + "\n".join(
-            f"| {100 * r['level']:g} % | {r['q']:.3f} | {r['gaussian_z']:.3f} |" for r in conformal))
+            f"| {100 * r['level']:g} % | {numbers.ratio(r['q'])} | {numbers.ratio(r['gaussian_z'])} |" for r in conformal))
     with st.expander("Full manifest (weights/best.json)"):
         st.json(manifest, expanded=False)
 

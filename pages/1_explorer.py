@@ -1,12 +1,22 @@
 """Repair explorer: one surface, its quotes, every chosen repair side by side, and their scores."""
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 import core
 from core.engine.grid import K_GRID, T_GRID
-from ui import figures, frame, state
+from ui import figures, frame, numbers, state
+from ui import quote_figures
 from ui.presenters import explore
-from ui.style import K_TITLE, T_TITLE, method_label
+from ui.style import (
+    EDITOR_COLUMN_PX,
+    EDITOR_INDEX_PX,
+    K_TITLE,
+    SCORES_COLUMN_PX,
+    T_TITLE,
+    editor_k_label,
+    method_label,
+)
 
 DEFAULT = explore.DEFAULT_VIEW
 METHODS = list(core.METHODS)
@@ -14,15 +24,25 @@ DEFAULT_METHODS = [m for m in explore.DEFAULT_METHODS if m in METHODS] or METHOD
 FAMILIES = list(explore.FAMILY_LABELS)
 T_LABELS = [f"{t:.2f}" for t in T_GRID]
 EDITOR_HEIGHT = 35 * (len(T_GRID) + 1) + 3          # every maturity row visible, no inner scroll
-# Mask editor columns in px: 17 of them plus the T column must fit the main column (about 775 px)
-# at 1280 px with the sidebar open ("small", 75 px, hid every column from k = +0.28 on). Headers
-# that narrow are cut short: each column's tooltip gives its k.
-EDITOR_COLUMN_PX = 40
+# The grid editors come in two halves, k <= 0 over k > 0: an editable column's header carries
+# Streamlit's pencil icon, so a column that shows "+0.28" whole is EDITOR_COLUMN_PX wide, and 17 of
+# them do not fit the main column at 1280 px (about 775 px with the sidebar open); 9 do.
+K_SPLIT = int(np.searchsorted(K_GRID, 0.0, side="right"))
+EDITOR_HALVES = (("left", "k ≤ 0", slice(0, K_SPLIT)), ("right", "k > 0", slice(K_SPLIT, None)))
 PRESET_LABELS = {"Drop left wing": "− left wing", "Drop right wing": "− right wing",
                  "Drop front maturities": "− front", "Drop long maturities": "− long end",
                  "Drop a broker stripe": "− broker stripe", "Quote every cell": "quote all",
                  "Clear every cell": "clear all"}
 K_LABELS = [f"{k:+.3f}" for k in K_GRID]
+SCORE_RMSE_MISSING, SCORE_RMSE_ALL = f"missing RMSE ({numbers.VOL_UNIT})", f"all-cell RMSE ({numbers.VOL_UNIT})"
+# How ui.numbers writes the scores table's number columns.
+SCORE_KINDS = {SCORE_RMSE_MISSING: numbers.VOL, SCORE_RMSE_ALL: numbers.VOL, "g(k)<0 raw": numbers.RATE,
+               "g(k)<0 projected": numbers.RATE, "calendar raw": numbers.RATE, "calendar projected": numbers.RATE,
+               "band covers (missing)": numbers.RATE}
+# Short headers that show whole in SCORES_COLUMN_PX; each column's tooltip gives its full name.
+SCORE_LABELS = {SCORE_RMSE_MISSING: "RMSE miss", SCORE_RMSE_ALL: "RMSE all", "g(k)<0 raw": "g<0 raw",
+                "g(k)<0 projected": "g<0 proj", "calendar raw": "cal raw", "calendar projected": "cal proj",
+                "band covers (missing)": "covers"}
 
 
 def controls() -> dict:
@@ -82,18 +102,36 @@ def true_surface(c: dict):
         return sampled
     if st.session_state.get("surface_editor_for") != (family, seed):   # a new base: forget old edits
         st.session_state["surface_editor_for"] = (family, seed)
-        st.session_state.pop("surface_editor", None)
+        forget_editor("surface_editor")
     with st.expander("True implied-vol surface (edit any cell; starts from the sampled surface)", expanded=True):
-        edited = st.data_editor(
-            pd.DataFrame(sampled, index=pd.Index(T_LABELS, name="T \\ k"), columns=K_LABELS),
-            key="surface_editor", width="stretch", height=EDITOR_HEIGHT,
-            column_config={k: st.column_config.NumberColumn(k, format="%.3f", width="small", help=f"k = {k}")
-                           for k in K_LABELS})
+        edited = grid_editor(sampled, "surface_editor", lambda k, label: st.column_config.NumberColumn(
+            label, format="%.3f", width=EDITOR_COLUMN_PX, help=f"k = {k}"))
     try:
         return explore.check_truth(edited.to_numpy())
     except ValueError as exc:
         st.error(f"The drawn surface cannot be used: {exc}.")
         return None
+
+
+def grid_editor(values, key: str, column) -> pd.DataFrame:
+    """``values`` (13, 17) in two editors, k <= 0 above k > 0 (EDITOR_HALVES), keyed ``key``_left and
+    ``key``_right; ``column(k, label)`` configures one k column. Returns the edited (13, 17) frame."""
+    parts = []
+    for side, title, cols in EDITOR_HALVES:
+        st.caption(title)
+        parts.append(st.data_editor(
+            pd.DataFrame(np.asarray(values)[:, cols], index=pd.Index(T_LABELS, name="T \\ k"),
+                         columns=K_LABELS[cols]),
+            key=f"{key}_{side}", width="content", height=EDITOR_HEIGHT,
+            column_config={"_index": st.column_config.Column(width=EDITOR_INDEX_PX)}
+            | {k: column(k, editor_k_label(float(kv))) for k, kv in zip(K_LABELS[cols], K_GRID[cols])}))
+    return pd.concat(parts, axis=1)
+
+
+def forget_editor(key: str) -> None:
+    """Drop both halves' edits (a new base surface or mask)."""
+    for side, _, _ in EDITOR_HALVES:
+        st.session_state.pop(f"{key}_{side}", None)
 
 
 def observed_mask(c: dict):
@@ -104,22 +142,19 @@ def observed_mask(c: dict):
         if st.session_state.get("mask_editor_for") != (c["regime"], c["mask_seed"]):
             st.session_state["mask_editor_for"] = (c["regime"], c["mask_seed"])
             st.session_state["mask_base"] = regime_mask
-            st.session_state.pop("mask_editor", None)
+            forget_editor("mask_editor")
         with st.expander("Observed mask (tick = quoted; starts from the regime's mask)", expanded=True):
             buttons = st.columns(len(explore.MASK_PRESETS))
             clicked = [name for i, (name, column) in enumerate(zip(explore.MASK_PRESETS, buttons))
                        if column.button(PRESET_LABELS.get(name, name), key=f"preset_{i}", width="stretch",
                                         help=f"{name}: {explore.PRESET_HELP[name]}")]
-            edited = st.data_editor(
-                pd.DataFrame(st.session_state["mask_base"], index=pd.Index(T_LABELS, name="T \\ k"),
-                             columns=K_LABELS),
-                key="mask_editor", width="stretch", height=EDITOR_HEIGHT,
-                column_config={k: st.column_config.CheckboxColumn(k, width=EDITOR_COLUMN_PX, help=f"k = {k}")
-                               for k in K_LABELS})
+            edited = grid_editor(st.session_state["mask_base"], "mask_editor",
+                                 lambda k, label: st.column_config.CheckboxColumn(label, width=EDITOR_COLUMN_PX,
+                                                                                  help=f"k = {k}"))
         observed = edited.to_numpy(dtype=bool)
         if clicked:   # the preset applies to the mask as drawn so far; the editor restarts from it
             st.session_state["mask_base"] = explore.apply_preset(observed, clicked[0])
-            st.session_state.pop("mask_editor", None)
+            forget_editor("mask_editor")
             st.rerun()
     try:
         return explore.check_mask(observed)
@@ -133,32 +168,36 @@ def scores(view, noise_bp: float) -> None:
     st.subheader("Scores for this surface")
     verdict = view.verdict()
     metric = "missing-point RMSE" if verdict["score_name"] == "rmse_missing" else "all-cell RMSE (nothing is missing)"
+    unit = numbers.VOL_UNIT
     if "runner_up" in verdict and verdict["reduction"] < 0.01:
-        st.info(f"A tie on {metric}: {method_label(verdict['winner'])} {verdict['score']:.4f} against "
-                f"{method_label(verdict['runner_up'])}'s {verdict['runner_up_score']:.4f} (less than 1 % apart).")
+        st.info(f"A tie on {metric}: {method_label(verdict['winner'])} {numbers.vol(verdict['score'])} {unit} against "
+                f"{method_label(verdict['runner_up'])}'s {numbers.vol(verdict['runner_up_score'])} (less than 1 % "
+                "apart).")
     elif "runner_up" in verdict:
-        st.success(f"**{method_label(verdict['winner'])}** wins on {metric}: {verdict['score']:.4f} against "
-                   f"{method_label(verdict['runner_up'])} (the strongest rival shown) at {verdict['runner_up_score']:.4f} — "
-                   f"{verdict['gap']:.4f} vol ({verdict['reduction']:.0%}) lower, a ratio of {verdict['ratio']:.2f}×.")
+        st.success(f"**{method_label(verdict['winner'])}** wins on {metric}: {numbers.vol(verdict['score'])} {unit} "
+                   f"against {method_label(verdict['runner_up'])} (the strongest rival shown) at "
+                   f"{numbers.vol(verdict['runner_up_score'])} — {numbers.vol(verdict['gap'])} {unit} "
+                   f"({verdict['reduction']:.0%}) lower, a ratio of {verdict['ratio']:.2f}×.")
     else:
-        st.info(f"{method_label(verdict['winner'])}: {metric} {verdict['score']:.4f}.")
+        st.info(f"{method_label(verdict['winner'])}: {metric} {numbers.vol(verdict['score'])} {unit}.")
     level = f"{100 * view.band_level:g} %"
     table = pd.DataFrame([{
-        "method": method_label(m), "projection": v.projection, "missing-point RMSE": v.rmse_missing,
-        "all-cell RMSE": v.rmse_all, "g(k)<0 raw": v.g_negative_raw, "g(k)<0 projected": v.g_negative,
+        "method": method_label(m), "projection": v.projection, SCORE_RMSE_MISSING: v.rmse_missing,
+        SCORE_RMSE_ALL: v.rmse_all, "g(k)<0 raw": v.g_negative_raw, "g(k)<0 projected": v.g_negative,
         "calendar raw": v.raw_calendar, "calendar projected": v.post_calendar,
         f"{level} band": v.band.removesuffix(" band").replace("(Gaussian ", "(") if v.band else "—",
-        "band covers (missing)": f"{100 * v.band_coverage:.1f} %" if v.band_coverage == v.band_coverage else "—"}
+        "band covers (missing)": v.band_coverage}
         for m, v in view.methods.items()])
     # Narrow number columns: at 1280 px the band columns at the right end must stay in view.
-    rate = st.column_config.NumberColumn(format="percent", width=68)
-    vol = st.column_config.NumberColumn(format="%.4f", width=68)
-    st.dataframe(table, hide_index=True, key="scores", column_config={
-        "method": st.column_config.TextColumn(width=96), "projection": st.column_config.TextColumn(width=70),
-        "missing-point RMSE": vol, "all-cell RMSE": vol, "g(k)<0 raw": rate, "g(k)<0 projected": rate,
-        "calendar raw": rate, "calendar projected": rate, f"{level} band": st.column_config.TextColumn(width=110),
-        "band covers (missing)": st.column_config.TextColumn(width=70)})
-    st.caption(f"{view.n_quoted} of {view.observed.size} cells quoted ({view.quoted_fraction:.0%}), "
+    st.dataframe(numbers.scaled(table, SCORE_KINDS), hide_index=True, key="scores", column_config={
+        "method": st.column_config.TextColumn(width=92),
+        "projection": st.column_config.TextColumn("proj.", width=SCORES_COLUMN_PX, help="projection"),
+        f"{level} band": st.column_config.TextColumn(width=100)}
+        | numbers.columns(SCORE_KINDS, widths=dict.fromkeys(SCORE_KINDS, SCORES_COLUMN_PX), labels=SCORE_LABELS))
+    st.caption(f"RMSE miss / all: missing-point and all-cell RMSE, in {unit} (vol points: 100 × implied vol); "
+               "g<0 and cal: the g(k) < 0 and calendar rates, raw and after the projection (proj.), and covers: "
+               "the band's coverage, in %. "
+               f"{view.n_quoted} of {view.observed.size} cells quoted ({view.quoted_fraction:.0%}), "
                f"{noise_bp:g} bp noise. raw = the method's output, projected = after its projection (column 2). "
                f"Calendar rates are shares of (T, T+1) edges where w falls; g(k) < 0 is the share of interior nodes "
                f"failing Gatheral–Roper. Bands: each method's own {level} interval (conformal for Best, Gaussian "
@@ -209,6 +248,38 @@ def views(view, shown: list, show_3d: bool) -> None:
     st.caption("Discrete Gatheral–Roper g on interior k after each method's projection (see the scores table); "
                "× marks g < 0 (a negative risk-neutral density). Colour scale clipped to [-1, 2].")
     st.plotly_chart(figures.g_grid(view, shown), key="g_grid")
+    desk_views(view, shown)
+
+
+@st.fragment
+def desk_views(view, shown: list) -> None:
+    """The total-variance fan, ATM vol and skew with bands, g(k) lines and the SVI parameters of one
+    repair. Off by default and a fragment: four more figures on every rerun would cost the budget."""
+    st.subheader("The desk's views")
+    if not st.toggle("Show the total-variance fan, ATM vol and skew, g(k) lines and SVI parameters",
+                     key="desk_views"):
+        return
+    method = st.selectbox("Repair", shown, format_func=method_label, key="desk_method")
+    tables = view.desk(method)
+    band = view.methods[method].band
+    dark = state.dark_mode()
+    fan_tab, atm_tab, g_tab, params_tab = st.tabs(["Total variance fan", "ATM vol and skew", "Density g(k)",
+                                                   "SVI parameters"])
+    with fan_tab:
+        st.plotly_chart(quote_figures.variance_fan(tables["fan"], method), key="explorer_fan")
+        st.caption("w = iv² T against k, one line per maturity: lines that cross would be calendar arbitrage.")
+    with atm_tab:
+        st.plotly_chart(quote_figures.atm_terms(tables["atm"], method, band, dark), key="explorer_atm")
+        st.caption("ATM vol at k = 0 and ATM skew d iv / d k (central difference over k = ±0.056), with the "
+                   "method's band where it has one; the skew band treats the two nodes' bands as independent.")
+    with g_tab:
+        st.plotly_chart(quote_figures.density_lines(tables["density"], method), key="explorer_density")
+        st.caption("Gatheral–Roper g(k) per maturity: proportional to the risk-neutral density in k; below 0 "
+                   "is butterfly arbitrage.")
+    with params_tab:
+        frame, config = numbers.svi_frame(tables["svi"])
+        st.dataframe(frame, hide_index=True, key="explorer_params", width="stretch", column_config=config)
+        st.caption(f"Raw SVI per maturity fitted to the repaired slice (fit error in {numbers.VOL_UNIT}).")
 
 
 @st.fragment

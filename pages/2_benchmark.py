@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 import core
-from ui import figures, frame, state
+from ui import figures, frame, numbers, state
 from ui.presenters import explore, report
 from ui.style import method_label
 
@@ -46,15 +46,16 @@ def run_panel(shipped_seconds: float | None) -> None:
         st.rerun()
 
 
-def styled(rows: list, bold: list, index, formats: dict | None = None, names: dict | None = None):
+def styled(rows: list, bold: list, index, kinds: dict | None = None, names: dict | None = None):
     """A table of ``rows`` indexed by ``index``, the entries flagged in ``bold`` (same keys) in bold;
-    columns named by ``names``, else by the method's label; ``formats`` by those column names."""
-    table = pd.DataFrame(rows).set_index(index)
+    columns named by ``names``, else by the method's label; numbers written by ui.numbers, each
+    column as its kind in ``kinds`` (keyed by the rows' own column names)."""
+    table = numbers.text_frame(pd.DataFrame(rows), kinds or {}).set_index(index)
     flags = pd.DataFrame(bold).reindex(columns=table.columns).map(lambda b: b is True)
     flags.index = table.index
     table.columns = flags.columns = [(names or {}).get(c, method_label(c)) for c in table.columns]
     style = table.style.apply(lambda _: flags.map(lambda b: BOLD if b else ""), axis=None)
-    return style.format(formats or {}, na_rep="—")
+    return style
 
 
 def bold_table(result: dict, key: str):
@@ -77,7 +78,7 @@ def verdicts(result: dict, key: str) -> None:
 def headline(result: dict) -> None:
     st.subheader("Missing-point RMSE (each method at its default projection)")
     defaults = ", ".join(method_label(m) for m in result["cells"][0].get("full_default", [])) or "none"
-    st.caption("Mean ± SE over test surfaces, implied-vol units. Each method is scored after its own default "
+    st.caption(f"Mean ± SE over test surfaces, in {numbers.VOL_UNIT} (vol points: 100 × implied vol). Each method is scored after its own default "
                f"projection: full (butterfly + calendar) for {defaults}, calendar for the others. **Bold**: the best "
                "in the row and every method within one SE of it (the larger of the two SEs).")
     st.table(bold_table(result, "rmse"))
@@ -100,13 +101,13 @@ def projections(result: dict) -> None:
         "RMSE calendar": report.fmt_score(r["rmse_calendar"], r["rmse_calendar_se"]),
         "RMSE full": report.fmt_score(r["rmse_full"], r["rmse_full_se"]),
         "full − calendar": r["full_minus_calendar"],
-        "g(k)<0 % raw → calendar → full": " → ".join(f"{100 * r[k]:.2f}"
+        "g(k)<0 % raw → calendar → full": " → ".join(numbers.number(100 * r[k])
                                                       for k in ("g_raw", "g_calendar", "g_full")),
-        "calendar % raw": 100 * r["calendar_raw"], "calendar % after full": 100 * r["calendar_after_full"],
-    } for r in rows]).set_index(["cell", "method"])
-    st.table(table.style.format({"full − calendar": "{:+.4f}", "calendar % raw": "{:.2f}",
-                                 "calendar % after full": "{:.2f}"}, na_rep="—"))
-    st.caption("RMSE after the calendar projection alone and after the full projection (butterfly and calendar "
+        "calendar raw": r["calendar_raw"], "calendar after full": r["calendar_after_full"],
+    } for r in rows])
+    st.table(numbers.text_frame(table, {"full − calendar": numbers.SIGNED_VOL, "calendar raw": numbers.RATE,
+                                        "calendar after full": numbers.RATE}).set_index(["cell", "method"]))
+    st.caption(f"RMSE ({numbers.VOL_UNIT}) after the calendar projection alone and after the full projection (butterfly and calendar "
                "arbitrage removed). g(k) < 0: share of interior nodes with a negative density, on the raw output, "
                "after the calendar projection and after the full one; calendar: share of (T, T+1) edges where w falls.")
     st.markdown("\n".join(f"- {note}" for note in report.projection_notes(result, method_label)))
@@ -118,9 +119,7 @@ def uncertainty(result: dict) -> None:
     if rows:
         table = pd.DataFrame(rows)
         table["method"] = table["method"].map(method_label)
-        formats = {c: "{:.3f}" for c in table.columns if c not in ("cell", "method")}
-        formats.update({c: "{:.4f}" for c in table.columns if "(vol)" in c})
-        st.table(table.set_index(["cell", "method"]).style.format(formats, na_rep="—"))
+        st.table(numbers.text_frame(table, report.UNCERTAINTY_KINDS).set_index(["cell", "method"]))
         st.caption("Methods with a predictive sd. cov80 / cov95: share of missing cells inside the method's own "
                    "80 % / 95 % interval around its default-projected repair (conformal for Best, Gaussian ±z·sd "
                    "otherwise); width: mean full width of that interval; err–sd corr: correlation of |error| with "
@@ -131,7 +130,7 @@ def uncertainty(result: dict) -> None:
         st.info("No method in these results has a predictive sd.")
     rows, bold = report.metric_table(result, "stale_auc")
     st.markdown("**Stale-quote AUC, every method**")
-    st.table(styled(rows, bold, "cell", {method_label(m): "{:.3f}" for m in report.result_methods(result)}))
+    st.table(styled(rows, bold, "cell", {m: numbers.RATIO for m in report.result_methods(result)}))
     st.caption("8 % of each surface's quotes moved by ±50–110 bp and the method rerun; AUC of its stale score "
                "(Best: its leave-one-out likelihood ratio; the others: |quote − raw repair|) separating the stale "
                "quotes from the clean ones. Bold: the highest in the row.")
@@ -156,7 +155,7 @@ def lofo(result: dict) -> None:
     rows, bold = report.lofo_table(result)
     best = method_label(report.BEST)
     names = {"best": f"{best} (every family)", "best_lofo": f"{best} without the family"}
-    st.table(styled(rows, bold, ["held out", "cell"], {"cov80": "{:.3f}", "cov95": "{:.3f}"}, names))
+    st.table(styled(rows, bold, ["held out", "cell"], {"cov80": numbers.RATIO, "cov95": numbers.RATIO}, names))
     st.caption("Best refitted without one family (weights/best_lofo_<family>.pt) and scored on that family's test "
                "cells, beside the classical baselines and Best trained on every family. RMSE mean ± SE after each "
                "method's default projection; cov80 / cov95: coverage of the held-out model's conformal intervals "
@@ -192,7 +191,7 @@ def real_chains() -> None:
     from core.chain.methods import DEFAULT_CHAIN_METHOD
     from ui.presenters import real
 
-    st.subheader("Real chains: held-out RMSE (vol points)")
+    st.subheader(f"Real chains: held-out RMSE ({numbers.VOL_UNIT})")
     try:
         result = real.load_real()
     except ValueError as exc:
@@ -202,7 +201,8 @@ def real_chains() -> None:
     methods = [m for m in result["config"]["methods"] if m in table.columns]
     shown = table.set_index(["chain", "protocol"])
     bold = shown["lowest"]
-    st.table(shown[methods].style.format("{:.2f}", na_rep="-").apply(
+    # rmse_frame is in vol points already: written as plain numbers, in the tables' decimals.
+    st.table(numbers.text_frame(shown[methods], {m: numbers.RATIO for m in methods}).style.apply(
         lambda row: ["font-weight: bold" if m == bold[row.name] else "" for m in row.index], axis=1))
     lost = real.losses(result, DEFAULT_CHAIN_METHOD)
     st.caption(f"Mean over draws or hidden expiries; bold: the lowest in the row. `{DEFAULT_CHAIN_METHOD}` is the "
@@ -217,13 +217,17 @@ def real_chains() -> None:
 def downloads(result: dict) -> None:
     st.subheader("Downloads")
     rows, _ = report.score_table(result, "rmse")
-    left, right = st.columns(2)
+    left, mid, right = st.columns(3)
     left.download_button("rmse.csv", pd.DataFrame(rows).to_csv(index=False), file_name="rmse.csv", mime="text/csv",
                          key="dl_rmse")
+    # A callable: the zip is built on click, not on every rerun.
+    mid.download_button("tables.zip", lambda: report.tables_zip(report.benchmark_tables(result)),
+                        file_name="benchmark_tables.zip", mime="application/zip", key="dl_tables")
     right.download_button("benchmark.json", lambda: json.dumps(result) + "\n", file_name="benchmark.json",
                           mime="application/json", key="dl_benchmark")
-    st.caption("rmse: the headline table (mean ± SE per cell and method) · benchmark.json: every number on this "
-               "page, in the format `python -m core.benchmark` writes.")
+    st.caption(f"rmse: the headline table as shown (mean ± SE in {numbers.VOL_UNIT}) · tables.zip: every table on "
+               "this page as a CSV at full precision (vols in implied-vol units, rates as fractions) · "
+               "benchmark.json: every number on this page, in the format `python -m core.benchmark` writes.")
 
 
 if frame.inside():

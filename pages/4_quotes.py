@@ -3,7 +3,7 @@ import streamlit as st
 
 import core
 from core.quotes.read import COLUMNS_HELP, MAX_FILE_BYTES, MAX_ROWS
-from ui import frame, state
+from ui import frame, numbers, state
 from ui import quote_figures as figs
 from ui.style import method_label
 from ui.text import plain
@@ -14,19 +14,29 @@ PREVIEW_COLUMNS = ["row", "status", "reason", "expiry", "T", "strike", "forward"
                    "ask", "iv", "spread_iv", "iv_vendor"]
 
 
-BP_COLUMNS = {"iv": "iv (bp)", "iv_leave_out": "iv left out (bp)", "iv_repaired": "iv repaired (bp)",
-              "residual": "residual (bp)"}
+# How ui.numbers writes the quote tables' number columns, by the quote table's column names; vol
+# columns are renamed with their unit (vol points, as on the residual chart).
+QUOTE_KINDS = {"row": numbers.COUNT, "T": numbers.RATIO, "strike": numbers.RATIO, "forward": numbers.RATIO,
+               "k": numbers.RATIO, "price_input": numbers.RATIO, "bid": numbers.RATIO, "ask": numbers.RATIO,
+               "iv": numbers.VOL, "spread_iv": numbers.VOL, "iv_vendor": numbers.VOL, "iv_leave_out": numbers.VOL,
+               "iv_repaired": numbers.VOL, "residual": numbers.SIGNED_VOL, "stale_score": numbers.RATIO}
+VOL_NAMES = {c: f"{c} ({numbers.VOL_UNIT})" for c, kind in QUOTE_KINDS.items() if kind in (numbers.VOL, numbers.SIGNED_VOL)}
+
+
+def quote_frame(table, widths: dict | None = None) -> tuple:
+    """(frame, column config) of quote-table columns for st.dataframe, numbers as ui.numbers writes
+    them: vols scaled to vol points and renamed with the unit."""
+    kinds = {c: k for c, k in QUOTE_KINDS.items() if c in table.columns}
+    shown = numbers.scaled(table, kinds).rename(columns=VOL_NAMES)
+    kinds = {VOL_NAMES.get(c, c): k for c, k in kinds.items()}
+    return shown, numbers.columns(kinds, widths={VOL_NAMES.get(c, c): w for c, w in (widths or {}).items()})
 
 
 def flagged_view(flagged):
-    """The flagged quotes for the table, vol columns in bp (the residual chart's unit)."""
+    """The flagged quotes for the table (their columns with any value)."""
     show = [c for c in ("row", "expiry", "T", "strike", "k", "type", "iv", "iv_leave_out", "iv_repaired",
                         "residual", "stale_score") if c in flagged.columns and flagged[c].notna().any()]
-    table = flagged[show].copy()
-    for c in BP_COLUMNS:
-        if c in table.columns:
-            table[c] = 1e4 * table[c]
-    return table.rename(columns=BP_COLUMNS)
+    return flagged[show]
 
 
 def desk_views(result, data: bytes, name: str, method: str, valuation_date: str, T: float, labels: dict,
@@ -49,11 +59,11 @@ def desk_views(result, data: bytes, name: str, method: str, valuation_date: str,
         st.caption("Gatheral–Roper g(k) on the grid's interior k: proportional to the risk-neutral density in k; "
                    "below 0 (red ×) is butterfly arbitrage.")
     with params_tab:
-        st.dataframe(result.svi_table, hide_index=True, key="quotes_params", width="stretch",
-                     column_config={c: st.column_config.NumberColumn(c, format="%.4f")
-                                    for c in ("T", "a", "b", "rho", "m", "sigma", "rmse_iv")})
+        frame, config = numbers.svi_frame(result.svi_table)
+        st.dataframe(frame, hide_index=True, key="quotes_params", width="stretch", column_config=config)
         st.caption("Raw SVI per grid maturity, fitted to the repaired slice: w(k) = a + b (ρ (k − m) + "
-                   "√((k − m)² + σ²)); rmse_iv: the fit's error over the slice in vol units. Also in svi_params.csv.")
+                   f"√((k − m)² + σ²)); rmse_iv: the fit's error over the slice in {numbers.VOL_UNIT}. Also in "
+                   "svi_params.csv (in implied-vol units).")
     with compare_tab:
         others = st.multiselect("Methods on this chain", METHODS,
                                 list(dict.fromkeys([method] + [m for m in ("vae", "svi") if m in METHODS])),
@@ -162,8 +172,8 @@ def main() -> None:
                                     "rows": st.column_config.TextColumn("rows", width=250)})
     with st.expander("Preview of the quotes as read (first 200 rows)"):
         table = result.quote_table
-        st.dataframe(table[[c for c in PREVIEW_COLUMNS if c in table.columns]].head(200), hide_index=True,
-                     key="quotes_preview", width="stretch")
+        shown, config = quote_frame(table[[c for c in PREVIEW_COLUMNS if c in table.columns]].head(200))
+        st.dataframe(shown, hide_index=True, key="quotes_preview", width="stretch", column_config=config)
 
     # ----------------------------------------------------------------------------- repair
     st.subheader(f"The repair: {method_label(method)}")
@@ -210,10 +220,11 @@ def main() -> None:
         if len(flagged):
             table = flagged_view(flagged)
             # Fixed narrow widths: every column in view at 1280 px with the sidebar open.
-            config = {c: st.column_config.Column(c, width=66) for c in table.columns}
-            config |= {c: st.column_config.NumberColumn(c, format="%.1f", width=66) for c in BP_COLUMNS.values()}
-            st.dataframe(table, hide_index=True, key="quotes_flagged", width="stretch", column_config=config)
-            st.caption("Vols and residuals in bp of vol (1 vol point = 100 bp), as on the residual chart.")
+            shown, config = quote_frame(table, widths=dict.fromkeys(QUOTE_KINDS, 66))
+            config = {c: st.column_config.Column(c, width=66) for c in shown.columns} | config
+            st.dataframe(shown, hide_index=True, key="quotes_flagged", width="stretch", column_config=config)
+            st.caption(f"Vols and residuals in {numbers.VOL_UNIT} (vol points: 100 × implied vol), as on the "
+                       "residual chart.")
     for line in result.notes:
         st.caption(line)
 

@@ -242,6 +242,32 @@ def contrast_ratio(a: str, b: str) -> float:
     return (hi + 0.05) / (lo + 0.05)
 
 
+HEADERS_JS = """
+// Each column header's text in the tables of element keys starting arguments[0] (every table of the
+// main column when null), with its width in px measured in the grid's header font (Glide draws
+// headers on a canvas: the DOM has the text only).
+const ctx = document.createElement('canvas').getContext('2d');
+const out = [];
+const main = document.querySelector('[data-testid="stMain"]') || document.body;
+const boxes = arguments[0] === null ? main.querySelectorAll('[data-testid="stDataFrame"]')
+                                    : document.querySelectorAll('[class*="st-key-' + arguments[0] + '"]');
+for (const box of boxes) {
+  const grid = box.matches('[data-testid="stDataFrame"]') ? box : box.querySelector('[data-testid="stDataFrame"]');
+  if (!grid || grid.offsetParent === null) continue;
+  ctx.font = '600 13px ' + getComputedStyle(grid).fontFamily;
+  for (const th of grid.querySelectorAll('th[role="columnheader"]'))
+    out.push([th.textContent, ctx.measureText(th.textContent).width]);
+}
+return out;
+"""
+
+
+def header_widths(driver, key_prefix: str | None = None) -> list:
+    """(header text, its drawn width in px) of every column of the tables keyed ``key_prefix``*, or of
+    every visible table in the main column."""
+    return driver.execute_script(HEADERS_JS, key_prefix)
+
+
 def layout_report(driver) -> dict:
     """Overflowing elements, overlapping panel titles, and (name, colour, contrast against the
     page's background) of the smiles' truth line and quote markers."""

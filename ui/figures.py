@@ -6,8 +6,12 @@ for the explorer's 300 ms rerun budget.
 """
 from __future__ import annotations
 
+import base64
+import functools
+
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from core.engine.grid import K_GRID, T_GRID
 from ui.scales import focus_range
@@ -27,10 +31,67 @@ VALIDATE = False   # tests set True: plotly checks every property name and value
 
 
 def _figure(spec: dict) -> go.Figure:
-    """The figure of a plain-dict spec. Plotly's validation of a dict this size costs 10-40 ms per
-    figure, most of a rerun's drawing time, so the app skips it (plotly's ``_validate`` switch) and
-    the tests turn it on (VALIDATE), which catches a misspelt property there."""
-    return go.Figure(spec, _validate=VALIDATE)
+    """The figure of a plain-dict spec. With VALIDATE (the tests), a checked ``go.Figure``, which
+    catches a misspelt property. Without (the app), a ``_Drawn``: even unvalidated, building a
+    ``go.Figure`` and its ``to_dict`` (which st.plotly_chart calls) cost 9-55 ms per explorer figure,
+    over 100 ms a rerun, where handing over the spec with its arrays packed costs 0.2-3 ms."""
+    return go.Figure(spec, _validate=True) if VALIDATE else _Drawn(spec)
+
+
+class _Drawn(go.Figure):
+    """A figure that is only drawn. st.plotly_chart reads nothing but ``to_dict()`` from a figure
+    object (a plain dict it would validate, slowly), so this skips plotly's property tree and gives
+    back the spec with its numeric arrays packed as plotly's typed arrays (base64, as ``to_dict``
+    does). Not for changing after it is built: there is no tree to update."""
+
+    def __init__(self, spec: dict):   # no go.Figure.__init__: building the tree is the cost
+        packed = _packed(spec)
+        # The template after packing: it holds no arrays, and walking its nested dicts cost ~2 ms a figure.
+        packed["layout"] = {"template": _template(pio.templates.default)} | packed.get("layout", {})
+        object.__setattr__(self, "_spec", packed)
+
+    def to_dict(self) -> dict:
+        return self._spec
+
+    to_plotly_json = to_dict
+
+    def __repr__(self) -> str:
+        return f"_Drawn({len(self._spec.get('data', []))} traces)"
+
+
+@functools.lru_cache(maxsize=4)
+def _template(name) -> dict:
+    """The default template as go.Figure would add it (Streamlit's, once st.plotly_chart is loaded)."""
+    return pio.templates[name].to_plotly_json() if name else {}
+
+
+# plotly.js typed arrays take these dtypes; other numeric arrays are sent as float64.
+_TYPED = {"f8", "f4", "i4", "u4", "i2", "u2", "i1", "u1"}
+
+
+_NESTED = (dict, list, tuple, np.ndarray, np.generic)
+
+
+def _packed(obj):
+    """``obj`` with every numeric numpy array as a plotly typed-array dict ({dtype, bdata, shape});
+    other arrays as lists (json cannot write them)."""
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "fiu":
+            return obj.tolist()
+        dtype = obj.dtype.str[1:]
+        a = np.ascontiguousarray(obj if dtype in _TYPED else obj.astype(np.float64))
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)   # typed arrays are little-endian
+        out = {"dtype": a.dtype.str[1:], "bdata": base64.b64encode(a).decode()}
+        if a.ndim > 1:
+            out["shape"] = ", ".join(map(str, a.shape))
+        return out
+    if isinstance(obj, dict):
+        return {k: _packed(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):   # a list of plain values goes as it is (json writes a tuple as a list)
+        return [_packed(v) for v in obj] if any(isinstance(v, _NESTED) for v in obj) else obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
 G_RANGE = (-1.0, 2.0)
 # Diverging scale for g(k) on [-1, 2] with white at 0: red where g < 0 (butterfly arbitrage).
 G_SCALE = [[0.0, "#b2182b"], [0.2, "#ef8a62"], [1 / 3, "#f7f7f7"], [0.6, "#92c5de"], [1.0, "#2166ac"]]

@@ -5,6 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.engine.grid import K_GRID, T_GRID
+from ui.numbers import VOL_POINTS, VOL_UNIT
 from ui.scales import focus_range
 from ui.style import (
     ERR_SCALE,
@@ -194,23 +195,24 @@ def term_structure(ts, k: float, method: str, all_methods=(), band: str | None =
 
 
 def residuals(quote_table, method: str) -> go.Figure:
-    """Quote minus repair (bp) against k for every used quote, coloured by T; flagged quotes in red."""
+    """Quote minus repair (vol points, as the flagged table) against k for every used quote, coloured by
+    T; flagged quotes in red."""
     used = quote_table[quote_table["status"] == "used"]
     flagged = used[used["stale_flag"]]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=used["k"], y=used["residual"] * 1e4, mode="markers", name="quotes",
+    fig.add_trace(go.Scatter(x=used["k"], y=used["residual"] * VOL_POINTS, mode="markers", name="quotes",
                              marker={"color": used["T"], "colorscale": T_SCALE, "size": 6,
                                      "colorbar": {"title": {"text": "T (y)"}, "thickness": 12}},
                              customdata=np.stack([used["row"], used["T"]], axis=-1),
                              hovertemplate="row %{customdata[0]}<br>T=%{customdata[1]:.3f}<br>k=%{x:.3f}"
-                                           "<br>%{y:.1f} bp<extra></extra>"))
+                                           f"<br>%{{y:.2f}} {VOL_UNIT}<extra></extra>"))
     if len(flagged):
-        fig.add_trace(go.Scatter(x=flagged["k"], y=flagged["residual"] * 1e4, mode="markers", name="flagged stale",
+        fig.add_trace(go.Scatter(x=flagged["k"], y=flagged["residual"] * VOL_POINTS, mode="markers", name="flagged stale",
                                  marker={"color": FLAG_COLOUR, "size": 11, "symbol": "x"},
                                  customdata=flagged["row"],
-                                 hovertemplate="row %{customdata}<br>k=%{x:.3f}<br>%{y:.1f} bp<extra>flagged</extra>"))
+                                 hovertemplate=f"row %{{customdata}}<br>k=%{{x:.3f}}<br>%{{y:.2f}} {VOL_UNIT}<extra>flagged</extra>"))
     fig.update_layout(title=f"Quote − {method_label(method)} repair", xaxis_title=K_TITLE,
-                      yaxis_title="residual (bp of vol)", height=380, font=FONT,
+                      yaxis_title=f"residual ({VOL_UNIT})", height=380, font=FONT,
                       margin={"l": 60, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.2})
     return fig
 

@@ -61,3 +61,22 @@ def rgba(hex_colour: str, alpha: float) -> str:
     h = hex_colour.lstrip("#")
     r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"
+
+
+# The explorer's grid editors. An editable column's header holds Streamlit's pencil icon (18 px
+# drawn 1.3x wide) between 8 px paddings, then the label: a column EDITOR_COLUMN_PX wide shows a
+# 5-character label such as "+0.28" whole (the browser layout test measures it); 40 px cut it to "+".
+EDITOR_HEADER_PAD_PX = 8 + 24 + 8
+EDITOR_COLUMN_PX = 74
+EDITOR_INDEX_PX = 72   # its header "T \\ k" has the icon too
+
+
+# The explorer's scores table: every column this wide or wider, so ten of them fit the main column at
+# 1280 px (about 810 px with the sidebar open) with headers short enough to show whole (the browser
+# layout test measures them against it).
+SCORES_COLUMN_PX = 76
+
+
+def editor_k_label(k: float) -> str:
+    """A grid editor's column header: k to 2 decimals (the column's tooltip gives it to 3)."""
+    return f"{k:+.2f}"

@@ -26,6 +26,7 @@ from core.engine.envelope import ENVELOPE_HIGH, ENVELOPE_LOW
 from core.engine.grid import K_GRID, K_MESH, T_GRID, T_MESH, iv_to_w, w_to_iv
 from core.pipeline import RepairResult, repair
 from core.engine.grid_read import iv_at, values_at
+from core.quotes import desk
 from core.quotes import stale as stale_mod
 from core.quotes.gridding import Gridded, GridRule, grid_quotes
 from core.quotes.read import QuoteError, QuoteSet, ValidationReport, as_quoteset
@@ -137,41 +138,19 @@ class QuoteRepair:
         return out
 
     def fan(self) -> pd.DataFrame:
-        """The repaired grid as lines, one per maturity: T (years), k, w (total variance), iv and
-        extrapolated; what a total-variance fan (w against k, one line per T) draws."""
-        table = self.grid_table[["T", "k", "iv", "extrapolated"]].copy()
-        table["w"] = table["iv"] ** 2 * table["T"]
-        return table
+        """The repaired grid as lines, one per maturity (core.quotes.desk.fan_table): T (years), k, iv,
+        extrapolated and w (total variance)."""
+        return desk.fan_table(self.result.iv, self.extrapolated)
 
     def atm(self) -> pd.DataFrame:
-        """ATM (k = 0) term structure on the grid: T (years), atm_iv, atm_half_width (the BAND_LEVEL
-        band, NaN without an sd), atm_skew (d iv / d k at k = 0 by a central difference over the two
-        neighbouring nodes, vol per unit k), atm_skew_half_width (the band of that difference taken
-        with the two nodes' bands as independent: an upper bound on the skew's error only in that
-        sense) and extrapolated."""
-        j = int(np.argmin(np.abs(K_GRID)))
-        dk = float(K_GRID[j + 1] - K_GRID[j - 1])
-        iv = self.result.iv
+        """ATM vol and skew term structures with the BAND_LEVEL band (core.quotes.desk.atm_table)."""
         band = self.band()
-        sd = self.result.sd
-        half = band[0] * sd if band and sd is not None else np.full(iv.shape, np.nan)
-        return pd.DataFrame({
-            "T": T_GRID, "atm_iv": iv[:, j], "atm_half_width": half[:, j],
-            "atm_skew": (iv[:, j + 1] - iv[:, j - 1]) / dk,
-            "atm_skew_half_width": np.sqrt(half[:, j + 1] ** 2 + half[:, j - 1] ** 2) / dk,
-            "extrapolated": self.extrapolated(T_GRID, np.zeros(T_GRID.size)),
-        })
+        half = band[0] * self.result.sd if band and self.result.sd is not None else None
+        return desk.atm_table(self.result.iv, half, self.extrapolated)
 
     def density(self) -> pd.DataFrame:
-        """The discrete Gatheral-Roper g(k) of the repaired grid per maturity (interior k nodes):
-        T (years), k, g, extrapolated. g < 0 is a negative risk-neutral density (butterfly
-        arbitrage); g is proportional to the density in k up to a positive factor."""
-        from core.engine.arbitrage import g_field
-
-        g = g_field(iv_to_w(self.result.iv))
-        TT, KK = np.meshgrid(T_GRID, K_GRID[1:-1], indexing="ij")
-        return pd.DataFrame({"T": TT.ravel(), "k": KK.ravel(), "g": g.ravel(),
-                             "extrapolated": self.extrapolated(TT.ravel(), KK.ravel())})
+        """g(k) of the repaired grid per maturity (core.quotes.desk.density_table)."""
+        return desk.density_table(self.result.iv, self.extrapolated)
 
     def flagged(self) -> pd.DataFrame:
         """The flagged quotes, highest score first."""

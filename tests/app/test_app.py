@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 import core
 from core.repairers.registry import get_repairer
 from tests.conftest import ROOT
+from ui import numbers
 from ui.presenters import explore, report
 from ui.style import method_label
 
@@ -81,9 +82,9 @@ def test_overview_shows_the_headline_and_the_manifests():
     best = report.read_manifest(report.best_weights_path())
     assert f"| fit time (s) | {best['fit_seconds']} |" in text
     for r in report.validation_rows(best):
-        assert f"| {r['cell']} | {r['rmse']} | {r['cov80']:.3f} | {r['cov95']:.3f} |" in text
+        assert f"| {r['cell']} | {r['rmse']} | {r['cov80']:.2f} | {r['cov95']:.2f} |" in text
     q95 = best["conformal"]["quantiles"]["0"]["0.95"]
-    assert f"| 95 % | {q95:.3f} | 1.960 |" in text
+    assert f"| 95 % | {q95:.2f} | 1.96 |" in text
     assert [t.label for t in at.tabs] == ["Best (weights/best.pt)", "CNN (weights/cnn.pt)"]
     captions = " ".join(c.value for c in at.sidebar.caption)
     assert "CNN: cnn.pt loaded" in captions and "Best: best.pt loaded" in captions
@@ -131,17 +132,19 @@ def test_explorer_first_load_is_an_adversarial_sabr_event_surface():
     bands = list(scores["95 % band"])
     assert bands[0] == "conformal 95 %" and bands[2:] == ["—", "—", "±1.96 sd (95 %)"]
     view = explore.score_surface(truth, iv_obs, ("best", "vae", "interp", "svi", "cnn"))
+    # In ui.numbers' units: RMSEs in vol points, rates and coverage in percent.
+    rmse_column = f"missing RMSE ({numbers.VOL_UNIT})"
     for label, m in (("Best", "best"), ("Interpolation", "interp"), ("CNN", "cnn")):
         shown = scores.set_index("method").loc[label]
-        assert shown["missing-point RMSE"] == pytest.approx(view.methods[m].rmse_missing)
-        assert shown["g(k)<0 raw"] == pytest.approx(view.methods[m].g_negative_raw)
-        assert shown["calendar raw"] == pytest.approx(view.methods[m].raw_calendar)
+        assert shown[rmse_column] == pytest.approx(numbers.VOL_POINTS * view.methods[m].rmse_missing)
+        assert shown["g(k)<0 raw"] == pytest.approx(100 * view.methods[m].g_negative_raw)
+        assert shown["calendar raw"] == pytest.approx(100 * view.methods[m].raw_calendar)
     coverage = view.methods["best"].band_coverage
-    assert scores.set_index("method").loc["Best", "band covers (missing)"] == f"{100 * coverage:.1f} %"
+    assert scores.set_index("method").loc["Best", "band covers (missing)"] == pytest.approx(100 * coverage)
     verdict = (at.success or at.info)[0].value
-    best = scores.loc[scores["missing-point RMSE"].idxmin()]
+    best = scores.loc[scores[rmse_column].idxmin()]
     assert f"**{best['method']}**" in verdict or best["method"] in verdict
-    assert f"{best['missing-point RMSE']:.4f}" in verdict
+    assert numbers.number(best[rmse_column]) in verdict
     # Stale scores of Best on the quotes, the flagged ones marked.
     stale = figs["stale_grid"]
     score = next(h for h in traces(stale, "heatmap") if h["name"] == "Best stale score")
@@ -234,18 +237,24 @@ def test_explorer_new_methods_appear_in_the_picker():
     assert "Heston" in at.selectbox(key="family").options
 
 
+def drawn_grid(at) -> np.ndarray:
+    """The (13, 17) grid of the explorer's two editor halves, side by side again."""
+    return np.concatenate([e.value.to_numpy() for e in at.data_editor], axis=1)
+
+
 def test_explorer_drawn_mask_cell_and_presets():
     at = open_app(EXPLORER)
     at.toggle(key="draw_mask").set_value(True).run()
     assert_clean(at)
-    editor = at.data_editor[0]
-    assert editor.key == "mask_editor"
+    # Two halves, k <= 0 over k > 0 (every header whole at 1280 px: test_layout_browser).
+    assert [e.key for e in at.data_editor] == ["mask_editor_left", "mask_editor_right"]
     mask = explore.sample_mask("adversarial", 10)
-    np.testing.assert_array_equal(editor.value.to_numpy(bool), mask)
-    # Untick a quoted cell: its quote disappears from the quotes panel.
-    t, k = np.argwhere(mask)[0]
+    np.testing.assert_array_equal(drawn_grid(at), mask)
+    # Untick a quoted cell of the right half: its quote disappears from the quotes panel.
+    t, k = np.argwhere(mask & (core.K_GRID > 0))[0]
     column = f"{core.K_GRID[k]:+.3f}"
-    at.session_state["mask_editor"] = {"edited_rows": {int(t): {column: False}}, "added_rows": [], "deleted_rows": []}
+    at.session_state["mask_editor_right"] = {"edited_rows": {int(t): {column: False}}, "added_rows": [],
+                                             "deleted_rows": []}
     at.run()
     assert_clean(at)
     quotes = array(charts(at)["surface_grid"]["data"][1]["z"])
@@ -254,7 +263,7 @@ def test_explorer_drawn_mask_cell_and_presets():
     # A preset applies to the drawn mask.
     at.button(key="preset_0").click().run()   # Drop left wing
     assert_clean(at)
-    left = at.data_editor[0].value.to_numpy(bool)[:, core.K_GRID < -explore.WING_K]
+    left = drawn_grid(at)[:, core.K_GRID < -explore.WING_K]
     assert not left.any()
     # Clearing every cell: a clear error, no chart, no traceback.
     names = list(explore.MASK_PRESETS)
@@ -271,9 +280,9 @@ def test_explorer_drawn_surface_rejects_bad_vols(value, message):
     at = open_app(EXPLORER)
     at.radio(key="source").set_value("Draw").run()
     assert_clean(at)
-    assert at.data_editor[0].key == "surface_editor"
+    assert [e.key for e in at.data_editor] == ["surface_editor_left", "surface_editor_right"]
     assert charts(at), "a drawn surface starts from the sample and repairs at once"
-    at.session_state["surface_editor"] = {"edited_rows": {2: {"+0.000": value}}, "added_rows": [], "deleted_rows": []}
+    at.session_state["surface_editor_left"] = {"edited_rows": {2: {"+0.000": value}}, "added_rows": [], "deleted_rows": []}
     at.run()
     assert_clean(at)
     assert at.error and message in at.error[0].value and "T=0.40, k=+0.000" in at.error[0].value
@@ -282,7 +291,7 @@ def test_explorer_drawn_surface_rejects_bad_vols(value, message):
 def test_explorer_drawn_surface_edit_reaches_the_truth():
     at = open_app(EXPLORER)
     at.radio(key="source").set_value("Draw").run()
-    at.session_state["surface_editor"] = {"edited_rows": {2: {"+0.000": 0.55}}, "added_rows": [], "deleted_rows": []}
+    at.session_state["surface_editor_left"] = {"edited_rows": {2: {"+0.000": 0.55}}, "added_rows": [], "deleted_rows": []}
     at.run()
     assert_clean(at)
     assert array(charts(at)["surface_grid"]["data"][0]["z"])[2, 8] == pytest.approx(0.55)
@@ -391,15 +400,15 @@ def test_benchmark_tables_chart_and_bold():
     assert {"CNN", "Best"} <= with_sd
     assert set(u.index.get_level_values("method")) == with_sd
     row = u.loc[(report.cell_label(first), "Best")]
-    assert row["cov80"] == pytest.approx(d["cov80"]) and row["cov95"] == pytest.approx(d["cov95"])
-    assert row["width95 (vol)"] == pytest.approx(d["width95"]) and row["stale AUC"] == pytest.approx(d["stale_auc"])
-    assert f"{d['cov80']:.3f}" in shown(uncertainty).to_numpy().ravel().tolist()   # as displayed
+    assert row["cov80"] == numbers.ratio(d["cov80"]) and row["cov95"] == numbers.ratio(d["cov95"])
+    assert row[f"width95 ({numbers.VOL_UNIT})"] == numbers.vol(d["width95"])
+    assert row["stale AUC"] == numbers.ratio(d["stale_auc"])
     for note in report.coverage_notes(result, method_label):
         assert note in text
     assert "CNN: coverage is not nominal in 4 of 4 cells" in text
     # Stale AUC of every method, the highest bold.
     s = stale.value
-    assert s.loc[report.cell_label(first), "Best"] == pytest.approx(d["stale_auc"])
+    assert s.loc[report.cell_label(first), "Best"] == numbers.ratio(d["stale_auc"])
     # Downstream SVI and its sentence.
     assert downstream.value.loc[report.cell_label(first), "Best"] == report._fmt_score(first["downstream_svi"]["best"])
     assert any(x.value.startswith("Downstream SVI: ") for x in list(at.success) + list(at.warning))
@@ -411,7 +420,7 @@ def test_benchmark_tables_chart_and_bold():
     assert r["Best without the family"] == report._fmt_score(cell["rmse"]["best_lofo"])
     assert r["Best (every family)"] == report._fmt_score(cell["rmse"]["best"])
     assert r["Interp → SVI"] == report._fmt_score(cell["rmse"]["interp_svi"])
-    assert r["cov80"] == pytest.approx(cell["diagnostics_by_method"]["best_lofo"]["cov80"])
+    assert r["cov80"] == numbers.ratio(cell["diagnostics_by_method"]["best_lofo"]["cov80"])
     for note in report.lofo_notes(result, method_label):
         assert note in text
     assert "not nominal in" in text

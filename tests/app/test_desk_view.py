@@ -12,9 +12,9 @@ import pytest
 from core.engine.grid import K_GRID, T_GRID
 from tests.app.test_app import array
 from tests.conftest import ROOT
-from ui import figures, quote_figures, scales
+from ui import figures, numbers, quote_figures, scales
 from ui.presenters import explore
-from ui.style import ERR_SCALE, T_SCALE, theme_colours
+from ui.style import ERR_SCALE, T_SCALE, method_label, theme_colours
 
 LIGHT_BG, DARK_BG = "#ffffff", "#0e1117"   # Streamlit's light and dark page backgrounds
 TIMEOUT = 300
@@ -141,11 +141,12 @@ def test_quotes_page_marks_extrapolation_and_labels_expiries_with_dates():
     slider = at.select_slider(key="quotes_expiry")
     labels = list(slider.options)   # AppTest gives the formatted labels
     assert all(re.search(r"\d{4}-\d{2}-\d{2}", str(label)) for label in labels), labels
-    # One threshold for Best's stale score on both pages, and the flagged table in bp like the chart.
+    # One threshold for Best's stale score on both pages, and the flagged table in vol points like the chart.
     assert f"score above {explore.STALE_FLAG_LLR:.2f}" in " ".join(m.value for m in at.markdown)
     flagged = [df.value for df in at.dataframe if "stale_score" in df.value.columns]
     if flagged:
-        assert "residual (bp)" in flagged[0].columns
+        assert f"residual ({numbers.VOL_UNIT})" in flagged[0].columns
+    assert numbers.VOL_UNIT in figs["quotes_residuals"]["layout"]["yaxis"]["title"]["text"], "the chart's unit too"
     names = [t.get("name") for t in figs["quotes_smile"]["data"]]
     assert "Best conformal 95 % band" in names
 
@@ -215,7 +216,7 @@ def test_explorer_first_view_has_quotes_on_its_smile_and_the_strongest_rival():
     quotes = next(t for t in figs["smile"]["data"] if t.get("name") == "quotes")
     assert len(array(quotes["x"])) > 0, "the first smile has quote markers"
     assert len(array(next(t for t in figs["term"]["data"] if t.get("name") == "quotes")["x"])) > 0
-    scores = at.dataframe[0].value.set_index("method")["missing-point RMSE"].sort_values()
+    scores = at.dataframe[0].value.set_index("method")[f"missing RMSE ({numbers.VOL_UNIT})"].sort_values()
     verdict = (list(at.success) + list(at.info))[0].value
     assert scores.index[1] in verdict and "strongest rival" in verdict
 
@@ -227,6 +228,8 @@ def test_landing_page_lists_every_page():
     assert not at.exception
     labels = {link.proto.label for link in at.get("page_link")}
     assert {"Repair explorer", "Benchmark", "Diagnostics", "Your quotes"} <= labels
+    # A page file added later gets its line too (app.py's PAGE_NOTES), not only these four.
+    assert len(labels) >= len(list((ROOT / "pages").glob("*.py")))
 
 
 # ----------------------------------------------------------------------------- item 8: benchmark bars
@@ -288,7 +291,7 @@ def test_quotes_page_desk_views_and_downloads():
 
 @pytest.mark.parametrize("page, keys", [(None, {"dl_overview_results"}),
                                         ("pages/1_explorer.py", {"dl_surfaces", "dl_scores"}),
-                                        ("pages/2_benchmark.py", {"dl_rmse", "dl_benchmark"}),
+                                        ("pages/2_benchmark.py", {"dl_rmse", "dl_tables", "dl_benchmark"}),
                                         ("pages/3_diagnostics.py", {"dl_cell"})])
 def test_downloads_on_every_page(page, keys):
     from streamlit.testing.v1 import AppTest
@@ -299,3 +302,72 @@ def test_downloads_on_every_page(page, keys):
     assert not at.exception, [e.value for e in at.exception]
     found = {b.key for b in at.get("download_button")}
     assert keys <= found, found
+
+
+def test_explorer_desk_views_on_request():
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/1_explorer.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    keys = {el.key for el in at.get("plotly_chart")}
+    assert not keys & {"explorer_fan", "explorer_atm", "explorer_density"}, "off by default: the rerun budget"
+    at.toggle(key="desk_views").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    method = at.selectbox(key="desk_method").value
+    figs = {el.key: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+    fan = figs["explorer_fan"]
+    assert sum(t.get("showlegend", True) for t in fan["data"]) == len(T_GRID), "one w(k) line per maturity"
+    atm = figs["explorer_atm"]
+    assert {t["name"] for t in atm["data"]} >= {"ATM vol", "ATM skew"}
+    if method in ("best", "vae", "cnn"):   # a method with an sd draws its bands
+        assert any(t.get("fill") == "toself" for t in atm["data"])
+    assert figs["explorer_density"]["layout"]["yaxis"]["title"]["text"] == "g(k)"
+    params = [df.value for df in at.dataframe if {"a", "b", "rho", "m", "sigma"} <= set(df.value.columns)]
+    assert params and len(params[0]) == len(T_GRID)
+    # The ATM vol drawn is the repair's own at k = 0.
+    j = int(np.argmin(np.abs(K_GRID)))
+    surface = figs["surface_grid"]
+    repaired = next(t for t in surface["data"] if t.get("name") == method_label(method))
+    atm_line = next(t for t in atm["data"] if t["name"] == "ATM vol")
+    np.testing.assert_allclose(array(atm_line["y"]), array(repaired["z"])[:, j])
+
+
+def test_benchmark_tables_download_every_table_at_full_precision():
+    from ui.presenters import report
+
+    result = report.load_benchmark()
+    tables = report.benchmark_tables(result)
+    assert set(tables) >= {"rmse.csv", "projections.csv", "uncertainty.csv", "stale_auc.csv", "downstream_svi.csv",
+                           "lofo.csv"}
+    first = result["cells"][0]
+    rmse = tables["rmse.csv"].set_index(["cell", "method"])
+    for m, score in first["rmse"].items():
+        assert rmse.loc[(report.cell_label(first), m), "rmse_mean"] == score["mean"]
+        assert rmse.loc[(report.cell_label(first), m), "rmse_se"] == score["se"]
+    unc = tables["uncertainty.csv"].set_index(["cell", "method"])
+    assert unc.loc[(report.cell_label(first), "best"), "width95"] == first["diagnostics_by_method"]["best"]["width95"]
+    import zipfile
+
+    z = zipfile.ZipFile(io.BytesIO(report.tables_zip(tables)))
+    assert sorted(z.namelist()) == sorted(tables)
+    assert pd.read_csv(z.open("lofo.csv")).shape == tables["lofo.csv"].shape
+
+
+def test_explorer_downloads_hold_the_surfaces_and_the_scores_shown():
+    d = explore.DEFAULT_VIEW
+    iv = explore.sample_surface(d["family"], d["surface_seed"], None)
+    mask = explore.sample_mask(d["regime"], d["mask_seed"])
+    view = explore.score_surface(iv, explore.quotes(iv, mask, d["noise_bp"], d["mask_seed"]), ("best", "interp"),
+                                 None, noise_bp=d["noise_bp"])
+    surfaces = view.surfaces_table()
+    assert len(surfaces) == len(T_GRID) * len(K_GRID)
+    t, k = 4, 11   # row-major: maturity, then k
+    row = surfaces.iloc[t * len(K_GRID) + k]
+    assert (row["T"], row["k"]) == (T_GRID[t], K_GRID[k]) and row["iv_true"] == iv[t, k]
+    assert row["iv_best"] == view.methods["best"].iv[t, k] and row["sd_best"] == view.methods["best"].sd[t, k]
+    assert np.isnan(surfaces["sd_interp"]).all(), "interpolation has no sd"
+    assert surfaces["quoted"].sum() == mask.sum()
+    scores = view.scores_table().set_index("method")
+    assert scores.loc["best", "rmse_missing"] == view.methods["best"].rmse_missing
+    assert scores.loc["interp", "calendar_raw"] == view.methods["interp"].raw_calendar

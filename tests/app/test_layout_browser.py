@@ -3,11 +3,15 @@ headless Chromium: nothing overflows its column, no two panel titles overlap (DO
 and the smiles' truth line and quote markers stand out from the page's background."""
 import time
 
+from core.engine.grid import K_GRID
+
 from tests.app.browser_marks import BROWSER_MARKS
+from ui.style import EDITOR_COLUMN_PX, EDITOR_HEADER_PAD_PX, EDITOR_INDEX_PX, SCORES_COLUMN_PX
 from tools.browser import (
     MIN_CHARTS,
     TITLES,
     chromium,
+    header_widths,
     layout_pass,
     layout_report,
     screenshot,
@@ -19,6 +23,7 @@ from tools.browser import (
 
 pytestmark = BROWSER_MARKS
 MIN_CONTRAST = 3.0   # WCAG's minimum for graphics against their background
+SCORES_HEADER_PAD_PX = 16   # a read-only column's header: 8 px either side of its text, no icon
 
 
 def test_every_page_at_every_width_and_scheme(tmp_path):
@@ -38,10 +43,16 @@ def test_every_page_at_every_width_and_scheme(tmp_path):
                              for what, colour, ratio in found["contrast"] if ratio < MIN_CONTRAST]
                 if width >= 1280:   # a phone scrolls wide tables; a laptop should not need to
                     problems += [f"{where}: columns out of view in {x}" for x in found["hidden_columns"]]
+                if name == "explorer" and width == 1280:   # the scores table's headers show whole
+                    headers = header_widths(driver)
+                    problems += [] if headers else [f"{where}: no table headers found"]
+                    problems += [f"{where}: scores header {text!r} is {px:.0f} px in a {SCORES_COLUMN_PX - SCORES_HEADER_PAD_PX} px slot"
+                                 for text, px in headers if px > SCORES_COLUMN_PX - SCORES_HEADER_PAD_PX]
                 if name in ("explorer", "quotes"):
                     assert {w for w, _, _ in found["contrast"]} >= ({"truth", "quotes"} if name == "explorer"
                                                                      else {"quotes"}), where
-            # The mask editor at 1280 px: every k column in view (it cut off k >= +0.28).
+            # The mask editor at 1280 px: every k column in view (it cut off k >= +0.28), and every
+            # header whole (at 40 px they showed "+" or "-" only).
             set_scheme(driver, "light")
             driver.set_window_size(1280, 1200)
             driver.get(f"{url}/explorer")
@@ -54,6 +65,13 @@ def test_every_page_at_every_width_and_scheme(tmp_path):
             found = layout_report(driver)
             editors = [x for x in found["hidden_columns"] if "mask_editor" in x]
             problems += [f"mask editor at 1280 px hides columns ({shot.name})" for _ in editors]
+            headers = header_widths(driver, "mask_editor")
+            if len(headers) != len(K_GRID) + 2:   # 17 k columns and each half's T column
+                problems.append(f"mask editor at 1280 px: {len(headers)} column headers, not {len(K_GRID) + 2}")
+            for text, px in headers:
+                room = (EDITOR_INDEX_PX if text == "T \\ k" else EDITOR_COLUMN_PX) - EDITOR_HEADER_PAD_PX
+                if px > room:
+                    problems.append(f"mask editor header {text!r} is {px:.0f} px in a {room} px slot ({shot.name})")
             problems += [f"explorer with the mask editor at 1280 px: {x}" for x in found["overflow"]]
         finally:
             driver.quit()

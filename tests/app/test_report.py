@@ -94,7 +94,7 @@ def test_score_tables_bold_the_best_and_ties(shipped):
         for cell, row, flags in zip(shipped["cells"], rows, bold):
             assert {m for m in cell[key] if flags[m]} == set(best_in_row(cell[key]))
             for m, score in cell[key].items():
-                assert row[m] == f"{score['mean']:.4f} ± {score['se']:.4f}"
+                assert row[m] == f"{100 * score['mean']:.2f} ± {100 * score['se']:.2f}"   # vol points
             assert flags["cell"] == row["cell"]
 
 
@@ -128,9 +128,10 @@ def test_diagnostics_table_and_series(shipped):
         assert row["best"] == pytest.approx(aucs["best"])
 
 
-def test_scores_with_tiny_standard_errors_keep_a_digit():
-    assert report._fmt_score({"mean": 0.0138, "se": 0.00083}) == "0.0138 ± 0.0008"
-    assert report._fmt_score({"mean": 0.00166, "se": 0.0000313}) == "0.00166 ± 0.00003"
+def test_scores_in_vol_points_with_the_tables_decimals():
+    assert report._fmt_score({"mean": 0.0138, "se": 0.00083}) == "1.38 ± 0.08"
+    assert report._fmt_score({"mean": 0.00166, "se": 0.0000313}) == "0.17 ± 0.00"
+    assert report._fmt_score({"mean": 0.0138, "se": float("nan")}) == "1.38"
     assert report._fmt_score({"mean": float("nan"), "se": 0.1}) == "—"
 
 
@@ -160,11 +161,11 @@ def test_method_verdict_statuses():
     wins = report.method_verdict(row(best=(0.002, 0.0001), interp=(0.010, 0.001), svi=(0.02, 0.001)))
     assert wins["status"] == "wins" and wins["runner_up"] == "interp"
     assert wins["gap"] == pytest.approx(0.008) and wins["gap_se"] == pytest.approx(8.0)
-    assert wins["text"].startswith("best wins by more than one SE: 0.0020 ± 0.0001 against 0.0100 ± 0.0010")
+    assert wins["text"].startswith("best wins by more than one SE: 0.20 ± 0.01 against 1.00 ± 0.10")
     tied = report.method_verdict(row(best=(0.010, 0.001), svi=(0.0105, 0.0008)), label=str.upper)
     assert tied["status"] == "tied" and "does not win by more than one SE" in tied["text"] and "SVI" in tied["text"]
     tied_above = report.method_verdict(row(best=(0.0105, 0.001), svi=(0.010, 0.001)))
-    assert tied_above["status"] == "tied" and "higher by 0.0005" in tied_above["text"]
+    assert tied_above["status"] == "tied" and "higher by 0.05 vol pts" in tied_above["text"]
     loses = report.method_verdict(row(best=(0.03, 0.001), svi=(0.02, 0.001), interp=(0.025, 0.001)))
     assert loses["status"] == "loses" and loses["runner_up"] == "svi"
     assert "does not win: svi is lower by more than one SE" in loses["text"]

@@ -395,6 +395,17 @@ class SurfaceView:
                                                                        if v.half_width is not None]
         return robust_range(*arrays, floor=0.0)
 
+    def desk(self, method: str) -> dict:
+        """The desk's views of ``method``'s repair (core.quotes.desk; nothing is extrapolated on a
+        full synthetic grid): "fan", "atm" (with its band), "density" and "svi" (raw SVI per maturity
+        fitted to the repaired slice, as the quotes page's svi_params.csv) as tables."""
+        from core.quotes import desk
+        from core.quotes.workflow import svi_params_table
+
+        v = self.methods[method]
+        return {"fan": desk.fan_table(v.iv), "atm": desk.atm_table(v.iv, v.half_width),
+                "density": desk.density_table(v.iv), "svi": svi_params_table(iv_to_w(v.iv), method)}
+
     def surfaces_table(self):
         """One row per grid node: T (years), k, iv_true, iv_quote (NaN where not quoted), quoted, and
         per method iv_<m>, sd_<m>, half_width_<m> (its band, NaN without one): the download."""

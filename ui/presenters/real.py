@@ -13,6 +13,7 @@ import pandas as pd
 
 from core.evaluation.real_tables import PROTOCOL_LABELS
 from core.settings import RESULTS_DIR
+from ui import numbers
 
 REAL_JSON = RESULTS_DIR / "real_benchmark.json"
 REAL_ENV = "REPAIR_REAL_BENCHMARK_JSON"
@@ -52,7 +53,7 @@ def rmse_frame(result: dict) -> pd.DataFrame:
         for protocol, row in info["protocols"].items():
             scores = {m: _rmse(row.get(m)) for m in methods}
             rec = {"chain": chain, "protocol": PROTOCOL_LABELS.get(protocol, protocol)}
-            rec.update({m: None if v is None else 100 * v for m, v in scores.items()})
+            rec.update({m: None if v is None else numbers.VOL_POINTS * v for m, v in scores.items()})
             known = {m: v for m, v in scores.items() if v is not None}
             rec["lowest"] = min(known, key=known.get) if known else None
             rows.append(rec)

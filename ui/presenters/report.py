@@ -21,6 +21,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from ui import numbers
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_WEIGHTS = ROOT / "weights" / "cnn.pt"          # = core.repairers.cnn.WEIGHTS_DIR / "cnn.pt"
 DEFAULT_JSON = ROOT / "results" / "benchmark.json"     # = core.evaluation.benchmark.DEFAULT_JSON
@@ -130,18 +132,13 @@ def result_methods(result: dict) -> list:
 
 
 def _fmt_score(score: dict) -> str:
-    """"mean ± SE" with 4 decimals (vol units), 5 when the SE would round to 0.0000."""
+    """"mean ± SE" in vol points (ui.numbers)."""
     return fmt_score(score.get("mean", float("nan")), score.get("se", float("nan")))
 
 
 def fmt_score(mean: float, se: float) -> str:
-    """"mean ± SE" with 4 decimals (vol units), 5 when the SE would round to 0.0000."""
-    if not np.isfinite(mean):
-        return "—"
-    if not np.isfinite(se):
-        return f"{mean:.4f}"
-    digits = 5 if se < 5e-5 else 4
-    return f"{mean:.{digits}f} ± {se:.{digits}f}"
+    """"mean ± SE" in vol points, the tables' decimals (ui.numbers)."""
+    return numbers.vol_se(mean, se)
 
 
 def score_table(result: dict, key: str = "rmse") -> tuple:
@@ -156,7 +153,7 @@ def score_table(result: dict, key: str = "rmse") -> tuple:
     for c in result["cells"]:
         scores = c.get(key, {})
         best = best_in_row({m: s for m, s in scores.items() if m in methods})
-        row = {"cell": cell_label(c), "obs %": f"{100 * c.get('observed_fraction', float('nan')):.1f}"}
+        row = {"cell": cell_label(c), "obs %": numbers.number(100 * c.get("observed_fraction", float("nan")))}
         row.update({m: _fmt_score(scores[m]) if m in scores else "—" for m in methods})
         rows.append(row)
         bold.append({"cell": row["cell"], "obs %": False} | {m: m in best for m in methods})
@@ -164,9 +161,13 @@ def score_table(result: dict, key: str = "rmse") -> tuple:
 
 
 UNCERTAINTY_COLUMNS = {   # key in diagnostics_by_method -> column title
-    "cov80": "cov80", "cov95": "cov95", "width80": "width80 (vol)", "width95": "width95 (vol)",
-    "avg_sd": "mean sd (vol)", "err_sd_corr": "err–sd corr", "stale_auc": "stale AUC",
+    "cov80": "cov80", "cov95": "cov95", "width80": f"width80 ({numbers.VOL_UNIT})",
+    "width95": f"width95 ({numbers.VOL_UNIT})", "avg_sd": f"mean sd ({numbers.VOL_UNIT})", "err_sd_corr": "err–sd corr",
+    "stale_auc": "stale AUC",
 }
+# How ui.numbers writes each column of diagnostics_table.
+UNCERTAINTY_KINDS = {title: numbers.VOL if numbers.VOL_UNIT in title else numbers.RATIO
+                     for title in UNCERTAINTY_COLUMNS.values()}
 
 
 def sd_methods(result_or_cells) -> list:
@@ -310,16 +311,18 @@ def method_verdict(scores: dict, method: str = BEST, label=_identity, rivals=Non
     if gap > se:
         status = "wins"
         text = (f"{name} wins by more than one SE: {mine} against {theirs} for {label(runner)}, the runner-up "
-                f"({gap:.4f} lower, {_se_count(gap_se)}; {rival['mean'] / own['mean']:.1f}× lower).")
+                f"({numbers.vol(gap)} {numbers.VOL_UNIT} lower, {_se_count(gap_se)}; "
+                f"{rival['mean'] / own['mean']:.1f}× lower).")
     elif not beaten:
         status = "tied"
         text = (f"{name} does not win by more than one SE: {mine} against {theirs} for {label(runner)}, "
-                f"a tie within one SE ({'lower' if gap >= 0 else 'higher'} by {abs(gap):.4f}, "
+                f"a tie within one SE ({'lower' if gap >= 0 else 'higher'} by {numbers.vol(abs(gap))} "
+                f"{numbers.VOL_UNIT}, "
                 f"{_se_count(abs(gap_se))}).")
     else:
         status = "loses"
         text = (f"{name} does not win: {label(runner)} is lower by more than one SE ({theirs} against "
-                f"{name}'s {mine}, {abs(gap):.4f} lower, {_se_count(abs(gap_se))}).")
+                f"{name}'s {mine}, {numbers.vol(abs(gap))} {numbers.VOL_UNIT} lower, {_se_count(abs(gap_se))}).")
     return {"status": status, "text": text, "runner_up": runner, "gap": float(gap), "gap_se": float(gap_se)}
 
 
@@ -387,15 +390,17 @@ def projection_notes(result: dict, label=_identity) -> list:
     for m in dict.fromkeys(r["method"] for r in rows):
         diffs = np.array([r["full_minus_calendar"] for r in rows if r["method"] == m])
         lo, hi = float(np.min(np.abs(diffs))), float(np.max(np.abs(diffs)))
-        span = f"{lo:.4f}" if round(lo, 4) == round(hi, 4) else f"{lo:.4f}–{hi:.4f}"
+        span = (numbers.vol(lo) if numbers.vol(lo) == numbers.vol(hi) else f"{numbers.vol(lo)}–{numbers.vol(hi)}")
+        span += f" {numbers.VOL_UNIT}"
         if (diffs < 0).all():
             notes.append(f"{label(m)}: the full projection lowers the RMSE in every cell (by {span}).")
         elif (diffs > 0).all():
             notes.append(f"{label(m)}: the full projection raises the RMSE in every cell (by {span}): "
                          "removing butterfly arbitrage costs accuracy here.")
         else:
-            notes.append(f"{label(m)}: the full projection changes the RMSE by {diffs.min():+.4f} to "
-                         f"{diffs.max():+.4f} across cells (at most {hi:.4f} either way).")
+            notes.append(f"{label(m)}: the full projection changes the RMSE by {numbers.vol(diffs.min(), sign=True)} to "
+                         f"{numbers.vol(diffs.max(), sign=True)} {numbers.VOL_UNIT} across cells (at most "
+                         f"{numbers.vol(hi)} either way).")
     left = [r for r in rows if r["g_full"] > 0 or r["calendar_after_full"] > 0]
     if left:
         notes.append("Arbitrage left after the full projection: " + "; ".join(
@@ -597,3 +602,51 @@ def full_projection_note(cell: dict, label=_identity) -> str:
     return "After the full projection, arbitrage is left for " + "; ".join(
         f"{label(m)} (g(k) < 0 {pct(d['g_negative_full'], 2)}, calendar {pct(d.get('calendar_full', 0), 2)})"
         for m, d in left.items()) + "."
+
+
+def _score_rows(cells: list, key: str, methods: list, extra=lambda c: {}) -> list:
+    """Long rows: one per (cell, method) with the ``key`` score's mean and SE in vol units."""
+    return [{"cell": cell_label(c), "method": m} | extra(c) | {f"{key}_mean": _num(c[key][m].get("mean")),
+                                                               f"{key}_se": _num(c[key][m].get("se"))}
+            for c in cells for m in methods if m in (c.get(key) or {})]
+
+
+def benchmark_tables(result: dict) -> dict:
+    """The Benchmark page's tables as plain numbers for download: {file name: DataFrame}. Vols in
+    implied-vol units and rates as fractions, at full precision (the page shows them rounded, in
+    vol points and percent)."""
+    import pandas as pd
+
+    methods = result_methods(result)
+    tables = {
+        "rmse.csv": _score_rows(result["cells"], "rmse", methods,
+                                lambda c: {"observed_fraction": _num(c.get("observed_fraction"))}),
+        "projections.csv": projection_rows(result),
+        # The benchmark's own keys as column names: the page's titles carry its display units.
+        "uncertainty.csv": [{ {v: k for k, v in UNCERTAINTY_COLUMNS.items()}.get(c, c): x for c, x in r.items()}
+                            for r in diagnostics_table(result)],
+        "stale_auc.csv": [{"cell": r["cell"], "method": m, "stale_auc": v}
+                          for r in metric_table(result, "stale_auc")[0] for m, v in r.items() if m != "cell"],
+        "downstream_svi.csv": _score_rows(result["cells"], "downstream_svi", methods),
+    }
+    lofo = []
+    for block in lofo_blocks(result):
+        held = HELD_OUT_LABELS.get(block.get("held_out"), block.get("held_out"))
+        for row in _score_rows(block.get("cells", []), "rmse", sorted({m for c in block.get("cells", [])
+                                                                         for m in c.get("rmse", {})})):
+            lofo.append({"held out": held} | row)
+    if lofo:
+        tables["lofo.csv"] = lofo
+    return {name: pd.DataFrame(rows) for name, rows in tables.items() if rows}
+
+
+def tables_zip(tables: dict) -> bytes:
+    """{file name: DataFrame} as one zip of CSVs."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, frame in tables.items():
+            z.writestr(name, frame.to_csv(index=False))
+    return buffer.getvalue()
