@@ -77,7 +77,9 @@ def decreasing_margin(k, w, w1) -> np.ndarray:
     1 - w' / (2 sqrt(w) R(d2)) with Mills' ratio R(d2) = N(d2) / phi(d2) = sqrt(pi / 2) erfcx(-d2 / sqrt 2).
     g >= 0 alone does not imply it on a finite strike range."""
     s = np.sqrt(w)
-    mills = np.sqrt(np.pi / 2.0) * erfcx((k / s + 0.5 * s) / np.sqrt(2.0))
+    # far in the put wing erfcx overflows to inf: the margin is then 1, its limit there
+    with np.errstate(over="ignore"):
+        mills = np.sqrt(np.pi / 2.0) * erfcx((k / s + 0.5 * s) / np.sqrt(2.0))
     return 1.0 - w1 / (2.0 * s * mills)
 
 
