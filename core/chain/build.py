@@ -23,6 +23,7 @@ DOMAIN_MARGIN = 0.1      # share of the quoted k width added on each side of the
 CAL_FIT_MARGIN = 1e-3    # the fit aims each slice's w this share below the next one ...
 CAL_CHECK_MARGIN = 1e-9  # ... and the re-check demands at least this share (strict order)
 W_FLOOR = 1e-8           # lowest total variance of any slice
+MIN_IV = 0.02            # the fits hold every slice at or above this implied vol on the dense set
 
 
 def dense_k(k_lo: float, k_hi: float, n: int) -> np.ndarray:
@@ -37,14 +38,15 @@ def _cap(longer, k, margin: float):
 def _slice(d: SliceData, longer, start, k_check, warm: bool = False, n_retry: int = 0):
     """One expiry's slice below ``longer`` (None for the longest): SVI, or the fallback. With
     n_retry > 0 a slice failing the re-check is refitted once on n_retry penalty points first."""
-    p = fit_slice(d, np.full(d.k_dense.shape, W_FLOOR), _cap(longer, d.k_dense, CAL_FIT_MARGIN), start, warm)
+    floor = max(W_FLOOR, MIN_IV**2 * d.T)
+    p = fit_slice(d, np.full(d.k_dense.shape, floor), _cap(longer, d.k_dense, CAL_FIT_MARGIN), start, warm)
     if slice_ok(p, k_check, W_FLOOR, _cap(longer, k_check, CAL_CHECK_MARGIN)):
         return SVISlice(tuple(map(float, p))), p
     if n_retry:
         # a narrow short-expiry smile can dip below g = 0 between the penalty points: hold it on
         # a denser set (measured on SPY's 7-day expiry: g = -2e-4 just beyond the quotes)
         d = SliceData(T=d.T, k=d.k, iv=d.iv, weight=d.weight, k_dense=np.linspace(k_check[0], k_check[-1], n_retry))
-        p = fit_slice(d, np.full(n_retry, W_FLOOR), _cap(longer, d.k_dense, CAL_FIT_MARGIN), p)
+        p = fit_slice(d, np.full(n_retry, floor), _cap(longer, d.k_dense, CAL_FIT_MARGIN), p)
         if slice_ok(p, k_check, W_FLOOR, _cap(longer, k_check, CAL_CHECK_MARGIN)):
             return SVISlice(tuple(map(float, p))), p
     if longer is None:
