@@ -8,7 +8,10 @@ wings, and inside the quoted range it binds only where the quotes themselves car
 arbitrage, so the short end stays at its quotes (a forward pass instead let a short slice's
 extrapolated wings push every later slice off its quotes). A slice that still fails the finer
 re-check is replaced by the longer slice moved in price towards intrinsic value to the fitted ATM
-level (free by construction), recorded in ``params()['kind']``.
+level (free by construction), recorded in ``params()['kind']``. The fits hold every slice at or
+above MIN_IV on the dense set: with only w >= W_FLOOR a fit could ride w = 0 in its unquoted wing,
+fail the re-check there, and its fallback then capped every shorter slice (two of ten cold SPX
+hold-out fits); MIN_IV was set once to remove that, not tuned (SPY 2026-08-13 draws unchanged).
 """
 from __future__ import annotations
 
