@@ -83,20 +83,24 @@ def test_constrained_fit_meets_its_constraints_and_beats_the_penalised_polish(se
 SHARED_SPY = Path(__file__).resolve().parents[2] / ".." / "shared" / "real" / "spy_20260813.csv"
 
 
+def _held_out_rmse(path: Path, draw: int) -> float:
+    """svi_fit's held-out RMSE on one random draw of the real benchmark (seed 0), scored by the
+    benchmark's own score_fit."""
+    from core.chain.methods import get_chain_method
+    from core.chain.workflow import read_chain
+    from core.evaluation.real import RealConfig, masks, score_fit
+
+    chain = read_chain(path)
+    hide = masks(chain, "random", RealConfig(), "svi_fit")[draw]
+    return score_fit(get_chain_method("svi_fit"), chain, hide, RealConfig().n_strikes)[0]["rmse"]
+
+
 @pytest.mark.skipif(not SHARED_SPY.is_file(), reason="../shared/real (the real chains) is not beside the repo")
 def test_a_converged_but_poor_polish_is_not_kept():
     """On SPY 2026-08-13, random draw 9 of seed 0, SLSQP converged on a 36-day slice to a flat smile
     17 vol points off its quotes and every shorter slice fell back below it (held-out RMSE 0.0825).
     The fit now polishes the next start (and, failing that, the penalised least squares) instead."""
-    from core.chain.methods import get_chain_method
-    from core.chain.workflow import read_chain
-    from core.evaluation.real import RealConfig, masks
-
-    chain = read_chain(SHARED_SPY)
-    hide = masks(chain, "random", RealConfig(), "svi_fit")[9]
-    train, test = chain.subset(~hide), chain.subset(hide)
-    surface = get_chain_method("svi_fit").fit(train, ask=(test.T, test.k))
-    rmse = float(np.sqrt(np.mean((surface.iv(test.T, test.k) - test.iv) ** 2)))
+    rmse = _held_out_rmse(SHARED_SPY, 9)
     assert rmse < 0.003, rmse
 
 
@@ -108,13 +112,5 @@ def test_a_slice_riding_zero_variance_in_its_wing_does_not_pull_the_short_end_do
     """SPX 2022-06-10, random draw 7 of seed 0: the 0.44-year fit rode w = 0 at the edge of the
     dense set beyond its quotes, failed the re-check, and its fallback capped every shorter slice
     (held-out RMSE 0.053, in-sample 0.056). With the 2 % vol floor the other draws' level holds."""
-    from core.chain.methods import get_chain_method
-    from core.chain.workflow import read_chain
-    from core.evaluation.real import RealConfig, masks
-
-    chain = read_chain(SHARED_SPX)
-    hide = masks(chain, "random", RealConfig(), "svi_fit")[7]
-    train, test = chain.subset(~hide), chain.subset(hide)
-    surface = get_chain_method("svi_fit").fit(train, ask=(test.T, test.k))
-    rmse = float(np.sqrt(np.mean((surface.iv(test.T, test.k) - test.iv) ** 2)))
+    rmse = _held_out_rmse(SHARED_SPX, 7)
     assert rmse < 0.02, rmse
