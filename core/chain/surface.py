@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from core.chain.prices import (call_from_log_otm, log_otm_price, mix_log, otm_upper_log, w_from_log_otm)
 from core.chain.svi import PARAMS, svi_w
@@ -91,7 +91,8 @@ def mix_to_atm(base, w_atm_target: float) -> MixSlice:
 @dataclass
 class SliceSurface:
     """ChainSurface over price-ordered, butterfly-free slices; see the module doc for between and
-    outside the expiries. sd_fn(T, k) -> sd in vol units, or None."""
+    outside the expiries. sd_fn(T, k) -> sd in vol units, or None. calibrator: an optional
+    core.engine.conformal.ConformalCalibrator of |error| / sd per level (``half_width``)."""
 
     expiries: np.ndarray
     k_bounds: np.ndarray
@@ -99,6 +100,7 @@ class SliceSurface:
     method: str = ""
     sd_fn: Callable | None = field(default=None, repr=False)
     theta_interp: str = "linear"     # ATM total variance between expiries: "linear" or "pchip" in T
+    calibrator: object = field(default=None, repr=False)
 
     def __post_init__(self):
         self.expiries = np.asarray(self.expiries, np.float64)
@@ -198,6 +200,19 @@ class SliceSurface:
             return None
         T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
         return np.asarray(self.sd_fn(T, k), np.float64)
+
+    def half_width(self, T, k, level: float) -> np.ndarray | None:
+        """Half-width (vol) of the central ``level`` interval at (T, k): the calibrator's quantile
+        of |error| / sd at that level times sd, where one was fitted for the level (a heavy-tailed
+        error needs a wider multiple at 95 % than at 80 %: one Gaussian sd cannot cover both);
+        else the Gaussian z times sd. None without an sd."""
+        sd = self.sd(T, k)
+        if sd is None:
+            return None
+        cal = self.calibrator
+        if cal is not None and float(level) in cal.levels:
+            return sd * cal.multiplier(level)
+        return sd * float(ndtri(0.5 + 0.5 * float(level)))
 
     def k_range(self, T) -> tuple:
         """(lowest, highest) quoted k at T: linear in T between expiries, flat outside."""

@@ -29,7 +29,6 @@ import numpy as np
 
 from core.chain.methods import CHAIN_METHODS, get_chain_method
 from core.chain.types import ChainQuotes
-from core.engine.conformal import Z80, Z95
 from core.settings import REPO_ROOT
 
 PROTOCOLS = ("random", "wing", "expiry")
@@ -109,10 +108,13 @@ def score_fit(method, chain: ChainQuotes, hide: np.ndarray, n_strikes: int) -> t
     known = np.isfinite(test.iv_bid) & np.isfinite(test.iv_ask)
     inside = (pred >= test.iv_bid) & (pred <= test.iv_ask)
     report = dense_check(surface, n_strikes)
-    sd = surface.sd(test.T, test.k)
-    # interval coverage of the held-out quotes, for methods with a predictive sd
-    z = None if sd is None else np.abs(err) / np.maximum(sd, 1e-12)
-    cover = {} if z is None else {"cov80": float(np.mean(z <= Z80)), "cov95": float(np.mean(z <= Z95))}
+    # interval coverage of the held-out quotes, for methods with a predictive sd: each level's own
+    # interval (the surface's half_width: calibrated per level where the method calibrates it)
+    cover = {}
+    for key, level in (("cov80", 0.8), ("cov95", 0.95)):
+        half = surface.half_width(test.T, test.k, level)
+        if half is not None:
+            cover[key] = float(np.mean(np.abs(err) <= half))
     return {"rmse": float(np.sqrt(np.mean(err**2))), "n_hidden": int(hide.sum()), **cover,
             "inside": float(inside[known].mean()) if known.any() else None, "n_known": int(known.sum()),
             "violations": report.n_violations, "seconds": seconds}, surface

@@ -52,3 +52,44 @@ def test_bad_input_is_a_one_line_value_error(small_chain):
     with pytest.raises(ValueError, match="iv"):
         ChainQuotes(T=[0.1], k=[0.0], iv=[np.nan], iv_bid=[np.nan], iv_ask=[np.nan], forward=[1.0],
                     discount=[1.0], weight=[1.0])
+
+
+def test_each_interval_level_is_its_own_conformal_quantile(small_chain, small_frame):
+    """Heavy-tailed quote errors (Student t, 3 dof) need a wider multiple of the sd at 95 % than a
+    normal's Z95 / Z80 times the 80 % one: each level gets its own quantile of the chain's LOO
+    scores, and held-out quotes are covered near each level."""
+    from core.engine.conformal import Z80, Z95
+
+    rng = np.random.default_rng(5)
+    noisy = ChainQuotes(T=small_chain.T, k=small_chain.k,
+                        iv=small_frame["iv_true"].to_numpy() + 0.003 * rng.standard_t(3, len(small_chain)),
+                        iv_bid=np.full(len(small_chain), np.nan), iv_ask=np.full(len(small_chain), np.nan),
+                        forward=small_chain.forward, discount=small_chain.discount, weight=small_chain.weight)
+    fit = get_chain_method("svi_gp").fit(noisy)
+    assert fit.calibrator is not None
+    T, k = noisy.T[:5], noisy.k[:5]
+    ratio = fit.half_width(T, k, 0.95) / fit.half_width(T, k, 0.8)
+    assert np.all(ratio > 1.05 * Z95 / Z80)
+    inside80, inside95, n = 0, 0, 0
+    for hide in random_masks(noisy, 3, seed=11):
+        train, test = noisy.subset(~hide), noisy.subset(hide)
+        surface = get_chain_method("svi_gp").fit(train)
+        err = np.abs(surface.iv(test.T, test.k) - test.iv)
+        inside80 += int((err <= surface.half_width(test.T, test.k, 0.8)).sum())
+        inside95 += int((err <= surface.half_width(test.T, test.k, 0.95)).sum())
+        n += len(test)
+    assert 0.7 <= inside80 / n <= 0.9
+    assert 0.9 <= inside95 / n <= 1.0
+
+
+def test_half_width_without_a_calibrated_level_is_gaussian(full_fit):
+    from core.engine.conformal import Z80
+
+    T, k = full_fit.expiries[:2], np.zeros(2)
+    assert np.allclose(full_fit.half_width(T, k, 0.8), full_fit.calibrator.multiplier(0.8) * full_fit.sd(T, k))
+    assert np.allclose(full_fit.half_width(T, k, 0.7), 1.0364333894937898 * full_fit.sd(T, k))
+    full_fit_bare = type(full_fit)(expiries=full_fit.expiries, k_bounds=full_fit.k_bounds, slices=full_fit.slices,
+                                   sd_fn=full_fit.sd_fn)
+    assert np.allclose(full_fit_bare.half_width(T, k, 0.8), Z80 * full_fit.sd(T, k))
+    assert type(full_fit)(expiries=full_fit.expiries, k_bounds=full_fit.k_bounds,
+                          slices=full_fit.slices).half_width(T, k, 0.8) is None
