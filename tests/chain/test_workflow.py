@@ -82,5 +82,7 @@ def test_default_chain_method_is_svi_gp_and_answers_queries(frame_with_queries):
     assert out.method == "svi_gp" and out.dense.ok
     q = out.quote_table
     assert np.isfinite(q["iv_repaired"]).all() and np.isfinite(q["sd_repaired"]).all()
+    # the 95 % interval: its own calibrated multiple of the sd, wider than one sd
+    assert (q["half_width_95"] > q["sd_repaired"]).all()
     # the query between two expiries gets its own slice (fixed-z mix of its neighbours)
     assert out.surface.expiries.size == np.unique(df["T"].iloc[:n].round(9)).size + 1
