@@ -101,6 +101,7 @@ class SliceSurface:
     sd_fn: Callable | None = field(default=None, repr=False)
     theta_interp: str = "linear"     # ATM total variance between expiries: "linear" or "pchip" in T
     calibrator: object = field(default=None, repr=False)
+    quote_offset_fn: Callable | None = field(default=None, repr=False)   # (T, k) -> vol, see quote_iv
 
     def __post_init__(self):
         self.expiries = np.asarray(self.expiries, np.float64)
@@ -201,6 +202,14 @@ class SliceSurface:
         T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
         return np.asarray(self.sd_fn(T, k), np.float64)
 
+    def quote_iv(self, T, k) -> np.ndarray:
+        """The predicted quote at (T, k): the surface's iv plus the method's quote offset where it
+        fits one (svi_gp: the put-call step at the forward, a jump in the quotes that an
+        arbitrage-free surface cannot carry); the surface's iv otherwise. Held-out quotes are
+        scored against it; ``sd`` and ``half_width`` are around it."""
+        iv = self.iv(T, k)
+        return iv if self.quote_offset_fn is None else iv + self.quote_offset_fn(T, k)
+
     def half_width(self, T, k, level: float) -> np.ndarray | None:
         """Half-width (vol) of the central ``level`` interval at (T, k): the calibrator's quantile
         of |error| / sd at that level times sd, where one was fitted for the level (a heavy-tailed
@@ -270,6 +279,9 @@ class FunctionSurface:
 
     def iv(self, T, k) -> np.ndarray:
         return np.sqrt(np.maximum(self.w(T, k), 0.0) / np.asarray(T, np.float64))
+
+    def quote_iv(self, T, k) -> np.ndarray:
+        return self.iv(T, k)
 
     def call(self, T, k) -> np.ndarray:
         w = self.w(T, k)

@@ -43,7 +43,7 @@ def test_outputs_and_the_cli(tmp_path, frame_with_queries):
     df.to_csv(src, index=False)
     assert cli_main(["repair", str(src), "--chain", "--method", "svi_fit", "--out", str(tmp_path / "o"), "--quiet"]) == 0
     quotes = pd.read_csv(tmp_path / "o" / "quotes.csv")
-    assert {"row", "iv_repaired", "sd_repaired", "extrapolated", "is_query"} <= set(quotes.columns)
+    assert {"row", "iv_repaired", "iv_quote_model", "sd_repaired", "extrapolated", "is_query"} <= set(quotes.columns)
     grid = pd.read_csv(tmp_path / "o" / "grid.csv")
     assert {"T", "k", "iv", "extrapolated"} <= set(grid.columns) and grid["extrapolated"].any()
     assert (tmp_path / "o" / "params.csv").exists() and (tmp_path / "o" / "dense_check.json").exists()
