@@ -1,9 +1,13 @@
-"""The "Your quotes" page in headless Chromium: both samples in one click, and a real upload."""
+"""The "Your quotes" page in headless Chromium at 1280 px: both samples in one click (the prices
+sample's flagged-quotes table, its ten columns, headers whole and in view), and a real upload."""
 import time
 
 import pytest
 
 from tests.conftest import ROOT
+from ui.style import FLAGGED_COLUMNS, TABLE_HEADER_PAD_PX
+
+FLAGGED_WIDTHS = dict(FLAGGED_COLUMNS.values())   # header label -> its column's width (px)
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not (ROOT / "app.py").exists() or not (ROOT / "tools" / "browser.py").exists(),
@@ -23,6 +27,8 @@ def test_your_quotes_page_in_headless_chromium(tmp_path):
         CHROMEDRIVER,
         CHROMIUM,
         chromium,
+        header_widths,
+        layout_report,
         open_from_sidebar,
         screenshot,
         served_app,
@@ -35,7 +41,7 @@ def test_your_quotes_page_in_headless_chromium(tmp_path):
     # 600: above 5 even read as percent (a plain 20 is now read as 20 %, not refused)
     bad.write_text("T,k,iv\n" + "".join(f"{T},{k},600\n" for T in (0.5, 1.0) for k in (-0.1, 0.0, 0.1)))
     with served_app() as (url, _):
-        driver = chromium(tmp_path / "profile")
+        driver = chromium(tmp_path / "profile", width=1280)
         try:
             driver.get(url)
             wait_for_page(driver, 1, timeout=120)              # the frame and its sidebar are up
@@ -53,6 +59,14 @@ def test_your_quotes_page_in_headless_chromium(tmp_path):
             body = driver.find_element("tag name", "body").text
             assert report["exceptions"] == 0 and not report["errors"], (report, shot)
             assert "2,834" in body and "1,002" in body, shot          # rows read, used (metrics)
+            # Its flagged table has the most columns (expiry and type too): every header whole in its
+            # column, every column in view at 1280 px with the sidebar open.
+            headers = dict(header_widths(driver, "quotes_flagged_box"))
+            assert {"expiry", "type", "repaired", "score"} <= set(headers), (headers, shot)
+            cut = {text: (px, FLAGGED_WIDTHS[text]) for text, px in headers.items()
+                   if px > FLAGGED_WIDTHS[text] - TABLE_HEADER_PAD_PX}
+            assert not cut, (cut, shot)
+            assert not layout_report(driver)["hidden_columns"], shot
 
             _click_label(driver, "Upload a file")
             deadline = time.time() + 60
