@@ -97,7 +97,7 @@ def true_surface(c: dict):
                 low, high = explore.SSVI_PARAM_BOUNDS[name]
                 ssvi_params[name] = columns[i % 3].slider(name, low, high, drawn[name], (high - low) / 200,
                                                           format="%.4f", key=f"ssvi_{family}_{seed}_{name}")
-    sampled = explore.sample_surface(family, seed, ssvi_params)
+    sampled = state.sample_surface(family, seed, ssvi_params)
     if c["source"] != "Draw":
         return sampled
     if st.session_state.get("surface_editor_for") != (family, seed):   # a new base: forget old edits
@@ -136,7 +136,7 @@ def forget_editor(key: str) -> None:
 
 def observed_mask(c: dict):
     """The observed mask (13, 17): the regime's, or drawn with presets; None after an error."""
-    regime_mask = explore.sample_mask(c["regime"], c["mask_seed"])
+    regime_mask = state.sample_mask(c["regime"], c["mask_seed"])
     observed = regime_mask
     if c["draw_mask"]:
         if st.session_state.get("mask_editor_for") != (c["regime"], c["mask_seed"]):
