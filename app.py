@@ -3,10 +3,12 @@
 Run with ``streamlit run app.py``. Pages live in pages/; they call core and draw.
 """
 # One thread unless the user says otherwise (core.settings), set before torch loads its OpenMP
-# runtime: the app repairs one surface at a time, where threads only add overhead.
-from core.settings import apply_thread_policy
+# runtime: the app repairs one surface at a time, where threads only add overhead. Once per
+# process: this file runs on every rerun, and threadpoolctl's scan of the loaded libraries cost
+# 5-7 ms of each explorer rerun.
+from core.settings import ensure_thread_policy
 
-apply_thread_policy()
+ensure_thread_policy()
 
 import streamlit as st
 

@@ -97,7 +97,7 @@ def true_surface(c: dict):
                 low, high = explore.SSVI_PARAM_BOUNDS[name]
                 ssvi_params[name] = columns[i % 3].slider(name, low, high, drawn[name], (high - low) / 200,
                                                           format="%.4f", key=f"ssvi_{family}_{seed}_{name}")
-    sampled = explore.sample_surface(family, seed, ssvi_params)
+    sampled = state.sample_surface(family, seed, ssvi_params)
     if c["source"] != "Draw":
         return sampled
     if st.session_state.get("surface_editor_for") != (family, seed):   # a new base: forget old edits
@@ -136,7 +136,7 @@ def forget_editor(key: str) -> None:
 
 def observed_mask(c: dict):
     """The observed mask (13, 17): the regime's, or drawn with presets; None after an error."""
-    regime_mask = explore.sample_mask(c["regime"], c["mask_seed"])
+    regime_mask = state.sample_mask(c["regime"], c["mask_seed"])
     observed = regime_mask
     if c["draw_mask"]:
         if st.session_state.get("mask_editor_for") != (c["regime"], c["mask_seed"]):
@@ -185,15 +185,18 @@ def scores(view, noise_bp: float) -> None:
         "method": method_label(m), "projection": v.projection, SCORE_RMSE_MISSING: v.rmse_missing,
         SCORE_RMSE_ALL: v.rmse_all, "g(k)<0 raw": v.g_negative_raw, "g(k)<0 projected": v.g_negative,
         "calendar raw": v.raw_calendar, "calendar projected": v.post_calendar,
-        f"{level} band": v.band.removesuffix(" band").replace("(Gaussian ", "(") if v.band else "—",
+        f"{level} band": v.band.removesuffix(" band").replace("(Gaussian ", "(") if v.band else numbers.MISSING,
         "band covers (missing)": v.band_coverage}
         for m, v in view.methods.items()])
     # Narrow number columns: at 1280 px the band columns at the right end must stay in view.
-    st.dataframe(numbers.scaled(table, SCORE_KINDS), hide_index=True, key="scores", column_config={
-        "method": st.column_config.TextColumn(width=92),
-        "projection": st.column_config.TextColumn("proj.", width=SCORES_COLUMN_PX, help="projection"),
-        f"{level} band": st.column_config.TextColumn(width=100)}
-        | numbers.columns(SCORE_KINDS, widths=dict.fromkeys(SCORE_KINDS, SCORES_COLUMN_PX), labels=SCORE_LABELS))
+    # placeholder: a method without a band has no coverage; its cell reads "—", not "None".
+    st.dataframe(numbers.scaled(table, SCORE_KINDS), hide_index=True, key="scores", placeholder=numbers.MISSING,
+                 column_config={
+                     "method": st.column_config.TextColumn(width=92),
+                     "projection": st.column_config.TextColumn("proj.", width=SCORES_COLUMN_PX, help="projection"),
+                     f"{level} band": st.column_config.TextColumn(width=100)}
+                 | numbers.columns(SCORE_KINDS, widths=dict.fromkeys(SCORE_KINDS, SCORES_COLUMN_PX),
+                                   labels=SCORE_LABELS))
     st.caption(f"RMSE miss / all: missing-point and all-cell RMSE, in {unit} (vol points: 100 × implied vol); "
                "g<0 and cal: the g(k) < 0 and calendar rates, raw and after the projection (proj.), and covers: "
                "the band's coverage, in %. "
@@ -278,7 +281,8 @@ def desk_views(view, shown: list) -> None:
                    "is butterfly arbitrage.")
     with params_tab:
         frame, config = numbers.svi_frame(tables["svi"])
-        st.dataframe(frame, hide_index=True, key="explorer_params", width="stretch", column_config=config)
+        st.dataframe(frame, hide_index=True, key="explorer_params", width="stretch", column_config=config,
+                     placeholder=numbers.MISSING)
         st.caption(f"Raw SVI per maturity fitted to the repaired slice (fit error in {numbers.VOL_UNIT}).")
 
 

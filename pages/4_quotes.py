@@ -5,7 +5,7 @@ import core
 from core.quotes.read import COLUMNS_HELP, MAX_FILE_BYTES, MAX_ROWS
 from ui import frame, numbers, state
 from ui import quote_figures as figs
-from ui.style import method_label
+from ui.style import FLAGGED_COLUMNS, method_label
 from ui.text import plain
 
 UPLOAD, SAMPLE_IV, SAMPLE_PRICES = "Upload a file", "Sample: implied vols", "Sample: prices with dates"
@@ -20,6 +20,11 @@ QUOTE_KINDS = {"row": numbers.COUNT, "T": numbers.RATIO, "strike": numbers.RATIO
                "k": numbers.RATIO, "price_input": numbers.RATIO, "bid": numbers.RATIO, "ask": numbers.RATIO,
                "iv": numbers.VOL, "spread_iv": numbers.VOL, "iv_vendor": numbers.VOL, "iv_leave_out": numbers.VOL,
                "iv_repaired": numbers.VOL, "residual": numbers.SIGNED_VOL, "stale_score": numbers.RATIO}
+# The several-methods table (core.quotes.workflow.compare_table) as shown, and how its numbers are written.
+COMPARE_NAMES = {"n_used": "quotes used", "rmse_iv": f"RMSE to mid ({numbers.VOL_UNIT})",
+                 "n_bid_ask": "with bid–ask", "inside_bid_ask": "inside bid–ask"}
+COMPARE_KINDS = {"quotes used": numbers.COUNT, COMPARE_NAMES["rmse_iv"]: numbers.VOL, "with bid–ask": numbers.COUNT,
+                 "inside bid–ask": numbers.RATE}
 VOL_NAMES = {c: f"{c} ({numbers.VOL_UNIT})" for c, kind in QUOTE_KINDS.items() if kind in (numbers.VOL, numbers.SIGNED_VOL)}
 
 
@@ -34,9 +39,19 @@ def quote_frame(table, widths: dict | None = None) -> tuple:
 
 def flagged_view(flagged):
     """The flagged quotes for the table (their columns with any value)."""
-    show = [c for c in ("row", "expiry", "T", "strike", "k", "type", "iv", "iv_leave_out", "iv_repaired",
-                        "residual", "stale_score") if c in flagged.columns and flagged[c].notna().any()]
+    show = [c for c in FLAGGED_COLUMNS if c in flagged.columns and flagged[c].notna().any()]
     return flagged[show]
+
+
+def flagged_frame(flagged) -> tuple:
+    """(frame, column config) of the flagged quotes: each column at its FLAGGED_COLUMNS width under
+    its short header, the full name (vols with their unit) as its tooltip."""
+    table = flagged_view(flagged)
+    shown, config = quote_frame(table, widths={c: FLAGGED_COLUMNS[c][1] for c in table.columns})
+    for name, column in zip(shown.columns, table.columns):
+        label, width = FLAGGED_COLUMNS[column]
+        config[name] = (config.get(name) or st.column_config.Column(width=width)) | {"label": label, "help": name}
+    return shown, config
 
 
 def desk_views(result, data: bytes, name: str, method: str, valuation_date: str, T: float, labels: dict,
@@ -60,7 +75,8 @@ def desk_views(result, data: bytes, name: str, method: str, valuation_date: str,
                    "below 0 (red ×) is butterfly arbitrage.")
     with params_tab:
         frame, config = numbers.svi_frame(result.svi_table)
-        st.dataframe(frame, hide_index=True, key="quotes_params", width="stretch", column_config=config)
+        st.dataframe(frame, hide_index=True, key="quotes_params", width="stretch", column_config=config,
+                     placeholder=numbers.MISSING)
         st.caption("Raw SVI per grid maturity, fitted to the repaired slice: w(k) = a + b (ρ (k − m) + "
                    f"√((k − m)² + σ²)); rmse_iv: the fit's error over the slice in {numbers.VOL_UNIT}. Also in "
                    "svi_params.csv (in implied-vol units).")
@@ -68,20 +84,28 @@ def desk_views(result, data: bytes, name: str, method: str, valuation_date: str,
         others = st.multiselect("Methods on this chain", METHODS,
                                 list(dict.fromkeys([method] + [m for m in ("vae", "svi") if m in METHODS])),
                                 key="quotes_compare", format_func=method_label)
-        curves = {}
+        repairs = {}
         for m in others:
             try:
-                other = run_repair(data, name, m, None, valuation_date, False)
+                repairs[m] = run_repair(data, name, m, None, valuation_date, False)
             except Exception as exc:  # noqa: BLE001 - one method failing (weights) leaves the others
                 st.warning(f"{method_label(m)} could not run here: {plain(exc)}")
-                continue
-            curves[m] = other.smile(T)[0]
-        if curves:
+        if repairs:
+            from core.quotes.workflow import compare_table
+
             date = labels[T].partition(" · ")[2] or None
-            st.plotly_chart(figs.compare_smiles(curves, result.smile(T)[1], T, METHODS, date, dark),
-                            key="quotes_compare_smiles")
+            st.plotly_chart(figs.compare_smiles({m: r.smile(T)[0] for m, r in repairs.items()}, result.smile(T)[1],
+                                                T, METHODS, date, dark), key="quotes_compare_smiles")
             st.caption("Each method's repair of this chain (its default projection) at the expiry chosen above, "
                        "over the quotes with their bid/ask.")
+            table = compare_table(repairs).rename(columns=COMPARE_NAMES)
+            table["method"] = table["method"].map(method_label)
+            st.dataframe(numbers.scaled(table, COMPARE_KINDS), hide_index=True, key="quotes_compare_scores",
+                         width="stretch", placeholder=numbers.MISSING, column_config=numbers.columns(COMPARE_KINDS))
+            st.caption(f"Every used quote of the chain, every expiry: RMSE of quote mid − repair in "
+                       f"{numbers.VOL_UNIT}, and the share of the quotes with a bid and an ask whose repair lies "
+                       "inside them. In sample: the quotes went into each repair, so this says how closely a "
+                       "method honours them, not how well it predicts a quote it did not see.")
 
 
 def upload_cap_mb() -> int:
@@ -165,7 +189,7 @@ def main() -> None:
         st.info(plain(note))
     read_table = rep.to_frame()
     if len(read_table):   # the reason is the point of this table: give it the room, never truncate it
-        st.dataframe(read_table, hide_index=True, key="quotes_report", width="stretch",
+        st.dataframe(read_table, hide_index=True, key="quotes_report", width="stretch", placeholder=numbers.MISSING,
                      column_config={"status": st.column_config.TextColumn("status", width=70),
                                     "reason": st.column_config.TextColumn("reason", width=330),
                                     "count": st.column_config.NumberColumn("count", width=60),
@@ -173,7 +197,8 @@ def main() -> None:
     with st.expander("Preview of the quotes as read (first 200 rows)"):
         table = result.quote_table
         shown, config = quote_frame(table[[c for c in PREVIEW_COLUMNS if c in table.columns]].head(200))
-        st.dataframe(shown, hide_index=True, key="quotes_preview", width="stretch", column_config=config)
+        st.dataframe(shown, hide_index=True, key="quotes_preview", width="stretch", column_config=config,
+                     placeholder=numbers.MISSING)
 
     # ----------------------------------------------------------------------------- repair
     st.subheader(f"The repair: {method_label(method)}")
@@ -218,13 +243,16 @@ def main() -> None:
                     f"{'' if result.stale_calibrated else ', default threshold: not calibrated'}).")
         st.plotly_chart(figs.residuals(result.quote_table, method), key="quotes_residuals")
         if len(flagged):
-            table = flagged_view(flagged)
-            # Fixed narrow widths: every column in view at 1280 px with the sidebar open.
-            shown, config = quote_frame(table, widths=dict.fromkeys(QUOTE_KINDS, 66))
-            config = {c: st.column_config.Column(c, width=66) for c in shown.columns} | config
-            st.dataframe(shown, hide_index=True, key="quotes_flagged", width="stretch", column_config=config)
-            st.caption(f"Vols and residuals in {numbers.VOL_UNIT} (vol points: 100 × implied vol), as on the "
-                       "residual chart.")
+            shown, config = flagged_frame(flagged)
+            # A keyed container: the browser layout test finds the table by it (st.dataframe's own
+            # key leaves no mark in the page).
+            with st.container(key="quotes_flagged_box"):
+                st.dataframe(shown, hide_index=True, key="quotes_flagged", width="stretch", column_config=config,
+                             placeholder=numbers.MISSING)
+            st.caption(f"iv: the quote; iv LOO: the repair without the quote (leave one out); repaired: the repair "
+                       f"at the quote; resid.: quote − repair; score: the stale score. Vols and residuals in "
+                       f"{numbers.VOL_UNIT} (vol points: 100 × implied vol), as on the residual chart; hover a "
+                       "header for its full name.")
     for line in result.notes:
         st.caption(line)
 

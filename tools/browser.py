@@ -209,6 +209,19 @@ for (const plot of main.querySelectorAll('.js-plotly-plot')) {
       out.overlaps.push(boxes[i][0] + ' / ' + boxes[j][0]);
   }
 }
+// Colour bars: each one's box (title and tick labels included) and the length of its colour fill.
+out.colorbars = [];
+for (const plot of main.querySelectorAll('.js-plotly-plot')) {
+  const box = plot.closest('[data-testid="stElementContainer"]');
+  const key = ((box && box.className) || '').toString().split(' ').find(c => c.startsWith('st-key-')) || 'a figure';
+  for (const bar of plot.querySelectorAll('.infolayer .colorbar')) {
+    const b = bar.getBoundingClientRect(), fill = bar.querySelector('.cbfill');
+    if (b.width === 0 || !fill) continue;   // a figure in a hidden tab
+    const f = fill.getBoundingClientRect(), title = bar.querySelector('.cbtitle');
+    out.colorbars.push([key, (title && title.textContent) || '', [b.left, b.top, b.right, b.bottom],
+                        Math.max(f.width, f.height)]);
+  }
+}
 const app = document.querySelector('[data-testid="stApp"]') || document.body;
 out.background = getComputedStyle(app).backgroundColor;
 for (const key of ['smile', 'quotes_smile']) {
@@ -268,11 +281,29 @@ def header_widths(driver, key_prefix: str | None = None) -> list:
     return driver.execute_script(HEADERS_JS, key_prefix)
 
 
+MIN_COLORBAR_PX = 60   # shorter, a bar's tick labels run together or turn on end
+
+
+def colorbar_problems(bars: list, tol: float = 2.0) -> list:
+    """Colour bars of one figure that sit on each other (boxes, title and tick labels included,
+    overlapping by more than ``tol`` px), or whose colour fill is shorter than MIN_COLORBAR_PX.
+    ``bars``: (figure key, title, [left, top, right, bottom], fill length) as LAYOUT_JS reports them."""
+    out = [f"{key}: colour bar {title!r} is {length:.0f} px long" for key, title, _, length in bars
+           if length < MIN_COLORBAR_PX]
+    for i, (key, title, a, _) in enumerate(bars):
+        for other_key, other, b, _ in bars[i + 1:]:
+            if key == other_key and a[0] < b[2] - tol and b[0] < a[2] - tol and a[1] < b[3] - tol and b[1] < a[3] - tol:
+                out.append(f"{key}: colour bars {title!r} and {other!r} overlap")
+    return out
+
+
 def layout_report(driver) -> dict:
-    """Overflowing elements, overlapping panel titles, and (name, colour, contrast against the
-    page's background) of the smiles' truth line and quote markers."""
+    """Overflowing elements, overlapping panel titles, colour bars (LAYOUT_JS's list, and
+    colorbar_problems of it), and (name, colour, contrast against the page's background) of the
+    smiles' truth line and quote markers."""
     out = driver.execute_script(LAYOUT_JS)
     out["contrast"] = [(name, colour, contrast_ratio(colour, out["background"])) for name, colour in out["contrast"]]
+    out["colorbar_problems"] = colorbar_problems(out["colorbars"])
     return out
 
 

@@ -3,11 +3,16 @@
 ``python -m tools.measure_app`` prints the median AppTest rerun time per control (the script run
 of the page, as Streamlit executes it on the server; no browser), and the time to run the page
 function pieces directly. Not a test: timings depend on the machine's load.
+
+``--compiled-once``: AppTest compiles the page scripts afresh on every run (a new ScriptCache per
+run), where a served app compiles each file once per process; with this flag the runs share one
+ScriptCache, as the server's do. The figures without it are the ones docs/app.md compares over time.
 """
 from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -26,9 +31,21 @@ def timed(at: AppTest) -> float:
     return elapsed
 
 
+def compile_once() -> None:
+    """Every AppTest run shares one ScriptCache (a script's bytecode compiled once, as on a server)."""
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+    from streamlit.testing.v1 import app_test, local_script_runner
+
+    shared = ScriptCache()
+    app_test.ScriptCache = local_script_runner.ScriptCache = lambda: shared
+
+
 def main(repeats: int = 7) -> None:
+    if "--compiled-once" in sys.argv:
+        compile_once()
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset (app.py sets 1)')}")
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset (app.py sets 1)')}, "
+          f"scripts {'compiled once' if '--compiled-once' in sys.argv else 'compiled every run (AppTest default)'}")
     t0 = time.perf_counter()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()

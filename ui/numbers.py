@@ -9,7 +9,9 @@
 
 Tables go to Streamlit in one of two ways: as text (``text_frame``, for st.table and markdown) or
 as numbers scaled to their display unit with a matching column format (``scaled`` and ``columns``,
-for st.dataframe, which sorts by value).
+for st.dataframe, which sorts by value). An absent number is MISSING either way: as text, and in
+st.dataframe by ``placeholder=MISSING`` (st.dataframe writes a literal "None" otherwise, as the
+explorer's coverage cell of a method without a band read).
 """
 from __future__ import annotations
 

@@ -34,6 +34,15 @@ def _panel_axes(n: int, gap: float = 0.06, right: float = 0.92) -> list:
     return [(round(i * (width + gap), 6), round(i * (width + gap) + width, 6)) for i in range(n)]
 
 
+def _under(x0: float, x1: float, title: str, nticks: int) -> dict:
+    """A horizontal colour bar under the panels between paper x0 and x1, its title on top. The pad
+    is explicit: Streamlit's theme pads a bar by 24 px at each end, which left the sd bar under a
+    third of a 400 px screen 29 px long, its tick labels run together."""
+    return {"orientation": "h", "x": (x0 + x1) / 2, "xanchor": "center", "len": x1 - x0, "y": 0.0,
+            "yanchor": "bottom", "xpad": 4, "thickness": 10, "nticks": nticks, "tickangle": 0,
+            "title": {"text": title, "side": "top"}}
+
+
 def grid_panels(result, all_methods=()) -> go.Figure:
     """Quotes on the grid, the repaired grid and (if any) its predictive sd, as heatmaps; ○ marks
     quoted nodes; grey-washed nodes with a / mark are extrapolated (outside the quoted region:
@@ -84,14 +93,9 @@ def grid_panels(result, all_methods=()) -> go.Figure:
         "height": 420, "margin": {"l": 60, "r": 20, "t": 30, "b": 20}, "font": FONT,
         "legend": {"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.08, "yanchor": "bottom"},
         "coloraxis": {"colorscale": VOL_SCALE, "cmin": low, "cmax": high,
-                      "colorbar": {"orientation": "h", "x": vol_end / 2, "xanchor": "center", "len": vol_end,
-                                   "y": 0.0, "yanchor": "bottom", "thickness": 10, "nticks": 4, "title": {"text": "iv",
-                                                                                             "side": "right"}}},
+                      "colorbar": _under(0.0, vol_end, "iv", nticks=4)},
         "coloraxis2": {"colorscale": ERR_SCALE, "cmin": 0, "cmax": sd_high,
-                       "colorbar": {"orientation": "h", "x": (domains[-1][0] + domains[-1][1]) / 2,
-                                    "xanchor": "center", "len": domains[-1][1] - domains[-1][0], "y": 0.0,
-                                    "yanchor": "bottom", "thickness": 10, "nticks": 3,   # a third of 400 px holds 3 labels
-                                    "title": {"text": "sd", "side": "right"}}},
+                       "colorbar": _under(*domains[-1], "sd", nticks=3)},   # a third of 400 px holds 3 labels
     })
     return go.Figure({"data": data, "layout": layout})
 

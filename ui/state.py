@@ -88,6 +88,23 @@ def weights_key() -> tuple:
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
+def sample_surface(family: str, seed: int, ssvi_params: dict | None = None):
+    """ui.presenters.explore.sample_surface, cached: a Heston surface takes ~35 ms to draw, and the
+    explorer asks for it again on every rerun (a slice, a toggle)."""
+    from ui.presenters import explore
+
+    return explore.sample_surface(family, seed, ssvi_params)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def sample_mask(regime: str, seed: int):
+    """ui.presenters.explore.sample_mask, cached (as sample_surface)."""
+    from ui.presenters import explore
+
+    return explore.sample_mask(regime, seed)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
 def surface_view(iv_true, iv_obs, methods: tuple, arbitrage: str | None, stale_truth, weights: tuple,
                  noise_bp: float | None = None):
     """ui.presenters.explore.score_surface, cached on its inputs (a repeated view costs a hash and a copy).

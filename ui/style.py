@@ -80,3 +80,13 @@ SCORES_COLUMN_PX = 76
 def editor_k_label(k: float) -> str:
     """A grid editor's column header: k to 2 decimals (the column's tooltip gives it to 3)."""
     return f"{k:+.2f}"
+
+
+# The flagged-quotes table on Your quotes: per quote-table column, a short header and a width in px
+# that shows it whole (the browser layout test measures each header against its width less
+# TABLE_HEADER_PAD_PX). Long names such as "iv_repaired (vol pts)" were cut at 1280 px; each
+# column's tooltip keeps the full name. All eleven together fit the main column at 1280 px.
+TABLE_HEADER_PAD_PX = 16   # a read-only column's header: 8 px either side of its text, no icon
+FLAGGED_COLUMNS = {"row": ("row", 56), "expiry": ("expiry", 88), "T": ("T", 52), "strike": ("strike", 72),
+                   "k": ("k", 56), "type": ("type", 56), "iv": ("iv", 60), "iv_leave_out": ("iv LOO", 68),
+                   "iv_repaired": ("repaired", 78), "residual": ("resid.", 62), "stale_score": ("score", 60)}

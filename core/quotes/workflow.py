@@ -152,6 +152,24 @@ class QuoteRepair:
         """g(k) of the repaired grid per maturity (core.quotes.desk.density_table)."""
         return desk.density_table(self.result.iv, self.extrapolated)
 
+    def quote_fit(self) -> dict:
+        """How the repair meets the used quotes (in sample: they went into the repair): n_used;
+        rmse_iv, the root mean square of quote mid minus repair (vol units); n_bid_ask, the used
+        quotes with a bid and an ask in vol; inside_bid_ask, the share of those where the repair
+        lies within [iv_bid, iv_ask] (NaN when none has both)."""
+        used = self.quote_table[self.quote_table["status"] == "used"]
+        residual = used["residual"].to_numpy(dtype=np.float64)
+        rmse = float(np.sqrt(np.nanmean(residual ** 2))) if np.isfinite(residual).any() else float("nan")
+        if {"iv_bid", "iv_ask"} <= set(used.columns):
+            bid, ask = used["iv_bid"].to_numpy(dtype=np.float64), used["iv_ask"].to_numpy(dtype=np.float64)
+        else:
+            bid = ask = np.full(len(used), np.nan)
+        iv = used["iv_repaired"].to_numpy(dtype=np.float64)
+        known = np.isfinite(bid) & np.isfinite(ask) & np.isfinite(iv)
+        inside = (iv[known] >= bid[known]) & (iv[known] <= ask[known])
+        return {"n_used": len(used), "rmse_iv": rmse, "n_bid_ask": int(known.sum()),
+                "inside_bid_ask": float(inside.mean()) if known.any() else float("nan")}
+
     def flagged(self) -> pd.DataFrame:
         """The flagged quotes, highest score first."""
         return self.quote_table[self.quote_table["stale_flag"]].sort_values("stale_score", ascending=False)
@@ -170,6 +188,12 @@ class QuoteRepair:
         return out
 
 
+def compare_table(repairs: dict) -> pd.DataFrame:
+    """Several methods' repairs of one chain side by side, ``repairs`` = {method: QuoteRepair}: one
+    row per method with its ``QuoteRepair.quote_fit`` (method, n_used, rmse_iv, n_bid_ask,
+    inside_bid_ask)."""
+    return pd.DataFrame([{"method": m} | r.quote_fit() for m, r in repairs.items()],
+                        columns=["method", "n_used", "rmse_iv", "n_bid_ask", "inside_bid_ask"])
 
 
 def extrapolated_mask(quote_table: pd.DataFrame, T, k) -> np.ndarray:

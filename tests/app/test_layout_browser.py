@@ -1,12 +1,20 @@
 """Issue 12: every page, Your quotes included, at 1600, 1280 and 400 px, in light and dark mode, in
 headless Chromium: nothing overflows its column, no two panel titles overlap (DOM bounding boxes),
+no two colour bars of a figure overlap and none is too short to read, table headers show whole,
 and the smiles' truth line and quote markers stand out from the page's background."""
 import time
 
 from core.engine.grid import K_GRID
 
 from tests.app.browser_marks import BROWSER_MARKS
-from ui.style import EDITOR_COLUMN_PX, EDITOR_HEADER_PAD_PX, EDITOR_INDEX_PX, SCORES_COLUMN_PX
+from ui.style import (
+    EDITOR_COLUMN_PX,
+    EDITOR_HEADER_PAD_PX,
+    EDITOR_INDEX_PX,
+    FLAGGED_COLUMNS,
+    SCORES_COLUMN_PX,
+    TABLE_HEADER_PAD_PX,
+)
 from tools.browser import (
     MIN_CHARTS,
     TITLES,
@@ -23,7 +31,7 @@ from tools.browser import (
 
 pytestmark = BROWSER_MARKS
 MIN_CONTRAST = 3.0   # WCAG's minimum for graphics against their background
-SCORES_HEADER_PAD_PX = 16   # a read-only column's header: 8 px either side of its text, no icon
+FLAGGED_WIDTHS = dict(FLAGGED_COLUMNS.values())   # header label -> its column's width (px)
 
 
 def test_every_page_at_every_width_and_scheme(tmp_path):
@@ -43,11 +51,22 @@ def test_every_page_at_every_width_and_scheme(tmp_path):
                              for what, colour, ratio in found["contrast"] if ratio < MIN_CONTRAST]
                 if width >= 1280:   # a phone scrolls wide tables; a laptop should not need to
                     problems += [f"{where}: columns out of view in {x}" for x in found["hidden_columns"]]
+                problems += [f"{where}: {x}" for x in found["colorbar_problems"]]
+                if name == "quotes" and width == 400:   # issue 12: here the two bars sat on each other
+                    bars = [title for key, title, _, _ in found["colorbars"] if key == "st-key-quotes_grid"]
+                    problems += [] if len(bars) >= 2 else [f"{where}: {len(bars)} colour bars found on the grid"]
                 if name == "explorer" and width == 1280:   # the scores table's headers show whole
                     headers = header_widths(driver)
                     problems += [] if headers else [f"{where}: no table headers found"]
-                    problems += [f"{where}: scores header {text!r} is {px:.0f} px in a {SCORES_COLUMN_PX - SCORES_HEADER_PAD_PX} px slot"
-                                 for text, px in headers if px > SCORES_COLUMN_PX - SCORES_HEADER_PAD_PX]
+                    problems += [f"{where}: scores header {text!r} is {px:.0f} px in a {SCORES_COLUMN_PX - TABLE_HEADER_PAD_PX} px slot"
+                                 for text, px in headers if px > SCORES_COLUMN_PX - TABLE_HEADER_PAD_PX]
+                if name == "quotes" and width == 1280:   # the flagged quotes' headers show whole
+                    headers = header_widths(driver, "quotes_flagged_box")
+                    problems += [] if headers else [f"{where}: no flagged-quotes table headers found"]
+                    for text, px in headers:
+                        room = FLAGGED_WIDTHS.get(text, 0) - TABLE_HEADER_PAD_PX
+                        if px > room:
+                            problems.append(f"{where}: flagged header {text!r} is {px:.0f} px in a {room} px slot")
                 if name in ("explorer", "quotes"):
                     assert {w for w, _, _ in found["contrast"]} >= ({"truth", "quotes"} if name == "explorer"
                                                                      else {"quotes"}), where

@@ -75,6 +75,8 @@ def test_every_table_has_one_number_of_decimals_and_vols_in_vol_points(page):
         assert len(found) <= 1, f"st.dataframe {i} on {page}: formats {formats}"
         vols = [c for c in floats if VOL_NAME.search(c)]
         assert all(numbers.VOL_UNIT in c for c in vols), f"st.dataframe {i} on {page}: vols not in vol points {vols}"
+        # An absent number reads as the text tables write it, never st.dataframe's literal "None".
+        assert frame.proto.placeholder == numbers.MISSING, f"st.dataframe {i} on {page}: missing cells read 'None'"
         checked += bool(floats)
     for i, cells in enumerate(markdown_tables(at)):
         found = decimals_in(cells)
@@ -82,3 +84,16 @@ def test_every_table_has_one_number_of_decimals_and_vols_in_vol_points(page):
         checked += bool(found)
     if page != "pages/3_diagnostics.py":   # the diagnostics page draws figures, not tables
         assert checked, f"no number table found on {page or 'the landing page'}"
+
+
+def test_explorer_coverage_of_a_method_without_a_band_reads_a_dash():
+    """Issue 12: the scores table showed "None" in the coverage cell of a method without an interval."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    at.switch_page("pages/1_explorer.py").run()
+    at.multiselect(key="methods").set_value(["best", "interp"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    scores = at.dataframe[0]
+    covers = scores.value.set_index("method")["band covers (missing)"]
+    assert covers.isna()["Interpolation"] and covers.notna()["Best"], covers   # interp has no band
+    assert scores.proto.placeholder == numbers.MISSING == "—"
+    assert scores.value.set_index("method").loc["Interpolation", "95 % band"] == numbers.MISSING

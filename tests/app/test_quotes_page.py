@@ -133,3 +133,54 @@ def test_vendor_layout_loads_and_states_its_decisions(monkeypatch):
     assert "put-call parity" in infos and "bid/ask are option prices" in infos
     assert any("yfinance layout" in c.value for c in at.caption)
     assert "quotes_grid" in charts(at)
+
+
+def small_chain_csv() -> bytes:
+    """A small implied-vol chain from core's synthetic chain generator (SABR-event surface, five
+    monthly expiries, a coarse strike ladder), as a user's file: T, strike, forward, bid, ask, iv."""
+    from core.synth.chains import ChainSpec, make_chain, surface_function
+
+    spec = ChainSpec(weeklies=0, monthlies=5, horizon_years=1.0, strike_step_factor=2.0)
+    chain = make_chain(surface_function("sabr_event", 4242), spec, seed=4243)
+    return chain[["T", "strike", "forward", "bid", "ask", "iv"]].round(6).to_csv(index=False).encode()
+
+
+def test_method_comparison_on_an_uploaded_chain():
+    """Issue 12: several methods compared on the same uploaded chain, with its bid-ask. The file goes
+    through the page's own st.file_uploader (AppTest drives it), not a sample."""
+    from core.quotes.workflow import compare_table, repair_quotes
+    from ui.numbers import VOL_UNIT
+    from ui.style import method_label
+
+    data = small_chain_csv()
+    chosen = ["svi", "interp", "best"]
+    at = open_page()
+    at.radio(key="quotes_source").set_value("Upload a file").run()
+    at.toggle(key="quotes_stale").set_value(False)   # the comparison runs without stale flags anyway
+    at.file_uploader(key="quotes_file").set_value(("my_chain.csv", data, "text/csv")).run()
+    clean(at)
+    assert not at.error
+    # the page escapes markdown in text that quotes the file (ui.text.plain); read it unescaped
+    assert any(re.sub(r"\\(.)", r"\1", c.value).startswith("my_chain.csv:") for c in at.caption)
+    n_rows = len(data.splitlines()) - 1
+    assert metrics(at)["rows read"] == f"{n_rows:,}", "the uploaded file, not a sample"
+    at.multiselect(key="quotes_compare").set_value(chosen).run()
+    clean(at)
+    assert not at.warning, [w.value for w in at.warning]
+    # The figure: each chosen method's smile over the quotes with their bid/ask error bars.
+    traces = charts(at)["quotes_compare_smiles"]["data"]
+    assert {method_label(m) for m in chosen} <= {t["name"] for t in traces}
+    quotes = next(t for t in traces if t["name"] == "quotes (mid, bid/ask)")
+    assert quotes["error_y"]["type"] == "data", "bid/ask drawn"
+    # The table: one row per chosen method, its RMSE to mid and its bid-ask inside share, as core
+    # computes them on the same bytes.
+    shown = next(df.value for df in at.dataframe if "inside bid–ask" in df.value.columns).set_index("method")
+    assert list(shown.index) == [method_label(m) for m in chosen]
+    expected = compare_table({m: repair_quotes(data, method=m, name="my_chain.csv", stale=False)
+                              for m in chosen}).set_index("method")
+    for m in chosen:
+        row, want = shown.loc[method_label(m)], expected.loc[m]
+        assert row["with bid–ask"] == want["n_bid_ask"] > 0
+        assert row["inside bid–ask"] == pytest.approx(100 * want["inside_bid_ask"])   # shown in percent
+        assert row[f"RMSE to mid ({VOL_UNIT})"] == pytest.approx(100 * want["rmse_iv"])   # in vol points
+        assert 0 <= row["inside bid–ask"] <= 100

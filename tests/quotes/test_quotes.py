@@ -144,3 +144,30 @@ def test_percent_vols_are_read_as_percent_and_said():
     np.testing.assert_allclose(qs.used["iv"], 0.022)
     assert any("percent" in note for note in qs.report.notes)
     assert any("percent" in line for line in qs.report.lines())
+
+
+def test_quote_fit_counts_the_repair_inside_each_bid_ask():
+    """The several-methods table's numbers (core.quotes.workflow.compare_table): the share of used
+    quotes whose repair lies inside their bid-ask in vol, and the RMSE of mid minus repair."""
+    from core.quotes.workflow import compare_table, repair_quotes
+    from core.settings import SAMPLES_DIR
+
+    out = repair_quotes(SAMPLES_DIR / "quotes_iv.csv", method="interp", stale=False)
+    used = out.quote_table["status"] == "used"
+    fit = out.quote_fit()
+    assert fit["n_used"] == used.sum() == out.report.n_used and fit["n_bid_ask"] == used.sum()
+    assert fit["rmse_iv"] == pytest.approx(np.sqrt(np.mean(out.quote_table.loc[used, "residual"] ** 2)))
+    # Move each used quote's bid/ask so the repair sits inside exactly every other one.
+    qt = out.quote_table
+    rep = qt["iv_repaired"].to_numpy()
+    inside = np.zeros(len(qt), bool)
+    inside[np.flatnonzero(used)[::2]] = True
+    qt["iv_bid"] = np.where(inside, rep - 0.001, rep + 0.001)
+    qt["iv_ask"] = qt["iv_bid"] + 0.002 * inside + 0.001 * ~inside
+    assert out.quote_fit()["inside_bid_ask"] == pytest.approx(inside[used].mean())
+    qt["iv_bid"] = np.nan   # no bid/ask at all: no share, not 0
+    fit = out.quote_fit()
+    assert fit["n_bid_ask"] == 0 and np.isnan(fit["inside_bid_ask"])
+    table = compare_table({"interp": out})
+    assert list(table.columns) == ["method", "n_used", "rmse_iv", "n_bid_ask", "inside_bid_ask"]
+    assert table.loc[0, "method"] == "interp" and table.loc[0, "n_used"] == used.sum()
