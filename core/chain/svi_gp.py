@@ -124,7 +124,7 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         nz = noise[g] * noise_mult
         gps.append(fit_slice_gp(quotes.k[g], r_iv[g], nz, float(sqrt_theta[i]), amp, length, cfg, step))
         local_noise[i] = float(np.median(nz))
-    cands = [None if gp is None else [_remember(gp.mean)] + [_remember(gp.with_length(f, r_iv[g]).mean) for f in SMOOTHER]
+    cands = [None if gp is None else [_remember(gp.mean)] + [_remember(_smoother_mean(gp, f, r_iv[g])) for f in SMOOTHER]
              for gp, g in zip(gps, groups)]
     # each slice's quote residuals pick among its candidates (the share that fits them best)
     targets = [None if gp is None else (quotes.k[g], r_iv[g], noise[g] * noise_mult) for gp, g in zip(gps, groups)]
@@ -156,6 +156,19 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
     # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
     surface.backbone = backbone
     return surface
+
+
+def _smoother_mean(gp, factor: float, r_iv: np.ndarray):
+    """gp.with_length(factor, r_iv).mean, refitted on its first call only: the re-check tries a
+    smoother candidate only for a slice whose GP mean fails it, so most are never refitted."""
+    fitted = []
+
+    def mean(k):
+        if not fitted:
+            fitted.append(gp.with_length(factor, r_iv))
+        return fitted[0].mean(k)
+
+    return mean
 
 
 def _remember(fn, size: int = 4):
