@@ -239,11 +239,22 @@ def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, 
         t = np.clip((Tf - E[lo]) / span, 0.0, 1.0)
         t = np.where(hi == lo, 1.0, t)
         out = np.zeros(Tf.shape)
+        sides = ((lo, 1.0 - t), (hi, t))
+        # a term of weight 0 adds nothing (its sd is finite where k is): skipped; each expiry's sd
+        # is computed once per distinct k of the points that need it (the dense export asks for
+        # the same strikes at four times per expiry)
+        live = [(wt != 0.0) | ~np.isfinite(kf) for _, wt in sides]
         for j in np.unique(np.r_[lo, hi]):
-            for side, wt in ((lo, 1.0 - t), (hi, t)):
-                sel = side == j
+            sels = [(side == j) & keep for (side, _), keep in zip(sides, live)]
+            need = sels[0] | sels[1]
+            if not need.any():
+                continue
+            uk, inv = np.unique(kf[need], return_inverse=True)
+            val = np.empty(Tf.shape)
+            val[need] = at_expiry(int(j), uk)[inv.ravel()]
+            for (_, wt), sel in zip(sides, sels):
                 if sel.any():
-                    out[sel] += wt[sel] * at_expiry(int(j), kf[sel])
+                    out[sel] += wt[sel] * val[sel]
         gap = 4.0 * t * (1.0 - t) * term_sd
         return np.sqrt((scale * out) ** 2 + gap**2).reshape(shape)
 
