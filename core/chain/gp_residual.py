@@ -156,11 +156,10 @@ class SliceGP:
         var = self.amp**2 - np.einsum("ij,ij->j", Ks, cho_solve(self.chol, Ks))
         return np.sqrt(np.maximum(var, 0.0))
 
-    def loo_smooth(self, r: np.ndarray) -> np.ndarray:
-        """Leave-one-out errors of the smooth part against the quotes: the closed-form LOO residual
-        of the whole GP (Rasmussen 5.12) plus the step the surface leaves out."""
-        kinv_diag = np.diag(cho_solve(self.chol, np.eye(self.u.size)))
-        return self.alpha / kinv_diag + _step_kernel(self.u, self.u, self.step) @ self.alpha
+    def loo(self, r: np.ndarray) -> np.ndarray:
+        """Closed-form leave-one-out errors of the whole GP (smooth part and step) against the
+        quotes (Rasmussen 5.12): the error of predicting each quote with its side's step."""
+        return self.alpha / np.diag(cho_solve(self.chol, np.eye(self.u.size)))
 
     def with_length(self, factor: float, r_iv: np.ndarray) -> "SliceGP":
         """The same GP refitted with the length scale times ``factor`` (a smoother mean)."""

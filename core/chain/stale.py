@@ -181,7 +181,7 @@ def _raw_scores(k, y, h, rows, windows, trust) -> np.ndarray:
 def stale_scores(quotes: ChainQuotes, surface=None) -> tuple:
     """Per-quote stale score and flag for a chain.
 
-    In: ``quotes`` (ChainQuotes); optionally ``surface`` (a ChainSurface) whose iv is subtracted
+    In: ``quotes`` (ChainQuotes); optionally ``surface`` (a ChainSurface) whose quote_iv is subtracted
     before the local fits. Out: ``(score, flag)``, both (n,) in the quotes' order. ``score`` is
     signed, in units of the quote's own uncertainty (positive: quote above its neighbours' fit),
     NaN where the expiry has fewer than MIN_NEIGHBOURS + 1 quotes; ``flag`` = |score| > FLAG_Z.
@@ -194,9 +194,11 @@ def stale_scores(quotes: ChainQuotes, surface=None) -> tuple:
         return score, np.zeros(0, bool)
     y = quotes.iv.copy()
     if surface is not None:
-        base = np.asarray(surface.iv(quotes.T, quotes.k), dtype=float)
+        # the quote model (the surface plus a fitted put-call offset, where the method has one):
+        # a put-call jump at the forward is not staleness, and no local fit follows a jump
+        base = np.asarray(surface.quote_iv(quotes.T, quotes.k), dtype=float)
         if base.shape != y.shape or not np.isfinite(base).all():
-            raise ValueError("stale_scores: the surface's iv at the quotes is not finite")
+            raise ValueError("stale_scores: the surface's quote_iv at the quotes is not finite")
         y = y - base
     group = np.round(quotes.T, 9)
     order = np.lexsort((quotes.k, group))

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from core.chain.prices import (call_from_log_otm, log_otm_price, mix_log, otm_upper_log, w_from_log_otm)
 from core.chain.svi import PARAMS, svi_w
@@ -91,7 +91,8 @@ def mix_to_atm(base, w_atm_target: float) -> MixSlice:
 @dataclass
 class SliceSurface:
     """ChainSurface over price-ordered, butterfly-free slices; see the module doc for between and
-    outside the expiries. sd_fn(T, k) -> sd in vol units, or None."""
+    outside the expiries. sd_fn(T, k) -> sd in vol units, or None. calibrator: an optional
+    core.engine.conformal.ConformalCalibrator of |error| / sd per level (``half_width``)."""
 
     expiries: np.ndarray
     k_bounds: np.ndarray
@@ -99,6 +100,8 @@ class SliceSurface:
     method: str = ""
     sd_fn: Callable | None = field(default=None, repr=False)
     theta_interp: str = "linear"     # ATM total variance between expiries: "linear" or "pchip" in T
+    calibrator: object = field(default=None, repr=False)
+    quote_offset_fn: Callable | None = field(default=None, repr=False)   # (T, k) -> vol, see quote_iv
 
     def __post_init__(self):
         self.expiries = np.asarray(self.expiries, np.float64)
@@ -199,6 +202,27 @@ class SliceSurface:
         T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
         return np.asarray(self.sd_fn(T, k), np.float64)
 
+    def quote_iv(self, T, k) -> np.ndarray:
+        """The predicted quote at (T, k): the surface's iv plus the method's quote offset where it
+        fits one (svi_gp: the put-call step at the forward, a jump in the quotes that an
+        arbitrage-free surface cannot carry); the surface's iv otherwise. Held-out quotes are
+        scored against it; ``sd`` and ``half_width`` are around it."""
+        iv = self.iv(T, k)
+        return iv if self.quote_offset_fn is None else iv + self.quote_offset_fn(T, k)
+
+    def half_width(self, T, k, level: float) -> np.ndarray | None:
+        """Half-width (vol) of the central ``level`` interval at (T, k): the calibrator's quantile
+        of |error| / sd at that level times sd, where one was fitted for the level (a heavy-tailed
+        error needs a wider multiple at 95 % than at 80 %: one Gaussian sd cannot cover both);
+        else the Gaussian z times sd. None without an sd."""
+        sd = self.sd(T, k)
+        if sd is None:
+            return None
+        cal = self.calibrator
+        if cal is not None and float(level) in cal.levels:
+            return sd * cal.multiplier(level)
+        return sd * float(ndtri(0.5 + 0.5 * float(level)))
+
     def k_range(self, T) -> tuple:
         """(lowest, highest) quoted k at T: linear in T between expiries, flat outside."""
         T = np.asarray(T, np.float64)
@@ -255,6 +279,9 @@ class FunctionSurface:
 
     def iv(self, T, k) -> np.ndarray:
         return np.sqrt(np.maximum(self.w(T, k), 0.0) / np.asarray(T, np.float64))
+
+    def quote_iv(self, T, k) -> np.ndarray:
+        return self.iv(T, k)
 
     def call(self, T, k) -> np.ndarray:
         w = self.w(T, k)

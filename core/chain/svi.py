@@ -31,10 +31,13 @@ N_POLISH = 2           # starts polished at most (lowest initial cost first; the
 WARM_ITER = 30         # SQP iterations from a warm start
 MAX_NFEV = 200         # evaluations of the penalised second try (and WARM_NFEV from a warm start)
 WARM_NFEV = 30
+N_PENALISED = 1        # starts given the penalised second try: the lowest-cost one (from the next
+                       # start it never gave the best fit on SPX, SPY or a grid method's output, measured)
 _LSQ_TOL = 1e-8        # its relative tolerance on cost and step
 _FD_STEP = 1e-7        # its forward-difference step, relative
 ACCEPT_MISFIT = 4.0    # a converged polish is kept without trying the next start when its misfit is
 ACCEPT_FLOOR = 2e-3    # at most 4x the unconstrained optimum's, plus 20 bp per quote (vol)
+AGREE_REL = 1e-3       # ... or when two polished starts end at costs this close (relative)
 QE_GRID = 12           # start: (m, log sigma) grid points per axis ...
 QE_LOCAL = 5           # ... then local grids of QE_LOCAL x QE_LOCAL ...
 QE_ROUNDS = 8          # ... this many, each QE_SHRINK times finer (step ~ 1e-4 of the first)
@@ -356,6 +359,7 @@ def fit_slice(d: SliceData, w_floor: np.ndarray, w_cap: np.ndarray | None = None
     good = np.inf if qe is None else ACCEPT_MISFIT * _misfit(qe, d, sqrt_T) + ACCEPT_FLOOR**2 * d.k.size
     best, best_cost, accepted = None, np.inf, False
     order = np.argsort(costs)
+    ended = []
     for i in order[:N_POLISH]:
         q, ok = _polish(starts[i], d, w_floor, w_cap, sqrt_T, lo, hi, WARM_ITER if warm else MAX_ITER)
         c = _cost(q, d, w_floor, w_cap, starts[i], sqrt_T)
@@ -364,11 +368,18 @@ def fit_slice(d: SliceData, w_floor: np.ndarray, w_cap: np.ndarray | None = None
         if ok and (qe is None or _misfit(q, d, sqrt_T) <= good):
             accepted = True
             break
+        ended.append(c)
+    # two starts ending at the same cost (misfit plus penalties): the constrained optimum, not a
+    # poor local minimum, whether or not SLSQP declared success at its last line search (quotes
+    # far from any arbitrage-free smile sit far from the unconstrained optimum; on a grid method's
+    # SPX output the penalised second try then re-found the same fits at twice the cost)
+    if len(ended) >= 2 and abs(ended[0] - ended[1]) <= AGREE_REL * min(ended):
+        accepted = True
     if not accepted:
         # SLSQP can step far off from a start that breaches a tight calendar cap and stop there
         # (on SPX draws it went from 8 to 850 bp of misfit); the penalised least squares crawls
         # but never leaves the start's basin: it is the slower, safe second try
-        for i in order[:N_POLISH]:
+        for i in order[:N_PENALISED]:
             x0 = starts[i]
             q = _penalised_polish(x0, d, w_floor, w_cap, sqrt_T, lo, hi, WARM_NFEV if warm else MAX_NFEV)
             c = _cost(q, d, w_floor, w_cap, x0, sqrt_T)

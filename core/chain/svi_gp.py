@@ -11,10 +11,15 @@
 4. Asked expiries: a T asked for (a held-out expiry, query rows) strictly between two quoted
    expiries gets its own slice, fitted by the backbone to the neighbours' smiles mixed at fixed
    normalised moneyness, instead of the price mix at fixed k between them.
-5. Intervals: sd = sqrt(GP latent var + put-call step^2 + local quote noise var + the correction
+5. Quotes: a quote is predicted by the surface plus its side's fitted put-call step
+   (``quote_iv``; the step is a jump at the forward no continuous surface can carry, see
+   core.chain.gp_residual), so held-out puts and calls near the money are each predicted on
+   their own side.
+6. Intervals, around that prediction: sd = sqrt(GP latent var + local quote noise var + the correction
    the re-check cut), growing beyond the quoted range and between expiries, scaled by a
-   conformal factor from the chain's own closed-form leave-one-out errors, so the 80 % and 95 %
-   intervals are calibrated on the chain at hand (on average over the two levels).
+   conformal factor from the chain's own closed-form leave-one-out errors (sd averaged over the
+   80 % and 95 % levels); the interval at each level (``half_width``) is its own conformal
+   quantile of those errors, so both levels are calibrated on the chain at hand.
 """
 from __future__ import annotations
 
@@ -25,7 +30,9 @@ from core.chain.corrected import correct_surface
 from core.chain.gp_residual import GPConfig, choose_hyper, fit_slice_gp, quote_noise_iv, warp
 from core.chain.svi import PARAMS
 from core.chain.types import ChainQuotes
-from core.engine.conformal import Z80, Z95
+from core.engine.conformal import Z80, Z95, ConformalCalibrator
+
+INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95)   # levels the chain's own LOO scores calibrate (half_width)
 
 SMOOTHER = (2.0, 4.0)      # length-scale multiples tried when a slice's correction breaks butterfly
 N_RETRY = 481              # penalty points of the refit before a slice falls back (core.chain.build)
@@ -40,6 +47,16 @@ def _conformal_scale(z: np.ndarray) -> float:
     return float(0.5 * (np.quantile(a, 0.8) / Z80 + np.quantile(a, 0.95) / Z95))
 
 
+def _level_calibrator(z: np.ndarray):
+    """Per-level multiples of the (scaled) sd from the leave-one-out scores |z|: the interval at
+    each level is then its own conformal quantile, not one Gaussian shape. Real chains' LOO errors
+    are heavier-tailed than normal (a single factor left the 80 % interval too wide and the 95 %
+    one too narrow on every chain's random hold-out); None with too few scores."""
+    if z.size < 10:
+        return None
+    return ConformalCalibrator(levels=INTERVAL_LEVELS).fit(np.abs(z), np.ones(z.size))
+
+
 def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, method: str = "svi_gp", ask=None):
     """The svi_gp surface of a chain (see the module doc); warm: a previous svi_gp (or svi_fit)
     surface on similar data, whose backbone starts the SVI fits; ask: optional (T, k) arrays of
@@ -50,6 +67,8 @@ def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, metho
         return first
     second = _fit(quotes, cfg, first, method, extra=extra, hyper=first.hyper)
     second.sd_fn = first.sd_fn          # the quoted expiries' sd, with its term-structure gap term
+    second.calibrator = first.calibrator
+    second.quote_offset_fn = first.quote_offset_fn   # the quoted expiries' put-call offsets
     return second
 
 
@@ -85,7 +104,7 @@ def asked_expiry_nodes(surface, ask, n_k: int = 41):
 
 
 def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hyper=None):
-    """Steps 1-3 and 5 of the module doc; extra: (T, k, iv) nodes of asked-expiry slices, fitted by the
+    """Steps 1-3, 5 and 6 of the module doc; extra: (T, k, iv) nodes of asked-expiry slices, fitted by the
     backbone but given no GP; hyper: (amp, length, noise multiplier, step) to reuse."""
     T_b, k_b, iv_b, wt_b = quotes.T, quotes.k, quotes.iv, np.sqrt(quotes.weight)
     if extra is not None:
@@ -148,12 +167,15 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         # out-of-sample one): scaled back up, or a converged backbone fit makes the intervals too
         # narrow (95 % covered 0.82 of held-out quotes on the small test chain, 0.90 with this)
         dof = np.sqrt(g.size / max(g.size - len(PARAMS), 1))
-        z_loo.append((gp.loo_smooth(r_iv[g]) + gap) / sd_i * dof)
-    scale = _conformal_scale(np.concatenate(z_loo))
+        z_loo.append((gp.loo(r_iv[g]) + gap) / sd_i * dof)
+    z_loo = np.concatenate(z_loo)
+    scale = _conformal_scale(z_loo)
     fill = np.nanmedian(local_noise)
     local_noise = np.hypot(np.where(np.isfinite(local_noise), local_noise, fill), gap_sd)
     wing_per_u = cfg.wing_sd_rel * np.sqrt(backbone.theta / E)
     surface.sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u, term_sd_iv(E, backbone.theta), gp_sd)
+    surface.calibrator = _level_calibrator(z_loo / scale)
+    surface.quote_offset_fn = _offset_function(E, gps)
     surface.hyper = (amp, length, noise_mult, step)
     # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
     surface.backbone = backbone
@@ -212,12 +234,40 @@ def fit_u(k, sqrt_theta, cfg: GPConfig) -> np.ndarray:
 
 
 def _sd_at(gp, k: np.ndarray, noise_iv: float, wing_per_u: float, gp_sd=None) -> np.ndarray:
-    """Unscaled sd (vol) of a quote at k against the smooth surface: smooth latent, put-call step
-    and quote noise; beyond the quoted range plus wing_per_u per warped unit of distance (the
-    backbone's extrapolation is the less certain the farther out)."""
+    """Unscaled sd (vol) of a quote at k against its prediction (the surface plus the put-call
+    offset): latent residual and quote noise; beyond the quoted range plus wing_per_u per warped
+    unit of distance (the backbone's extrapolation is the less certain the farther out)."""
     u = gp._u(k)
     beyond = np.maximum(gp.u_lo - u, 0.0) + np.maximum(u - gp.u_hi, 0.0)
-    return np.sqrt((gp_sd or gp.sd)(k) ** 2 + gp.step**2 + noise_iv**2) + wing_per_u * beyond
+    return np.sqrt((gp_sd or gp.sd)(k) ** 2 + noise_iv**2) + wing_per_u * beyond
+
+
+def _offset_function(E: np.ndarray, gps: list):
+    """offset(T, k) in vol: the fitted put-call step of the quotes at (T, k) (core.chain.gp_residual:
+    OTM puts below the forward, calls above, fading away from it), which the continuous surface
+    leaves out. At a quoted expiry its GP's step mean; between two expiries with a GP linear in T
+    between theirs at the same k; beyond them the nearest one's."""
+    have = [i for i, gp in enumerate(gps) if gp is not None and gp.step > 0.0]
+    if not have:
+        return None
+    E_h = E[have]
+
+    def offset(T, k):
+        T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
+        shape, Tf, kf = T.shape, T.ravel(), k.ravel()
+        hi = np.clip(np.searchsorted(E_h, Tf), 0, E_h.size - 1)
+        lo = np.clip(hi - 1, 0, E_h.size - 1)
+        span = np.where(E_h[hi] > E_h[lo], E_h[hi] - E_h[lo], 1.0)
+        t = np.where(hi == lo, 1.0, np.clip((Tf - E_h[lo]) / span, 0.0, 1.0))
+        out = np.zeros(Tf.shape)
+        for j in np.unique(np.r_[lo, hi]):
+            for side, wt in ((lo, 1.0 - t), (hi, t)):
+                sel = (side == j) & (wt > 0.0)
+                if sel.any():
+                    out[sel] += wt[sel] * gps[have[j]].step_mean(kf[sel])
+        return out.reshape(shape)
+
+    return offset
 
 
 def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, scale: float,

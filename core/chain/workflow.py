@@ -4,8 +4,11 @@
 (the ones the grid workflow sets aside as "outside" too), fits ``method`` (core.chain.methods),
 and returns the tables:
 
-- ``quote_table``: one row per input row, the importer's columns plus ``iv_repaired`` and
-  ``sd_repaired`` (vol units, NaN for a method without sd) at the row's (T, k), ``extrapolated``
+- ``quote_table``: one row per input row, the importer's columns plus ``iv_repaired`` (the
+  surface), ``iv_quote_model`` (the predicted quote: the surface plus the method's put-call
+  offset, SliceSurface.quote_iv), ``sd_repaired`` and ``half_width_95`` (vol units, NaN for a
+  method without sd; the 95 % interval is iv_quote_model +- half_width_95, each level calibrated
+  on its own) at the row's (T, k), ``extrapolated``
   (beyond the quoted strikes of its expiry, or before the first / after the last expiry) and
   ``is_query``. A query row has an expiry and a strike but no iv, price, bid or ask: it is not used
   as a quote and gets its repaired value, sd and flag like any other row. With ``stale`` (the
@@ -96,17 +99,21 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
     k_all = pd.to_numeric(table["k"], errors="coerce").to_numpy(np.float64)
     surface = chain_method.fit(chain, ask=(T_all[query], k_all[query]) if query.any() else None)
     ok = np.isfinite(T_all) & (T_all > 0) & np.isfinite(k_all)
-    iv_rep, sd_rep = np.full(len(table), np.nan), np.full(len(table), np.nan)
+    iv_rep, iv_quote, sd_rep, hw_rep = (np.full(len(table), np.nan) for _ in range(4))
     flag = np.zeros(len(table), bool)
     if ok.any():
         iv_rep[ok] = surface.iv(T_all[ok], k_all[ok])
+        iv_quote[ok] = surface.quote_iv(T_all[ok], k_all[ok])
         sd = surface.sd(T_all[ok], k_all[ok])
         if sd is not None:
             sd_rep[ok] = sd
+            hw_rep[ok] = surface.half_width(T_all[ok], k_all[ok], 0.95)
         flag[ok] = surface.extrapolated(T_all[ok], k_all[ok])
     qt = table.copy()
     qt["iv_repaired"] = iv_rep
+    qt["iv_quote_model"] = iv_quote
     qt["sd_repaired"] = sd_rep
+    qt["half_width_95"] = hw_rep
     qt["extrapolated"] = flag
     qt["is_query"] = query
     qt.loc[query, "status"] = "query"

@@ -90,11 +90,11 @@ def test_sparse_expiry_gets_no_score_and_no_flag(small_chain):
 
 def test_surface_is_used_and_checked(small_chain):
     class Flat:
-        def iv(self, T, k):
+        def quote_iv(self, T, k):
             return np.full(np.broadcast(T, k).shape, 0.2)
 
     class Broken(Flat):
-        def iv(self, T, k):
+        def quote_iv(self, T, k):
             return np.full(np.broadcast(T, k).shape, np.nan)
 
     score, _ = stale_scores(small_chain, surface=Flat())

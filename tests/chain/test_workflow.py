@@ -43,7 +43,7 @@ def test_outputs_and_the_cli(tmp_path, frame_with_queries):
     df.to_csv(src, index=False)
     assert cli_main(["repair", str(src), "--chain", "--method", "svi_fit", "--out", str(tmp_path / "o"), "--quiet"]) == 0
     quotes = pd.read_csv(tmp_path / "o" / "quotes.csv")
-    assert {"row", "iv_repaired", "sd_repaired", "extrapolated", "is_query"} <= set(quotes.columns)
+    assert {"row", "iv_repaired", "iv_quote_model", "sd_repaired", "extrapolated", "is_query"} <= set(quotes.columns)
     grid = pd.read_csv(tmp_path / "o" / "grid.csv")
     assert {"T", "k", "iv", "extrapolated"} <= set(grid.columns) and grid["extrapolated"].any()
     assert (tmp_path / "o" / "params.csv").exists() and (tmp_path / "o" / "dense_check.json").exists()
@@ -82,5 +82,7 @@ def test_default_chain_method_is_svi_gp_and_answers_queries(frame_with_queries):
     assert out.method == "svi_gp" and out.dense.ok
     q = out.quote_table
     assert np.isfinite(q["iv_repaired"]).all() and np.isfinite(q["sd_repaired"]).all()
+    # the 95 % interval: its own calibrated multiple of the sd, wider than one sd
+    assert (q["half_width_95"] > q["sd_repaired"]).all()
     # the query between two expiries gets its own slice (fixed-z mix of its neighbours)
     assert out.surface.expiries.size == np.unique(df["T"].iloc[:n].round(9)).size + 1
