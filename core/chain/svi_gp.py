@@ -143,7 +143,7 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         nz = noise[g] * noise_mult
         gps.append(fit_slice_gp(quotes.k[g], r_iv[g], nz, float(sqrt_theta[i]), amp, length, cfg, step))
         local_noise[i] = float(np.median(nz))
-    cands = [None if gp is None else [_remember(gp.mean)] + [_remember(gp.with_length(f, r_iv[g]).mean) for f in SMOOTHER]
+    cands = [None if gp is None else [_remember(gp.mean)] + [_remember(_smoother_mean(gp, f, r_iv[g])) for f in SMOOTHER]
              for gp, g in zip(gps, groups)]
     # each slice's quote residuals pick among its candidates (the share that fits them best)
     targets = [None if gp is None else (quotes.k[g], r_iv[g], noise[g] * noise_mult) for gp, g in zip(gps, groups)]
@@ -152,6 +152,8 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
     # out is an error the sd must carry (per slice, its RMS over the quotes), and the LOO errors
     # that calibrate the scale are the surface's, not the GP's
     gap_sd, z_loo = np.zeros(E.size), []
+    # each GP's latent sd at the quotes is asked again by the quote table (at the same sorted k)
+    gp_sd = [None if gp is None else _remember(gp.sd, 2) for gp in gps]
     for i, (gp, g) in enumerate(zip(gps, groups)):
         if gp is None:
             continue
@@ -159,7 +161,7 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         applied = sl.applied(quotes.k[g]) if hasattr(sl, "applied") else 0.0
         gap = gp.mean(quotes.k[g]) - applied
         gap_sd[i] = float(np.sqrt(np.mean(np.square(gap))))
-        sd_i = np.hypot(_sd_at(gp, quotes.k[g], local_noise[i], 0.0), gap_sd[i])
+        sd_i = np.hypot(_sd_at(gp, quotes.k[g], local_noise[i], 0.0, gp_sd[i]), gap_sd[i])
         # the GP's LOO leaves the quote in the SVI backbone, whose len(PARAMS) parameters per expiry
         # absorb part of each quote's noise (in-sample residual variance ~ (1 - p / n) of the
         # out-of-sample one): scaled back up, or a converged backbone fit makes the intervals too
@@ -171,13 +173,26 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
     fill = np.nanmedian(local_noise)
     local_noise = np.hypot(np.where(np.isfinite(local_noise), local_noise, fill), gap_sd)
     wing_per_u = cfg.wing_sd_rel * np.sqrt(backbone.theta / E)
-    surface.sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u, term_sd_iv(E, backbone.theta))
+    surface.sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u, term_sd_iv(E, backbone.theta), gp_sd)
     surface.calibrator = _level_calibrator(z_loo / scale)
     surface.quote_offset_fn = _offset_function(E, gps)
     surface.hyper = (amp, length, noise_mult, step)
     # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
     surface.backbone = backbone
     return surface
+
+
+def _smoother_mean(gp, factor: float, r_iv: np.ndarray):
+    """gp.with_length(factor, r_iv).mean, refitted on its first call only: the re-check tries a
+    smoother candidate only for a slice whose GP mean fails it, so most are never refitted."""
+    fitted = []
+
+    def mean(k):
+        if not fitted:
+            fitted.append(gp.with_length(factor, r_iv))
+        return fitted[0].mean(k)
+
+    return mean
 
 
 def _remember(fn, size: int = 4):
@@ -218,13 +233,13 @@ def fit_u(k, sqrt_theta, cfg: GPConfig) -> np.ndarray:
     return warp(np.asarray(k, np.float64) / sqrt_theta, cfg.z_warp)
 
 
-def _sd_at(gp, k: np.ndarray, noise_iv: float, wing_per_u: float) -> np.ndarray:
+def _sd_at(gp, k: np.ndarray, noise_iv: float, wing_per_u: float, gp_sd=None) -> np.ndarray:
     """Unscaled sd (vol) of a quote at k against its prediction (the surface plus the put-call
     offset): latent residual and quote noise; beyond the quoted range plus wing_per_u per warped
     unit of distance (the backbone's extrapolation is the less certain the farther out)."""
     u = gp._u(k)
     beyond = np.maximum(gp.u_lo - u, 0.0) + np.maximum(u - gp.u_hi, 0.0)
-    return np.sqrt(gp.sd(k) ** 2 + noise_iv**2) + wing_per_u * beyond
+    return np.sqrt((gp_sd or gp.sd)(k) ** 2 + noise_iv**2) + wing_per_u * beyond
 
 
 def _offset_function(E: np.ndarray, gps: list):
@@ -256,7 +271,7 @@ def _offset_function(E: np.ndarray, gps: list):
 
 
 def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, scale: float,
-                 wing_per_u: np.ndarray, term_sd: float):
+                 wing_per_u: np.ndarray, term_sd: float, gp_sd=None):
     """sd(T, k) in vol: per expiry sqrt(latent var + its median quote noise^2) (the prior amplitude
     plus a term growing beyond the quoted range where there is no GP), linear in T between
     expiries, the nearest expiry's outside them; times the conformal scale; between expiries
@@ -265,7 +280,7 @@ def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, 
     def at_expiry(j: int, k: np.ndarray) -> np.ndarray:
         if gps[j] is None:
             return np.full(k.shape, np.hypot(amp, local_noise[j]))
-        return _sd_at(gps[j], k, local_noise[j], wing_per_u[j])
+        return _sd_at(gps[j], k, local_noise[j], wing_per_u[j], None if gp_sd is None else gp_sd[j])
 
     def sd_fn(T, k):
         T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
@@ -276,11 +291,22 @@ def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, 
         t = np.clip((Tf - E[lo]) / span, 0.0, 1.0)
         t = np.where(hi == lo, 1.0, t)
         out = np.zeros(Tf.shape)
+        sides = ((lo, 1.0 - t), (hi, t))
+        # a term of weight 0 adds nothing (its sd is finite where k is): skipped; each expiry's sd
+        # is computed once per distinct k of the points that need it (the dense export asks for
+        # the same strikes at four times per expiry)
+        live = [(wt != 0.0) | ~np.isfinite(kf) for _, wt in sides]
         for j in np.unique(np.r_[lo, hi]):
-            for side, wt in ((lo, 1.0 - t), (hi, t)):
-                sel = side == j
+            sels = [(side == j) & keep for (side, _), keep in zip(sides, live)]
+            need = sels[0] | sels[1]
+            if not need.any():
+                continue
+            uk, inv = np.unique(kf[need], return_inverse=True)
+            val = np.empty(Tf.shape)
+            val[need] = at_expiry(int(j), uk)[inv.ravel()]
+            for (_, wt), sel in zip(sides, sels):
                 if sel.any():
-                    out[sel] += wt[sel] * at_expiry(int(j), kf[sel])
+                    out[sel] += wt[sel] * val[sel]
         gap = 4.0 * t * (1.0 - t) * term_sd
         return np.sqrt((scale * out) ** 2 + gap**2).reshape(shape)
 
