@@ -208,6 +208,9 @@ def real_chains() -> None:
     st.caption(f"Mean over draws or hidden expiries; bold: the lowest in the row. `{DEFAULT_CHAIN_METHOD}` is the "
                f"default with `--chain`; ah (QuantLib's Andreasen–Huge) and svi_fit are the outside baselines. "
                f"Command: `python -m core.benchmark --real DIR --json results/real_benchmark.json`.")
+    surface_note = real.surface_only(result, DEFAULT_CHAIN_METHOD)
+    if surface_note:
+        st.caption(surface_note)
     if lost:
         st.markdown(f"**Where {DEFAULT_CHAIN_METHOD} loses by more than 5 %:**\n" + "\n".join(f"- {x}" for x in lost))
     st.download_button("real_benchmark.json", lambda: json.dumps(result) + "\n", file_name="real_benchmark.json",

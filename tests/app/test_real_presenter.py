@@ -39,3 +39,14 @@ def test_bad_files_are_one_line_errors(tmp_path):
         load_real(tmp_path / "empty.json")
     (tmp_path / "ok.json").write_text(json.dumps(RESULT))
     assert load_real(tmp_path / "ok.json")["config"]["methods"] == ["a", "b"]
+
+
+def test_the_bare_surface_error_is_named_where_it_differs_from_the_quote_prediction():
+    from ui.presenters.real import surface_only
+
+    quoted = {"rmse": {"mean": 0.0010, "se": None}, "surface_rmse": {"mean": 0.0015, "se": None}}
+    same = {"rmse": {"mean": 0.0012, "se": None}, "surface_rmse": {"mean": 0.0012, "se": None}}
+    result = {"config": {"methods": ["a", "b"]}, "chains": {"x": {"protocols": {"random": {"a": quoted, "b": same}}}}}
+    assert "x 0.15" in surface_only(result, "a")
+    assert surface_only(result, "b") is None
+    assert surface_only(RESULT, "a") is None          # older JSON without surface_rmse

@@ -73,3 +73,19 @@ def losses(result: dict, method: str) -> list:
                 out.append(f"{chain}, {PROTOCOL_LABELS.get(protocol, protocol)}: {method} "
                            f"{100 * scores[method]:.2f} vol points against {best} {100 * scores[best]:.2f}")
     return out
+
+
+def surface_only(result: dict, method: str) -> str | None:
+    """One sentence: ``method``'s random-protocol RMSE of its bare surface per chain, where that
+    differs from its quote prediction (svi_gp adds each quote's put-call offset); None otherwise."""
+    parts = []
+    for chain, info in result["chains"].items():
+        s = info["protocols"].get("random", {}).get(method)
+        surf = (s or {}).get("surface_rmse") or {}
+        if surf.get("mean") is not None and _rmse(s) is not None and abs(surf["mean"] - _rmse(s)) > 1e-12:
+            parts.append(f"{chain} {100 * surf['mean']:.2f}")
+    if not parts:
+        return None
+    return (f"{method} predicts each held-out quote with the surface plus its side's fitted put–call offset "
+            f"(the surface itself stays continuous); its bare surface's RMSE on the random protocol, in vol "
+            f"points: " + ", ".join(parts) + ".")
