@@ -242,6 +242,18 @@ def _sd_at(gp, k: np.ndarray, noise_iv: float, wing_per_u: float, gp_sd=None) ->
     return np.sqrt((gp_sd or gp.sd)(k) ** 2 + noise_iv**2) + wing_per_u * beyond
 
 
+def _bracket(E: np.ndarray, T, k) -> tuple:
+    """(shape, T and k flat, lo, hi, t): each point's neighbouring expiries (indices into E) and its
+    share t in [0, 1] of the way from E[lo] to E[hi]; the nearest expiry (t = 1) outside them."""
+    T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
+    shape, Tf, kf = T.shape, T.ravel(), k.ravel()
+    hi = np.clip(np.searchsorted(E, Tf), 0, E.size - 1)
+    lo = np.clip(hi - 1, 0, E.size - 1)
+    span = np.where(E[hi] > E[lo], E[hi] - E[lo], 1.0)
+    t = np.where(hi == lo, 1.0, np.clip((Tf - E[lo]) / span, 0.0, 1.0))
+    return shape, Tf, kf, lo, hi, t
+
+
 def _offset_function(E: np.ndarray, gps: list):
     """offset(T, k) in vol: the fitted put-call step of the quotes at (T, k) (core.chain.gp_residual:
     OTM puts below the forward, calls above, fading away from it), which the continuous surface
@@ -253,12 +265,7 @@ def _offset_function(E: np.ndarray, gps: list):
     E_h = E[have]
 
     def offset(T, k):
-        T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
-        shape, Tf, kf = T.shape, T.ravel(), k.ravel()
-        hi = np.clip(np.searchsorted(E_h, Tf), 0, E_h.size - 1)
-        lo = np.clip(hi - 1, 0, E_h.size - 1)
-        span = np.where(E_h[hi] > E_h[lo], E_h[hi] - E_h[lo], 1.0)
-        t = np.where(hi == lo, 1.0, np.clip((Tf - E_h[lo]) / span, 0.0, 1.0))
+        shape, Tf, kf, lo, hi, t = _bracket(E_h, T, k)
         out = np.zeros(Tf.shape)
         for j in np.unique(np.r_[lo, hi]):
             for side, wt in ((lo, 1.0 - t), (hi, t)):
@@ -283,13 +290,7 @@ def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, 
         return _sd_at(gps[j], k, local_noise[j], wing_per_u[j], None if gp_sd is None else gp_sd[j])
 
     def sd_fn(T, k):
-        T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
-        shape, Tf, kf = T.shape, T.ravel(), k.ravel()
-        hi = np.clip(np.searchsorted(E, Tf), 0, E.size - 1)
-        lo = np.clip(hi - 1, 0, E.size - 1)
-        span = np.where(E[hi] > E[lo], E[hi] - E[lo], 1.0)
-        t = np.clip((Tf - E[lo]) / span, 0.0, 1.0)
-        t = np.where(hi == lo, 1.0, t)
+        shape, Tf, kf, lo, hi, t = _bracket(E, T, k)
         out = np.zeros(Tf.shape)
         sides = ((lo, 1.0 - t), (hi, t))
         # a term of weight 0 adds nothing (its sd is finite where k is): skipped; each expiry's sd
