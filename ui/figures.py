@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import textwrap
 
 import numpy as np
 import plotly.graph_objects as go
@@ -160,24 +161,33 @@ class Grid:
 STACK_PANEL_PX = 180   # a stacked panel's plot height
 STACK_GAP_PX = 62      # between stacked panels: the next one's (two-line) title and this one's k ticks
 STACK_BAR_PX = 56      # each colour bar over a stacked grid: bar, ticks and title
-STACK_MARGIN = {"l": 50, "r": 10, "b": 40}
+STACK_TITLE_PX = 34    # the first stacked panel's title, under the colour bars
+STACK_MARGIN = {"l": 50, "r": 10, "t": 44, "b": 40}   # t: the top bar's title clear of the mode bar
+
+
+def _stack_paper(n: int, bars: int) -> tuple:
+    """(paper height px, top of the panels, [y of each colour bar's foot, top bar first]) of n panels
+    stacked one a row under ``bars`` horizontal colour bars. The bars sit inside the paper: above it,
+    plotly's automargin grew the top margin by twice their height and squeezed the panels."""
+    plot = n * STACK_PANEL_PX + (n - 1) * STACK_GAP_PX
+    paper = plot + STACK_TITLE_PX + bars * STACK_BAR_PX
+    feet = [(plot + STACK_TITLE_PX + (bars - 1 - i) * STACK_BAR_PX) / paper for i in range(bars)]
+    return paper, plot / paper, feet
 
 
 def _stack(n: int, bars: int, **kwargs) -> tuple:
-    """(Grid of n panels one a row, layout size and margins) for a stacked figure under ``bars``
-    horizontal colour bars (the _top_bars)."""
-    plot = n * STACK_PANEL_PX + (n - 1) * STACK_GAP_PX
-    top = 40 + STACK_BAR_PX * bars
-    grid = Grid(n, 1, vgap=STACK_GAP_PX / plot, top=1.0, right=1.0, stack=True, **kwargs)
-    return grid, {"height": plot + top + STACK_MARGIN["b"], "margin": STACK_MARGIN | {"t": top}}
+    """(Grid of n panels one a row, layout size and margins, the bars' feet) for a stacked figure
+    under ``bars`` horizontal colour bars (_top_bars)."""
+    paper, top, feet = _stack_paper(n, bars)
+    grid = Grid(n, 1, vgap=STACK_GAP_PX / paper, top=top, right=1.0, stack=True, **kwargs)
+    return grid, {"height": paper + STACK_MARGIN["t"] + STACK_MARGIN["b"], "margin": STACK_MARGIN}, feet
 
 
-def _top_bars(layout: dict, titles: dict) -> dict:
+def _top_bars(layout: dict, titles: dict, feet: list) -> dict:
     """Horizontal colour bars spanning a stacked figure's width, one above the other over its first
-    panel: ``titles`` = {coloraxis name: bar title}, top bar first."""
-    n = len(titles)
-    for i, (axis, title) in enumerate(titles.items()):
-        layout[axis]["colorbar"] = _h_colorbar(0.0, 1.0, title) | {"ypad": 34 + STACK_BAR_PX * (n - 1 - i)}
+    panel: ``titles`` = {coloraxis name: bar title}, top bar first; ``feet`` from _stack."""
+    for (axis, title), foot in zip(titles.items(), feet):
+        layout[axis]["colorbar"] = _h_colorbar(0.0, 1.0, title) | {"y": foot, "ypad": 0}
     return layout
 
 
@@ -229,7 +239,7 @@ def surface_grid(view, methods=None, all_methods=(), narrow: bool = False) -> go
     rows = 1 + len(methods)
     if narrow:
         n = 3 + sum(2 + (view.methods[m].half_width is not None) for m in methods)
-        grid, size = _stack(n, 2, x=K_GRID, y=T_GRID)
+        grid, size, feet = _stack(n, 2, x=K_GRID, y=T_GRID)
     else:
         grid = Grid(rows, 3, hgap=0.05, vgap=0.35 / rows, right=1.0, top=1.0 - 0.02, x=K_GRID, y=T_GRID)
     data = []
@@ -269,7 +279,7 @@ def surface_grid(view, methods=None, all_methods=(), narrow: bool = False) -> go
     }
     if narrow:
         layout |= size
-        _top_bars(layout, {"coloraxis": "iv", "coloraxis2": "|error| and half-width (vol)"})
+        _top_bars(layout, {"coloraxis": "iv", "coloraxis2": "|error| and half-width (vol)"}, feet)
     return _figure({"data": data, "layout": layout})
 
 
@@ -288,7 +298,7 @@ def stale_grid(view, methods, threshold: float, narrow: bool = False) -> go.Figu
     squares: quotes flagged as stale (score > threshold); circles: quotes made stale on purpose."""
     methods = [m for m in methods if m in view.methods and view.methods[m].stale is not None]
     if narrow:
-        grid, size = _stack(1 + len(methods), 2, x=K_GRID, y=T_GRID)
+        grid, size, feet = _stack(1 + len(methods), 2, x=K_GRID, y=T_GRID)
     else:
         grid = Grid(1, 1 + len(methods), hgap=0.06, vgap=0.0, top=0.88, right=0.9, x=K_GRID, y=T_GRID)
     data = []
@@ -319,7 +329,7 @@ def stale_grid(view, methods, threshold: float, narrow: bool = False) -> go.Figu
     }
     if narrow:
         layout |= size
-        _top_bars(layout, {"coloraxis": "bp", "coloraxis2": "score"})
+        _top_bars(layout, {"coloraxis": "bp", "coloraxis2": "score"}, feet)
     return _figure({"data": data, "layout": layout})
 
 
@@ -333,7 +343,7 @@ def g_grid(view, methods=None, narrow: bool = False) -> go.Figure:
     cols = min(max(len(methods), 1), MAX_COLS)
     rows = -(-max(len(methods), 1) // cols)
     if narrow:
-        grid, size = _stack(max(len(methods), 1), 1, x=view.g_k, y=T_GRID)
+        grid, size, feet = _stack(max(len(methods), 1), 1, x=view.g_k, y=T_GRID)
     else:
         grid = Grid(rows, cols, vgap=0.3 / rows if rows > 1 else 0.0, top=0.9 if rows == 1 else 0.95, right=0.9,
                     x=view.g_k, y=T_GRID)
@@ -353,7 +363,7 @@ def g_grid(view, methods=None, narrow: bool = False) -> go.Figure:
     }
     if narrow:
         layout |= size
-        _top_bars(layout, {"coloraxis": "g(k)"})
+        _top_bars(layout, {"coloraxis": "g(k)"}, feet)
     return _figure({"data": data, "layout": layout})
 
 
@@ -510,7 +520,7 @@ def rate_maps(rows: dict, x, y, y_title: str, title: str, height_per_row: int = 
     per_kind = -(-max(len(methods), 1) // cols)
     n_rows = per_kind * len(row_names)
     if narrow:
-        grid, size = _stack(sum(len(rows[r]) for r in row_names) or 1, 1)
+        grid, size, feet = _stack(sum(len(rows[r]) for r in row_names) or 1, 1)
     else:
         grid = Grid(n_rows, cols, vgap=0.3 / n_rows if n_rows > 1 else 0.0, top=0.92 if n_rows == 1 else 0.95,
                     right=0.9)
@@ -535,11 +545,13 @@ def rate_maps(rows: dict, x, y, y_title: str, title: str, height_per_row: int = 
         "coloraxis": {"colorscale": ERR_SCALE, "cmin": 0, "cmax": peak,
                       "colorbar": {"title": {"text": "share"}, "tickformat": ".0%", "x": 0.93, "thickness": 12}},
     }
-    if narrow:   # the title over the bar: more room above
+    if narrow:   # the title over the bar, its words wrapped to the phone's width: more room above
+        lines = textwrap.wrap(title, 36)
         layout |= size
-        layout["margin"] = layout["margin"] | {"t": layout["margin"]["t"] + 30}
-        layout["height"] += 30
-        _top_bars(layout, {"coloraxis": "share"})
+        layout["title"] = {"text": "<br>".join(lines), "y": 0.995, "yanchor": "top", "x": 0.02, "xanchor": "left"}
+        layout["margin"] = layout["margin"] | {"t": layout["margin"]["t"] + 18 * len(lines)}
+        layout["height"] += 18 * len(lines)
+        _top_bars(layout, {"coloraxis": "share"}, feet)
     return _figure({"data": data, "layout": layout})
 
 

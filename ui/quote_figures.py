@@ -5,7 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.engine.grid import K_GRID, T_GRID
-from ui.figures import STACK_BAR_PX, STACK_GAP_PX, STACK_PANEL_PX, _h_colorbar
+from ui.figures import STACK_GAP_PX, STACK_PANEL_PX, _h_colorbar, _stack_paper
 from ui.numbers import VOL_POINTS, VOL_UNIT
 from ui.scales import focus_range
 from ui.style import (
@@ -36,10 +36,10 @@ def _panel_axes(n: int, gap: float = 0.06, right: float = 0.92) -> list:
 
 
 def _stack_rows(n: int) -> list:
-    """(y0, y1) paper domains of n panels stacked one a row, STACK_PANEL_PX high and STACK_GAP_PX apart."""
-    plot = n * STACK_PANEL_PX + (n - 1) * STACK_GAP_PX
-    return [(round(1 - (i * (STACK_PANEL_PX + STACK_GAP_PX) + STACK_PANEL_PX) / plot, 6),
-             round(1 - i * (STACK_PANEL_PX + STACK_GAP_PX) / plot, 6)) for i in range(n)]
+    """(y0, y1) paper domains of n panels stacked one a row under two colour bars (figures._stack_paper)."""
+    paper, top, _ = _stack_paper(n, 2)
+    step = (STACK_PANEL_PX + STACK_GAP_PX) / paper
+    return [(round(top - i * step - STACK_PANEL_PX / paper, 6), round(top - i * step, 6)) for i in range(n)]
 
 
 def _under(x0: float, x1: float, title: str, nticks: int) -> dict:
@@ -77,7 +77,8 @@ def grid_panels(result, all_methods=(), narrow: bool = False) -> go.Figure:
         y0, y1, title_y = (0.34, 0.86, 0.88) if stacked is None else (*stacked[i], stacked[i][1])
         if stacked is not None:
             x0, x1 = 0.0, 1.0
-        layout[f"xaxis{s}"] = {"domain": [x0, x1], "anchor": f"y{s}", "title": {"text": "k", "standoff": 2}}
+        k_title = "k" if not narrow or i == len(panels) - 1 else ""   # stacked: on the last panel only
+        layout[f"xaxis{s}"] = {"domain": [x0, x1], "anchor": f"y{s}", "title": {"text": k_title, "standoff": 2}}
         layout[f"yaxis{s}"] = {"domain": [y0, y1], "anchor": f"x{s}",
                                "title": {"text": T_TITLE if i == 0 or narrow else ""},
                                "showticklabels": i == 0 or narrow}
@@ -112,12 +113,12 @@ def grid_panels(result, all_methods=(), narrow: bool = False) -> go.Figure:
                        "colorbar": _under(*domains[-1], "sd", nticks=3)},   # a third of 400 px holds 3 labels
     })
     if narrow:
-        plot = len(panels) * STACK_PANEL_PX + (len(panels) - 1) * STACK_GAP_PX
-        top = 40 + STACK_BAR_PX * 2
-        layout.update({"height": plot + top + 70, "margin": {"l": 60, "r": 20, "t": top, "b": 70},
-                       "legend": {"orientation": "h", "x": 1.0, "xanchor": "right", "y": -48 / plot, "yanchor": "top"}})
-        layout["coloraxis"]["colorbar"] = _h_colorbar(0.0, 1.0, "iv") | {"ypad": 34 + STACK_BAR_PX, "nticks": 4}
-        layout["coloraxis2"]["colorbar"] = _h_colorbar(0.0, 1.0, "sd") | {"ypad": 34, "nticks": 4}
+        paper, _, feet = _stack_paper(len(panels), 2)
+        layout.update({"height": paper + 44 + 70, "margin": {"l": 60, "r": 20, "t": 44, "b": 70},
+                       "legend": {"orientation": "h", "x": 1.0, "xanchor": "right", "y": -48 / paper,
+                                  "yanchor": "top"}})
+        layout["coloraxis"]["colorbar"] = _h_colorbar(0.0, 1.0, "iv") | {"y": feet[0], "ypad": 0, "nticks": 4}
+        layout["coloraxis2"]["colorbar"] = _h_colorbar(0.0, 1.0, "sd") | {"y": feet[1], "ypad": 0, "nticks": 4}
     return go.Figure({"data": data, "layout": layout})
 
 
