@@ -62,7 +62,7 @@ def same_content(wide: dict, narrow: dict) -> bool:
         return [{k: v for k, v in t.items() if k not in ("xaxis", "yaxis")} for t in fig["data"]]
 
     def scales(fig):
-        return {k: {a: b for a, b in v.items() if a != "colorbar"} | {"bar": v.get("colorbar", {}).get("title")}
+        return {k: {a: b for a, b in v.items() if a != "colorbar"} | {"bar": v.get("colorbar", {}).get("title", {}).get("text")}
                 for k, v in fig["layout"].items() if k.startswith("coloraxis")}
 
     return (traces_of(wide) == traces_of(narrow) and panel_titles(wide) == panel_titles(narrow)
