@@ -5,7 +5,7 @@ import streamlit as st
 
 import core
 from core.engine.grid import K_GRID, T_GRID
-from ui import figures, frame, numbers, state
+from ui import figures, frame, narrow, numbers, state
 from ui import quote_figures
 from ui.presenters import explore
 from ui.style import (
@@ -220,7 +220,8 @@ def stale(view, shown: list) -> None:
         found = (f" Of the {s['injected']} quote(s) made stale, {s['caught']} flagged; {s['false']} clean quote(s) "
                  f"flagged." if s["injected"] is not None else "")
         st.markdown(f"**{method_label(m)}** flags {s['flagged']} of {s['quotes']} quotes as stale.{found}")
-    st.plotly_chart(figures.stale_grid(view, with_scores, explore.STALE_FLAG_LLR), key="stale_grid")
+    narrow.plot(figures.stale_grid(view, with_scores, explore.STALE_FLAG_LLR),
+                figures.stale_grid(view, with_scores, explore.STALE_FLAG_LLR, narrow=True), "stale_grid")
     st.caption(f"Left: each quote's own error. Right: the stale score of each quote — the log likelihood ratio of "
                f"\"moved by a stale quote\" against \"noise only\" for its leave-one-out residual. □ = flagged "
                f"(score above {explore.STALE_FLAG_LLR:.2f}, the threshold core calibrated for this score at a 2 % "
@@ -240,7 +241,8 @@ def views(view, shown: list, show_3d: bool) -> None:
                f"method's {level} band "
                f"(conformal for Best, 1.96 sd for Gaussian sds), so error and half-width compare cell by cell; "
                f"○ = quoted cell, × = missing cell whose truth lies outside the band.")
-    st.plotly_chart(figures.surface_grid(view, shown, METHODS), key="surface_grid")
+    narrow.plot(figures.surface_grid(view, shown, METHODS), figures.surface_grid(view, shown, METHODS, narrow=True),
+                "surface_grid")
     stale(view, shown)
     if show_3d:
         surface_3d(view, shown)
@@ -250,7 +252,7 @@ def views(view, shown: list, show_3d: bool) -> None:
     st.subheader("Butterfly arbitrage: g(k) of each repair")
     st.caption("Discrete Gatheral–Roper g on interior k after each method's projection (see the scores table); "
                "× marks g < 0 (a negative risk-neutral density). Colour scale clipped to [-1, 2].")
-    st.plotly_chart(figures.g_grid(view, shown), key="g_grid")
+    narrow.plot(figures.g_grid(view, shown), figures.g_grid(view, shown, narrow=True), "g_grid")
     desk_views(view, shown)
 
 

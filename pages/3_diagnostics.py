@@ -5,7 +5,7 @@ import streamlit as st
 
 import core
 from core.engine.grid import K_GRID, T_GRID
-from ui import figures, frame, state
+from ui import figures, frame, narrow, state
 from ui.presenters import explore, report
 from ui.style import T_TITLE, method_label
 
@@ -59,18 +59,21 @@ def main() -> None:
 
     st.subheader("Butterfly arbitrage")
     if details.get("g_negative_map"):
-        st.plotly_chart(figures.rate_maps({"g(k) < 0": details["g_negative_map"]}, explore.G_K_GRID, T_GRID,
-                                          T_TITLE, "Share of test surfaces with g(k) < 0 at each interior node, "
-                                          "after the calendar projection alone"), key="g_maps")
+        g_maps = [figures.rate_maps({"g(k) < 0": details["g_negative_map"]}, explore.G_K_GRID, T_GRID,
+                                    T_TITLE, "Share of test surfaces with g(k) < 0 at each interior node, "
+                                    "after the calendar projection alone", narrow=stacked) for stacked in (False, True)]
+        narrow.plot(*g_maps, "g_maps")
         st.caption(report.full_projection_note(cell, method_label))
 
     st.subheader("Calendar arbitrage")
     if details.get("calendar_raw_map"):
-        st.plotly_chart(figures.rate_maps({"raw": details["calendar_raw_map"],
-                                           "projected": details.get("calendar_post_map", {})},
-                                          K_GRID, T_GRID[1:], "T of the later slice (years)",
-                                          "Share of test surfaces where w falls from T to the next maturity, "
-                                          "before and after the calendar projection"), key="calendar_maps")
+        calendar_maps = [figures.rate_maps({"raw": details["calendar_raw_map"],
+                                            "projected": details.get("calendar_post_map", {})},
+                                           K_GRID, T_GRID[1:], "T of the later slice (years)",
+                                           "Share of test surfaces where w falls from T to the next maturity, "
+                                           "before and after the calendar projection", narrow=stacked)
+                         for stacked in (False, True)]
+        narrow.plot(*calendar_maps, "calendar_maps")
 
     st.subheader("Stale quotes")
     if details.get("stale_roc"):

@@ -3,7 +3,7 @@ import streamlit as st
 
 import core
 from core.quotes.read import COLUMNS_HELP, MAX_FILE_BYTES, MAX_ROWS
-from ui import frame, numbers, state
+from ui import frame, narrow, numbers, state
 from ui import quote_figures as figs
 from ui.style import FLAGGED_COLUMNS, method_label
 from ui.text import plain
@@ -202,7 +202,7 @@ def main() -> None:
 
     # ----------------------------------------------------------------------------- repair
     st.subheader(f"The repair: {method_label(method)}")
-    st.plotly_chart(figs.grid_panels(result, METHODS), key="quotes_grid")
+    narrow.plot(figs.grid_panels(result, METHODS), figs.grid_panels(result, METHODS, narrow=True), "quotes_grid")
     n_extrapolated = int(result.grid_table["extrapolated"].sum())
     st.caption(f"Grey-washed nodes marked / are **extrapolated** ({n_extrapolated} of {len(result.grid_table)}): "
                "before the first or after the last quoted expiry, or outside an expiry's quoted strikes. There "

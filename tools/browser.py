@@ -222,6 +222,21 @@ for (const plot of main.querySelectorAll('.js-plotly-plot')) {
                         Math.max(f.width, f.height)]);
   }
 }
+// Heatmap panels: the plot area (plotly's .nsewdrag rectangle) of every subplot that draws a heatmap,
+// in every figure in view (a figure hidden by ui.narrow's CSS, or in a hidden tab, has no box).
+out.heatmap_panels = [];
+for (const plot of main.querySelectorAll('.js-plotly-plot')) {
+  if (!plot._fullData) continue;
+  const box = plot.closest('[data-testid="stElementContainer"]');
+  const key = ((box && box.className) || '').toString().split(' ').find(c => c.startsWith('st-key-')) || 'a figure';
+  const subplots = new Set(plot._fullData.filter(t => t.type === 'heatmap' && t.visible !== false)
+                           .map(t => (t.xaxis || 'x') + (t.yaxis || 'y')));
+  for (const s of subplots) {
+    const drag = plot.querySelector('.nsewdrag[data-subplot="' + s + '"]');
+    const r = drag && drag.getBoundingClientRect();
+    if (r && r.width > 0) out.heatmap_panels.push([key, s, r.width, r.height]);
+  }
+}
 const app = document.querySelector('[data-testid="stApp"]') || document.body;
 out.background = getComputedStyle(app).backgroundColor;
 for (const key of ['smile', 'quotes_smile']) {
@@ -281,6 +296,7 @@ def header_widths(driver, key_prefix: str | None = None) -> list:
     return driver.execute_script(HEADERS_JS, key_prefix)
 
 
+MIN_PANEL_PX = 150     # a heatmap panel's plot area, at least, at every width (at 400 px they were 58-94 px)
 MIN_COLORBAR_PX = 60   # shorter, a bar's tick labels run together or turn on end
 
 
@@ -299,8 +315,9 @@ def colorbar_problems(bars: list, tol: float = 2.0) -> list:
 
 def layout_report(driver) -> dict:
     """Overflowing elements, overlapping panel titles, colour bars (LAYOUT_JS's list, and
-    colorbar_problems of it), and (name, colour, contrast against the page's background) of the
-    smiles' truth line and quote markers."""
+    colorbar_problems of it), heatmap panels ((figure key, subplot, width, height) of each plot area
+    in view), and (name, colour, contrast against the page's background) of the smiles' truth line
+    and quote markers."""
     out = driver.execute_script(LAYOUT_JS)
     out["contrast"] = [(name, colour, contrast_ratio(colour, out["background"])) for name, colour in out["contrast"]]
     out["colorbar_problems"] = colorbar_problems(out["colorbars"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import textwrap
 
 import numpy as np
 import plotly.graph_objects as go
@@ -101,7 +102,12 @@ class Grid:
     """Axis bookkeeping for a rows x cols panel grid built by hand (row 0 at the top)."""
 
     def __init__(self, rows: int, cols: int, hgap: float = 0.035, vgap: float = 0.09,
-                 right: float = 0.93, top: float = 0.95, x=None, y=None):
+                 right: float = 0.93, top: float = 0.95, x=None, y=None, stack: bool = False):
+        # stack: one panel a row, in the order panel() is called (rows = the number of panels), each
+        # with its own T ticks; only the last panel titles its k axis. For a phone (issue 12).
+        self.stack = stack
+        if stack:
+            cols, hgap = 1, 0.0
         self.rows, self.cols = rows, cols
         # Axis ranges pinned to the heatmap cells of grid coordinates x, y: marker traces on a panel
         # would otherwise pad its autorange and change its ticks from its neighbours'.
@@ -111,12 +117,17 @@ class Grid:
         self.hgap, self.vgap, self.top = hgap, vgap, top
         self.layout: dict = {"annotations": []}
         self._n = 0
+        self._y_title = None
 
     def panel(self, row: int, col: int, title: str, x_title: str | None = None,
               y_title: str | None = None, y_ticks: bool = True) -> tuple:
         """Allocate the panel at (row, col); returns the (xaxis, yaxis) names for its traces."""
         self._n += 1
         suffix = "" if self._n == 1 else str(self._n)
+        if self.stack:
+            row, col, y_ticks = self._n - 1, 0, True
+            y_title = self._y_title = y_title or self._y_title or T_TITLE
+            x_title = "k" if self._n == self.rows else None
         x0 = col * (self.width + self.hgap)
         y1 = self.top - row * (self.height + self.vgap)
         x0, x1 = max(0.0, round(x0, 6)), min(1.0, round(x0 + self.width, 6))
@@ -142,6 +153,42 @@ class Grid:
         y_bottom = self.top - row1 * (self.height + self.vgap) - self.height
         return {"y": (y_top + y_bottom) / 2, "len": y_top - y_bottom, "yanchor": "middle",
                 "x": 0.945, "thickness": 12}
+
+
+# Phones (issue 12): the pages draw each panel grid twice, side by side and stacked one panel a row,
+# and CSS shows one by the window's width (ui.narrow). Stacked, a panel spans the column, ~300 px
+# of a 400 px screen, where three to six side by side were 58-94 px slivers.
+STACK_PANEL_PX = 180   # a stacked panel's plot height
+STACK_GAP_PX = 62      # between stacked panels: the next one's (two-line) title and this one's k ticks
+STACK_BAR_PX = 56      # each colour bar over a stacked grid: bar, ticks and title
+STACK_TITLE_PX = 34    # the first stacked panel's title, under the colour bars
+STACK_MARGIN = {"l": 50, "r": 10, "t": 44, "b": 40}   # t: the top bar's title clear of the mode bar
+
+
+def _stack_paper(n: int, bars: int) -> tuple:
+    """(paper height px, top of the panels, [y of each colour bar's foot, top bar first]) of n panels
+    stacked one a row under ``bars`` horizontal colour bars. The bars sit inside the paper: above it,
+    plotly's automargin grew the top margin by twice their height and squeezed the panels."""
+    plot = n * STACK_PANEL_PX + (n - 1) * STACK_GAP_PX
+    paper = plot + STACK_TITLE_PX + bars * STACK_BAR_PX
+    feet = [(plot + STACK_TITLE_PX + (bars - 1 - i) * STACK_BAR_PX) / paper for i in range(bars)]
+    return paper, plot / paper, feet
+
+
+def _stack(n: int, bars: int, **kwargs) -> tuple:
+    """(Grid of n panels one a row, layout size and margins, the bars' feet) for a stacked figure
+    under ``bars`` horizontal colour bars (_top_bars)."""
+    paper, top, feet = _stack_paper(n, bars)
+    grid = Grid(n, 1, vgap=STACK_GAP_PX / paper, top=top, right=1.0, stack=True, **kwargs)
+    return grid, {"height": paper + STACK_MARGIN["t"] + STACK_MARGIN["b"], "margin": STACK_MARGIN}, feet
+
+
+def _top_bars(layout: dict, titles: dict, feet: list) -> dict:
+    """Horizontal colour bars spanning a stacked figure's width, one above the other over its first
+    panel: ``titles`` = {coloraxis name: bar title}, top bar first; ``feet`` from _stack."""
+    for (axis, title), foot in zip(titles.items(), feet):
+        layout[axis]["colorbar"] = _h_colorbar(0.0, 1.0, title) | {"y": foot, "ypad": 0}
+    return layout
 
 
 def _extent(grid) -> list | None:
@@ -180,16 +227,21 @@ def _short_band(band: str) -> str:
     return band.removesuffix(" band").replace("(Gaussian ", "(")
 
 
-def surface_grid(view, methods=None, all_methods=()) -> go.Figure:
+def surface_grid(view, methods=None, all_methods=(), narrow: bool = False) -> go.Figure:
     """One row per surface, three columns: truth, quotes and the quote noise on the first row; then
     each repair, its |error| and its band's half-width (the method's own interval, conformal for a
     calibrated method). Three columns whatever the number of methods, so panels keep their width
     (and their titles their room) on a narrow screen. Column 1 shares the vol scale (robust: see
     SurfaceView.vol_range); columns 2 and 3 share the error scale from 0 (SurfaceView.error_range),
-    so error and half-width compare directly; x marks a missing cell whose truth is outside the band."""
+    so error and half-width compare directly; x marks a missing cell whose truth is outside the band.
+    narrow: the same panels stacked one a row, in reading order (ui.narrow shows it on a phone)."""
     methods = [m for m in (methods or view.methods) if m in view.methods]
     rows = 1 + len(methods)
-    grid = Grid(rows, 3, hgap=0.05, vgap=0.35 / rows, right=1.0, top=1.0 - 0.02, x=K_GRID, y=T_GRID)
+    if narrow:
+        n = 3 + sum(2 + (view.methods[m].half_width is not None) for m in methods)
+        grid, size, feet = _stack(n, 2, x=K_GRID, y=T_GRID)
+    else:
+        grid = Grid(rows, 3, hgap=0.05, vgap=0.35 / rows, right=1.0, top=1.0 - 0.02, x=K_GRID, y=T_GRID)
     data = []
     qk, qt = view.quote_points()
     last = rows - 1
@@ -225,6 +277,9 @@ def surface_grid(view, methods=None, all_methods=()) -> go.Figure:
         "coloraxis2": {"colorscale": ERR_SCALE, "cmin": err_low, "cmax": err_high,
                        "colorbar": _h_colorbar(col, 1.0, "|error| and half-width (vol)")},
     }
+    if narrow:
+        layout |= size
+        _top_bars(layout, {"coloraxis": "iv", "coloraxis2": "|error| and half-width (vol)"}, feet)
     return _figure({"data": data, "layout": layout})
 
 
@@ -238,11 +293,14 @@ def _stale_scale(threshold: float) -> list:
     return [[0.0, "#2166ac"], [max(at - 1e-3, 0.0), "#d1e5f0"], [at, "#fddbc7"], [1.0, "#b2182b"]]
 
 
-def stale_grid(view, methods, threshold: float) -> go.Figure:
+def stale_grid(view, methods, threshold: float, narrow: bool = False) -> go.Figure:
     """The quotes' own errors (quote − truth, bp) beside each method's stale score per quote;
     squares: quotes flagged as stale (score > threshold); circles: quotes made stale on purpose."""
     methods = [m for m in methods if m in view.methods and view.methods[m].stale is not None]
-    grid = Grid(1, 1 + len(methods), hgap=0.06, vgap=0.0, top=0.88, right=0.9, x=K_GRID, y=T_GRID)
+    if narrow:
+        grid, size, feet = _stack(1 + len(methods), 2, x=K_GRID, y=T_GRID)
+    else:
+        grid = Grid(1, 1 + len(methods), hgap=0.06, vgap=0.0, top=0.88, right=0.9, x=K_GRID, y=T_GRID)
     data = []
     axes = grid.panel(0, 0, "quote − truth (bp of vol)", x_title="k", y_title=T_TITLE)
     data.append(_heatmap(1e4 * (view.iv_obs - view.iv_true), K_GRID, T_GRID, axes, "quote − truth", "coloraxis",
@@ -269,20 +327,26 @@ def stale_grid(view, methods, threshold: float) -> go.Figure:
         "coloraxis2": {"colorscale": _stale_scale(threshold), "cmin": STALE_RANGE[0], "cmax": STALE_RANGE[1],
                        "colorbar": {"title": {"text": "score"}, "x": 0.915, "thickness": 12, "len": 0.85}},
     }
+    if narrow:
+        layout |= size
+        _top_bars(layout, {"coloraxis": "bp", "coloraxis2": "score"}, feet)
     return _figure({"data": data, "layout": layout})
 
 
 MAX_COLS = 3   # panels per row: wider grids turn into slivers on a phone and crowd their titles
 
 
-def g_grid(view, methods=None) -> go.Figure:
+def g_grid(view, methods=None, narrow: bool = False) -> go.Figure:
     """g(k) of each repair (interior k) on one diverging scale, up to MAX_COLS panels a row; x marks
     the nodes with g < 0."""
     methods = [m for m in (methods or view.methods) if m in view.methods]
     cols = min(max(len(methods), 1), MAX_COLS)
     rows = -(-max(len(methods), 1) // cols)
-    grid = Grid(rows, cols, vgap=0.3 / rows if rows > 1 else 0.0, top=0.9 if rows == 1 else 0.95, right=0.9,
-                x=view.g_k, y=T_GRID)
+    if narrow:
+        grid, size, feet = _stack(max(len(methods), 1), 1, x=view.g_k, y=T_GRID)
+    else:
+        grid = Grid(rows, cols, vgap=0.3 / rows if rows > 1 else 0.0, top=0.9 if rows == 1 else 0.95, right=0.9,
+                    x=view.g_k, y=T_GRID)
     data = []
     for j, m in enumerate(methods):
         v, label = view.methods[m], method_label(m)
@@ -297,6 +361,9 @@ def g_grid(view, methods=None) -> go.Figure:
         "coloraxis": {"colorscale": G_SCALE, "cmin": G_RANGE[0], "cmax": G_RANGE[1],
                       "colorbar": {"title": {"text": "g(k)"}, "x": 0.93, "thickness": 12}},
     }
+    if narrow:
+        layout |= size
+        _top_bars(layout, {"coloraxis": "g(k)"}, feet)
     return _figure({"data": data, "layout": layout})
 
 
@@ -442,7 +509,8 @@ def roc(details: dict, aucs: dict, all_methods=()) -> go.Figure:
     return _figure({"data": data, "layout": layout})
 
 
-def rate_maps(rows: dict, x, y, y_title: str, title: str, height_per_row: int = 260) -> go.Figure:
+def rate_maps(rows: dict, x, y, y_title: str, title: str, height_per_row: int = 260,
+              narrow: bool = False) -> go.Figure:
     """Heatmaps of violation frequencies: ``rows`` = {row title: {method: 2-D list}}, one shared
     scale from 0 (the lightest colour) to the largest rate; each row title's methods wrap at
     MAX_COLS panels a row."""
@@ -451,8 +519,11 @@ def rate_maps(rows: dict, x, y, y_title: str, title: str, height_per_row: int = 
     cols = min(max(len(methods), 1), MAX_COLS)
     per_kind = -(-max(len(methods), 1) // cols)
     n_rows = per_kind * len(row_names)
-    grid = Grid(n_rows, cols, vgap=0.3 / n_rows if n_rows > 1 else 0.0, top=0.92 if n_rows == 1 else 0.95,
-                right=0.9)
+    if narrow:
+        grid, size, feet = _stack(sum(len(rows[r]) for r in row_names) or 1, 1)
+    else:
+        grid = Grid(n_rows, cols, vgap=0.3 / n_rows if n_rows > 1 else 0.0, top=0.92 if n_rows == 1 else 0.95,
+                    right=0.9)
     data = []
     for i, r in enumerate(row_names):
         for j, m in enumerate(methods):
@@ -474,6 +545,13 @@ def rate_maps(rows: dict, x, y, y_title: str, title: str, height_per_row: int = 
         "coloraxis": {"colorscale": ERR_SCALE, "cmin": 0, "cmax": peak,
                       "colorbar": {"title": {"text": "share"}, "tickformat": ".0%", "x": 0.93, "thickness": 12}},
     }
+    if narrow:   # the title over the bar, its words wrapped to the phone's width: more room above
+        lines = textwrap.wrap(title, 36)
+        layout |= size
+        layout["title"] = {"text": "<br>".join(lines), "y": 0.995, "yanchor": "top", "x": 0.02, "xanchor": "left"}
+        layout["margin"] = layout["margin"] | {"t": layout["margin"]["t"] + 18 * len(lines)}
+        layout["height"] += 18 * len(lines)
+        _top_bars(layout, {"coloraxis": "share"}, feet)
     return _figure({"data": data, "layout": layout})
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from core.engine.grid import K_GRID, T_GRID
+from ui.figures import STACK_GAP_PX, STACK_PANEL_PX, _h_colorbar, _stack_paper
 from ui.numbers import VOL_POINTS, VOL_UNIT
 from ui.scales import focus_range
 from ui.style import (
@@ -34,6 +35,13 @@ def _panel_axes(n: int, gap: float = 0.06, right: float = 0.92) -> list:
     return [(round(i * (width + gap), 6), round(i * (width + gap) + width, 6)) for i in range(n)]
 
 
+def _stack_rows(n: int) -> list:
+    """(y0, y1) paper domains of n panels stacked one a row under two colour bars (figures._stack_paper)."""
+    paper, top, _ = _stack_paper(n, 2)
+    step = (STACK_PANEL_PX + STACK_GAP_PX) / paper
+    return [(round(top - i * step - STACK_PANEL_PX / paper, 6), round(top - i * step, 6)) for i in range(n)]
+
+
 def _under(x0: float, x1: float, title: str, nticks: int) -> dict:
     """A horizontal colour bar under the panels between paper x0 and x1, its title on top. The pad
     is explicit: Streamlit's theme pads a bar by 24 px at each end, which left the sd bar under a
@@ -43,13 +51,14 @@ def _under(x0: float, x1: float, title: str, nticks: int) -> dict:
             "title": {"text": title, "side": "top"}}
 
 
-def grid_panels(result, all_methods=()) -> go.Figure:
+def grid_panels(result, all_methods=(), narrow: bool = False) -> go.Figure:
     """Quotes on the grid, the repaired grid and (if any) its predictive sd, as heatmaps; ○ marks
     quoted nodes; grey-washed nodes with a / mark are extrapolated (outside the quoted region:
     ``result.extrapolated``). The vol scale spans the quotes and the repair inside the quoted
     region (an extrapolated value beyond it saturates), and the sd scale runs from 0 to the
     largest sd inside it, so an extrapolated corner cannot set either scale. Colour bars sit
-    horizontally under their panels, so they cannot overlap on a narrow screen."""
+    horizontally under their panels, so they cannot overlap on a narrow screen. narrow: the panels
+    stacked one a row, the bars over them (ui.narrow shows it on a phone: issue 12)."""
     label = method_label(result.method)
     table = result.grid_table
     extrap = table["extrapolated"].to_numpy(bool).reshape(result.result.iv.shape)
@@ -59,15 +68,21 @@ def grid_panels(result, all_methods=()) -> go.Figure:
     if result.result.sd is not None:
         panels.append((f"{label}<br>predictive sd", result.result.sd, "coloraxis2", "sd"))
     domains = _panel_axes(len(panels), right=1.0)
+    stacked = _stack_rows(len(panels)) if narrow else None
     data, layout = [], {"annotations": []}
     quoted = np.argwhere(result.gridded.observed)
     ex = np.argwhere(extrap)
     for i, ((title, z, axis, what), (x0, x1)) in enumerate(zip(panels, domains)):
         s = "" if i == 0 else str(i + 1)
-        layout[f"xaxis{s}"] = {"domain": [x0, x1], "anchor": f"y{s}", "title": {"text": "k", "standoff": 2}}
-        layout[f"yaxis{s}"] = {"domain": [0.34, 0.86], "anchor": f"x{s}", "title": {"text": T_TITLE if i == 0 else ""},
-                               "showticklabels": i == 0}
-        layout["annotations"].append({"text": f"<b>{title}</b>", "x": (x0 + x1) / 2, "y": 0.88, "xref": "paper",
+        y0, y1, title_y = (0.34, 0.86, 0.88) if stacked is None else (*stacked[i], stacked[i][1])
+        if stacked is not None:
+            x0, x1 = 0.0, 1.0
+        k_title = "k" if not narrow or i == len(panels) - 1 else ""   # stacked: on the last panel only
+        layout[f"xaxis{s}"] = {"domain": [x0, x1], "anchor": f"y{s}", "title": {"text": k_title, "standoff": 2}}
+        layout[f"yaxis{s}"] = {"domain": [y0, y1], "anchor": f"x{s}",
+                               "title": {"text": T_TITLE if i == 0 or narrow else ""},
+                               "showticklabels": i == 0 or narrow}
+        layout["annotations"].append({"text": f"<b>{title}</b>", "x": (x0 + x1) / 2, "y": title_y, "xref": "paper",
                                       "yref": "paper", "showarrow": False, "yanchor": "bottom", "font": {"size": 11}})
         data.append({"type": "heatmap", "z": z, "x": K_GRID, "y": T_GRID, "xaxis": f"x{s}", "yaxis": f"y{s}",
                      "coloraxis": axis, "name": title.replace("<br>", " "),
@@ -97,6 +112,13 @@ def grid_panels(result, all_methods=()) -> go.Figure:
         "coloraxis2": {"colorscale": ERR_SCALE, "cmin": 0, "cmax": sd_high,
                        "colorbar": _under(*domains[-1], "sd", nticks=3)},   # a third of 400 px holds 3 labels
     })
+    if narrow:
+        paper, _, feet = _stack_paper(len(panels), 2)
+        layout.update({"height": paper + 44 + 70, "margin": {"l": 60, "r": 20, "t": 44, "b": 70},
+                       "legend": {"orientation": "h", "x": 1.0, "xanchor": "right", "y": -48 / paper,
+                                  "yanchor": "top"}})
+        layout["coloraxis"]["colorbar"] = _h_colorbar(0.0, 1.0, "iv") | {"y": feet[0], "ypad": 0, "nticks": 4}
+        layout["coloraxis2"]["colorbar"] = _h_colorbar(0.0, 1.0, "sd") | {"y": feet[1], "ypad": 0, "nticks": 4}
     return go.Figure({"data": data, "layout": layout})
 
 

@@ -55,6 +55,20 @@ def traces(figure: dict, kind: str) -> list:
     return [t for t in figure["data"] if t.get("type") == kind]
 
 
+def same_content(wide: dict, narrow: dict) -> bool:
+    """A panel grid and its stacked twin (ui.narrow) draw the same traces (but for their axes), the
+    same panel titles and the same colour scales (but for where the colour bars sit)."""
+    def traces_of(fig):
+        return [{k: v for k, v in t.items() if k not in ("xaxis", "yaxis")} for t in fig["data"]]
+
+    def scales(fig):
+        return {k: {a: b for a, b in v.items() if a != "colorbar"} | {"bar": v.get("colorbar", {}).get("title", {}).get("text")}
+                for k, v in fig["layout"].items() if k.startswith("coloraxis")}
+
+    return (traces_of(wide) == traces_of(narrow) and panel_titles(wide) == panel_titles(narrow)
+            and scales(wide) == scales(narrow))
+
+
 def panel_titles(figure: dict) -> list:
     return [a["text"].replace("<b>", "").replace("</b>", "").replace("<br>", " ")
             for a in figure["layout"].get("annotations", [])]
@@ -100,7 +114,11 @@ def test_explorer_first_load_is_an_adversarial_sabr_event_surface():
     assert at.radio(key="arbitrage").value == "default"
     assert at.radio(key="arbitrage").options[0] == "method default (calendar; full for Best)"
     figs = charts(at)
-    assert set(figs) == {"surface_grid", "stale_grid", "smile", "term", "g_grid"}
+    # Each panel grid twice, side by side and stacked for a phone (ui.narrow, issue 12): the same traces.
+    assert set(figs) == {"surface_grid", "stale_grid", "smile", "term", "g_grid", "surface_grid_narrow",
+                         "stale_grid_narrow", "g_grid_narrow"}
+    for key in ("surface_grid", "stale_grid", "g_grid"):
+        assert same_content(figs[key], figs[f"{key}_narrow"]), key
     grid = figs["surface_grid"]
     titles = panel_titles(grid)
     assert titles[:3] == ["Truth", "Quotes 28 of 221", "Quote noise |quote − truth|"]
@@ -472,7 +490,10 @@ def test_diagnostics_every_figure_for_every_cell():
         at.selectbox(key="diag_cell").set_value(index).run()
         assert_clean(at)
         figs = charts(at)
-        assert set(figs) == {"reliability", "err_sd", "g_maps", "calendar_maps", "roc"}
+        assert set(figs) == {"reliability", "err_sd", "g_maps", "calendar_maps", "roc", "g_maps_narrow",
+                             "calendar_maps_narrow"}
+        assert same_content(figs["g_maps"], figs["g_maps_narrow"])
+        assert same_content(figs["calendar_maps"], figs["calendar_maps_narrow"])
         cell = result["cells"][index]
         details = cell["details"]
         for m in ("cnn", "best"):   # every method with an sd

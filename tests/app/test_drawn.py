@@ -59,7 +59,8 @@ def view():
                                  noise_bp=d["noise_bp"])
 
 
-@pytest.mark.parametrize("name", ["surface_grid", "g_grid", "smile", "term", "stale_grid", "surface_3d"])
+@pytest.mark.parametrize("name", ["surface_grid", "g_grid", "smile", "term", "stale_grid", "surface_3d",
+                                  "surface_grid_narrow", "g_grid_narrow", "stale_grid_narrow"])
 def test_drawn_figures_send_what_a_checked_figure_sends(view, name, monkeypatch):
     shown, every = list(view.methods), list(core.METHODS)
     build = {"surface_grid": lambda: figures.surface_grid(view, shown, every),
@@ -68,7 +69,11 @@ def test_drawn_figures_send_what_a_checked_figure_sends(view, name, monkeypatch)
              "term": lambda: figures.slice_figure(view.term_structure(view.default_term_index()), "T", "t", shown,
                                                   every, dark=True),
              "stale_grid": lambda: figures.stale_grid(view, ["best"], explore.STALE_FLAG_LLR),
-             "surface_3d": lambda: figures.surface_3d(view, "best")}[name]
+             "surface_3d": lambda: figures.surface_3d(view, "best"),
+             # the stacked twins a phone shows (ui.narrow, issue 12)
+             "surface_grid_narrow": lambda: figures.surface_grid(view, shown, every, narrow=True),
+             "g_grid_narrow": lambda: figures.g_grid(view, shown, narrow=True),
+             "stale_grid_narrow": lambda: figures.stale_grid(view, ["best"], explore.STALE_FLAG_LLR, narrow=True)}[name]
     monkeypatch.setattr(figures, "VALIDATE", False)
     drawn = build()
     assert isinstance(drawn, figures._Drawn)

@@ -1,5 +1,6 @@
 """Issue 12: every page, Your quotes included, at 1600, 1280 and 400 px, in light and dark mode, in
 headless Chromium: nothing overflows its column, no two panel titles overlap (DOM bounding boxes),
+every heatmap panel is at least MIN_PANEL_PX wide (at 400 px, ui.narrow's stacked twins),
 no two colour bars of a figure overlap and none is too short to read, table headers show whole,
 and the smiles' truth line and quote markers stand out from the page's background."""
 import time
@@ -17,6 +18,7 @@ from ui.style import (
 )
 from tools.browser import (
     MIN_CHARTS,
+    MIN_PANEL_PX,
     TITLES,
     chromium,
     header_widths,
@@ -32,6 +34,9 @@ from tools.browser import (
 pytestmark = BROWSER_MARKS
 MIN_CONTRAST = 3.0   # WCAG's minimum for graphics against their background
 FLAGGED_WIDTHS = dict(FLAGGED_COLUMNS.values())   # header label -> its column's width (px)
+# The heatmap grids each page draws (st-key of the figure in view at 400 px: ui.narrow's stacked twin).
+HEATMAP_GRIDS = {"explorer": {"surface_grid", "stale_grid", "g_grid"}, "quotes": {"quotes_grid"},
+                 "diagnostics": {"g_maps", "calendar_maps"}}
 
 
 def test_every_page_at_every_width_and_scheme(tmp_path):
@@ -52,8 +57,15 @@ def test_every_page_at_every_width_and_scheme(tmp_path):
                 if width >= 1280:   # a phone scrolls wide tables; a laptop should not need to
                     problems += [f"{where}: columns out of view in {x}" for x in found["hidden_columns"]]
                 problems += [f"{where}: {x}" for x in found["colorbar_problems"]]
+                # Issue 12: at 400 px three to six heatmaps side by side were 58-94 px slivers.
+                problems += [f"{where}: heatmap panel {subplot} of {key} is {w:.0f} px wide"
+                             for key, subplot, w, _ in found["heatmap_panels"] if w < MIN_PANEL_PX]
+                if width == 400 and name in HEATMAP_GRIDS:
+                    seen = {key.removeprefix("st-key-").removesuffix("_narrow") for key, *_ in found["heatmap_panels"]}
+                    problems += [f"{where}: no heatmap panel of {g} in view" for g in HEATMAP_GRIDS[name] - seen]
                 if name == "quotes" and width == 400:   # issue 12: here the two bars sat on each other
-                    bars = [title for key, title, _, _ in found["colorbars"] if key == "st-key-quotes_grid"]
+                    bars = [title for key, title, _, _ in found["colorbars"]
+                            if key in ("st-key-quotes_grid", "st-key-quotes_grid_narrow")]
                     problems += [] if len(bars) >= 2 else [f"{where}: {len(bars)} colour bars found on the grid"]
                 if name == "explorer" and width == 1280:   # the scores table's headers show whole
                     headers = header_widths(driver)

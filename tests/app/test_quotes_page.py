@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.app.test_app import same_content
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "pages/4_quotes.py"
 pytestmark = pytest.mark.skipif(not (ROOT / "app.py").exists() or not (ROOT / "ui" / "style.py").exists(),
@@ -58,7 +60,8 @@ def test_iv_sample_loads_in_one_click_with_report_views_flags_and_downloads():
     assert m["outside the grid"] == f"{expected.report.n_outside:,}"
     figs = charts(at)
     assert set(figs) == {"quotes_grid", "quotes_smile", "quotes_term", "quotes_residuals", "quotes_fan", "quotes_atm",
-                         "quotes_density", "quotes_compare_smiles"}
+                         "quotes_density", "quotes_compare_smiles", "quotes_grid_narrow"}
+    assert same_content(figs["quotes_grid"], figs["quotes_grid_narrow"])   # stacked for a phone (issue 12)
     assert sum(t["type"] == "heatmap" and "wash" not in t["name"] for t in figs["quotes_grid"]["data"]) == 3
     names = [t.get("name") for t in figs["quotes_smile"]["data"]]
     # Best's band is its conformal one, as in the explorer (issue 12, item 7), not ± 2 sd.
