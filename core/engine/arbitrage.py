@@ -300,6 +300,25 @@ _DENSE_BELOW = 48         # batches smaller than this use LAPACK: less Python ov
 _PIVOTS = 12              # pivoting steps before the last slices go to _least_distance
 
 
+def _raise_singular(err, flag):
+    raise np.linalg.LinAlgError("Singular matrix")
+
+
+try:   # np.linalg.solve's own kernel: its Python wrapper costs as much as the small solves themselves
+    from numpy.linalg._umath_linalg import solve as _solve_gufunc
+except ImportError:   # pragma: no cover - a numpy without it: the public function, same numbers
+    _solve_gufunc = None
+
+
+def _dense_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.linalg.solve(a, b)`` for float64 stacks a (..., n, n), b (..., n, m), without its wrapper:
+    the same LAPACK gufunc under the same error state (LinAlgError on a singular matrix)."""
+    if _solve_gufunc is None:
+        return np.linalg.solve(a, b)
+    with np.errstate(call=_raise_singular, invalid="call", over="ignore", divide="ignore", under="ignore"):
+        return _solve_gufunc(a, b, signature="dd->d")
+
+
 def _banded_solve(d0: np.ndarray, d1: np.ndarray, d2: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """Solve symmetric positive-definite pentadiagonal systems, batched, node-major.
 
@@ -312,7 +331,7 @@ def _banded_solve(d0: np.ndarray, d1: np.ndarray, d2: np.ndarray, rhs: np.ndarra
         mat[:, ::n + 1] = d0.T                             # flat positions of each band
         mat[:, 1:n * (n - 1):n + 1] = mat[:, n::n + 1] = d1.T
         mat[:, 2:n * (n - 2):n + 1] = mat[:, 2 * n::n + 1] = d2.T
-        return np.linalg.solve(mat.reshape(batch, n, n), rhs.T[:, :, None])[:, :, 0].T
+        return _dense_solve(mat.reshape(batch, n, n), rhs.T[:, :, None])[:, :, 0].T
     diag = np.empty_like(d0)
     l1 = np.zeros_like(d0)
     l2 = np.zeros_like(d0)
@@ -590,7 +609,11 @@ def calendar_exact_iv(w: np.ndarray) -> np.ndarray:
     w -> iv -> w round trip would otherwise lose the order: ``iv**2 * T`` is non-decreasing along T
     exactly in float64, the units the user receives (the plain round trip can lose an ulp or two)."""
     iv = w_to_iv(w)
-    for t in range(1, N_T):
+    w_back = iv**2 * T_GRID[:, None]                      # the same products as the loop's, all at once
+    low = np.any(w_back[..., 1:, :] < w_back[..., :-1, :], axis=tuple(range(iv.ndim - 2)) + (-1,))
+    if not low.any():                                     # the loop below would change nothing
+        return iv
+    for t in range(1 + int(np.argmax(low)), N_T):         # maturities before the first drop stay as they are
         before = iv[..., t - 1, :] ** 2 * T_GRID[t - 1]
         for _ in range(64):   # a few ulps suffice (iv^2 T rounds twice); the bound only guards the loop
             low = iv[..., t, :] ** 2 * T_GRID[t] < before
