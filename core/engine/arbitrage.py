@@ -613,13 +613,18 @@ def calendar_exact_iv(w: np.ndarray) -> np.ndarray:
     low = np.any(w_back[..., 1:, :] < w_back[..., :-1, :], axis=tuple(range(iv.ndim - 2)) + (-1,))
     if not low.any():                                     # the loop below would change nothing
         return iv
-    for t in range(1 + int(np.argmax(low)), N_T):         # maturities before the first drop stay as they are
+    dropped, nudged = low, False
+    for t in range(1 + int(np.argmax(dropped)), N_T):     # maturities before the first drop stay as they are
+        if not (nudged or dropped[t - 1]):                # iv[t - 1] and iv[t] as above: no drop here
+            continue
+        nudged = False
         before = iv[..., t - 1, :] ** 2 * T_GRID[t - 1]
         for _ in range(64):   # a few ulps suffice (iv^2 T rounds twice); the bound only guards the loop
             low = iv[..., t, :] ** 2 * T_GRID[t] < before
             if not low.any():
                 break
             iv[..., t, :] = np.where(low, np.nextafter(iv[..., t, :], np.inf), iv[..., t, :])
+            nudged = True
     return iv
 
 
