@@ -63,7 +63,11 @@ def calendar_project(w: np.ndarray) -> np.ndarray:
     In: total variance (..., 13, 17). Out: same shape, non-decreasing in T at every k.
     The cumulative max is the smallest calendar-free surface above the input.
     """
-    w = _as_surfaces(w)
+    return _calendar(_as_surfaces(w))
+
+
+def _calendar(w: np.ndarray) -> np.ndarray:
+    """calendar_project of checked float64 surfaces (no input check: callers inside this module)."""
     return np.maximum.accumulate(np.maximum(w, W_FLOOR), axis=-2)
 
 
@@ -568,7 +572,7 @@ def surfaces_pass(w: np.ndarray) -> np.ndarray:
 
 def _full_project(w: np.ndarray) -> np.ndarray:
     """Calendar- and butterfly-free surfaces (..., 13, 17) from finite total variance."""
-    out = calendar_project(w).reshape(-1, N_T, N_K)
+    out = _calendar(w).reshape(-1, N_T, N_K)          # w: checked by project()
     todo = np.arange(out.shape[0])
     for _ in range(_FULL_ROUNDS):
         # The cummax keeps price convexity (a pointwise max of convex, decreasing call curves is
@@ -576,7 +580,7 @@ def _full_project(w: np.ndarray) -> np.ndarray:
         # may lower a node below the maturity before it: alternate until both hold. Only the
         # slices the cummax moved need checking again; its output is calendar-free.
         before = butterfly_project(out[todo])
-        after = calendar_project(before)
+        after = _calendar(before)
         out[todo] = after
         moved = np.any(after != before, axis=-1)           # (n, 13)
         ok = np.ones(todo.size, dtype=bool)
