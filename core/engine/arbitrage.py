@@ -259,10 +259,13 @@ def _g_jac(s: np.ndarray) -> np.ndarray:
     u = 1.0 - k * wp / (2.0 * b)
     dg_dwp = -(k / b) * u - 0.5 * wp * (1.0 / b + 0.25)
     dg_db = np.where(w[1:-1] > 1e-6, u * k * wp / (b * b) + wp * wp / (4.0 * b * b), 0.0)
-    jac = np.stack([(1.0 / DK - dg_dwp) / (2.0 * DK),          # dg/dw at i-1, i, i+1 ...
-                    dg_db - 1.0 / (DK * DK),
-                    (1.0 / DK + dg_dwp) / (2.0 * DK)], axis=1)
-    jac *= 2.0 * np.stack([s[:-2], s[1:-1], s[2:]], axis=1)  # ... times dw/ds = 2 s
+    jac = np.empty((N_K - 2, 3) + s.shape[1:])               # (np.stack's numbers, without its overhead)
+    jac[:, 0] = (1.0 / DK - dg_dwp) / (2.0 * DK)               # dg/dw at i-1, i, i+1 ...
+    jac[:, 1] = dg_db - 1.0 / (DK * DK)
+    jac[:, 2] = (1.0 / DK + dg_dwp) / (2.0 * DK)
+    jac[:, 0] *= 2.0 * s[:-2]                                  # ... times dw/ds = 2 s
+    jac[:, 1] *= 2.0 * s[1:-1]
+    jac[:, 2] *= 2.0 * s[2:]
     return jac
 
 
@@ -400,7 +403,10 @@ def _least_change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     spare = np.full(b.shape[1], 3)                         # full swaps allowed without progress
     rows = np.arange(b.shape[0])[:, None]
     for _ in range(_PIVOTS):
-        c0, c1, c2, cb = q0[:, act], q1[:, act], q2[:, act], b[:, act]
+        if act.size == b.shape[1]:                         # every slice still pivoting: no copies
+            c0, c1, c2, cb = q0, q1, q2, b
+        else:
+            c0, c1, c2, cb = q0[:, act], q1[:, act], q2[:, act], b[:, act]
         m = _banded_solve(np.where(free, c0, 1.0), np.where(free[:-1] & free[1:], c1, 0.0),
                           np.where(free[:-2] & free[2:], c2, 0.0), np.where(free, cb, 0.0))
         mu[:, act] = m
@@ -412,12 +418,14 @@ def _least_change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         infeasible = np.where(free, m < 0.0, slack < 0.0)
         count = infeasible.sum(axis=0)
         going = count > 0
-        act, free, infeasible, count = act[going], free[:, going], infeasible[:, going], count[going]
+        if not going.all():
+            act, free, infeasible, count = act[going], free[:, going], infeasible[:, going], count[going]
+            best, spare = best[going], spare[going]
         if act.size == 0:
             break
-        progress = count < best[going]
-        best = np.where(progress, count, best[going])
-        spare = np.where(progress, 3, spare[going] - 1)
+        progress = count < best
+        best = np.where(progress, count, best)
+        spare = np.where(progress, 3, spare - 1)
         last = np.where(infeasible, rows, -1).max(axis=0)
         free = free ^ np.where(spare >= 0, infeasible, rows == last)
     y = _stencil_transpose(a, np.maximum(mu, 0.0))
