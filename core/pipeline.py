@@ -136,7 +136,7 @@ def run(repairer: Repairer, w_obs: np.ndarray, observed: np.ndarray, mode: str |
 def w_observed(iv_obs: np.ndarray) -> tuple:
     """(w_obs, observed) from quoted vols with NaN where missing (w_obs is 0 off the mask)."""
     observed = np.isfinite(iv_obs)
-    return np.where(observed, iv_to_w(np.nan_to_num(iv_obs, nan=1.0)), 0.0), observed
+    return np.where(observed, iv_to_w(np.where(observed, iv_obs, 1.0)), 0.0), observed
 
 
 def _where(index: tuple) -> str:

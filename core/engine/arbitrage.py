@@ -63,7 +63,11 @@ def calendar_project(w: np.ndarray) -> np.ndarray:
     In: total variance (..., 13, 17). Out: same shape, non-decreasing in T at every k.
     The cumulative max is the smallest calendar-free surface above the input.
     """
-    w = _as_surfaces(w)
+    return _calendar(_as_surfaces(w))
+
+
+def _calendar(w: np.ndarray) -> np.ndarray:
+    """calendar_project of checked float64 surfaces (no input check: callers inside this module)."""
     return np.maximum.accumulate(np.maximum(w, W_FLOOR), axis=-2)
 
 
@@ -255,10 +259,13 @@ def _g_jac(s: np.ndarray) -> np.ndarray:
     u = 1.0 - k * wp / (2.0 * b)
     dg_dwp = -(k / b) * u - 0.5 * wp * (1.0 / b + 0.25)
     dg_db = np.where(w[1:-1] > 1e-6, u * k * wp / (b * b) + wp * wp / (4.0 * b * b), 0.0)
-    jac = np.stack([(1.0 / DK - dg_dwp) / (2.0 * DK),          # dg/dw at i-1, i, i+1 ...
-                    dg_db - 1.0 / (DK * DK),
-                    (1.0 / DK + dg_dwp) / (2.0 * DK)], axis=1)
-    jac *= 2.0 * np.stack([s[:-2], s[1:-1], s[2:]], axis=1)  # ... times dw/ds = 2 s
+    jac = np.empty((N_K - 2, 3) + s.shape[1:])               # (np.stack's numbers, without its overhead)
+    jac[:, 0] = (1.0 / DK - dg_dwp) / (2.0 * DK)               # dg/dw at i-1, i, i+1 ...
+    jac[:, 1] = dg_db - 1.0 / (DK * DK)
+    jac[:, 2] = (1.0 / DK + dg_dwp) / (2.0 * DK)
+    jac[:, 0] *= 2.0 * s[:-2]                                  # ... times dw/ds = 2 s
+    jac[:, 1] *= 2.0 * s[1:-1]
+    jac[:, 2] *= 2.0 * s[2:]
     return jac
 
 
@@ -300,6 +307,25 @@ _DENSE_BELOW = 48         # batches smaller than this use LAPACK: less Python ov
 _PIVOTS = 12              # pivoting steps before the last slices go to _least_distance
 
 
+def _raise_singular(err, flag):
+    raise np.linalg.LinAlgError("Singular matrix")
+
+
+try:   # np.linalg.solve's own kernel: its Python wrapper costs as much as the small solves themselves
+    from numpy.linalg._umath_linalg import solve as _solve_gufunc
+except ImportError:   # pragma: no cover - a numpy without it: the public function, same numbers
+    _solve_gufunc = None
+
+
+def _dense_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.linalg.solve(a, b)`` for float64 stacks a (..., n, n), b (..., n, m), without its wrapper:
+    the same LAPACK gufunc under the same error state (LinAlgError on a singular matrix)."""
+    if _solve_gufunc is None:
+        return np.linalg.solve(a, b)
+    with np.errstate(call=_raise_singular, invalid="call", over="ignore", divide="ignore", under="ignore"):
+        return _solve_gufunc(a, b, signature="dd->d")
+
+
 def _banded_solve(d0: np.ndarray, d1: np.ndarray, d2: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """Solve symmetric positive-definite pentadiagonal systems, batched, node-major.
 
@@ -312,7 +338,7 @@ def _banded_solve(d0: np.ndarray, d1: np.ndarray, d2: np.ndarray, rhs: np.ndarra
         mat[:, ::n + 1] = d0.T                             # flat positions of each band
         mat[:, 1:n * (n - 1):n + 1] = mat[:, n::n + 1] = d1.T
         mat[:, 2:n * (n - 2):n + 1] = mat[:, 2 * n::n + 1] = d2.T
-        return np.linalg.solve(mat.reshape(batch, n, n), rhs.T[:, :, None])[:, :, 0].T
+        return _dense_solve(mat.reshape(batch, n, n), rhs.T[:, :, None])[:, :, 0].T
     diag = np.empty_like(d0)
     l1 = np.zeros_like(d0)
     l2 = np.zeros_like(d0)
@@ -377,7 +403,10 @@ def _least_change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     spare = np.full(b.shape[1], 3)                         # full swaps allowed without progress
     rows = np.arange(b.shape[0])[:, None]
     for _ in range(_PIVOTS):
-        c0, c1, c2, cb = q0[:, act], q1[:, act], q2[:, act], b[:, act]
+        if act.size == b.shape[1]:                         # every slice still pivoting: no copies
+            c0, c1, c2, cb = q0, q1, q2, b
+        else:
+            c0, c1, c2, cb = q0[:, act], q1[:, act], q2[:, act], b[:, act]
         m = _banded_solve(np.where(free, c0, 1.0), np.where(free[:-1] & free[1:], c1, 0.0),
                           np.where(free[:-2] & free[2:], c2, 0.0), np.where(free, cb, 0.0))
         mu[:, act] = m
@@ -389,12 +418,14 @@ def _least_change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         infeasible = np.where(free, m < 0.0, slack < 0.0)
         count = infeasible.sum(axis=0)
         going = count > 0
-        act, free, infeasible, count = act[going], free[:, going], infeasible[:, going], count[going]
+        if not going.all():
+            act, free, infeasible, count = act[going], free[:, going], infeasible[:, going], count[going]
+            best, spare = best[going], spare[going]
         if act.size == 0:
             break
-        progress = count < best[going]
-        best = np.where(progress, count, best[going])
-        spare = np.where(progress, 3, spare[going] - 1)
+        progress = count < best
+        best = np.where(progress, count, best)
+        spare = np.where(progress, 3, spare - 1)
         last = np.where(infeasible, rows, -1).max(axis=0)
         free = free ^ np.where(spare >= 0, infeasible, rows == last)
     y = _stencil_transpose(a, np.maximum(mu, 0.0))
@@ -549,7 +580,7 @@ def surfaces_pass(w: np.ndarray) -> np.ndarray:
 
 def _full_project(w: np.ndarray) -> np.ndarray:
     """Calendar- and butterfly-free surfaces (..., 13, 17) from finite total variance."""
-    out = calendar_project(w).reshape(-1, N_T, N_K)
+    out = _calendar(w).reshape(-1, N_T, N_K)          # w: checked by project()
     todo = np.arange(out.shape[0])
     for _ in range(_FULL_ROUNDS):
         # The cummax keeps price convexity (a pointwise max of convex, decreasing call curves is
@@ -557,7 +588,7 @@ def _full_project(w: np.ndarray) -> np.ndarray:
         # may lower a node below the maturity before it: alternate until both hold. Only the
         # slices the cummax moved need checking again; its output is calendar-free.
         before = butterfly_project(out[todo])
-        after = calendar_project(before)
+        after = _calendar(before)
         out[todo] = after
         moved = np.any(after != before, axis=-1)           # (n, 13)
         ok = np.ones(todo.size, dtype=bool)
@@ -590,13 +621,22 @@ def calendar_exact_iv(w: np.ndarray) -> np.ndarray:
     w -> iv -> w round trip would otherwise lose the order: ``iv**2 * T`` is non-decreasing along T
     exactly in float64, the units the user receives (the plain round trip can lose an ulp or two)."""
     iv = w_to_iv(w)
-    for t in range(1, N_T):
+    w_back = iv**2 * T_GRID[:, None]                      # the same products as the loop's, all at once
+    low = np.any(w_back[..., 1:, :] < w_back[..., :-1, :], axis=tuple(range(iv.ndim - 2)) + (-1,))
+    if not low.any():                                     # the loop below would change nothing
+        return iv
+    dropped, nudged = low, False
+    for t in range(1 + int(np.argmax(dropped)), N_T):     # maturities before the first drop stay as they are
+        if not (nudged or dropped[t - 1]):                # iv[t - 1] and iv[t] as above: no drop here
+            continue
+        nudged = False
         before = iv[..., t - 1, :] ** 2 * T_GRID[t - 1]
         for _ in range(64):   # a few ulps suffice (iv^2 T rounds twice); the bound only guards the loop
             low = iv[..., t, :] ** 2 * T_GRID[t] < before
             if not low.any():
                 break
             iv[..., t, :] = np.where(low, np.nextafter(iv[..., t, :], np.inf), iv[..., t, :])
+            nudged = True
     return iv
 
 

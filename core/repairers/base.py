@@ -70,7 +70,7 @@ class Repairer:
 def check_weights(weights) -> Path:
     """A weights option as a Path; ValueError unless it is a path (str or os.PathLike)."""
     if isinstance(weights, (str, Path)) and str(weights).strip():
-        return Path(weights)
+        return weights if isinstance(weights, Path) else Path(weights)
     raise ValueError(f"option weights must be a file path, got {type(weights).__name__} {weights!r:.60}")
 
 

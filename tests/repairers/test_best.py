@@ -177,3 +177,26 @@ def test_interval_of_a_result():
     low80, high80 = res.interval(0.8)
     assert (high80 - low80 < high - low).all()
     assert core.repair(iv_obs, "interp").interval(0.95) is None
+
+
+def test_few_surface_numpy_path_agrees_with_the_torch_posterior():
+    """run() on up to FEW_SURFACES surfaces takes posterior_few (NumPy, no outer products): the same
+    posterior as the batched torch path to float32 rounding, including the robust reweighting."""
+    from core.repairers.registry import get_repairer
+
+    prior = get_repairer("best").prior
+    n = 6
+    w = generate("sabr_event", n, FRESH + 40)
+    observed = make_masks("adversarial", n, FRESH + 40)
+    iv_obs = np.nan_to_num(observe(w, observed, FRESH + 40))
+    iv_obs[0][observed[0]] = np.where(np.arange(observed[0].sum()) == 3, 3.0, iv_obs[0][observed[0]])  # one wild quote
+    y = torch.from_numpy(iv_obs.reshape(n, -1).astype(np.float32))
+    m = torch.from_numpy(observed.reshape(n, -1).astype(np.float32))
+    ref = prior.robust_posterior(y, m)
+    assert float(prior.posterior(y, m)["loo_z"][0].abs().max()) > best.ROBUST_TRIGGER   # the robust path runs
+    few = prior.run(iv_obs, observed)
+    assert n <= best.FEW_SURFACES
+    np.testing.assert_allclose(few["mean"].reshape(n, -1), ref["mean"].double().numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(few["sd"].reshape(n, -1), ref["sd"].double().numpy(), rtol=1e-2, atol=1e-5)
+    np.testing.assert_allclose(few["p"], ref["p"].double().numpy(), atol=1e-4)
+    np.testing.assert_allclose(few["stale"].reshape(n, -1), ref["stale"].double().numpy(), rtol=1e-4, atol=2e-3)
