@@ -47,7 +47,7 @@ class RealConfig:
     max_expiries: int | None = 12        # hidden expiries per chain (evenly spaced): SPX has 24 interior
                                          # ones; 12 keep the run within 10 minutes on 2 cores
     ah_draws: int | None = 3             # AH takes seconds per fit on a dense chain: 3 of the draws ...
-    ah_max_expiries: int | None = 6      # ... and 6 of the hidden expiries (evenly spaced), by default
+    ah_max_expiries: int | None = 4      # ... and 4 of the hidden expiries (evenly spaced), by default
     seed: int = 0
     methods: tuple = CHAIN_METHODS
     workers: int = 2
