@@ -27,6 +27,7 @@ CAL_FIT_MARGIN = 1e-3    # the fit aims each slice's w this share below the next
 CAL_CHECK_MARGIN = 1e-9  # ... and the re-check demands at least this share (strict order)
 W_FLOOR = 1e-8           # lowest total variance of any slice
 MIN_IV = 0.02            # the fits hold every slice at or above this implied vol on the dense set
+N_RETRY = 481            # penalty points of the refit a slice gets before it falls back (``_slice``)
 
 
 def dense_k(k_lo: float, k_hi: float, n: int) -> np.ndarray:
@@ -70,14 +71,16 @@ def _warm_start(warm, T_i: float):
 
 
 def build_surface(T, k, iv, weight=None, method: str = "", sd_fn=None, k_bounds=None,
-                  warm: SliceSurface | None = None, n_retry: int = 0) -> SliceSurface:
+                  warm: SliceSurface | None = None, n_retry: int = N_RETRY) -> SliceSurface:
     """An arbitrage-free surface through values iv (decimal vol) at nodes (T years, k = ln K/F).
 
     weight: optional per-node weight of the misfit (default 1). k_bounds: optional (m, 2) quoted k
     range per expiry (default: the nodes' own range). warm: a surface fitted to similar data (e.g.
     the whole chain, when refitting with quotes held out); its slices are the starting points and
-    each is only briefly polished, which is many times faster. n_retry: see ``_slice`` (0, the
-    default, falls back at once). Needs at least one finite node.
+    each is only briefly polished, which is many times faster. n_retry: see ``_slice`` (0 falls
+    back at once: a narrow 7-day smile that dips below g = 0 between the penalty points then
+    becomes a mix slice 3 vol points off its quotes, as on SPY 2026-08-21 for a grid method's
+    output). Needs at least one finite node.
     """
     T = np.asarray(T, np.float64).ravel()
     k = np.asarray(k, np.float64).ravel()

@@ -35,7 +35,6 @@ from core.engine.conformal import Z80, Z95, ConformalCalibrator
 INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95)   # levels the chain's own LOO scores calibrate (half_width)
 
 SMOOTHER = (2.0, 4.0)      # length-scale multiples tried when a slice's correction breaks butterfly
-N_RETRY = 481              # penalty points of the refit before a slice falls back (core.chain.build)
 MIN_QUOTES_GP = 3          # an expiry with fewer quotes keeps its bare SVI slice
 
 
@@ -111,7 +110,7 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         T_b, k_b, iv_b = (np.r_[a, b] for a, b in zip((T_b, k_b, iv_b), extra))
         wt_b = np.r_[wt_b, np.ones(extra[0].size)]
     backbone = build_surface(T_b, k_b, iv_b, weight=wt_b, method=method,
-                             warm=getattr(warm, "backbone", warm), n_retry=N_RETRY)
+                             warm=getattr(warm, "backbone", warm))
     r_iv = quotes.iv - backbone.iv(quotes.T, quotes.k)
     known = np.isfinite(quotes.iv_bid) & np.isfinite(quotes.iv_ask) & (quotes.iv_ask > quotes.iv_bid)
     has_spread = bool(known.any())
