@@ -28,10 +28,10 @@ def test_protocol_masks(small_chain):
     assert len(exp) == small_chain.expiries.size - 2
     assert not any(m[small_chain.slice(0)].any() or m[small_chain.slice(small_chain.expiries.size - 1)].any() for m in exp)
     assert len(expiry_masks(small_chain, 2)) == 2
-    # by default at most RealConfig.max_expiries hidden expiries; the command's 0 means all
+    # by default every interior expiry is hidden in turn (the command's 0 means all as well)
     from core.evaluation.real import build_parser
 
-    assert RealConfig().max_expiries == build_parser().parse_args(["--real", "x"]).max_expiries == 12
+    assert RealConfig().max_expiries is None and build_parser().parse_args(["--real", "x"]).max_expiries is None
 
 
 def test_run_on_one_small_chain(tmp_path, small_frame):
