@@ -202,26 +202,31 @@ class SliceSurface:
         T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
         return np.asarray(self.sd_fn(T, k), np.float64)
 
-    def quote_iv(self, T, k) -> np.ndarray:
-        """The predicted quote at (T, k): the surface's iv plus the method's quote offset where it
-        fits one (svi_gp: the put-call step at the forward, a jump in the quotes that an
-        arbitrage-free surface cannot carry); the surface's iv otherwise. Held-out quotes are
-        scored against it; ``sd`` and ``half_width`` are around it."""
-        iv = self.iv(T, k)
-        return iv if self.quote_offset_fn is None else iv + self.quote_offset_fn(T, k)
+    def quote_offset(self, T, k) -> np.ndarray:
+        """The method's quote offset at (T, k) in vol, 0 where it fits none (svi_gp: the put-call
+        step at the forward, a jump in the quotes that an arbitrage-free surface cannot carry)."""
+        if self.quote_offset_fn is None:
+            return np.zeros(np.broadcast(np.asarray(T), np.asarray(k)).shape)
+        return np.asarray(self.quote_offset_fn(T, k), np.float64)
 
-    def half_width(self, T, k, level: float) -> np.ndarray | None:
-        """Half-width (vol) of the central ``level`` interval at (T, k): the calibrator's quantile
-        of |error| / sd at that level times sd, where one was fitted for the level (a heavy-tailed
-        error needs a wider multiple at 95 % than at 80 %: one Gaussian sd cannot cover both);
-        else the Gaussian z times sd. None without an sd."""
-        sd = self.sd(T, k)
-        if sd is None:
-            return None
+    def quote_iv(self, T, k) -> np.ndarray:
+        """The predicted quote at (T, k): the surface's iv plus ``quote_offset``. Held-out quotes
+        are scored against it; ``sd`` and ``half_width`` are around it."""
+        return self.iv(T, k) + self.quote_offset(T, k)
+
+    def level_multiple(self, level: float) -> float:
+        """q with half-width = q x sd for the central ``level`` interval: the calibrator's quantile
+        of |error| / sd where one was fitted for the level (a heavy-tailed error needs a wider
+        multiple at 95 % than at 80 %: one Gaussian sd cannot cover both); else the Gaussian z."""
         cal = self.calibrator
         if cal is not None and float(level) in cal.levels:
-            return sd * cal.multiplier(level)
-        return sd * float(ndtri(0.5 + 0.5 * float(level)))
+            return float(cal.multiplier(level))
+        return float(ndtri(0.5 + 0.5 * float(level)))
+
+    def half_width(self, T, k, level: float) -> np.ndarray | None:
+        """Half-width (vol) of the central ``level`` interval at (T, k); None without an sd."""
+        sd = self.sd(T, k)
+        return None if sd is None else sd * self.level_multiple(level)
 
     def k_range(self, T) -> tuple:
         """(lowest, highest) quoted k at T: linear in T between expiries, flat outside."""
@@ -282,6 +287,9 @@ class FunctionSurface:
 
     def quote_iv(self, T, k) -> np.ndarray:
         return self.iv(T, k)
+
+    def quote_offset(self, T, k) -> np.ndarray:
+        return np.zeros(np.broadcast(np.asarray(T), np.asarray(k)).shape)
 
     def call(self, T, k) -> np.ndarray:
         w = self.w(T, k)

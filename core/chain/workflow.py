@@ -103,11 +103,11 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
     flag = np.zeros(len(table), bool)
     if ok.any():
         iv_rep[ok] = surface.iv(T_all[ok], k_all[ok])
-        iv_quote[ok] = surface.quote_iv(T_all[ok], k_all[ok])
+        iv_quote[ok] = iv_rep[ok] + surface.quote_offset(T_all[ok], k_all[ok])   # quote_iv, priced once
         sd = surface.sd(T_all[ok], k_all[ok])
         if sd is not None:
             sd_rep[ok] = sd
-            hw_rep[ok] = surface.half_width(T_all[ok], k_all[ok], 0.95)
+            hw_rep[ok] = sd * surface.level_multiple(0.95)
         flag[ok] = surface.extrapolated(T_all[ok], k_all[ok])
     qt = table.copy()
     qt["iv_repaired"] = iv_rep

@@ -12,8 +12,9 @@ Scores per chain x protocol x method: held-out RMSE in vol of the method's quote
 (``quote_iv``: the surface, plus svi_gp's fitted put-call offset) and of the bare surface (mean
 and standard error over draws or hidden expiries), the share of held-out predictions inside the
 quote's bid-ask vol range (where the quote has one), dense-check violations
-(core.engine.dense_check, summed over fits) and seconds per fit. Every fit is cold: a warm start from an earlier draw's surface would carry quotes
-that this draw hides (held-out information leaking into the start). JSON out, tables printed.
+(core.engine.dense_check, summed over fits) and seconds per fit. Every fit is cold: a warm start
+from an earlier draw's surface would carry quotes that this draw hides (held-out information
+leaking into the start). JSON out, tables printed.
 """
 from __future__ import annotations
 
@@ -107,19 +108,18 @@ def score_fit(method, chain: ChainQuotes, hide: np.ndarray, n_strikes: int) -> t
     # the method's prediction of each hidden quote (the surface, plus a fitted quote offset where
     # the method has one: core.chain.surface.SliceSurface.quote_iv); the bare surface's own error
     # is kept beside it, so a quote model never hides how far the surface itself is
-    pred = surface.quote_iv(test.T, test.k)
+    iv_surface = surface.iv(test.T, test.k)
+    pred = iv_surface + surface.quote_offset(test.T, test.k)    # = quote_iv, the surface priced once
     err = pred - test.iv
-    surface_err = surface.iv(test.T, test.k) - test.iv
+    surface_err = iv_surface - test.iv
     known = np.isfinite(test.iv_bid) & np.isfinite(test.iv_ask)
     inside = (pred >= test.iv_bid) & (pred <= test.iv_ask)
     report = dense_check(surface, n_strikes)
     # interval coverage of the held-out quotes, for methods with a predictive sd: each level's own
     # interval (the surface's half_width: calibrated per level where the method calibrates it)
-    cover = {}
-    for key, level in (("cov80", 0.8), ("cov95", 0.95)):
-        half = surface.half_width(test.T, test.k, level)
-        if half is not None:
-            cover[key] = float(np.mean(np.abs(err) <= half))
+    sd = surface.sd(test.T, test.k)
+    cover = {} if sd is None else {key: float(np.mean(np.abs(err) <= sd * surface.level_multiple(level)))
+                                   for key, level in (("cov80", 0.8), ("cov95", 0.95))}
     return {"rmse": float(np.sqrt(np.mean(err**2))), "surface_rmse": float(np.sqrt(np.mean(surface_err**2))),
             "n_hidden": int(hide.sum()), **cover,
             "inside": float(inside[known].mean()) if known.any() else None, "n_known": int(known.sum()),
