@@ -164,7 +164,10 @@ def run_chain(chain: Chain, options: Options, root: str) -> dict:
             row.update(repair_chain(chain, options, staging))
         except (ValueError, WeightsError) as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
+            # no parents: when a newer run cleared root/_tmp under this (interrupted, orphaned)
+            # task, its write error is not the chain's fault; FileNotFoundError makes it an
+            # "error" (not recorded) instead of a "failed" marker that a rerun would trust
+            staging.mkdir()
             row.update(status="failed", reason=_one_line(exc))
         row.update(seconds=time.perf_counter() - start, method=options.method, source=chain.label,
                    worker=_worker_name())

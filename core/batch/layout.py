@@ -106,6 +106,8 @@ def commit(root: Path, keys: dict, staging: Path, row: dict, schema, options: di
     removed so the tables never hold outputs that its summary row does not describe.
     """
     root, rel = Path(root), partition_path(keys)
+    if not Path(staging).is_dir():   # a newer run cleared root/_tmp: these outputs may be partial
+        raise FileNotFoundError(f"staging folder {staging} is gone")
     _marker_path(root, rel).unlink(missing_ok=True)      # first: no old marker may vouch for new files
     files = {}
     written = set()

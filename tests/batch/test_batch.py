@@ -289,3 +289,35 @@ def test_chain_mode_equals_repair_chain(tmp_path, thread_client):
         repair_dataset(folder, tmp_path / "o2", chain=True, arbitrage="full", client=thread_client, progress=False)
     with pytest.raises(ValueError, match="add --chain"):
         repair_dataset(folder, tmp_path / "o3", "svi_fit", client=thread_client, progress=False)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["after-write", "bad-input"])
+def test_a_chain_whose_staging_a_newer_run_cleared_is_an_error_not_a_recorded_result(
+        chains, reference, tmp_path, monkeypatch, fails):
+    """An interrupted run's orphaned task (threads keep running after a cancel) loses its staging
+    folder when the next run clears root/_tmp; it must not commit a marker the rerun would trust."""
+    import core.batch.chain as batch_chain
+    from core.batch.chain import Options, run_chain
+    from core.batch.inputs import Chain
+    from core.batch.layout import clear_staging
+    from core.quotes.workflow import DEFAULT_METHOD
+
+    name = "bad_few.csv" if fails else "c00.csv"
+    chain, options, out = Chain({"chain": name}, str(chains / name)), Options(DEFAULT_METHOD, stale=False), tmp_path / "out"
+    real = batch_chain.repair_chain
+
+    def cleared_meanwhile(chain, options, staging):
+        if fails:                       # what the next run does first: before the read fails here,
+            clear_staging(out)
+            return real(chain, options, staging)
+        row = real(chain, options, staging)
+        clear_staging(out)              # here after the outputs were staged, before the commit
+        return row
+
+    monkeypatch.setattr(batch_chain, "repair_chain", cleared_meanwhile)
+    row = run_chain(chain, options, str(out))
+    assert row["status"] == "error", row["reason"]
+    assert completed_row(out, chain.keys, options.as_dict()) is None
+    monkeypatch.setattr(batch_chain, "repair_chain", real)
+    row = run_chain(chain, options, str(out))
+    assert row["status"] == reference[name][0] and completed_row(out, chain.keys, options.as_dict()) == row
