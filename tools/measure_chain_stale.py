@@ -1,12 +1,15 @@
 """Measure the chain stale flags (core.chain.stale) on real chains and synthetic chains.
 
-    python tools/measure_chain_stale.py [--real DIR] [--draws 20] [--synthetic 3] [--speed 50000 200000]
+    python tools/measure_chain_stale.py [--real DIR] [--draws 20] [--synthetic 3] [--matrices 2]
+                                        [--method svi_gp | --bare] [--speed 50000 200000]
 
-Per chain: n quotes, the share flagged on the chain as it is ("clean"), then over ``draws`` seeded
+Scores as the chain workflow computes them (``repair --chain``): after the ``--method`` surface fitted
+to the chain as scored (the moved one included). Per chain: n quotes, the share flagged on the chain as it is ("clean"), then over ``draws`` seeded
 draws of moving MOVE_FRACTION of its quotes by MOVE_BP (uniform, random sign): the AUC of |score|
 (moved vs not moved) and the share of moved quotes flagged, mean +- standard error over draws.
 Synthetic rows are clean chains from core.synth.chains (spreads three times the mid noise) with the same planted
-moves. VALIDATION names the real chains the threshold was checked on; the others are held out.
+moves, and synthetic published matrices (core.synth.chains.make_matrix: 13 strikes shared by 8 expiries, no
+bid/ask, roughness noise; "sparse" drops a quarter of the nodes). VALIDATION names the real chains the threshold was checked on; the others are held out.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.chain.stale import FLAG_Z, stale_scores  # noqa: E402
 from core.chain.types import ChainQuotes  # noqa: E402
 from core.chain.workflow import read_chain  # noqa: E402
+from core.settings import apply_thread_policy  # noqa: E402
 
 MOVE_FRACTION = 0.05
 MOVE_BP = (50.0, 110.0)
@@ -61,15 +65,25 @@ def moved(chain: ChainQuotes, rng) -> tuple:
     return replace(chain, iv=iv, iv_bid=chain.iv_bid + delta, iv_ask=chain.iv_ask + delta), hit
 
 
-def measure(chain: ChainQuotes, draws: int, seed: int) -> dict:
+def _scores(chain: ChainQuotes, method: str | None) -> tuple:
+    """stale_scores as the chain workflow calls them: after the ``method`` surface, fitted to the
+    chain as given (moves included); None scores the bare quotes."""
+    if method is None:
+        return stale_scores(chain)
+    from core.chain.methods import get_chain_method
+
+    return stale_scores(chain, get_chain_method(method).fit(chain))
+
+
+def measure(chain: ChainQuotes, draws: int, seed: int, method: str | None = None) -> dict:
     t0 = time.perf_counter()
-    _, flag = stale_scores(chain)
+    _, flag = _scores(chain, method)
     seconds = time.perf_counter() - t0
     aucs, caught = [], []
     rng = np.random.default_rng(seed)
     for _ in range(draws):
         bad, hit = moved(chain, rng)
-        score, flag_bad = stale_scores(bad)
+        score, flag_bad = _scores(bad, method)
         a = np.abs(score)
         aucs.append(auc(a[hit], a[~hit]))
         caught.append(flag_bad[hit].mean())
@@ -94,8 +108,17 @@ def synthetic_chain(family: str, seed: int) -> ChainQuotes:
                        forward=df["forward"], discount=df["discount"], weight=np.ones(len(df)))
 
 
-def speed(rows: int) -> tuple:
-    """Seconds to score a synthetic chain of about ``rows`` quotes (a finer strike ladder), and its n."""
+def synthetic_matrix(family: str, seed: int, keep: float = 1.0) -> ChainQuotes:
+    from core.synth.chains import make_matrix, surface_function
+
+    df = make_matrix(surface_function(family, 800 + seed), seed=seed, keep=keep)
+    return ChainQuotes(T=df["T"], k=df["k"], iv=df["iv"], iv_bid=df["bid"], iv_ask=df["ask"],
+                       forward=df["forward"], discount=df["discount"], weight=np.ones(len(df)))
+
+
+def speed(rows: int, spreads: bool = True) -> tuple:
+    """Seconds to score a synthetic chain of about ``rows`` quotes (a finer strike ladder), and its n;
+    ``spreads`` False drops its bid/ask (the no-spread path)."""
     from core.synth.chains import ChainSpec, make_chain, surface_function
 
     base = 1453                                   # rows of the default spec's chain
@@ -103,6 +126,8 @@ def speed(rows: int) -> tuple:
     df = make_chain(surface_function("ssvi", 1), spec, seed=1)
     chain = ChainQuotes(T=df["T"], k=df["k"], iv=df["iv"], iv_bid=df["bid"], iv_ask=df["ask"],
                         forward=df["forward"], discount=df["discount"], weight=np.ones(len(df)))
+    if not spreads:
+        chain = replace(chain, iv_bid=np.full(len(chain), np.nan), iv_ask=np.full(len(chain), np.nan))
     t0 = time.perf_counter()
     stale_scores(chain)
     return time.perf_counter() - t0, len(chain)
@@ -113,19 +138,32 @@ def main(argv=None) -> int:
     ap.add_argument("--real", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "real"))
     ap.add_argument("--draws", type=int, default=20)
     ap.add_argument("--synthetic", type=int, default=3, help="synthetic chains per family")
+    ap.add_argument("--matrices", type=int, default=2, help="synthetic published matrices per family (and one sparse)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--speed", type=int, nargs="*", default=[], help="also time chains of these row counts")
+    ap.add_argument("--method", default="svi_gp",
+                    help="chain method whose surface the scores follow, as `repair --chain` (default svi_gp)")
+    ap.add_argument("--bare", action="store_true", help="score the bare quotes, no surface")
     args = ap.parse_args(argv)
+    apply_thread_policy()          # as the CLI: one BLAS thread (threaded BLAS on tiny fits is 10x slower under load)
+    method = None if args.bare else args.method
     for rows in args.speed:
         seconds, n = speed(rows)
-        print(f"speed: {n} rows scored in {seconds:.2f} s")
+        bare, _ = speed(rows, spreads=False)
+        print(f"speed: {n} rows scored in {seconds:.2f} s ({bare:.2f} s without bid/ask)")
     rows = []
     for path in sorted(Path(args.real).glob("*.csv")):
         split = "valid" if path.stem in VALIDATION else "held-out"
-        rows.append((f"{path.stem} ({split})", measure(read_chain(path), args.draws, args.seed)))
+        rows.append((f"{path.stem} ({split})", measure(read_chain(path), args.draws, args.seed, method)))
     for family in SYNTH_FAMILIES:
         for s in range(args.synthetic):
-            rows.append((f"synth {family} #{s}", measure(synthetic_chain(family, s), args.draws, args.seed)))
+            rows.append((f"synth {family} #{s}", measure(synthetic_chain(family, s), args.draws, args.seed, method)))
+    for family in SYNTH_FAMILIES:
+        for s in range(args.matrices):
+            rows.append((f"matrix {family} #{s}", measure(synthetic_matrix(family, s), args.draws, args.seed, method)))
+        if args.matrices:
+            rows.append((f"matrix {family} #0 sparse", measure(synthetic_matrix(family, 0, 0.75), args.draws, args.seed, method)))
+    print(f"scores after the {method} surface" if method else "scores of the bare quotes")
     print(f"flag: |score| > {FLAG_Z}; moves: {MOVE_FRACTION:.0%} of quotes by {MOVE_BP[0]:.0f}-{MOVE_BP[1]:.0f} bp, "
           f"{args.draws} draws (mean +- SE)")
     print(f"{'chain':34s} {'n':>6s} {'flagged % clean':>15s} {'AUC':>15s} {'caught %':>15s} {'s/score':>8s}")

@@ -10,5 +10,6 @@ ah          QuantLib's Andreasen-Huge interpolation on a chain
 methods     every method on a chain: svi_fit, ah and the grid methods, all ending in build_surface
 workflow    repair a quote file on its own domain: per-row values, query rows, dense export
 stale       stale_scores: per-quote leave-one-out stale score and flag, scaled by each quote's bid-ask
+            (chains without bid/ask: against own and adjacent expiries, noise from the chain)
 The dense arbitrage check is core.engine.dense_check; the benchmark is core.evaluation.real.
 """

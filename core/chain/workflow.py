@@ -28,6 +28,7 @@ from core.chain.methods import DEFAULT_CHAIN_METHOD, get_chain_method
 from core.chain.types import CHAIN_STATUSES, from_quoteset
 from core.engine.dense_check import N_STRIKES
 from core.quotes.read import as_quoteset
+from core.settings import ensure_thread_policy
 
 GRID_STRIKES = max(201, N_STRIKES)   # strikes per time of the dense export, which the dense check reuses
 
@@ -89,6 +90,7 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
                  stale: bool = True) -> ChainRepair:
     """Read (if needed) and repair a quote file on its own domain (``method`` default
     DEFAULT_CHAIN_METHOD); see the module doc."""
+    ensure_thread_policy()      # as core.repair: a threaded BLAS on tiny matrices is 10x slower under load
     method = method or DEFAULT_CHAIN_METHOD
     chain_method = get_chain_method(method)
     quotes = as_quoteset(source, name, valuation_date)
