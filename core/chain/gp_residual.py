@@ -184,20 +184,66 @@ def log_marginal(slices: list, amp: float, length: float, noise_mult: float = 1.
 HYPER_RECHECK = 1e-6    # relative margin of choose_hyper's exact re-evaluation (see there)
 
 
+_TRI_ROWS = 64            # row block of _unit
+
+
+def _unit(u: np.ndarray, length: float) -> np.ndarray:
+    """``_kernel(u, u, 1.0, length)`` bit for bit, from the exponentials of its lower triangle
+    only (row blocks up to the diagonal block), mirrored: the matrix is exactly symmetric, since
+    u_j - u_i = -(u_i - u_j) in floating point and the rest of each element's operations keep
+    that sign symmetry (1.0 * 1.0 * x == x). Half the exponentials, which were most of its time."""
+    u = np.asarray(u, np.float64)
+    n = u.shape[0]
+    out = np.empty((n, n))
+    for s in range(0, n, _TRI_ROWS):
+        e = min(s + _TRI_ROWS, n)
+        d = out[s:e, :e]
+        np.subtract(u[s:e, None], u[None, :e], out=d)
+        d /= length
+        q = np.multiply(-0.5, d)
+        q *= d
+        np.exp(q, out=d)
+    for s in range(0, n, _TRI_ROWS):
+        e = min(s + _TRI_ROWS, n)
+        out[s:e, e:] = out[e:, s:e].T
+    return out
+
+
 def _units(slices: list, length: float) -> list:
     """Per slice, the unit-amplitude kernel matrix at this length."""
-    return [_kernel(u, u, 1.0, length) for u, _, _ in slices]     # 1.0 * 1.0 * x == x
+    return [_unit(u, length) for u, _, _ in slices]
 
 
-def _exact_ll(slices: list, units: list, sides: list, amp: float, nz: float, step: float) -> float:
+def _screen_units(slices: list, lengths) -> dict:
+    """{length: per-slice unit kernels} for choose_hyper's screening only: the longest length's
+    exactly (``_units``), and a length half of one already there as that one's fourth power,
+    exp(-d^2 / (2 (l / 2)^2)) = exp(-d^2 / (2 l^2))^4, two squarings instead of an exponential per
+    element (a few 1e-14 relative off the exponentials, far inside choose_hyper's re-check margin);
+    any other length exactly."""
+    out = {}
+    for length in sorted(set(lengths), reverse=True):
+        twice = 2.0 * length
+        if twice in out:
+            sq = [np.multiply(x, x) for x in out[twice]]
+            out[length] = [np.multiply(x, x, out=x) for x in sq]
+        else:
+            out[length] = _units(slices, length)
+    return out
+
+
+def _exact_ll(slices: list, units: list, sides: list, amp: float, nz: float, step: float,
+              factors: list | None = None) -> float:
     """The log marginal likelihood (less constants) of one grid point, assembled in place: the
-    reference computation whose numbers choose_hyper's choice rests on."""
+    reference computation whose numbers choose_hyper's choice rests on. factors: a list that
+    receives each slice's Cholesky factor (the one fit_slice_gp would compute at this point)."""
     total = 0.0
     for (u, r, noise), unit, side in zip(slices, units, sides):
         K = np.multiply(amp * amp, unit)
         K += step * step * side
         K[np.diag_indices_from(K)] += (noise * nz) ** 2
         c = cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
+        if factors is not None:
+            factors.append(c)
         total += -0.5 * r @ cho_solve(c, r, check_finite=False) - np.log(np.diag(c[0])).sum()
     return float(total)
 
@@ -228,6 +274,11 @@ def _fast_lls(slices: list, units: list, side_vecs: list, amps, nz: float, steps
 
 
 def choose_hyper(slices: list, has_spread: bool) -> tuple:
+    """(amp, length, noise multiplier, step): see choose_hyper_and_factors."""
+    return choose_hyper_and_factors(slices, has_spread)[0]
+
+
+def choose_hyper_and_factors(slices: list, has_spread: bool) -> tuple:
     """(amp, length, noise multiplier, step) by marginal likelihood over the candidate grid (ties:
     the first in amp, length, noise, step order). Without bid-ask the slices' noise arrays are
     ones, scaled by the candidate noise.
@@ -236,7 +287,13 @@ def choose_hyper(slices: list, has_spread: bool) -> tuple:
     cost: every grid point is first scored by _fast_lls (one factorisation per amplitude, the step
     by a rank-one update), and only the points within HYPER_RECHECK (relative) of the best score,
     far above the two computations' difference, are scored again exactly and compared as before.
-    Where the fast scores are not all finite, every point is scored exactly."""
+    Where the fast scores are not all finite, every point is scored exactly. The screening builds
+    the kernel's exponentials once per length, the shorter lengths from the longer (_screen_units);
+    the exact scores use the exact ones.
+
+    Returns ((amp, length, noise multiplier, step), factors): factors are the slices' Cholesky
+    factors at the chosen point, as fit_slice_gp would compute them (the same matrix, assembled
+    by the same operations), so that it need not factorise again."""
     noises = (1.0,) if has_spread else NOISE_DEFAULTS_IV
     grid = [(amp, length, nz, step) for amp in AMPS_IV for length in LENGTHS_U for nz in noises for step in STEPS_IV]
     # the kernel's exponentials depend on the length only and the step's outer product on no
@@ -244,32 +301,38 @@ def choose_hyper(slices: list, has_spread: bool) -> tuple:
     # of the svi_gp fit's time, measured)
     side_vecs = [_side(u) for u, _, _ in slices]
     sides = [np.outer(s, s) for s in side_vecs]
-    units = {length: _units(slices, length) for length in LENGTHS_U}
+    screen = _screen_units(slices, LENGTHS_U)
     fast = {}
     for length in LENGTHS_U:
         for nz in noises:
-            for (amp, step), ll in _fast_lls(slices, units[length], side_vecs, AMPS_IV, nz, STEPS_IV).items():
+            for (amp, step), ll in _fast_lls(slices, screen[length], side_vecs, AMPS_IV, nz, STEPS_IV).items():
                 fast[(amp, length, nz, step)] = ll
+    del screen
     values = np.array([fast[h] for h in grid])
     if np.isfinite(values).all():
         top = float(values.max())
         near = [h for h in grid if fast[h] >= top - HYPER_RECHECK * (1.0 + abs(top))]
     else:
         near = grid
-    best, best_ll = None, -np.inf
+    units = {}
+    best, best_ll, best_factors = None, -np.inf, None
     for h in near:                      # grid order, so ties go to the first as before
         amp, length, nz, step = h
-        ll = _exact_ll(slices, units[length], sides, amp, nz, step)
+        if length not in units:
+            units[length] = _units(slices, length)
+        factors = []
+        ll = _exact_ll(slices, units[length], sides, amp, nz, step, factors)
         if ll > best_ll:
-            best, best_ll = h, ll
-    return best
+            best, best_ll, best_factors = h, ll, factors
+    return best, best_factors
 
 
 def fit_slice_gp(k, r_iv, noise_iv, sqrt_theta: float, amp: float, length: float, cfg: GPConfig,
-                 step: float = 0.0) -> SliceGP:
-    """The residual GP of one expiry: quotes at k with residuals r_iv and noise sd noise_iv (vol)."""
+                 step: float = 0.0, chol=None) -> SliceGP:
+    """The residual GP of one expiry: quotes at k with residuals r_iv and noise sd noise_iv (vol);
+    chol: the Cholesky factor of this GP's covariance when the caller has it (choose_hyper_and_factors)."""
     u = warp(np.asarray(k, np.float64) / sqrt_theta, cfg.z_warp)
-    c = _factor(u, noise_iv, amp, length, step)
+    c = _factor(u, noise_iv, amp, length, step) if chol is None else chol
     return SliceGP(u=u, alpha=cho_solve(c, r_iv), chol=c, amp=amp, length=length, z_warp=cfg.z_warp,
                    sqrt_theta=sqrt_theta, u_lo=float(u.min()), u_hi=float(u.max()), taper_u=cfg.taper_u,
                    noise_iv=noise_iv, step=step)

@@ -178,11 +178,12 @@ def _raw_scores(k, y, h, rows, windows, trust) -> np.ndarray:
     return (y[rows] - pred) / np.sqrt(u2)
 
 
-def stale_scores(quotes: ChainQuotes, surface=None) -> tuple:
+def stale_scores(quotes: ChainQuotes, surface=None, base=None) -> tuple:
     """Per-quote stale score and flag for a chain.
 
     In: ``quotes`` (ChainQuotes); optionally ``surface`` (a ChainSurface) whose quote_iv is subtracted
-    before the local fits. Out: ``(score, flag)``, both (n,) in the quotes' order. ``score`` is
+    before the local fits; ``base``: that quote_iv at the quotes when the caller already has it
+    (it is then not computed again; ignored without a surface). Out: ``(score, flag)``, both (n,) in the quotes' order. ``score`` is
     signed, in units of the quote's own uncertainty (positive: quote above its neighbours' fit),
     NaN where the expiry has fewer than MIN_NEIGHBOURS + 1 quotes; ``flag`` = |score| > FLAG_Z.
     """
@@ -196,7 +197,7 @@ def stale_scores(quotes: ChainQuotes, surface=None) -> tuple:
     if surface is not None:
         # the quote model (the surface plus a fitted put-call offset, where the method has one):
         # a put-call jump at the forward is not staleness, and no local fit follows a jump
-        base = np.asarray(surface.quote_iv(quotes.T, quotes.k), dtype=float)
+        base = np.asarray(surface.quote_iv(quotes.T, quotes.k) if base is None else base, dtype=float)
         if base.shape != y.shape or not np.isfinite(base).all():
             raise ValueError("stale_scores: the surface's quote_iv at the quotes is not finite")
         y = y - base

@@ -74,14 +74,19 @@ class ChainRepair:
         return lines + self.notes
 
 
-def _stale_columns(table: pd.DataFrame, chain, surface) -> tuple:
+def _stale_columns(table: pd.DataFrame, chain, surface, ok=None, iv_quote=None) -> tuple:
     """Chain stale scores (core.chain.stale) of ``chain`` (from_quoteset of ``table``: its rows with
-    status used or outside, in order) mapped back onto the table's rows."""
+    status used or outside, in order) mapped back onto the table's rows. ok, iv_quote: the rows the
+    quote table priced and their predicted quotes; when those rows are exactly the chain's, the
+    scores reuse them (the same points in one call: the same numbers) instead of pricing again."""
     from core.chain.stale import stale_scores
 
     rows = np.flatnonzero(table["status"].isin(CHAIN_STATUSES).to_numpy())
     score, flag = np.full(len(table), np.nan), np.zeros(len(table), bool)
-    score[rows], flag[rows] = stale_scores(chain, surface)
+    base = None
+    if ok is not None and iv_quote is not None and np.array_equal(np.flatnonzero(ok), rows):
+        base = iv_quote[rows]
+    score[rows], flag[rows] = stale_scores(chain, surface, base=base)
     return score, flag
 
 
@@ -119,7 +124,7 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
     qt.loc[query, "status"] = "query"
     qt.loc[query, "reason"] = "query: no quote, a repaired value asked for"
     if stale:
-        qt["stale_score"], qt["stale_flag"] = _stale_columns(table, chain, surface)
+        qt["stale_score"], qt["stale_flag"] = _stale_columns(table, chain, surface, ok, iv_quote)
     notes = [f"warning: {chain_method.warning}"] if chain_method.warning else []
     grid = surface.table(n_k=GRID_STRIKES)
     return ChainRepair(quotes=quotes, surface=surface, quote_table=qt, grid_table=grid,

@@ -1,8 +1,8 @@
 """The svi_gp speed paths give the numbers of the direct computations they replace (small and fast)."""
 import numpy as np
 
-from core.chain.gp_residual import (AMPS_IV, LENGTHS_U, NOISE_DEFAULTS_IV, STEPS_IV, _exact_ll, _kernel,
-                                    _kernel_mean, _side, _units, choose_hyper)
+from core.chain.gp_residual import (AMPS_IV, LENGTHS_U, NOISE_DEFAULTS_IV, STEPS_IV, _exact_ll, _factor, _kernel,
+                                    _kernel_mean, _side, _unit, _units, choose_hyper, choose_hyper_and_factors)
 
 
 def test_kernel_mean_is_the_kernel_times_alpha_bit_for_bit():
@@ -44,3 +44,23 @@ def test_choose_hyper_is_the_exhaustive_argmax():
                         if ll > best_ll:
                             best, best_ll = (amp, length, nz, step), ll
         assert choose_hyper(slices, spread) == best
+
+
+def test_unit_kernel_from_its_lower_triangle_is_the_kernel_bit_for_bit():
+    rng = np.random.default_rng(2)
+    # sizes either side of the row blocks (64)
+    for n in (1, 2, 63, 64, 65, 130, 301):
+        u = np.sort(rng.normal(size=n)) * 2.0
+        for length in LENGTHS_U:
+            assert np.array_equal(_unit(u, length), _kernel(u, u, 1.0, length))
+
+
+def test_chosen_factors_are_fit_slice_gps_own():
+    rng = np.random.default_rng(3)
+    for spread in (True, False):
+        slices = _slices(rng, 3, spread)
+        (amp, length, nz, step), factors = choose_hyper_and_factors(slices, spread)
+        assert len(factors) == len(slices)
+        for (u, _, noise), c in zip(slices, factors):
+            own = _factor(u, noise * nz, amp, length, step)
+            assert c[1] == own[1] and np.array_equal(np.tril(c[0]), np.tril(own[0]))
