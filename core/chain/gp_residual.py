@@ -97,6 +97,49 @@ def _kernel_mean(u1, u2, amp: float, length: float, alpha: np.ndarray) -> np.nda
     return out
 
 
+LIVE_TAPER = 1e-12        # where the taper is at most this, the mean is taken as nil (SliceGP.mean)
+CHEB_MAX = 1025           # most Chebyshev nodes of a GP mean's interpolant (else the direct sum)
+CHEB_TOL = 8.0            # ... converged when its tail coefficients are within this many rounding
+                          # units (2^-52) of the sum of |terms| at the nodes
+
+
+class _ChebMean:
+    """The kernel sum ``_kernel_mean(u, u_q, amp, length, alpha)`` on [a, b] as its Chebyshev
+    interpolant: the sum at N Chebyshev-Lobatto nodes (N = 17, 33, ... doubling, each set holding
+    the previous), coefficients by a type-1 DCT, values by Clenshaw's recurrence. A sum of Gaussians
+    is entire, so its coefficients fall faster than geometrically once N passes the interval's
+    width in length scales; the interpolant is accepted once its top quarter of coefficients is
+    below CHEB_TOL rounding units of the sum of |terms| (the direct sum's own rounding scale), so
+    it differs from the direct sum by about as much as two orders of summation do. ``ok`` False:
+    not converged by CHEB_MAX nodes (the caller then sums directly)."""
+
+    def __init__(self, a: float, b: float, u_q, amp: float, length: float, alpha):
+        from scipy.fft import dct
+
+        self.a, self.b, self.ok, self.coef = a, b, False, None
+        n = 17
+        while n <= CHEB_MAX:
+            x = 0.5 * (a + b) + 0.5 * (b - a) * np.cos(np.pi * np.arange(n) / (n - 1))
+            K = _kernel(x, u_q, amp, length)
+            f = K @ alpha
+            scale = float((K @ np.abs(alpha)).max())
+            c = dct(f, type=1) / (n - 1)
+            c[0] *= 0.5
+            c[-1] *= 0.5
+            if np.abs(c[n - (n - 1) // 4:]).max() <= CHEB_TOL * 2.0**-52 * scale:
+                self.ok, self.coef = True, c
+                return
+            n = 2 * n - 1
+
+    def __call__(self, u) -> np.ndarray:
+        t = (2.0 * np.asarray(u, np.float64) - (self.a + self.b)) / (self.b - self.a)
+        t2 = 2.0 * t
+        b1, b2 = np.zeros(t.shape), np.zeros(t.shape)
+        for c in self.coef[:0:-1]:
+            b1, b2 = t2 * b1 - b2 + c, b1
+        return t * b1 - b2 + self.coef[0]
+
+
 STEP_DECAY_U = 0.3        # the put-call step fades over this many ATM standard moves
 
 
@@ -126,6 +169,7 @@ class SliceGP:
     taper_u: float
     noise_iv: np.ndarray
     step: float = 0.0
+    cheb: object = None          # the mean's _ChebMean, built on first use; False: sum directly (SliceGP.mean)
 
     def _u(self, k) -> np.ndarray:
         return warp(np.asarray(k, np.float64) / self.sqrt_theta, self.z_warp)
@@ -135,13 +179,28 @@ class SliceGP:
         d = np.maximum(self.u_lo - u, 0.0) + np.maximum(u - self.u_hi, 0.0)
         return np.exp(-0.5 * (d / self.taper_u) ** 2) if self.taper_u > 0 else np.where(d > 0, 0.0, 1.0)
 
+    def _live_range(self) -> tuple:
+        """The u interval where the taper exceeds LIVE_TAPER."""
+        reach = self.taper_u * np.sqrt(-2.0 * np.log(LIVE_TAPER)) if self.taper_u > 0 else 0.0
+        return self.u_lo - reach, self.u_hi + reach
+
     def mean(self, k) -> np.ndarray:
-        """Posterior mean residual (vol) at k."""
+        """Posterior mean residual (vol) at k: the kernel sum times the taper, the sum from its
+        Chebyshev interpolant on the live range (one per GP, so every caller gets the same
+        function; the re-check asks for it at 3 x 2001 points per candidate) or, where that did not
+        converge, summed directly."""
         u = self._u(k)
         taper = self._taper(u)
         out = np.zeros(u.shape)
-        live = taper > 1e-12        # far beyond the quotes the mean is nil: skip the kernel there
-        out[live] = _kernel_mean(u[live], self.u, self.amp, self.length, self.alpha) * taper[live]
+        live = taper > LIVE_TAPER   # far beyond the quotes the mean is nil: skip the kernel there
+        if self.cheb is None:
+            a, b = self._live_range()
+            cheb = _ChebMean(a, b, self.u, self.amp, self.length, self.alpha) if b > a else None
+            self.cheb = cheb if cheb is not None and cheb.ok else False
+        if self.cheb:
+            out[live] = self.cheb(u[live]) * taper[live]
+        else:
+            out[live] = _kernel_mean(u[live], self.u, self.amp, self.length, self.alpha) * taper[live]
         return out
 
     def step_mean(self, k) -> np.ndarray:
@@ -153,18 +212,25 @@ class SliceGP:
         away."""
         u = self._u(k)
         Ks = _kernel(self.u, u, self.amp, self.length)
-        var = self.amp**2 - np.einsum("ij,ij->j", Ks, cho_solve(self.chol, Ks))
+        # Ks' K^-1 Ks = |L^-1 Ks|^2 (K = L L'): one triangular solve, not cho_solve's two
+        v = solve_triangular(self.chol[0], Ks, lower=self.chol[1], trans=0 if self.chol[1] else 1,
+                             overwrite_b=True, check_finite=False)
+        var = self.amp**2 - np.einsum("ij,ij->j", v, v)
         return np.sqrt(np.maximum(var, 0.0))
 
     def loo(self, r: np.ndarray) -> np.ndarray:
         """Closed-form leave-one-out errors of the whole GP (smooth part and step) against the
         quotes (Rasmussen 5.12): the error of predicting each quote with its side's step."""
-        return self.alpha / np.diag(cho_solve(self.chol, np.eye(self.u.size)))
+        # diag(K^-1) = column sums of (L^-1)^2: one triangular solve, not cho_solve's two
+        inv = solve_triangular(self.chol[0], np.eye(self.u.size), lower=self.chol[1], trans=0 if self.chol[1] else 1,
+                               overwrite_b=True, check_finite=False)
+        return self.alpha / np.einsum("ij,ij->j", inv, inv)
 
     def with_length(self, factor: float, r_iv: np.ndarray) -> "SliceGP":
         """The same GP refitted with the length scale times ``factor`` (a smoother mean)."""
         c = _factor(self.u, self.noise_iv, self.amp, self.length * factor, self.step)
-        return SliceGP(**{**self.__dict__, "alpha": cho_solve(c, r_iv), "chol": c, "length": self.length * factor})
+        return SliceGP(**{**self.__dict__, "alpha": cho_solve(c, r_iv), "chol": c, "length": self.length * factor,
+                          "cheb": None})
 
 
 def _factor(u, noise, amp, length, step=0.0):

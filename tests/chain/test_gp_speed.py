@@ -64,3 +64,60 @@ def test_chosen_factors_are_fit_slice_gps_own():
         for (u, _, noise), c in zip(slices, factors):
             own = _factor(u, noise * nz, amp, length, step)
             assert c[1] == own[1] and np.array_equal(np.tril(c[0]), np.tril(own[0]))
+
+
+def _gp(rng, n, length, spread_u=2.5):
+    from core.chain.gp_residual import GPConfig, fit_slice_gp
+
+    k = np.sort(rng.uniform(-spread_u, spread_u, n)) * 0.1
+    r = 2e-3 * np.sin(20 * k) + 3e-4 * rng.normal(size=n)
+    return fit_slice_gp(k, r, np.full(n, 3e-4), 0.1, 1.5e-3, length, GPConfig()), r
+
+
+def test_gp_mean_from_its_chebyshev_interpolant_is_the_direct_sum_to_rounding():
+    from core.chain.gp_residual import _ChebMean
+
+    rng = np.random.default_rng(4)
+    for length in LENGTHS_U:
+        gp, r = _gp(rng, 60, length)
+        k = np.linspace(-0.8, 0.8, 2001)
+        u = gp._u(k)
+        taper = gp._taper(u)
+        live = taper > 1e-12
+        direct = np.zeros(k.size)
+        direct[live] = _kernel_mean(u[live], gp.u, gp.amp, gp.length, gp.alpha) * taper[live]
+        got = gp.mean(k)
+        assert gp.cheb and gp.cheb.coef.size <= 1025
+        scale = np.abs(gp.alpha).sum() * gp.amp**2
+        assert np.abs(got - direct).max() <= 1e-13 * scale
+        # elementwise from one interpolant: the same numbers whichever points are asked together
+        assert np.array_equal(gp.mean(k[::7]), got[::7])
+        # a smoother refit gets its own interpolant, not the parent's
+        smooth = gp.with_length(4.0, r)
+        assert smooth.cheb is None
+        d2 = _kernel_mean(u[live], smooth.u, smooth.amp, smooth.length, smooth.alpha) * taper[live]
+        assert np.abs(smooth.mean(k)[live] - d2).max() <= 1e-13 * np.abs(smooth.alpha).sum() * smooth.amp**2
+    # too rough for CHEB_MAX nodes over its range: summed directly, bit for bit
+    gp, _ = _gp(rng, 80, 0.004, spread_u=40.0)
+    k = np.linspace(-4.0, 4.0, 501)
+    u = gp._u(k)
+    taper = gp._taper(u)
+    live = taper > 1e-12
+    direct = np.zeros(k.size)
+    direct[live] = _kernel_mean(u[live], gp.u, gp.amp, gp.length, gp.alpha) * taper[live]
+    assert np.array_equal(gp.mean(k), direct)
+    assert gp.cheb is False
+    assert not _ChebMean(*gp._live_range(), gp.u, gp.amp, gp.length, gp.alpha).ok
+
+
+def test_latent_sd_and_loo_match_cho_solve():
+    from scipy.linalg import cho_solve
+
+    rng = np.random.default_rng(5)
+    gp, r = _gp(rng, 50, 0.3)
+    k = np.linspace(-0.5, 0.5, 301)
+    Ks = _kernel(gp.u, gp._u(k), gp.amp, gp.length)
+    ref = np.sqrt(np.maximum(gp.amp**2 - np.einsum("ij,ij->j", Ks, cho_solve(gp.chol, Ks)), 0.0))
+    assert np.allclose(gp.sd(k), ref, rtol=1e-9, atol=1e-12 * gp.amp)
+    ref_loo = gp.alpha / np.diag(cho_solve(gp.chol, np.eye(gp.u.size)))
+    assert np.allclose(gp.loo(r), ref_loo, rtol=1e-9, atol=0.0)
