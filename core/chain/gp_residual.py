@@ -97,6 +97,49 @@ def _kernel_mean(u1, u2, amp: float, length: float, alpha: np.ndarray) -> np.nda
     return out
 
 
+LIVE_TAPER = 1e-12        # where the taper is at most this, the mean is taken as nil (SliceGP.mean)
+CHEB_MAX = 1025           # most Chebyshev nodes of a GP mean's interpolant (else the direct sum)
+CHEB_TOL = 8.0            # ... converged when its tail coefficients are within this many rounding
+                          # units (2^-52) of the sum of |terms| at the nodes
+
+
+class _ChebMean:
+    """The kernel sum ``_kernel_mean(u, u_q, amp, length, alpha)`` on [a, b] as its Chebyshev
+    interpolant: the sum at N Chebyshev-Lobatto nodes (N = 17, 33, ... doubling, each set holding
+    the previous), coefficients by a type-1 DCT, values by Clenshaw's recurrence. A sum of Gaussians
+    is entire, so its coefficients fall faster than geometrically once N passes the interval's
+    width in length scales; the interpolant is accepted once its top quarter of coefficients is
+    below CHEB_TOL rounding units of the sum of |terms| (the direct sum's own rounding scale), so
+    it differs from the direct sum by about as much as two orders of summation do. ``ok`` False:
+    not converged by CHEB_MAX nodes (the caller then sums directly)."""
+
+    def __init__(self, a: float, b: float, u_q, amp: float, length: float, alpha):
+        from scipy.fft import dct
+
+        self.a, self.b, self.ok, self.coef = a, b, False, None
+        n = 17
+        while n <= CHEB_MAX:
+            x = 0.5 * (a + b) + 0.5 * (b - a) * np.cos(np.pi * np.arange(n) / (n - 1))
+            K = _kernel(x, u_q, amp, length)
+            f = K @ alpha
+            scale = float((K @ np.abs(alpha)).max())
+            c = dct(f, type=1) / (n - 1)
+            c[0] *= 0.5
+            c[-1] *= 0.5
+            if np.abs(c[n - (n - 1) // 4:]).max() <= CHEB_TOL * 2.0**-52 * scale:
+                self.ok, self.coef = True, c
+                return
+            n = 2 * n - 1
+
+    def __call__(self, u) -> np.ndarray:
+        t = (2.0 * np.asarray(u, np.float64) - (self.a + self.b)) / (self.b - self.a)
+        t2 = 2.0 * t
+        b1, b2 = np.zeros(t.shape), np.zeros(t.shape)
+        for c in self.coef[:0:-1]:
+            b1, b2 = t2 * b1 - b2 + c, b1
+        return t * b1 - b2 + self.coef[0]
+
+
 STEP_DECAY_U = 0.3        # the put-call step fades over this many ATM standard moves
 
 
@@ -126,6 +169,7 @@ class SliceGP:
     taper_u: float
     noise_iv: np.ndarray
     step: float = 0.0
+    cheb: object = None          # the mean's _ChebMean, built on first use; False: sum directly (SliceGP.mean)
 
     def _u(self, k) -> np.ndarray:
         return warp(np.asarray(k, np.float64) / self.sqrt_theta, self.z_warp)
@@ -135,13 +179,28 @@ class SliceGP:
         d = np.maximum(self.u_lo - u, 0.0) + np.maximum(u - self.u_hi, 0.0)
         return np.exp(-0.5 * (d / self.taper_u) ** 2) if self.taper_u > 0 else np.where(d > 0, 0.0, 1.0)
 
+    def _live_range(self) -> tuple:
+        """The u interval where the taper exceeds LIVE_TAPER."""
+        reach = self.taper_u * np.sqrt(-2.0 * np.log(LIVE_TAPER)) if self.taper_u > 0 else 0.0
+        return self.u_lo - reach, self.u_hi + reach
+
     def mean(self, k) -> np.ndarray:
-        """Posterior mean residual (vol) at k."""
+        """Posterior mean residual (vol) at k: the kernel sum times the taper, the sum from its
+        Chebyshev interpolant on the live range (one per GP, so every caller gets the same
+        function; the re-check asks for it at 3 x 2001 points per candidate) or, where that did not
+        converge, summed directly."""
         u = self._u(k)
         taper = self._taper(u)
         out = np.zeros(u.shape)
-        live = taper > 1e-12        # far beyond the quotes the mean is nil: skip the kernel there
-        out[live] = _kernel_mean(u[live], self.u, self.amp, self.length, self.alpha) * taper[live]
+        live = taper > LIVE_TAPER   # far beyond the quotes the mean is nil: skip the kernel there
+        if self.cheb is None:
+            a, b = self._live_range()
+            cheb = _ChebMean(a, b, self.u, self.amp, self.length, self.alpha) if b > a else None
+            self.cheb = cheb if cheb is not None and cheb.ok else False
+        if self.cheb:
+            out[live] = self.cheb(u[live]) * taper[live]
+        else:
+            out[live] = _kernel_mean(u[live], self.u, self.amp, self.length, self.alpha) * taper[live]
         return out
 
     def step_mean(self, k) -> np.ndarray:
@@ -153,18 +212,25 @@ class SliceGP:
         away."""
         u = self._u(k)
         Ks = _kernel(self.u, u, self.amp, self.length)
-        var = self.amp**2 - np.einsum("ij,ij->j", Ks, cho_solve(self.chol, Ks))
+        # Ks' K^-1 Ks = |L^-1 Ks|^2 (K = L L'): one triangular solve, not cho_solve's two
+        v = solve_triangular(self.chol[0], Ks, lower=self.chol[1], trans=0 if self.chol[1] else 1,
+                             overwrite_b=True, check_finite=False)
+        var = self.amp**2 - np.einsum("ij,ij->j", v, v)
         return np.sqrt(np.maximum(var, 0.0))
 
     def loo(self, r: np.ndarray) -> np.ndarray:
         """Closed-form leave-one-out errors of the whole GP (smooth part and step) against the
         quotes (Rasmussen 5.12): the error of predicting each quote with its side's step."""
-        return self.alpha / np.diag(cho_solve(self.chol, np.eye(self.u.size)))
+        # diag(K^-1) = column sums of (L^-1)^2: one triangular solve, not cho_solve's two
+        inv = solve_triangular(self.chol[0], np.eye(self.u.size), lower=self.chol[1], trans=0 if self.chol[1] else 1,
+                               overwrite_b=True, check_finite=False)
+        return self.alpha / np.einsum("ij,ij->j", inv, inv)
 
     def with_length(self, factor: float, r_iv: np.ndarray) -> "SliceGP":
         """The same GP refitted with the length scale times ``factor`` (a smoother mean)."""
         c = _factor(self.u, self.noise_iv, self.amp, self.length * factor, self.step)
-        return SliceGP(**{**self.__dict__, "alpha": cho_solve(c, r_iv), "chol": c, "length": self.length * factor})
+        return SliceGP(**{**self.__dict__, "alpha": cho_solve(c, r_iv), "chol": c, "length": self.length * factor,
+                          "cheb": None})
 
 
 def _factor(u, noise, amp, length, step=0.0):
@@ -184,20 +250,66 @@ def log_marginal(slices: list, amp: float, length: float, noise_mult: float = 1.
 HYPER_RECHECK = 1e-6    # relative margin of choose_hyper's exact re-evaluation (see there)
 
 
+_TRI_ROWS = 64            # row block of _unit
+
+
+def _unit(u: np.ndarray, length: float) -> np.ndarray:
+    """``_kernel(u, u, 1.0, length)`` bit for bit, from the exponentials of its lower triangle
+    only (row blocks up to the diagonal block), mirrored: the matrix is exactly symmetric, since
+    u_j - u_i = -(u_i - u_j) in floating point and the rest of each element's operations keep
+    that sign symmetry (1.0 * 1.0 * x == x). Half the exponentials, which were most of its time."""
+    u = np.asarray(u, np.float64)
+    n = u.shape[0]
+    out = np.empty((n, n))
+    for s in range(0, n, _TRI_ROWS):
+        e = min(s + _TRI_ROWS, n)
+        d = out[s:e, :e]
+        np.subtract(u[s:e, None], u[None, :e], out=d)
+        d /= length
+        q = np.multiply(-0.5, d)
+        q *= d
+        np.exp(q, out=d)
+    for s in range(0, n, _TRI_ROWS):
+        e = min(s + _TRI_ROWS, n)
+        out[s:e, e:] = out[e:, s:e].T
+    return out
+
+
 def _units(slices: list, length: float) -> list:
     """Per slice, the unit-amplitude kernel matrix at this length."""
-    return [_kernel(u, u, 1.0, length) for u, _, _ in slices]     # 1.0 * 1.0 * x == x
+    return [_unit(u, length) for u, _, _ in slices]
 
 
-def _exact_ll(slices: list, units: list, sides: list, amp: float, nz: float, step: float) -> float:
+def _screen_units(slices: list, lengths) -> dict:
+    """{length: per-slice unit kernels} for choose_hyper's screening only: the longest length's
+    exactly (``_units``), and a length half of one already there as that one's fourth power,
+    exp(-d^2 / (2 (l / 2)^2)) = exp(-d^2 / (2 l^2))^4, two squarings instead of an exponential per
+    element (a few 1e-14 relative off the exponentials, far inside choose_hyper's re-check margin);
+    any other length exactly."""
+    out = {}
+    for length in sorted(set(lengths), reverse=True):
+        twice = 2.0 * length
+        if twice in out:
+            sq = [np.multiply(x, x) for x in out[twice]]
+            out[length] = [np.multiply(x, x, out=x) for x in sq]
+        else:
+            out[length] = _units(slices, length)
+    return out
+
+
+def _exact_ll(slices: list, units: list, sides: list, amp: float, nz: float, step: float,
+              factors: list | None = None) -> float:
     """The log marginal likelihood (less constants) of one grid point, assembled in place: the
-    reference computation whose numbers choose_hyper's choice rests on."""
+    reference computation whose numbers choose_hyper's choice rests on. factors: a list that
+    receives each slice's Cholesky factor (the one fit_slice_gp would compute at this point)."""
     total = 0.0
     for (u, r, noise), unit, side in zip(slices, units, sides):
         K = np.multiply(amp * amp, unit)
         K += step * step * side
         K[np.diag_indices_from(K)] += (noise * nz) ** 2
         c = cho_factor(K, lower=True, overwrite_a=True, check_finite=False)
+        if factors is not None:
+            factors.append(c)
         total += -0.5 * r @ cho_solve(c, r, check_finite=False) - np.log(np.diag(c[0])).sum()
     return float(total)
 
@@ -228,6 +340,11 @@ def _fast_lls(slices: list, units: list, side_vecs: list, amps, nz: float, steps
 
 
 def choose_hyper(slices: list, has_spread: bool) -> tuple:
+    """(amp, length, noise multiplier, step): see choose_hyper_and_factors."""
+    return choose_hyper_and_factors(slices, has_spread)[0]
+
+
+def choose_hyper_and_factors(slices: list, has_spread: bool) -> tuple:
     """(amp, length, noise multiplier, step) by marginal likelihood over the candidate grid (ties:
     the first in amp, length, noise, step order). Without bid-ask the slices' noise arrays are
     ones, scaled by the candidate noise.
@@ -236,7 +353,13 @@ def choose_hyper(slices: list, has_spread: bool) -> tuple:
     cost: every grid point is first scored by _fast_lls (one factorisation per amplitude, the step
     by a rank-one update), and only the points within HYPER_RECHECK (relative) of the best score,
     far above the two computations' difference, are scored again exactly and compared as before.
-    Where the fast scores are not all finite, every point is scored exactly."""
+    Where the fast scores are not all finite, every point is scored exactly. The screening builds
+    the kernel's exponentials once per length, the shorter lengths from the longer (_screen_units);
+    the exact scores use the exact ones.
+
+    Returns ((amp, length, noise multiplier, step), factors): factors are the slices' Cholesky
+    factors at the chosen point, as fit_slice_gp would compute them (the same matrix, assembled
+    by the same operations), so that it need not factorise again."""
     noises = (1.0,) if has_spread else NOISE_DEFAULTS_IV
     grid = [(amp, length, nz, step) for amp in AMPS_IV for length in LENGTHS_U for nz in noises for step in STEPS_IV]
     # the kernel's exponentials depend on the length only and the step's outer product on no
@@ -244,32 +367,38 @@ def choose_hyper(slices: list, has_spread: bool) -> tuple:
     # of the svi_gp fit's time, measured)
     side_vecs = [_side(u) for u, _, _ in slices]
     sides = [np.outer(s, s) for s in side_vecs]
-    units = {length: _units(slices, length) for length in LENGTHS_U}
+    screen = _screen_units(slices, LENGTHS_U)
     fast = {}
     for length in LENGTHS_U:
         for nz in noises:
-            for (amp, step), ll in _fast_lls(slices, units[length], side_vecs, AMPS_IV, nz, STEPS_IV).items():
+            for (amp, step), ll in _fast_lls(slices, screen[length], side_vecs, AMPS_IV, nz, STEPS_IV).items():
                 fast[(amp, length, nz, step)] = ll
+    del screen
     values = np.array([fast[h] for h in grid])
     if np.isfinite(values).all():
         top = float(values.max())
         near = [h for h in grid if fast[h] >= top - HYPER_RECHECK * (1.0 + abs(top))]
     else:
         near = grid
-    best, best_ll = None, -np.inf
+    units = {}
+    best, best_ll, best_factors = None, -np.inf, None
     for h in near:                      # grid order, so ties go to the first as before
         amp, length, nz, step = h
-        ll = _exact_ll(slices, units[length], sides, amp, nz, step)
+        if length not in units:
+            units[length] = _units(slices, length)
+        factors = []
+        ll = _exact_ll(slices, units[length], sides, amp, nz, step, factors)
         if ll > best_ll:
-            best, best_ll = h, ll
-    return best
+            best, best_ll, best_factors = h, ll, factors
+    return best, best_factors
 
 
 def fit_slice_gp(k, r_iv, noise_iv, sqrt_theta: float, amp: float, length: float, cfg: GPConfig,
-                 step: float = 0.0) -> SliceGP:
-    """The residual GP of one expiry: quotes at k with residuals r_iv and noise sd noise_iv (vol)."""
+                 step: float = 0.0, chol=None) -> SliceGP:
+    """The residual GP of one expiry: quotes at k with residuals r_iv and noise sd noise_iv (vol);
+    chol: the Cholesky factor of this GP's covariance when the caller has it (choose_hyper_and_factors)."""
     u = warp(np.asarray(k, np.float64) / sqrt_theta, cfg.z_warp)
-    c = _factor(u, noise_iv, amp, length, step)
+    c = _factor(u, noise_iv, amp, length, step) if chol is None else chol
     return SliceGP(u=u, alpha=cho_solve(c, r_iv), chol=c, amp=amp, length=length, z_warp=cfg.z_warp,
                    sqrt_theta=sqrt_theta, u_lo=float(u.min()), u_hi=float(u.max()), taper_u=cfg.taper_u,
                    noise_iv=noise_iv, step=step)

@@ -127,7 +127,11 @@ class SliceSurface:
         i = np.searchsorted(E, T, side="right") - 1
         return np.where(T < E[0] - _T_EPS, -1, np.clip(i, 0, E.size - 1))
 
-    def _log_otm_and_w(self, T: np.ndarray, k: np.ndarray, need_w: bool) -> tuple:
+    def _log_otm_and_w(self, T: np.ndarray, k: np.ndarray, need_w: bool, need_lp: bool = True) -> tuple:
+        """(log OTM price, w) at flat (T, k); need_lp False (w only, ``w`` and ``iv``): a segment
+        whose points all sit at its expiry takes w from the slice and skips the price mix, whose
+        value it would not use (lp is then NaN there). A segment with any point off the expiry
+        mixes all its points as before, so every returned w is the same number either way."""
         E, m = self.expiries, self.expiries.size
         lp = np.full(T.shape, np.nan)
         w = np.full(T.shape, np.nan)
@@ -140,6 +144,9 @@ class SliceSurface:
                 lp[sel], w[sel] = log_otm_price(ks, ws), ws
                 continue
             at = np.abs(Ts - E[i]) <= _T_EPS
+            if need_w and not need_lp and at.all():
+                w[sel] = self.slices[i].w(ks)
+                continue
             if i == m - 1:                                # after the last: move towards C = 1
                 theta_T = self.theta[-1] * np.maximum(Ts, E[-1]) / E[-1]
                 p_m = atm_price(self.theta[-1])
@@ -179,11 +186,11 @@ class SliceSurface:
 
     def w(self, T, k) -> np.ndarray:
         shape, Tf, kf = self._flat(T, k)
-        return self._log_otm_and_w(Tf, kf, True)[1].reshape(shape)
+        return self._log_otm_and_w(Tf, kf, True, need_lp=False)[1].reshape(shape)
 
     def iv(self, T, k) -> np.ndarray:
         shape, Tf, kf = self._flat(T, k)
-        w = self._log_otm_and_w(Tf, kf, True)[1]
+        w = self._log_otm_and_w(Tf, kf, True, need_lp=False)[1]
         return np.sqrt(np.maximum(w, 0.0) / Tf).reshape(shape)
 
     def call(self, T, k) -> np.ndarray:

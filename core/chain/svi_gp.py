@@ -27,7 +27,7 @@ import numpy as np
 
 from core.chain.build import build_surface
 from core.chain.corrected import correct_surface
-from core.chain.gp_residual import GPConfig, choose_hyper, fit_slice_gp, quote_noise_iv, warp
+from core.chain.gp_residual import GPConfig, choose_hyper_and_factors, fit_slice_gp, quote_noise_iv, warp
 from core.chain.svi import PARAMS
 from core.chain.types import ChainQuotes
 from core.engine.conformal import Z80, Z95, ConformalCalibrator
@@ -133,14 +133,17 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
                                sd_fn=lambda T, k: np.full(np.broadcast(T, k).shape, flat_sd))
         bare.backbone, bare.hyper = backbone, None
         return bare
-    amp, length, noise_mult, step = hyper or choose_hyper(data, has_spread)
+    # chosen here, the choice comes with each data slice's Cholesky factor at it: the GPs reuse them
+    (amp, length, noise_mult, step), factors = (hyper, None) if hyper else choose_hyper_and_factors(data, has_spread)
+    factors = iter(factors or ())
     gps, local_noise = [], np.full(E.size, np.nan)
     for i, g in enumerate(groups):
         if g.size < MIN_QUOTES_GP:
             gps.append(None)
             continue
         nz = noise[g] * noise_mult
-        gps.append(fit_slice_gp(quotes.k[g], r_iv[g], nz, float(sqrt_theta[i]), amp, length, cfg, step))
+        gps.append(fit_slice_gp(quotes.k[g], r_iv[g], nz, float(sqrt_theta[i]), amp, length, cfg, step,
+                                chol=next(factors, None)))
         local_noise[i] = float(np.median(nz))
     cands = [None if gp is None else [_remember(gp.mean)] + [_remember(_smoother_mean(gp, f, r_iv[g])) for f in SMOOTHER]
              for gp, g in zip(gps, groups)]

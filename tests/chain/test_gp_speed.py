@@ -1,8 +1,8 @@
 """The svi_gp speed paths give the numbers of the direct computations they replace (small and fast)."""
 import numpy as np
 
-from core.chain.gp_residual import (AMPS_IV, LENGTHS_U, NOISE_DEFAULTS_IV, STEPS_IV, _exact_ll, _kernel,
-                                    _kernel_mean, _side, _units, choose_hyper)
+from core.chain.gp_residual import (AMPS_IV, LENGTHS_U, NOISE_DEFAULTS_IV, STEPS_IV, _exact_ll, _factor, _kernel,
+                                    _kernel_mean, _side, _unit, _units, choose_hyper, choose_hyper_and_factors)
 
 
 def test_kernel_mean_is_the_kernel_times_alpha_bit_for_bit():
@@ -44,3 +44,80 @@ def test_choose_hyper_is_the_exhaustive_argmax():
                         if ll > best_ll:
                             best, best_ll = (amp, length, nz, step), ll
         assert choose_hyper(slices, spread) == best
+
+
+def test_unit_kernel_from_its_lower_triangle_is_the_kernel_bit_for_bit():
+    rng = np.random.default_rng(2)
+    # sizes either side of the row blocks (64)
+    for n in (1, 2, 63, 64, 65, 130, 301):
+        u = np.sort(rng.normal(size=n)) * 2.0
+        for length in LENGTHS_U:
+            assert np.array_equal(_unit(u, length), _kernel(u, u, 1.0, length))
+
+
+def test_chosen_factors_are_fit_slice_gps_own():
+    rng = np.random.default_rng(3)
+    for spread in (True, False):
+        slices = _slices(rng, 3, spread)
+        (amp, length, nz, step), factors = choose_hyper_and_factors(slices, spread)
+        assert len(factors) == len(slices)
+        for (u, _, noise), c in zip(slices, factors):
+            own = _factor(u, noise * nz, amp, length, step)
+            assert c[1] == own[1] and np.array_equal(np.tril(c[0]), np.tril(own[0]))
+
+
+def _gp(rng, n, length, spread_u=2.5):
+    from core.chain.gp_residual import GPConfig, fit_slice_gp
+
+    k = np.sort(rng.uniform(-spread_u, spread_u, n)) * 0.1
+    r = 2e-3 * np.sin(20 * k) + 3e-4 * rng.normal(size=n)
+    return fit_slice_gp(k, r, np.full(n, 3e-4), 0.1, 1.5e-3, length, GPConfig()), r
+
+
+def test_gp_mean_from_its_chebyshev_interpolant_is_the_direct_sum_to_rounding():
+    from core.chain.gp_residual import _ChebMean
+
+    rng = np.random.default_rng(4)
+    for length in LENGTHS_U:
+        gp, r = _gp(rng, 60, length)
+        k = np.linspace(-0.8, 0.8, 2001)
+        u = gp._u(k)
+        taper = gp._taper(u)
+        live = taper > 1e-12
+        direct = np.zeros(k.size)
+        direct[live] = _kernel_mean(u[live], gp.u, gp.amp, gp.length, gp.alpha) * taper[live]
+        got = gp.mean(k)
+        assert gp.cheb and gp.cheb.coef.size <= 1025
+        scale = np.abs(gp.alpha).sum() * gp.amp**2
+        assert np.abs(got - direct).max() <= 1e-13 * scale
+        # elementwise from one interpolant: the same numbers whichever points are asked together
+        assert np.array_equal(gp.mean(k[::7]), got[::7])
+        # a smoother refit gets its own interpolant, not the parent's
+        smooth = gp.with_length(4.0, r)
+        assert smooth.cheb is None
+        d2 = _kernel_mean(u[live], smooth.u, smooth.amp, smooth.length, smooth.alpha) * taper[live]
+        assert np.abs(smooth.mean(k)[live] - d2).max() <= 1e-13 * np.abs(smooth.alpha).sum() * smooth.amp**2
+    # too rough for CHEB_MAX nodes over its range: summed directly, bit for bit
+    gp, _ = _gp(rng, 80, 0.004, spread_u=40.0)
+    k = np.linspace(-4.0, 4.0, 501)
+    u = gp._u(k)
+    taper = gp._taper(u)
+    live = taper > 1e-12
+    direct = np.zeros(k.size)
+    direct[live] = _kernel_mean(u[live], gp.u, gp.amp, gp.length, gp.alpha) * taper[live]
+    assert np.array_equal(gp.mean(k), direct)
+    assert gp.cheb is False
+    assert not _ChebMean(*gp._live_range(), gp.u, gp.amp, gp.length, gp.alpha).ok
+
+
+def test_latent_sd_and_loo_match_cho_solve():
+    from scipy.linalg import cho_solve
+
+    rng = np.random.default_rng(5)
+    gp, r = _gp(rng, 50, 0.3)
+    k = np.linspace(-0.5, 0.5, 301)
+    Ks = _kernel(gp.u, gp._u(k), gp.amp, gp.length)
+    ref = np.sqrt(np.maximum(gp.amp**2 - np.einsum("ij,ij->j", Ks, cho_solve(gp.chol, Ks)), 0.0))
+    assert np.allclose(gp.sd(k), ref, rtol=1e-9, atol=1e-12 * gp.amp)
+    ref_loo = gp.alpha / np.diag(cho_solve(gp.chol, np.eye(gp.u.size)))
+    assert np.allclose(gp.loo(r), ref_loo, rtol=1e-9, atol=0.0)
