@@ -307,11 +307,11 @@ def _offset_function(E: np.ndarray, gps: list):
 
 
 def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, scale: float,
-                 wing_per_u: np.ndarray, gap_sd: float, gp_sd=None):
+                 wing_per_u: np.ndarray, between_sd: float, gp_sd=None):
     """sd(T, k) in vol: per expiry sqrt(latent var + its median quote noise^2) (the prior amplitude
     plus a term growing beyond the quoted range where there is no GP), linear in T between
     expiries, the nearest expiry's outside them; times the conformal scale; between expiries
-    plus, in quadrature, the error of a smile between expiries gap_sd (gap_sd_iv), largest half-way
+    plus, in quadrature, the error of a smile between expiries between_sd (gap_sd_iv), largest half-way
     (4 t (1 - t))."""
 
     def at_expiry(j: int, k: np.ndarray) -> np.ndarray:
@@ -338,7 +338,7 @@ def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, 
             for (_, wt), sel in zip(sides, sels):
                 if sel.any():
                     out[sel] += wt[sel] * val[sel]
-        gap = 4.0 * t * (1.0 - t) * gap_sd
+        gap = 4.0 * t * (1.0 - t) * between_sd
         return np.sqrt((scale * out) ** 2 + gap**2).reshape(shape)
 
     return sd_fn
