@@ -115,15 +115,16 @@ def _big_chain(n: int, seed: int = 0) -> ChainQuotes:
 
 
 def test_time_is_linear_in_the_chain_size():
-    """20,000 rows well inside the 50,000-rows-in-10-s budget, and 4x the rows costs about 4x."""
+    """20,000 rows well inside the 50,000-rows-in-10-s budget, and 4x the rows costs about 4x.
+    Timed in this process's CPU seconds: wall time on a shared machine flaked under load."""
     small, big = _big_chain(5_000), _big_chain(20_000)
     stale_scores(small)                                   # warm-up (imports, allocator)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     stale_scores(small)
-    t_small = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t_small = time.process_time() - t0
+    t0 = time.process_time()
     score, flag = stale_scores(big)
-    t_big = time.perf_counter() - t0
+    t_big = time.process_time() - t0
     assert t_big < 4.0
     assert t_big < 10 * max(t_small, 0.02)
     assert flag.mean() <= 0.02 and FLAG_Z > 0
