@@ -116,3 +116,45 @@ def test_a_put_call_step_is_predicted_on_each_side_and_left_out_of_the_surface(s
         surface_err.append((surface.iv(test.T, test.k) - test.iv)[near])
     rmse = lambda e: float(np.sqrt(np.mean(np.concatenate(e) ** 2)))   # noqa: E731
     assert rmse(quote_err) < 0.8 * rmse(surface_err), (rmse(quote_err), rmse(surface_err))
+
+
+def _spy_correct_surface(monkeypatch):
+    """Record the candidates and targets svi_gp hands to the re-check."""
+    import core.chain.svi_gp as sg
+
+    seen = {}
+    real = sg.correct_surface
+
+    def spy(backbone, residuals, **kw):
+        seen["residuals"], seen["targets"] = residuals, kw.get("targets")
+        return real(backbone, residuals, **kw)
+
+    monkeypatch.setattr(sg, "correct_surface", spy)
+    return seen
+
+
+def test_a_wider_fade_beyond_the_quotes_is_the_first_fallback(small_chain, monkeypatch):
+    """The re-check's first fallback for a GP mean that fails it is the same mean fading more
+    slowly beyond the quoted range (the same inside it), before any smoother mean: on SPY the
+    failures sat just beyond the outermost quotes, and the smoother means it fell back to lost the
+    near-the-money detail."""
+    from core.chain.svi_gp import SMOOTHER, TAPER_WIDER, fit_svi_gp
+
+    seen = _spy_correct_surface(monkeypatch)
+    surface = fit_svi_gp(small_chain)
+    key = np.round(small_chain.T, 9)
+    checked = 0
+    for i, cands in enumerate(seen["residuals"]):
+        if cands is None:
+            continue
+        assert len(cands) == 1 + len(TAPER_WIDER) + len(SMOOTHER)
+        kq = small_chain.k[key == surface.expiries[i]]
+        inside = np.linspace(kq.min(), kq.max(), 101)
+        beyond = kq.max() + np.sqrt(surface.backbone.theta[i]) * np.array([0.5, 1.0, 1.5])
+        m0, m1 = cands[0], cands[1]
+        np.testing.assert_allclose(m1(inside), m0(inside), rtol=0, atol=1e-12)
+        big = np.abs(m0(beyond)) > 1e-8
+        assert (np.abs(m1(beyond))[big] > np.abs(m0(beyond))[big]).all()
+        checked += big.any()
+    assert checked >= 1
+
