@@ -151,8 +151,11 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
     cands = [None if gp is None else [_remember(gp.mean)] + [_remember(_wider_mean(gp, f)) for f in TAPER_WIDER]
              + [_remember(_smoother_mean(gp, f, r_iv[g])) for f in SMOOTHER]
              for gp, g in zip(gps, groups)]
-    # each slice's quote residuals pick among its candidates (the share that fits them best)
-    targets = [None if gp is None else (quotes.k[g], r_iv[g], noise[g] * noise_mult) for gp, g in zip(gps, groups)]
+    # each slice's quote residuals pick among its candidates (the share that fits them best): the
+    # residuals less the GP's put-call step, which the surface leaves out (quote_offset_fn adds it
+    # to quote predictions), so that a slice is not judged on a jump no candidate can carry
+    targets = [None if gp is None else (quotes.k[g], r_iv[g] - gp.step_mean(quotes.k[g]), noise[g] * noise_mult)
+               for gp, g in zip(gps, groups)]
     surface = correct_surface(backbone, cands, method=method, theta_interp=cfg.theta_interp, targets=targets)
     # where the re-check cut a slice's correction, the surface is not the GP mean: the part left
     # out is an error the sd must carry (per slice, its RMS over the quotes), and the LOO errors

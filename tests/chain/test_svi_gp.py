@@ -158,3 +158,34 @@ def test_a_wider_fade_beyond_the_quotes_is_the_first_fallback(small_chain, monke
         checked += big.any()
     assert checked >= 1
 
+
+def test_the_re_check_targets_leave_out_the_put_call_step(small_chain, small_frame, monkeypatch):
+    """The quote residuals that pick a slice's correction are taken less the GP's put-call step,
+    which the surface leaves out: judged with it, a slice whose smooth residual is small kept no
+    correction at all (SPY). On quotes with a 15 bp put-call step the targets' put-call gap at the
+    forward is a small part of the raw residuals'."""
+    from core.chain.svi_gp import fit_svi_gp
+
+    truth = small_frame["iv_true"].to_numpy()
+    z = small_chain.k / np.sqrt(truth**2 * small_chain.T)
+    step = np.where(z < 0, 1.0, -1.0) * 7.5e-4 * np.exp(-np.abs(z) / 0.5)
+    stepped = ChainQuotes(T=small_chain.T, k=small_chain.k, iv=truth + step, iv_bid=truth + step - 3e-4,
+                          iv_ask=truth + step + 3e-4, forward=small_chain.forward, discount=small_chain.discount,
+                          weight=small_chain.weight)
+    seen = _spy_correct_surface(monkeypatch)
+    surface = fit_svi_gp(stepped)
+    key = np.round(stepped.T, 9)
+    raw_gap, target_gap = [], []
+    for i, target in enumerate(seen["targets"]):
+        if target is None:
+            continue
+        g = key == surface.expiries[i]
+        k, r_target, _ = target
+        np.testing.assert_array_equal(k, stepped.k[g])
+        r_raw = stepped.iv[g] - surface.backbone.iv(stepped.T[g], k)
+        near = np.abs(k) < 0.5 * np.sqrt(surface.backbone.theta[i])
+        put, call = near & (k < 0), near & (k >= 0)
+        if put.any() and call.any():
+            raw_gap.append(r_raw[put].mean() - r_raw[call].mean())
+            target_gap.append(r_target[put].mean() - r_target[call].mean())
+    assert raw_gap and np.mean(np.abs(target_gap)) < 0.5 * np.mean(np.abs(raw_gap)), (raw_gap, target_gap)
