@@ -34,10 +34,12 @@ from core.chain.svi import decreasing_margin, durrleman_g
 from core.chain.surface import SliceSurface
 
 N_BISECT = 6          # bisection steps on a candidate's share: resolution 1/64
-G_SAFE = 1e-3         # g a corrected slice must keep (or the base's own g, where lower) ...
+G_SAFE = 1e-3         # g a corrected slice must keep (or BASE_KEEP of the base's own g, where lower) ...
 DEC_SAFE = 1e-3       # ... the same for the call-decreasing margin ...
 CAP_SAFE = 1e-4       # ... and the relative gap to its neighbours: a share at the check's edge
                       # must not fail between the re-check's points (dense-check points differ)
+BASE_KEEP = 0.5       # where the base itself is within G_SAFE / DEC_SAFE of the edge: the share of its
+                      # own margin a correction must keep (_keep)
 KNOT_Z = 0.5          # local shares: knots this many ATM standard moves apart, Gaussian weights as wide
 LOCAL_CUT = 0.5       # each round, the knots near a failing point keep this share of their value ...
 N_LOCAL = 10          # ... for at most this many rounds (0.5^10: all but gone)
@@ -114,6 +116,15 @@ def _g_and_dec(k, w, wp, wm):
         return durrleman_g(k, w, w1, w2), decreasing_margin(k, w, w1)
 
 
+def _keep(base: np.ndarray, safe: float) -> np.ndarray:
+    """The least margin (g or call-decreasing) a corrected slice must keep, given the base's own:
+    ``safe`` where the base has it; where the base is closer to the edge, BASE_KEEP of the base's
+    own margin (less the finite differences' rounding), so that a small enough correction passes
+    there too (held to the base's whole margin, a residual of 1e-9 vol failed the whole slice
+    where an SVI wing sat at g = 1e-3, measured on SPY)."""
+    return np.where(base >= safe, safe, np.minimum(base, BASE_KEEP * base)) - _ROUND
+
+
 def smile_ok(slice_, k_check: np.ndarray, w_floor: float, w_cap: np.ndarray | None) -> bool:
     """The SVI re-check for any smooth slice: g >= 0, calls falling in strike, floor and cap."""
     w = slice_.w(k_check)
@@ -137,10 +148,10 @@ class _SliceCheck:
         ws = [base.w(x) for x in (k, k + _H_K, k - _H_K)]
         self.vol = [np.sqrt(np.maximum(w, 0.0) / T) for w in ws]
         g, dec = _g_and_dec(k, *ws)
-        # where the base itself is closer to the edge than the safety margin, hold it to its own
-        # value (less the finite differences' rounding): a vanishing correction always passes
-        self.g_min = np.minimum(np.nan_to_num(g, nan=0.0), G_SAFE) - _ROUND
-        self.dec_min = np.minimum(np.nan_to_num(dec, nan=0.0), DEC_SAFE) - _ROUND
+        # where the base itself is closer to the edge than the safety margin, hold it to a share of
+        # its own value (less the finite differences' rounding): a small correction passes
+        self.g_min = _keep(np.nan_to_num(g, nan=0.0), G_SAFE)
+        self.dec_min = _keep(np.nan_to_num(dec, nan=0.0), DEC_SAFE)
         # the same for the neighbours: the base passed them with the backbone's own margin
         self.hi = None if hi is None else np.maximum(hi, ws[0] * (1.0 + _ROUND))
         self.lo = None if lo is None else np.minimum(lo, ws[0] * (1.0 - _ROUND))

@@ -226,6 +226,11 @@ class SliceGP:
                                overwrite_b=True, check_finite=False)
         return self.alpha / np.einsum("ij,ij->j", inv, inv)
 
+    def with_taper(self, factor: float) -> "SliceGP":
+        """The same GP whose mean fades beyond the quoted range over ``factor`` times the distance:
+        the same mean inside the range (the quotes say nothing about how it fades outside)."""
+        return SliceGP(**{**self.__dict__, "taper_u": self.taper_u * factor, "cheb": None})
+
     def with_length(self, factor: float, r_iv: np.ndarray) -> "SliceGP":
         """The same GP refitted with the length scale times ``factor`` (a smoother mean)."""
         c = _factor(self.u, self.noise_iv, self.amp, self.length * factor, self.step)

@@ -35,6 +35,7 @@ from core.engine.conformal import Z80, Z95, ConformalCalibrator
 
 INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95)   # levels the chain's own LOO scores calibrate (half_width)
 
+TAPER_WIDER = (2.0,)       # fade-width multiples beyond the quotes tried first when a slice fails the re-check
 SMOOTHER = (2.0, 4.0)      # length-scale multiples tried when a slice's correction breaks butterfly
 MIN_QUOTES_GP = 3          # an expiry with fewer quotes keeps its bare SVI slice
 
@@ -188,10 +189,16 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         gps.append(fit_slice_gp(quotes.k[g], r_iv[g], nz, float(sqrt_theta[i]), amp, length, cfg, step,
                                 chol=next(factors, None)))
         local_noise[i] = float(np.median(nz))
-    cands = [None if gp is None else [_remember(gp.mean)] + [_remember(_smoother_mean(gp, f, r_iv[g])) for f in SMOOTHER]
+    # candidates in order: the GP mean; the same mean fading more slowly beyond the quoted range (a
+    # failure there, the usual one, then costs nothing inside it); smoother means
+    cands = [None if gp is None else [_remember(gp.mean)] + [_remember(_wider_mean(gp, f)) for f in TAPER_WIDER]
+             + [_remember(_smoother_mean(gp, f, r_iv[g])) for f in SMOOTHER]
              for gp, g in zip(gps, groups)]
-    # each slice's quote residuals pick among its candidates (the share that fits them best)
-    targets = [None if gp is None else (quotes.k[g], r_iv[g], noise[g] * noise_mult) for gp, g in zip(gps, groups)]
+    # each slice's quote residuals pick among its candidates (the share that fits them best): the
+    # residuals less the GP's put-call step, which the surface leaves out (quote_offset_fn adds it
+    # to quote predictions), so that a slice is not judged on a jump no candidate can carry
+    targets = [None if gp is None else (quotes.k[g], r_iv[g] - gp.step_mean(quotes.k[g]), noise[g] * noise_mult)
+               for gp, g in zip(gps, groups)]
     surface = correct_surface(backbone, cands, method=method, theta_interp=cfg.theta_interp, targets=targets)
     # where the re-check cut a slice's correction, the surface is not the GP mean: the part left
     # out is an error the sd must carry (per slice, its RMS over the quotes), and the LOO errors
@@ -225,6 +232,19 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
     # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
     surface.backbone = backbone
     return surface
+
+
+def _wider_mean(gp, factor: float):
+    """gp.with_taper(factor).mean, built on its first call only (a candidate the re-check tries
+    only for a slice whose GP mean fails it)."""
+    built = []
+
+    def mean(k):
+        if not built:
+            built.append(gp.with_taper(factor))
+        return built[0].mean(k)
+
+    return mean
 
 
 def _smoother_mean(gp, factor: float, r_iv: np.ndarray):

@@ -120,7 +120,6 @@ def test_a_put_call_step_is_predicted_on_each_side_and_left_out_of_the_surface(s
     assert rmse(quote_err) < 0.8 * rmse(surface_err), (rmse(quote_err), rmse(surface_err))
 
 
-
 SHARED_SPY = Path(__file__).resolve().parents[2] / ".." / "shared" / "real" / "spy_20260813.csv"
 
 
@@ -139,3 +138,76 @@ def test_a_hidden_expiry_is_covered_near_nominal_on_the_validation_chain():
     cov80 = float(np.average([s["cov80"] for s in scores], weights=weight))
     cov95 = float(np.average([s["cov95"] for s in scores], weights=weight))
     assert 0.75 <= cov80 <= 0.95 and cov95 >= 0.9, (cov80, cov95)
+
+
+def _spy_correct_surface(monkeypatch):
+    """Record the candidates and targets svi_gp hands to the re-check."""
+    import core.chain.svi_gp as sg
+
+    seen = {}
+    real = sg.correct_surface
+
+    def spy(backbone, residuals, **kw):
+        seen["residuals"], seen["targets"] = residuals, kw.get("targets")
+        return real(backbone, residuals, **kw)
+
+    monkeypatch.setattr(sg, "correct_surface", spy)
+    return seen
+
+
+def test_a_wider_fade_beyond_the_quotes_is_the_first_fallback(small_chain, monkeypatch):
+    """The re-check's first fallback for a GP mean that fails it is the same mean fading more
+    slowly beyond the quoted range (the same inside it), before any smoother mean: on SPY the
+    failures sat just beyond the outermost quotes, and the smoother means it fell back to lost the
+    near-the-money detail."""
+    from core.chain.svi_gp import SMOOTHER, TAPER_WIDER, fit_svi_gp
+
+    seen = _spy_correct_surface(monkeypatch)
+    surface = fit_svi_gp(small_chain)
+    key = np.round(small_chain.T, 9)
+    checked = 0
+    for i, cands in enumerate(seen["residuals"]):
+        if cands is None:
+            continue
+        assert len(cands) == 1 + len(TAPER_WIDER) + len(SMOOTHER)
+        kq = small_chain.k[key == surface.expiries[i]]
+        inside = np.linspace(kq.min(), kq.max(), 101)
+        beyond = kq.max() + np.sqrt(surface.backbone.theta[i]) * np.array([0.5, 1.0, 1.5])
+        m0, m1 = cands[0], cands[1]
+        np.testing.assert_allclose(m1(inside), m0(inside), rtol=0, atol=1e-12)
+        big = np.abs(m0(beyond)) > 1e-8
+        assert (np.abs(m1(beyond))[big] > np.abs(m0(beyond))[big]).all()
+        checked += big.any()
+    assert checked >= 1
+
+
+def test_the_re_check_targets_leave_out_the_put_call_step(small_chain, small_frame, monkeypatch):
+    """The quote residuals that pick a slice's correction are taken less the GP's put-call step,
+    which the surface leaves out: judged with it, a slice whose smooth residual is small kept no
+    correction at all (SPY). On quotes with a 15 bp put-call step the targets' put-call gap at the
+    forward is a small part of the raw residuals'."""
+    from core.chain.svi_gp import fit_svi_gp
+
+    truth = small_frame["iv_true"].to_numpy()
+    z = small_chain.k / np.sqrt(truth**2 * small_chain.T)
+    step = np.where(z < 0, 1.0, -1.0) * 7.5e-4 * np.exp(-np.abs(z) / 0.5)
+    stepped = ChainQuotes(T=small_chain.T, k=small_chain.k, iv=truth + step, iv_bid=truth + step - 3e-4,
+                          iv_ask=truth + step + 3e-4, forward=small_chain.forward, discount=small_chain.discount,
+                          weight=small_chain.weight)
+    seen = _spy_correct_surface(monkeypatch)
+    surface = fit_svi_gp(stepped)
+    key = np.round(stepped.T, 9)
+    raw_gap, target_gap = [], []
+    for i, target in enumerate(seen["targets"]):
+        if target is None:
+            continue
+        g = key == surface.expiries[i]
+        k, r_target, _ = target
+        np.testing.assert_array_equal(k, stepped.k[g])
+        r_raw = stepped.iv[g] - surface.backbone.iv(stepped.T[g], k)
+        near = np.abs(k) < 0.5 * np.sqrt(surface.backbone.theta[i])
+        put, call = near & (k < 0), near & (k >= 0)
+        if put.any() and call.any():
+            raw_gap.append(r_raw[put].mean() - r_raw[call].mean())
+            target_gap.append(r_target[put].mean() - r_target[call].mean())
+    assert raw_gap and np.mean(np.abs(target_gap)) < 0.5 * np.mean(np.abs(raw_gap)), (raw_gap, target_gap)
