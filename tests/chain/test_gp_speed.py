@@ -74,6 +74,16 @@ def _gp(rng, n, length, spread_u=2.5):
     return fit_slice_gp(k, r, np.full(n, 3e-4), 0.1, 1.5e-3, length, GPConfig()), r
 
 
+def _direct_mean(gp, k) -> tuple:
+    """(u, taper, live, mean): the GP mean at k summed directly, kernel by kernel (the reference)."""
+    u = gp._u(k)
+    taper = gp._taper(u)
+    live = taper > 1e-12
+    direct = np.zeros(k.size)
+    direct[live] = _kernel_mean(u[live], gp.u, gp.amp, gp.length, gp.alpha) * taper[live]
+    return u, taper, live, direct
+
+
 def test_gp_mean_from_its_chebyshev_interpolant_is_the_direct_sum_to_rounding():
     from core.chain.gp_residual import _ChebMean
 
@@ -81,11 +91,7 @@ def test_gp_mean_from_its_chebyshev_interpolant_is_the_direct_sum_to_rounding():
     for length in LENGTHS_U:
         gp, r = _gp(rng, 60, length)
         k = np.linspace(-0.8, 0.8, 2001)
-        u = gp._u(k)
-        taper = gp._taper(u)
-        live = taper > 1e-12
-        direct = np.zeros(k.size)
-        direct[live] = _kernel_mean(u[live], gp.u, gp.amp, gp.length, gp.alpha) * taper[live]
+        u, taper, live, direct = _direct_mean(gp, k)
         got = gp.mean(k)
         assert gp.cheb and gp.cheb.coef.size <= 1025
         scale = np.abs(gp.alpha).sum() * gp.amp**2
@@ -100,11 +106,7 @@ def test_gp_mean_from_its_chebyshev_interpolant_is_the_direct_sum_to_rounding():
     # too rough for CHEB_MAX nodes over its range: summed directly, bit for bit
     gp, _ = _gp(rng, 80, 0.004, spread_u=40.0)
     k = np.linspace(-4.0, 4.0, 501)
-    u = gp._u(k)
-    taper = gp._taper(u)
-    live = taper > 1e-12
-    direct = np.zeros(k.size)
-    direct[live] = _kernel_mean(u[live], gp.u, gp.amp, gp.length, gp.alpha) * taper[live]
+    u, taper, live, direct = _direct_mean(gp, k)
     assert np.array_equal(gp.mean(k), direct)
     assert gp.cheb is False
     assert not _ChebMean(*gp._live_range(), gp.u, gp.amp, gp.length, gp.alpha).ok

@@ -97,16 +97,22 @@ def test_half_width_without_a_calibrated_level_is_gaussian(full_fit):
                           slices=full_fit.slices).half_width(T, k, 0.8) is None
 
 
+def _stepped(small_chain, small_frame) -> ChainQuotes:
+    """The small chain at its true vols with OTM puts 15 bp above the calls near the forward,
+    fading over half an ATM move, and a 3 bp half-spread."""
+    truth = small_frame["iv_true"].to_numpy()
+    z = small_chain.k / np.sqrt(truth**2 * small_chain.T)
+    step = np.where(z < 0, 1.0, -1.0) * 7.5e-4 * np.exp(-np.abs(z) / 0.5)
+    return ChainQuotes(T=small_chain.T, k=small_chain.k, iv=truth + step, iv_bid=truth + step - 3e-4,
+                       iv_ask=truth + step + 3e-4, forward=small_chain.forward, discount=small_chain.discount,
+                       weight=small_chain.weight)
+
+
 def test_a_put_call_step_is_predicted_on_each_side_and_left_out_of_the_surface(small_chain, small_frame):
     """Quotes whose OTM puts sit 15 bp above the calls near the forward (an American put's early
     exercise premium, a forward a few bp off): held-out quotes are predicted on their own side
     (quote_iv), closer than by the continuous surface, which still passes the dense check."""
-    truth = small_frame["iv_true"].to_numpy()
-    z = small_chain.k / np.sqrt(truth**2 * small_chain.T)
-    step = np.where(z < 0, 1.0, -1.0) * 7.5e-4 * np.exp(-np.abs(z) / 0.5)
-    stepped = ChainQuotes(T=small_chain.T, k=small_chain.k, iv=truth + step, iv_bid=truth + step - 3e-4,
-                          iv_ask=truth + step + 3e-4, forward=small_chain.forward, discount=small_chain.discount,
-                          weight=small_chain.weight)
+    stepped = _stepped(small_chain, small_frame)
     quote_err, surface_err = [], []
     for hide in random_masks(stepped, 3, seed=2):
         train, test = stepped.subset(~hide), stepped.subset(hide)
@@ -188,12 +194,7 @@ def test_the_re_check_targets_leave_out_the_put_call_step(small_chain, small_fra
     forward is a small part of the raw residuals'."""
     from core.chain.svi_gp import fit_svi_gp
 
-    truth = small_frame["iv_true"].to_numpy()
-    z = small_chain.k / np.sqrt(truth**2 * small_chain.T)
-    step = np.where(z < 0, 1.0, -1.0) * 7.5e-4 * np.exp(-np.abs(z) / 0.5)
-    stepped = ChainQuotes(T=small_chain.T, k=small_chain.k, iv=truth + step, iv_bid=truth + step - 3e-4,
-                          iv_ask=truth + step + 3e-4, forward=small_chain.forward, discount=small_chain.discount,
-                          weight=small_chain.weight)
+    stepped = _stepped(small_chain, small_frame)
     seen = _spy_correct_surface(monkeypatch)
     surface = fit_svi_gp(stepped)
     key = np.round(stepped.T, 9)
