@@ -261,3 +261,26 @@ def test_surprise_power_in_manifests(tmp_path, tiny_prior):
         with pytest.raises(WeightsError, match="surprise_power"):
             best.load(path)
 
+
+def test_shipped_surprise_powers_are_the_nested_choice():
+    """The powers the trainer uses (and the shipped manifests record) are those the nested
+    leave-one-family-out study chose (results/best_surprise_power.json), and no model's choice
+    looked at its held-out family."""
+    import json
+    from pathlib import Path
+
+    from core.training import best as training
+
+    study = json.loads((Path(__file__).resolve().parents[2] / training.SURPRISE_POWER_STUDY).read_text())
+    for key, power in training.SURPRISE_POWER.items():
+        choice = study["choices"]["all" if key == "best" else key]
+        assert choice["power"] == power
+        if key != "best":
+            held = {"ssvi": "shifted_ssvi"}.get(key, key)
+            assert choice["pairs"] and not any(held in pair.split("->") for pair in choice["pairs"])
+    assert best.BestConfig().surprise_power == training.SURPRISE_POWER["best"]
+    weights = Path(__file__).resolve().parents[2] / "weights"
+    for name, key in (("best", "best"), ("best_lofo_ssvi", "ssvi"), ("best_lofo_sabr_event", "sabr_event"),
+                      ("best_lofo_heston", "heston")):
+        manifest = json.loads((weights / f"{name}.json").read_text())
+        assert manifest["config"]["surprise_power"] == manifest["surprise_power"]["p"] == training.SURPRISE_POWER[key]
