@@ -200,3 +200,87 @@ def test_few_surface_numpy_path_agrees_with_the_torch_posterior():
     np.testing.assert_allclose(few["sd"].reshape(n, -1), ref["sd"].double().numpy(), rtol=1e-2, atol=1e-5)
     np.testing.assert_allclose(few["p"], ref["p"].double().numpy(), atol=1e-4)
     np.testing.assert_allclose(few["stale"].reshape(n, -1), ref["stale"].double().numpy(), rtol=1e-4, atol=2e-3)
+
+
+def _with_power(prior, power, inflation=True):
+    import dataclasses
+
+    other = prior.with_noise(prior.cfg.noise_bp)
+    other.cfg = dataclasses.replace(prior.cfg, surprise_inflation=inflation, surprise_power=power)
+    return other
+
+
+def test_surprise_power_sets_the_strength_of_the_widening(tiny_prior):
+    """sd x max(1, chi2) ** p, chi2 the reduced chi-square of the surface's leave-one-out residuals:
+    p = 0 is no widening, a larger p widens more exactly where chi2 > 1, and the NumPy few-surface
+    path agrees with the torch batch path at any p."""
+    n = 24
+    w = generate("shifted_ssvi", n, FRESH + 50)
+    observed = make_masks("regular", n, FRESH + 50)
+    rough_noise = np.arange(n) % 2 == 1                               # every other surface: 60 bp, not 18
+    iv_obs = np.nan_to_num(np.where(rough_noise[:, None, None], observe(w, observed, FRESH + 50, noise_bp=60.0),
+                                    observe(w, observed, FRESH + 50)))
+    plain = tiny_prior.run(iv_obs, observed)                         # surprise_inflation False
+    np.testing.assert_array_equal(_with_power(tiny_prior, 0.0).run(iv_obs, observed)["sd"], plain["sd"])
+    chi2 = (plain["loo_z"] ** 2).sum((1, 2)) / observed.sum((1, 2))
+    rough = chi2 > 1.0
+    assert rough.sum() >= n // 3 and (~rough).sum() >= 2             # both kinds of surface are present
+    previous = plain["sd"]
+    for power in (0.5, 1.0, 1.25, 2.0):
+        sd = _with_power(tiny_prior, power).run(iv_obs, observed)["sd"]
+        np.testing.assert_allclose(sd / plain["sd"], np.broadcast_to(np.maximum(chi2, 1.0)[:, None, None] ** power,
+                                                                      sd.shape), rtol=1e-4)
+        assert (sd[rough] > previous[rough] * (1 + 1e-4)).all()       # strictly wider where chi2 > 1
+        np.testing.assert_allclose(sd[~rough], plain["sd"][~rough], rtol=1e-6)   # untouched where chi2 <= 1
+        previous = sd
+    # NumPy few-surface path (n <= FEW_SURFACES per call) against the torch batch path, p = 1.25
+    prior = _with_power(tiny_prior, 1.25)
+    y = torch.from_numpy(iv_obs.reshape(n, -1).astype(np.float32))
+    m = torch.from_numpy(observed.reshape(n, -1).astype(np.float32))
+    ref = prior.robust_posterior(y, m)["sd"].double().numpy().reshape(n, 13, 17)
+    few = np.concatenate([prior.run(iv_obs[s:s + 8], observed[s:s + 8])["sd"] for s in range(0, n, 8)])
+    np.testing.assert_allclose(few, ref, rtol=1e-2, atol=1e-5)
+    assert not np.allclose(few[rough], plain["sd"][rough], rtol=0.05)   # the comparison is of widened sds
+
+
+def test_surprise_power_in_manifests(tmp_path, tiny_prior):
+    """A manifest without surprise_power predates it: its weights were calibrated with the Birge
+    ratio (p = 0.5). A bad value is refused in one line."""
+    import json
+
+    path = tmp_path / "b.pt"
+    best.save(_with_power(tiny_prior, 1.25), None, path, {"name": "tiny"})
+    assert best.load(path)[0].cfg.surprise_power == 1.25
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    del manifest["config"]["surprise_power"]
+    path.with_suffix(".json").write_text(json.dumps(manifest))
+    assert best.load(path)[0].cfg.surprise_power == best.LEGACY_SURPRISE_POWER == 0.5
+    for bad in (-0.5, "1", None, 99.0, True):
+        manifest["config"]["surprise_power"] = bad
+        path.with_suffix(".json").write_text(json.dumps(manifest))
+        with pytest.raises(WeightsError, match="surprise_power"):
+            best.load(path)
+
+
+def test_shipped_surprise_powers_are_the_nested_choice():
+    """The powers the trainer uses (and the shipped manifests record) are those the nested
+    leave-one-family-out study chose (results/best_surprise_power.json), and no model's choice
+    looked at its held-out family."""
+    import json
+    from pathlib import Path
+
+    from core.training import best as training
+
+    study = json.loads((Path(__file__).resolve().parents[2] / training.SURPRISE_POWER_STUDY).read_text())
+    for key, power in training.SURPRISE_POWER.items():
+        choice = study["choices"]["all" if key == "best" else key]
+        assert choice["power"] == power
+        if key != "best":
+            held = {"ssvi": "shifted_ssvi"}.get(key, key)
+            assert choice["pairs"] and not any(held in pair.split("->") for pair in choice["pairs"])
+    assert best.BestConfig().surprise_power == training.SURPRISE_POWER["best"]
+    weights = Path(__file__).resolve().parents[2] / "weights"
+    for name, key in (("best", "best"), ("best_lofo_ssvi", "ssvi"), ("best_lofo_sabr_event", "sabr_event"),
+                      ("best_lofo_heston", "heston")):
+        manifest = json.loads((weights / f"{name}.json").read_text())
+        assert manifest["config"]["surprise_power"] == manifest["surprise_power"]["p"] == training.SURPRISE_POWER[key]
