@@ -129,7 +129,6 @@ def surprise_factor(chi2, power: float):
     return np.maximum(chi2, 1.0) ** np.float32(power)
 
 
-
 class MixturePrior:
     """Mixture-of-Gaussians prior with closed-form posterior inference (torch, float32)."""
 

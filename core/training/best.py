@@ -16,7 +16,7 @@ import torch
 from core.engine.conformal import ConformalCalibrator
 from core.engine.grid import IV_FLOOR, iv_to_w, w_to_iv
 from core.seeds import BEST_CALIBRATION, BEST_VALIDATION
-from core.repairers.best import BestConfig, MixturePrior, projected_sd, save
+from core.repairers.best import MAX_SURPRISE_POWER, BestConfig, MixturePrior, projected_sd, save
 from core.settings import WEIGHTS_DIR
 
 # --------------------------------------------------------------------------- fit, calibrate, validate
@@ -157,8 +157,8 @@ def main(argv=None) -> int:
                         help="exponent p of the sd widening max(1, chi2) ** p (default: each model's nested "
                              f"leave-one-family-out choice, {SURPRISE_POWER})")
     args = parser.parse_args(argv)
-    if args.surprise_power is not None and not 0.0 <= args.surprise_power <= 4.0:
-        parser.error("--surprise-power must be in [0, 4]")
+    if args.surprise_power is not None and not 0.0 <= args.surprise_power <= MAX_SURPRISE_POWER:
+        parser.error(f"--surprise-power must be in [0, {MAX_SURPRISE_POWER:g}]")
     torch.set_num_threads(args.threads)
     jobs = [(args.name, tuple(f for f in args.families.split(",") if f), "best")]
     jobs += [(f"best_lofo_{held}", LOFO_FAMILIES[held], held) for held in args.lofo]
