@@ -31,7 +31,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.batch.inputs import Chain, read_chain_rows
-from core.batch.layout import CHAIN_TABLES, TABLES, commit, staging_dir
+from core.batch.layout import CHAIN_TABLES, TABLES, check_staging, commit, staging_dir
 
 _COUNTS = ("n_rows", "n_used", "n_outside", "n_skipped", "n_dropped", "n_expiries", "grid_nodes_quoted", "n_flagged")
 _FLOATS = ("fit_rmse_iv", "params_rmse_iv_max", "calendar_rate", "butterfly_rate")
@@ -163,11 +163,12 @@ def run_chain(chain: Chain, options: Options, root: str) -> dict:
         try:
             row.update(repair_chain(chain, options, staging))
         except (ValueError, WeightsError) as exc:
+            # a newer run cleared root/_tmp under this (interrupted, orphaned) task: its write
+            # error is not the chain's fault, so an "error" (not recorded), never a "failed"
+            # marker that a rerun would trust
+            check_staging(staging)
             shutil.rmtree(staging, ignore_errors=True)
-            # no parents: when a newer run cleared root/_tmp under this (interrupted, orphaned)
-            # task, its write error is not the chain's fault; FileNotFoundError makes it an
-            # "error" (not recorded) instead of a "failed" marker that a rerun would trust
-            staging.mkdir()
+            staging = staging_dir(Path(root))     # empty: a failed chain commits no table
             row.update(status="failed", reason=_one_line(exc))
         row.update(seconds=time.perf_counter() - start, method=options.method, source=chain.label,
                    worker=_worker_name())

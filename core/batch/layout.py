@@ -52,11 +52,24 @@ def partition_path(keys: dict) -> Path:
     return Path(*[f"{k}={quote(str(v), safe='')}" for k, v in keys.items()])
 
 
+STAGING_TOKEN = ".owned"   # in a staging folder while the task that made it still owns it
+
+
 def staging_dir(root: Path) -> Path:
-    """A fresh, empty staging folder under ``root/_tmp``."""
+    """A fresh staging folder under ``root/_tmp``, holding only its ownership token."""
     path = Path(root) / TMP_DIR / uuid.uuid4().hex
     path.mkdir(parents=True)
+    (path / STAGING_TOKEN).touch()
     return path
+
+
+def check_staging(staging: Path) -> None:
+    """FileNotFoundError unless ``staging`` still holds its token. A newer run clears root/_tmp
+    first, under any task an interrupted run left running, and writers recreate missing folders
+    (``mkdir(parents=True)``), so the folder existing proves nothing: outputs staged in it may be
+    partial, and a write error in it is not the chain's fault."""
+    if not (Path(staging) / STAGING_TOKEN).is_file():
+        raise FileNotFoundError(f"staging folder {staging} was cleared by another run")
 
 
 def clear_staging(root: Path) -> None:
@@ -106,8 +119,7 @@ def commit(root: Path, keys: dict, staging: Path, row: dict, schema, options: di
     removed so the tables never hold outputs that its summary row does not describe.
     """
     root, rel = Path(root), partition_path(keys)
-    if not Path(staging).is_dir():   # a newer run cleared root/_tmp: these outputs may be partial
-        raise FileNotFoundError(f"staging folder {staging} is gone")
+    check_staging(staging)
     _marker_path(root, rel).unlink(missing_ok=True)      # first: no old marker may vouch for new files
     files = {}
     written = set()

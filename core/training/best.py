@@ -126,10 +126,15 @@ SURPRISE_POWER = {"best": 1.25, "ssvi": 1.25, "sabr_event": 1.0, "heston": 1.25}
 SURPRISE_POWER_STUDY = "results/best_surprise_power.json"
 
 
-def _power_record(key: str, override: float | None) -> tuple:
-    """(p, manifest record of how p was chosen) for the model ``key`` ('best' or a held-out family)."""
+def _power_record(key: str, override: float | None, families: tuple = BestConfig.families) -> tuple:
+    """(p, manifest record of how p was chosen) for the model ``key`` ('best' or a held-out family)
+    trained on ``families``."""
     if override is not None:
         return override, {"p": override, "chosen_by": "set by hand (--surprise-power)"}
+    if key == "best" and tuple(families) != BestConfig.families:
+        return SURPRISE_POWER[key], {
+            "p": SURPRISE_POWER[key], "study": SURPRISE_POWER_STUDY,
+            "chosen_by": f"the three-family model's choice, not chosen for these families ({', '.join(families)})"}
     held = None if key == "best" else key
     pairs = "all six ordered pairs of the three families" if held is None else \
         f"the two ordered pairs of {' and '.join(LOFO_FAMILIES[held])} (never {held})"
@@ -163,7 +168,7 @@ def main(argv=None) -> int:
     jobs = [(args.name, tuple(f for f in args.families.split(",") if f), "best")]
     jobs += [(f"best_lofo_{held}", LOFO_FAMILIES[held], held) for held in args.lofo]
     for name, families, key in jobs:
-        power, record = _power_record(key, args.surprise_power)
+        power, record = _power_record(key, args.surprise_power, families)
         cfg = BestConfig(families=families, rank=args.rank, surprise_power=power)
         prior, calibrator, manifest = train(cfg, progress=lambda msg: print(f"[{name}] {msg}", flush=True))
         manifest["name"] = name

@@ -291,33 +291,50 @@ def test_chain_mode_equals_repair_chain(tmp_path, thread_client):
         repair_dataset(folder, tmp_path / "o3", "svi_fit", client=thread_client, progress=False)
 
 
-@pytest.mark.parametrize("fails", [False, True], ids=["after-write", "bad-input"])
+@pytest.mark.parametrize("when", ["before-read", "mid-write", "after-write"])
 def test_a_chain_whose_staging_a_newer_run_cleared_is_an_error_not_a_recorded_result(
-        chains, reference, tmp_path, monkeypatch, fails):
+        chains, reference, tmp_path, monkeypatch, when):
     """An interrupted run's orphaned task (threads keep running after a cancel) loses its staging
-    folder when the next run clears root/_tmp; it must not commit a marker the rerun would trust."""
+    folder when the next run clears root/_tmp and makes its own there; it must not commit a marker
+    the rerun would trust, whether the clear lands before a bad input fails, in the middle of the
+    tables' write, or after them."""
     import core.batch.chain as batch_chain
+    import core.quotes.export as export
     from core.batch.chain import Options, run_chain
     from core.batch.inputs import Chain
-    from core.batch.layout import clear_staging
+    from core.batch.layout import clear_staging, staging_dir
     from core.quotes.workflow import DEFAULT_METHOD
 
-    name = "bad_few.csv" if fails else "c00.csv"
+    name = "bad_few.csv" if when == "before-read" else "c00.csv"
     chain, options, out = Chain({"chain": name}, str(chains / name)), Options(DEFAULT_METHOD, stale=False), tmp_path / "out"
-    real = batch_chain.repair_chain
 
-    def cleared_meanwhile(chain, options, staging):
-        if fails:                       # what the next run does first: before the read fails here,
-            clear_staging(out)
-            return real(chain, options, staging)
-        row = real(chain, options, staging)
-        clear_staging(out)              # here after the outputs were staged, before the commit
+    def newer_run():
+        clear_staging(out)
+        staging_dir(out)                # the newer run's own task recreates root/_tmp at once
+
+    real_repair, real_temp = batch_chain.repair_chain, export._write_temp
+    written = []
+
+    def write_temp(directory, name, data):
+        if written:                     # after the first table is on disk
+            newer_run()
+        written.append(name)
+        return real_temp(directory, name, data)
+
+    def repair(chain, options, staging):
+        if when == "before-read":
+            newer_run()
+        row = real_repair(chain, options, staging)
+        if when == "after-write":
+            newer_run()
         return row
 
-    monkeypatch.setattr(batch_chain, "repair_chain", cleared_meanwhile)
+    monkeypatch.setattr(batch_chain, "repair_chain", repair)
+    if when == "mid-write":
+        monkeypatch.setattr(export, "_write_temp", write_temp)
     row = run_chain(chain, options, str(out))
     assert row["status"] == "error", row["reason"]
     assert completed_row(out, chain.keys, options.as_dict()) is None
-    monkeypatch.setattr(batch_chain, "repair_chain", real)
+    monkeypatch.undo()
     row = run_chain(chain, options, str(out))
     assert row["status"] == reference[name][0] and completed_row(out, chain.keys, options.as_dict()) == row

@@ -284,3 +284,13 @@ def test_shipped_surprise_powers_are_the_nested_choice():
                       ("best_lofo_heston", "heston")):
         manifest = json.loads((weights / f"{name}.json").read_text())
         assert manifest["config"]["surprise_power"] == manifest["surprise_power"]["p"] == training.SURPRISE_POWER[key]
+
+
+def test_a_custom_family_set_does_not_claim_the_nested_choice():
+    """`train best --families heston` gets the three-family p, and its manifest says it was not
+    chosen for that family set (the nested study covers the shipped families only)."""
+    from core.training.best import _power_record
+
+    assert "nested" in _power_record("best", None)[1]["chosen_by"]
+    p, record = _power_record("best", None, ("heston",))
+    assert p == _power_record("best", None)[0] and "not chosen for these families" in record["chosen_by"]
