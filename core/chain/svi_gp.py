@@ -24,6 +24,8 @@
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from core.chain.build import build_surface
@@ -193,8 +195,9 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         local_noise[i] = float(np.median(nz))
     # candidates in order: the GP mean; the same mean fading more slowly beyond the quoted range (a
     # failure there, the usual one, then costs nothing inside it); smoother means
-    cands = [None if gp is None else [_remember(gp.mean)] + [_remember(_wider_mean(gp, f)) for f in TAPER_WIDER]
-             + [_remember(_smoother_mean(gp, f, r_iv[g])) for f in SMOOTHER]
+    cands = [None if gp is None else [_remember(gp.mean)]
+             + [_remember(_lazy_mean(partial(gp.with_taper, f))) for f in TAPER_WIDER]
+             + [_remember(_lazy_mean(partial(gp.with_length, f, r_iv[g]))) for f in SMOOTHER]
              for gp, g in zip(gps, groups)]
     # each slice's quote residuals pick among its candidates (the share that fits them best): the
     # residuals less the GP's put-call step, which the surface leaves out (quote_offset_fn adds it
@@ -236,28 +239,16 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
     return surface
 
 
-def _wider_mean(gp, factor: float):
-    """gp.with_taper(factor).mean, built on its first call only (a candidate the re-check tries
-    only for a slice whose GP mean fails it)."""
+def _lazy_mean(build):
+    """The mean of the GP ``build()`` returns, built on its first call only: the re-check tries a
+    fallback candidate (a wider fade, a smoother refit) only for a slice whose GP mean fails it,
+    so most are never built."""
     built = []
 
     def mean(k):
         if not built:
-            built.append(gp.with_taper(factor))
+            built.append(build())
         return built[0].mean(k)
-
-    return mean
-
-
-def _smoother_mean(gp, factor: float, r_iv: np.ndarray):
-    """gp.with_length(factor, r_iv).mean, refitted on its first call only: the re-check tries a
-    smoother candidate only for a slice whose GP mean fails it, so most are never refitted."""
-    fitted = []
-
-    def mean(k):
-        if not fitted:
-            fitted.append(gp.with_length(factor, r_iv))
-        return fitted[0].mean(k)
 
     return mean
 

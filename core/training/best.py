@@ -35,16 +35,19 @@ def held_out_cells(families) -> tuple:
     return tuple(c for c in CALIBRATION_CELLS if c[0] in known)
 
 
-def _cell_data(cells, n, seeds) -> list:
+def cell_data(family: str, regime: str, n: int, seeds: dict, index: int) -> tuple:
+    """(w, observed, iv_obs) of ``n`` surfaces of one cell, its seeds offset by the cell's ``index``
+    in its list (how calibration and validation cells are numbered)."""
     from core.synth.families import generate
     from core.synth.missingness import make_masks, observe
 
-    data = []
-    for i, (family, regime) in enumerate(cells):
-        w = generate(family, n, seeds["surface"] + i)
-        observed = make_masks(regime, n, seeds["mask"] + i)
-        data.append((family, regime, w, observed, observe(w, observed, seeds["noise"] + i)))
-    return data
+    w = generate(family, n, seeds["surface"] + index)
+    observed = make_masks(regime, n, seeds["mask"] + index)
+    return w, observed, observe(w, observed, seeds["noise"] + index)
+
+
+def _cell_data(cells, n, seeds) -> list:
+    return [(family, regime, *cell_data(family, regime, n, seeds, i)) for i, (family, regime) in enumerate(cells)]
 
 
 def _delivered(mean_iv: np.ndarray) -> np.ndarray:
@@ -52,8 +55,6 @@ def _delivered(mean_iv: np.ndarray) -> np.ndarray:
     from core.engine.arbitrage import project
 
     return w_to_iv(project(iv_to_w(np.maximum(mean_iv, IV_FLOOR)), "full"))
-
-
 
 
 def calibrate(prior: MixturePrior, n: int = 500, cells=None) -> ConformalCalibrator:

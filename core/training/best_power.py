@@ -32,7 +32,7 @@ from core.engine.conformal import ConformalCalibrator
 from core.engine.grid import w_to_iv
 from core.repairers.best import BestConfig, MixturePrior, projected_sd, surprise_factor
 from core.seeds import BEST_CALIBRATION, BEST_VALIDATION
-from core.training.best import CALIBRATION_CELLS, LOFO_FAMILIES, _delivered, held_out_cells
+from core.training.best import CALIBRATION_CELLS, LOFO_FAMILIES, _delivered, cell_data, held_out_cells
 from core.settings import RESULTS_DIR
 
 POWERS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -40,17 +40,6 @@ LEVELS = (0.8, 0.95)
 FAMILIES = ("shifted_ssvi", "sabr_event", "heston")
 LOFO_KEY = {"shifted_ssvi": "ssvi", "sabr_event": "sabr_event", "heston": "heston"}   # core.training.best names
 DEFAULT_JSON = RESULTS_DIR / "best_surprise_power.json"
-
-
-def _cell(family: str, regime: str, n: int, seeds: dict, index: int) -> tuple:
-    """(w, observed, iv_obs) of one calibration or validation cell, its seeds offset by ``index``
-    (as core.training.best._cell_data numbers them)."""
-    from core.synth.families import generate
-    from core.synth.missingness import make_masks, observe
-
-    w = generate(family, n, seeds["surface"] + index)
-    observed = make_masks(regime, n, seeds["mask"] + index)
-    return w, observed, observe(w, observed, seeds["noise"] + index)
 
 
 def _scored(prior: MixturePrior, w, observed, iv_obs) -> dict:
@@ -83,7 +72,7 @@ def nested_study(n_cal: int = 500, n_val: int = 500, powers=POWERS, progress=pri
         t0 = time.time()
         prior = MixturePrior.fit(cfg, lambda msg: progress(f"[{a}] {msg}"))
         progress(f"[{a}] fitted in {time.time() - t0:.1f} s; calibrating and scoring")
-        cal = [_scored(prior, *_cell(f, r, n_cal, BEST_CALIBRATION, i))
+        cal = [_scored(prior, *cell_data(f, r, n_cal, BEST_CALIBRATION, i))
                for i, (f, r) in enumerate(held_out_cells(cfg.families))]
         for b in FAMILIES:
             if b == a:
@@ -91,7 +80,7 @@ def nested_study(n_cal: int = 500, n_val: int = 500, powers=POWERS, progress=pri
             cells = {}
             for j, (f, r) in enumerate(CALIBRATION_CELLS):
                 if f == b:
-                    cells[r] = _scored(prior, *_cell(f, r, n_val, BEST_VALIDATION, j))
+                    cells[r] = _scored(prior, *cell_data(f, r, n_val, BEST_VALIDATION, j))
             rows = {}
             for p in powers:
                 calibrator = ConformalCalibrator().fit(np.concatenate([c["err"] for c in cal]),
@@ -121,7 +110,7 @@ def check_shortcut(power: float = 1.0, n: int = 60) -> float:
     the model's own at ``power``, on a few validation surfaces of a small prior."""
     cfg = dataclasses.replace(BestConfig(), families=("sabr_event",), n_default=4000, surprise_power=0.0)
     prior = MixturePrior.fit(cfg)
-    w, observed, iv_obs = _cell("heston", "adversarial", n, BEST_VALIDATION, 5)
+    w, observed, iv_obs = cell_data("heston", "adversarial", n, BEST_VALIDATION, 5)
     scored = _scored(prior, w, observed, iv_obs)
     widened = dataclasses.replace(cfg, surprise_power=power)
     own = MixturePrior(prior.mu, prior.V, prior.tau2, torch.exp(prior.log_weight), widened, prior.names)
