@@ -252,7 +252,7 @@ def log_marginal(slices: list, amp: float, length: float, noise_mult: float = 1.
     return float(total)
 
 
-HYPER_RECHECK = 1e-6    # relative margin of choose_hyper's exact re-evaluation (see there)
+HYPER_RECHECK = 1e-6    # relative margin of choose_hyper_and_factors' exact re-evaluation (see there)
 
 
 _TRI_ROWS = 64            # row block of _unit
@@ -286,10 +286,10 @@ def _units(slices: list, length: float) -> list:
 
 
 def _screen_units(slices: list, lengths) -> dict:
-    """{length: per-slice unit kernels} for choose_hyper's screening only: the longest length's
+    """{length: per-slice unit kernels} for choose_hyper_and_factors' screening only: the longest length's
     exactly (``_units``), and a length half of one already there as that one's fourth power,
     exp(-d^2 / (2 (l / 2)^2)) = exp(-d^2 / (2 l^2))^4, two squarings instead of an exponential per
-    element (a few 1e-14 relative off the exponentials, far inside choose_hyper's re-check margin);
+    element (a few 1e-14 relative off the exponentials, far inside choose_hyper_and_factors' re-check margin);
     any other length exactly."""
     out = {}
     for length in sorted(set(lengths), reverse=True):
@@ -305,7 +305,7 @@ def _screen_units(slices: list, lengths) -> dict:
 def _exact_ll(slices: list, units: list, sides: list, amp: float, nz: float, step: float,
               factors: list | None = None) -> float:
     """The log marginal likelihood (less constants) of one grid point, assembled in place: the
-    reference computation whose numbers choose_hyper's choice rests on. factors: a list that
+    reference computation whose numbers choose_hyper_and_factors' choice rests on. factors: a list that
     receives each slice's Cholesky factor (the one fit_slice_gp would compute at this point)."""
     total = 0.0
     for (u, r, noise), unit, side in zip(slices, units, sides):
@@ -342,11 +342,6 @@ def _fast_lls(slices: list, units: list, side_vecs: list, amps, nz: float, steps
         for step in steps:
             out[(amp, step)] = float(tot[step])
     return out
-
-
-def choose_hyper(slices: list, has_spread: bool) -> tuple:
-    """(amp, length, noise multiplier, step): see choose_hyper_and_factors."""
-    return choose_hyper_and_factors(slices, has_spread)[0]
 
 
 def choose_hyper_and_factors(slices: list, has_spread: bool) -> tuple:
