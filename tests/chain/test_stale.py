@@ -239,3 +239,14 @@ def test_flags_after_the_svi_gp_surface_on_real_chains(name, caught):
     result = measure(read_chain(SHARED_REAL / f"{name}.csv"), draws=4, seed=0, method="svi_gp")
     assert result["clean"] <= 0.02 and result["auc"][0] >= 0.9, result
     assert result["caught"][0] >= caught, result
+
+
+def test_off_smile_counts_planted_moves_on_a_synthetic_matrix():
+    """The measure tool's "off smile" share (clean quotes >= 50 bp off an SVI fit through the rest of
+    their expiry) sees planted 50-110 bp moves: 5 moved quotes of 104 raise it by 3 quotes or more."""
+    from tools.measure_chain_stale import moved, off_smile, synthetic_matrix
+
+    clean = synthetic_matrix("ssvi", 0)
+    bad, hit = moved(clean, np.random.default_rng(1))
+    assert hit.sum() == 5
+    assert (off_smile(bad, 0) - off_smile(clean, 0)) * len(clean) >= 3 - 1e-9
