@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     rep = sub.add_parser("repair", help="read a quote file, repair it, write the tables",
                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-                         description="Read QUOTES (CSV or Parquet, one quote per row, or a vendor layout: yfinance, "
+                         description="Read QUOTES (CSV or Parquet, one quote per row, or a vendor layout: yfinance or the Yahoo web table, "
                                      "Cboe, OptionMetrics IvyDB), place them on the "
                                      "13 x 17 grid, repair with --method, write tables to --out.")
     rep.add_argument("quotes", metavar="QUOTES", help=f"quote file, .csv or .parquet (at most "

@@ -75,6 +75,19 @@ def yfinance(t: pd.DataFrame, with_columns: bool = True) -> pd.DataFrame:
     return out
 
 
+def yahoo_web(t: pd.DataFrame) -> pd.DataFrame:
+    """The Yahoo Finance web page's options table as copied out: display headers, no type or expiry
+    columns (both in the contract name), thousands separators, "-" for a missing last price, percent
+    vols and US trade stamps."""
+    t = t.sort_values(["type", "expiry", "strike"])
+    money = lambda x: x.map(lambda v: f"{v:,.6f}")          # noqa: E731 (as the page writes prices)
+    return pd.DataFrame({"Contract Name": _occ(t["expiry"], t["type"], t["strike"]),
+                         "Last Trade Date": "3/14/2025 3:59 PM EDT", "Strike": money(t["strike"]),
+                         "Last Price": "-", "Bid": money(t["bid"]), "Ask": money(t["ask"]), "Change": "0.00",
+                         "% Change": "0.00%", "Volume": "1,204", "Open Interest": "10",
+                         "Implied Volatility": (100 * t["iv"]).map(lambda v: f"{v:.2f}%")})
+
+
 def cboe_datashop(t: pd.DataFrame, intraday: bool, plain: bool = False) -> pd.DataFrame:
     """Cboe DataShop option quotes: EOD (15:45 and end-of-day snapshots; or ``plain`` bid/ask columns)
     or intraday (two snapshots, the earlier one off-market, so a reader that keeps the wrong one
@@ -167,6 +180,7 @@ def write_all(out_dir: Path) -> list:
     out_dir.mkdir(parents=True, exist_ok=True)
     t = truth()
     frames = {"yfinance.csv": yfinance(t), "yfinance_symbol_only.csv": yfinance(t, with_columns=False),
+              "yahoo_web.csv": yahoo_web(t),
               "cboe_datashop_eod.csv": cboe_datashop(t, intraday=False),
               "cboe_datashop_eod_plain.csv": cboe_datashop(t, intraday=False, plain=True),
               "cboe_datashop_intraday.csv": cboe_datashop(t, intraday=True), "ivydb.csv": ivydb(t),

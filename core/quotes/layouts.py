@@ -14,7 +14,8 @@ root                option root (SPX / SPXW): one per expiry is kept
 ==================  ================================================================================
 
 Layouts: ``cboe_quotedata`` and ``quantlib_matrix`` (text, see core.quotes.vendor_text),
-``yfinance`` (option_chain dumps), ``cboe_datashop_eod``, ``cboe_datashop_intraday``,
+``yfinance`` (option_chain dumps, and the Yahoo Finance web page's options table: ``Contract Name``,
+``Last Trade Date``, ``Strike``, ...), ``cboe_datashop_eod``, ``cboe_datashop_intraday``,
 ``ivydb`` (OptionMetrics), and ``generic`` (our own format and common aliases).
 """
 from __future__ import annotations
@@ -121,7 +122,7 @@ def read_layout(source, name: str | None = None, max_bytes: int = MAX_FILE_BYTES
 def detect_layout(columns) -> str:
     """The layout name for a table with these column names (case-insensitive)."""
     cols = {str(c).strip().lower() for c in columns}
-    if "contractsymbol" in cols:
+    if {"contractsymbol", "contractname"} & {_squash(c) for c in cols}:
         return "yfinance"
     if {"cp_flag", "strike_price"} <= cols or {"best_bid", "best_offer"} <= cols:
         return "ivydb"
@@ -156,6 +157,12 @@ def _lower(df: pd.DataFrame) -> dict:
     return {c.lower(): c for c in df.columns}
 
 
+def _squash(name) -> str:
+    """A column name lower-cased with everything but letters and digits removed: yfinance's
+    ``impliedVolatility`` and the web table's ``Implied Volatility`` are the same key."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
 def _generic(df: pd.DataFrame) -> LaidOut:
     out, seen, ignored = {}, {}, []
     for col in df.columns:
@@ -173,13 +180,42 @@ def _generic(df: pd.DataFrame) -> LaidOut:
 _OCC = re.compile(r"^([A-Z.]+?)(\d{6})([CP])(\d{8})$")
 
 
+_US_STAMP = re.compile(r"^\s*(\d{1,2}/\d{1,2}/\d{4})\s+\d{1,2}:\d{2}\s*[AP]M\b", re.IGNORECASE)
+
+
+def _yahoo_web(df: pd.DataFrame, c: dict, notes: list) -> pd.DataFrame:
+    """The Yahoo Finance web page's options table as copied out, in yfinance's terms: strikes and
+    prices with thousands separators ("5,000.00"), "-" for no bid or ask, vols as "25.30%", and
+    US trade stamps ("3/14/2025 3:59 PM EDT", month first on the US site)."""
+    df = df.copy()
+    for key in ("strike", "bid", "ask", "lastprice"):
+        if key in c:
+            text = df[c[key]].astype("string").str.strip().str.replace(",", "", regex=False)
+            df[c[key]] = text.mask(text.isin(["-", "--"]), "")
+    if "impliedvolatility" in c:
+        text = df[c["impliedvolatility"]].astype("string").str.strip()
+        pct = text.str.endswith("%", na=False)
+        vol = pd.to_numeric(text.str.rstrip("%").str.replace(",", "", regex=False), errors="coerce")
+        df[c["impliedvolatility"]] = vol.where(~pct, vol / 100.0)
+    if "lasttradedate" in c:
+        day = df[c["lasttradedate"]].astype("string").str.extract(_US_STAMP)[0]
+        if day.notna().any():
+            df[c["lasttradedate"]] = pd.to_datetime(day, format="%m/%d/%Y", errors="coerce").dt.strftime("%Y-%m-%d")
+            notes.append("Last Trade Date read as the US site writes it (month/day/year)")
+    notes.append("Yahoo Finance web table: 'Contract Name' is the OCC symbol; '-' is no quote")
+    return df
+
+
 def _yfinance(df: pd.DataFrame) -> LaidOut:
-    """yfinance option_chain frames (calls and puts, stacked): type and expiry from their columns
-    or from the OCC contract symbol (ROOT YYMMDD C|P strike x 1000)."""
-    c = _lower(df)
-    occ = df[c["contractsymbol"]].astype(str).str.strip().str.extract(_OCC)
+    """yfinance option_chain frames (calls and puts, stacked), or the Yahoo Finance web table: type
+    and expiry from their columns or from the OCC contract symbol (ROOT YYMMDD C|P strike x 1000)."""
+    c = {_squash(col): col for col in df.columns}
     notes = ["yfinance option_chain dump: lastPrice (a last trade, not a quote) is not used; "
              "impliedVolatility is kept for comparison only"]
+    if "contractsymbol" not in c:
+        c["contractsymbol"] = c["contractname"]
+        df = _yahoo_web(df, c, notes)
+    occ = df[c["contractsymbol"]].astype(str).str.strip().str.extract(_OCC)
     out = pd.DataFrame({"root": occ[0], "bid": df.get(c.get("bid")), "ask": df.get(c.get("ask"))})
     out["strike"] = df[c["strike"]] if "strike" in c else pd.to_numeric(occ[3], errors="coerce") / 1000.0
     if "type" in c:

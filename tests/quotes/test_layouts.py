@@ -18,6 +18,7 @@ TOOL = ROOT / "tools" / "make_layout_fixtures.py"
 CASES = {
     "yfinance.csv": ("yfinance", {}),
     "yfinance_symbol_only.csv": ("yfinance", {}),
+    "yahoo_web.csv": ("yfinance", {}),
     "cboe_datashop_eod.csv": ("cboe_datashop_eod", {}),
     "cboe_datashop_eod_plain.csv": ("cboe_datashop_eod", {}),
     "cboe_datashop_intraday.csv": ("cboe_datashop_intraday", {}),
@@ -114,3 +115,14 @@ def test_import_converts_to_chain_quotes():
     quotes = ChainQuotes(**chain.arrays())
     assert len(quotes) == len(chain.used)
     np.testing.assert_allclose(quotes.iv, chain.used["iv"])
+
+
+def test_yahoo_web_table_dash_is_no_quote_and_the_us_stamp_dates_it():
+    """The web page's table: a "-" bid is a one-sided quote (not a non-number), and the valuation
+    date comes from the month-first trade stamp "3/14/2025 3:59 PM EDT"."""
+    df = pd.read_csv(FIXTURES / "yahoo_web.csv", dtype=str)
+    df.loc[3, "Bid"] = "-"
+    chain = import_chain(df.to_csv(index=False).encode(), name="web.csv")
+    row = chain.table.loc[chain.table["row"] == 4].iloc[0]
+    assert row["status"] == "dropped" and row["reason"].startswith("one-sided")
+    assert any("valuation date 2025-03-14" in note for note in chain.report.notes)
