@@ -26,7 +26,7 @@ from scipy.special import ndtr, ndtri
 
 from core.chain.prices import (call_from_log_otm, log_otm_price, mix_log, otm_upper_log, w_from_log_otm)
 from core.chain.svi import PARAMS, svi_w
-from core.engine.domain import outside_quoted
+from core.engine.domain import check_domain, outside_quoted
 
 _T_EPS = 1e-9            # years: a T this close to an expiry is at the expiry
 
@@ -117,8 +117,9 @@ class SliceSurface:
 
     @property
     def k_domain(self) -> tuple:
-        """(lowest, highest) quoted k over all expiries."""
-        return float(self.k_bounds[:, 0].min()), float(self.k_bounds[:, 1].max())
+        """(lowest, highest) quoted k over all expiries, widened to MIN_CHECK_WIDTH where narrower
+        (core.engine.domain.check_domain)."""
+        return check_domain(float(self.k_bounds[:, 0].min()), float(self.k_bounds[:, 1].max()))
 
     # ------------------------------------------------------------------ evaluation
     def _segments(self, T: np.ndarray):

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.engine.domain import check_domain
+
 PRICE_TOL = 1e-12        # forward-normalised price units
 SLOPE_TOL = 1e-9         # call-price slope dC/dK (dimensionless)
 W_REL_TOL = 1e-9         # relative rounding of an implied total variance
@@ -60,9 +62,10 @@ def check_times(expiries) -> np.ndarray:
 
 
 def check_strikes(k_bounds, n_strikes: int = N_STRIKES) -> np.ndarray:
-    """n_strikes k points evenly from the lowest to the highest quoted k."""
+    """n_strikes k points evenly from the lowest to the highest quoted k (widened to
+    MIN_CHECK_WIDTH where narrower: core.engine.domain.check_domain)."""
     kb = np.asarray(k_bounds, np.float64).reshape(-1, 2)
-    return np.linspace(float(kb[:, 0].min()), float(kb[:, 1].max()), n_strikes)
+    return np.linspace(*check_domain(float(kb[:, 0].min()), float(kb[:, 1].max())), n_strikes)
 
 
 def _worst(values: np.ndarray, T: np.ndarray, k: np.ndarray, name: str) -> dict:

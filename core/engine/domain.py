@@ -11,6 +11,17 @@ import numpy as np
 
 T_EPS = 1e-9      # years
 K_EPS = 1e-12     # log-moneyness
+MIN_CHECK_WIDTH = 0.1   # log-moneyness: the narrowest k span a surface is exported and checked on
+
+
+def check_domain(k_lo: float, k_hi: float) -> tuple:
+    """(lo, hi): the quoted k span [k_lo, k_hi], widened about its centre to at least
+    MIN_CHECK_WIDTH. A chain quoted at one strike only still gets dense points that differ: with
+    a zero span the dense check's strikes coincide, its slopes divide by zero and every butterfly
+    comparison with NaN passes, silently."""
+    half = 0.5 * max(k_hi - k_lo, MIN_CHECK_WIDTH)
+    mid = 0.5 * (k_lo + k_hi)
+    return (float(k_lo), float(k_hi)) if k_hi - k_lo >= MIN_CHECK_WIDTH else (mid - half, mid + half)
 
 
 def quoted_bounds(T_quotes, k_quotes) -> tuple:

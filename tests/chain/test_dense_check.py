@@ -97,3 +97,20 @@ def test_check_read_off_the_dense_export_matches_pricing_the_surface_again(small
     assert dense_from_table(surface, bad).n_calendar > 0
     # a table on another set is not trusted: the check prices the surface itself
     assert dense_from_table(surface, surface.table(n_k=50)).n_points == direct.n_points * N_STRIKES // GRID_STRIKES
+
+
+def test_a_chain_quoted_at_one_strike_is_still_checked():
+    """Every quote at k = 0: the check set is widened to MIN_CHECK_WIDTH with distinct strikes, so a
+    butterfly bump there is caught (with a zero span the strikes coincided, the slopes were NaN and
+    the check passed silently)."""
+    from core.engine.domain import MIN_CHECK_WIDTH
+
+    base = ssvi_surface_w()
+
+    def w(T, k):
+        return base(T, k) + 0.01 * np.asarray(T) * np.exp(-0.5 * (np.asarray(k) / 0.01) ** 2)
+    k = check_strikes((0.0, 0.0))
+    assert np.unique(k).size == N_STRIKES and k[-1] - k[0] >= MIN_CHECK_WIDTH - 1e-12
+    report = dense_check(FunctionSurface(w, EXPIRIES, (0.0, 0.0)))
+    assert report.n_butterfly > 0 and not report.ok
+    assert dense_check(FunctionSurface(base, EXPIRIES, (0.0, 0.0))).ok
