@@ -1,7 +1,8 @@
 """Repair a quote file on the chain's own domain: quotes -> chain method -> arbitrage-free surface.
 
 ``repair_chain(source, method)`` reads the file with the quote importer, keeps every usable quote
-(the ones the grid workflow sets aside as "outside" too), fits ``method`` (core.chain.methods),
+(the ones the grid workflow sets aside as "outside" too: their status is ``used`` here, and the
+report counts them as used), fits ``method`` (core.chain.methods),
 and returns the tables:
 
 - ``quote_table``: one row per input row, the importer's columns plus ``iv_repaired`` (the
@@ -93,7 +94,8 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
     ensure_thread_policy()      # as core.repair: a threaded BLAS on tiny matrices is 10x slower under load
     method = method or DEFAULT_CHAIN_METHOD
     chain_method = get_chain_method(method)
-    quotes = as_quoteset(source, name, valuation_date)
+    # no grid box here: the rows the grid workflow sets aside as "outside" are used, and say so
+    quotes = as_quoteset(source, name, valuation_date).on_own_domain()
     chain = from_quoteset(quotes)
     table = quotes.table
     query = query_rows(table)

@@ -56,5 +56,5 @@ def quote_set_from_chain(chain: ImportedChain) -> QuoteSet:
         columns_ignored=list(rep.ignored), layout=rep.layout, notes=list(rep.notes),
         n_expiries=int(np.unique(np.round(T[used], 9)).size) if used.any() else 0,
         forwards=_forward_records(chain))
-    check_enough(report, T[used], rep.source)
+    check_enough(report, T[used | (status == "outside")], rep.source)
     return QuoteSet(table=t, report=report, forwards=chain.forwards)

@@ -392,5 +392,5 @@ def _finish(c: _Ctx, kind: str, T, k, columns_used: list, ignored: list, from_da
                               columns_ignored=ignored,
                               n_expiries=int(np.unique(np.round(T[used], 9)).size) if used.any() else 0,
                               notes=c.notes)
-    check_enough(report, T[used], c.source)
+    check_enough(report, T[used | (status == "outside")], c.source)
     return QuoteSet(table=c.out, report=report)

@@ -7,7 +7,7 @@ core.quotes.from_chain). Both mark valid quotes beyond the model grid's reach as
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,7 @@ class ValidationReport:
     layout: str = "generic"                     # the vendor layout read (core.quotes.layouts)
     notes: list = field(default_factory=list)   # what was decided about the data (units, forwards)
     forwards: list = field(default_factory=list)  # per expiry: T, forward, discount, source, rate, residual, n_pairs
+    own_domain: bool = False                    # read for a chain repair: no grid box, nothing "outside"
 
     @property
     def n_dropped(self) -> int:
@@ -65,11 +66,17 @@ class ValidationReport:
     def n_outside(self) -> int:
         return sum(len(r) for r in self.outside.values())
 
+    def on_own_domain(self, n_expiries: int) -> "ValidationReport":
+        """The report as a chain repair (``--chain``) reads it: the quotes outside the grid's box
+        are used like the others (it has no box), on ``n_expiries`` expiries."""
+        return replace(self, n_used=self.n_used + self.n_outside, outside={}, n_expiries=int(n_expiries),
+                       own_domain=True)
+
     def lines(self) -> list:
         """Human-readable summary, one line each."""
+        box = "" if self.own_domain else f"{self.n_outside} outside the grid, "
         out = [f"{self.source}: {self.n_rows} row(s) read ({self.kind} quotes); {self.n_used} used on "
-               f"{self.n_expiries} expiries, {self.n_outside} outside the grid, {self.n_skipped} set aside by rule, "
-               f"{self.n_dropped} dropped"]
+               f"{self.n_expiries} expiries, {box}{self.n_skipped} set aside by rule, {self.n_dropped} dropped"]
         for reason, rows in self.outside.items():
             out.append(f"outside the grid, {reason}: {len(rows)} ({_rows_text(rows)})")
         for reason, rows in self.skipped.items():
@@ -125,6 +132,16 @@ class QuoteSet:
     def used(self) -> pd.DataFrame:
         return self.table[self.table["status"] == "used"]
 
+    def on_own_domain(self) -> "QuoteSet":
+        """The quote set as a chain repair uses it: rows ``outside`` the grid's box become ``used``
+        (reason cleared) and the report says so (ValidationReport.on_own_domain)."""
+        table = self.table.copy()
+        outside = (table["status"] == "outside").to_numpy()
+        table.loc[outside, "status"] = "used"
+        table.loc[outside, "reason"] = ""
+        n_expiries = np.unique(np.round(table.loc[table["status"] == "used", "T"].to_numpy(np.float64), 9)).size
+        return replace(self, table=table, report=self.report.on_own_domain(n_expiries))
+
     @property
     def kind(self) -> str:
         return self.report.kind
@@ -146,22 +163,44 @@ def mark_outside(T: np.ndarray, k: np.ndarray, rows: np.ndarray, status: np.ndar
     return outside
 
 
-def check_enough(report: ValidationReport, T_used: np.ndarray, source: str) -> None:
-    n_used = T_used.size
+def _detail(report: ValidationReport) -> str:
+    """The top drop reasons, and the maturity warning (T in days? expiries centuries away?) that
+    usually explains a file with too few quotes."""
     parts = [f"{reason}: {len(r)}" for reason, r in list(report.dropped.items())[:3]]
-    if report.n_outside:
-        parts.append(f"outside the grid: {report.n_outside}")
-    detail = f" ({'; '.join(parts)})" if parts else ""
+    parts += [w for w in report.warnings if w.startswith("median T")]
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def check_enough(report: ValidationReport, T_usable: np.ndarray, source: str) -> None:
+    """At read time: refuse a file with too few quotes for any surface. Usable quotes are the used
+    ones and those outside the 13 x 17 grid's box: a chain repair (``--chain``) takes every expiry
+    and strike, so a file of weeklies or of 5-year expiries only is not refused here; a grid repair
+    checks its own box (``check_grid``)."""
+    n = T_usable.size
+    if n == 0:
+        raise QuoteError(f"{source}: no usable quotes in {report.n_rows} row(s){_detail(report)}")
+    if n < MIN_QUOTES:
+        raise QuoteError(f"{source}: only {n} usable quote(s); at least {MIN_QUOTES} are needed for a "
+                         f"repair{_detail(report)}")
+    expiries = np.unique(np.round(T_usable, 9))
+    if expiries.size < MIN_EXPIRIES:
+        raise QuoteError(f"{source}: the usable quotes span a single expiry (T = {expiries[0]:.3f} years); a surface "
+                         f"needs at least {MIN_EXPIRIES} expiries")
+
+
+def check_grid(report: ValidationReport, T_used: np.ndarray, source: str) -> None:
+    """Before a grid repair: enough of the quotes inside the grid's box (T_RANGE, K_RANGE)."""
+    n_used = T_used.size
+    box = f"T in [{T_RANGE[0]:.2f}, {T_RANGE[1]:.2f}] years, k in [{K_RANGE[0]:.3f}, {K_RANGE[1]:.3f}]"
     if n_used == 0:
-        if report.n_outside and not report.n_dropped:
-            hint = "; is T in days? give years" if any("T is in years" in w for w in report.warnings) else ""
-            raise QuoteError(f"{source}: all {report.n_outside} valid quotes lie outside the grid "
-                             f"(T in [{T_RANGE[0]:.2f}, {T_RANGE[1]:.2f}] years, k in [{K_RANGE[0]:.3f}, "
-                             f"{K_RANGE[1]:.3f}]){hint}")
-        raise QuoteError(f"{source}: no usable quotes in {report.n_rows} row(s){detail}")
+        hint = "; is T in days? give years" if any("T is in years" in w for w in report.warnings) else ""
+        raise QuoteError(f"{source}: all {report.n_outside} valid quotes lie outside the grid ({box}){hint}; "
+                         "--chain repairs a chain on its own domain")
     if n_used < MIN_QUOTES:
-        raise QuoteError(f"{source}: only {n_used} usable quote(s); at least {MIN_QUOTES} are needed for a "
-                         f"repair{detail}")
-    if report.n_expiries < MIN_EXPIRIES:
-        raise QuoteError(f"{source}: the usable quotes span a single expiry (T = {T_used[0]:.3f} years); a surface "
-                         f"needs at least {MIN_EXPIRIES} expiries in T [{T_RANGE[0]:.2f}, {T_RANGE[1]:.2f}] years")
+        raise QuoteError(f"{source}: only {n_used} quote(s) inside the grid ({box}); at least {MIN_QUOTES} are "
+                         "needed for a grid repair; --chain repairs a chain on its own domain")
+    expiries = np.unique(np.round(T_used, 9))
+    if expiries.size < MIN_EXPIRIES:
+        raise QuoteError(f"{source}: the quotes inside the grid span a single expiry (T = {expiries[0]:.3f} years); "
+                         f"a grid repair needs at least {MIN_EXPIRIES} expiries in {box}; --chain repairs a "
+                         "chain on its own domain")

@@ -29,6 +29,7 @@ from core.engine.grid_read import iv_at, values_at
 from core.quotes import desk
 from core.quotes import stale as stale_mod
 from core.quotes.gridding import Gridded, GridRule, grid_quotes
+from core.quotes.quoteset import check_grid
 from core.quotes.read import QuoteError, QuoteSet, ValidationReport, as_quoteset
 from core.repairers.registry import DEFAULT_METHOD, METHODS, repairer_class
 from core.repairers.weights import WeightsError
@@ -225,6 +226,7 @@ def repair_quotes(source, method: str = DEFAULT_METHOD, stale: bool = True, rule
     table = quotes.table
     used = (table["status"] == "used").to_numpy()
     T_u, k_u, iv_u = (table.loc[used, c].to_numpy(dtype=np.float64) for c in ("T", "k", "iv"))
+    check_grid(quotes.report, T_u, quotes.report.source)
     gridded = grid_quotes(T_u, k_u, iv_u, rule)
     n_nodes = int(gridded.observed.sum())
     if n_nodes < 4:

@@ -36,3 +36,18 @@ def test_repaired_over_its_whole_range(full_range):
     assert np.isfinite(pred).all()
     rel = np.abs(pred - df["iv_true"].to_numpy()) / df["iv_true"].to_numpy()
     assert np.median(rel) < 0.02
+
+
+def test_the_chain_workflow_labels_nothing_outside(full_range):
+    """Through ``repair_chain`` (the CLI's --chain): every quote beyond the 13 x 17 grid's box is
+    used, its status says "used" in quotes.csv and the summary counts it as used; "outside the
+    grid" appears nowhere (it did: 'N used, M outside the grid' for quotes the repair used)."""
+    from core.chain.workflow import repair_chain
+
+    df, chain = full_range
+    cols = ["valuation_date", "expiry", "strike", "forward", "iv", "bid", "ask"]
+    result = repair_chain(df[cols], method="svi_fit", stale=False)
+    status = result.quote_table["status"]
+    assert (status == "used").sum() == len(chain) and not (status == "outside").any()
+    assert result.quotes.report.n_used == len(chain) and result.quotes.report.n_outside == 0
+    assert not any("outside the grid" in line for line in result.summary_lines())

@@ -74,12 +74,19 @@ MALFORMED = {
                                 "q.csv", r"column expiry is ambiguous \(day/month or month/day\)"),
     "dates that are not dates": (b"expiry,valuation_date,k,iv\n" + b"soon,2025-01-02,0,0.2\n" * 8,
                                  "q.csv", r"expiry is not an ISO date \(YYYY-MM-DD\): 8"),
-    "all outside the grid": (grid_quotes_csv([(3.0 + i, 0.0, 0.2) for i in range(5)]), "q.csv",
-                             r"all 5 valid quotes lie outside the grid"),
     "ragged rows": (b"T,k,iv\n0.5,0,0.2\n0.5,0.1,0.2,9,9\n", "q.csv", r"cannot parse q\.csv as CSV"),
     "binary junk": (b"\x00\x01\x02\x03garbage" * 10, "q.csv", r"binary, not a CSV"),
     "not UTF-8": ("T,k,iv\n0.5,0,0.2\n0.5,0.1,0.2 \xe9\n".encode("latin-1"), "q.csv", r"not UTF-8 text"),
     "corrupt parquet": (b"PAR1" + b"\x00" * 64 + b"PAR1", "q.parquet", r"cannot read q\.parquet as Parquet"),
     "spreadsheet": (b"PK\x03\x04" + b"\x00" * 32, "q.xlsx", r"looks like a spreadsheet; save it as CSV"),
     "duplicate column": (b"T,t,k,iv\n0.5,0.5,0,0.2\n", "q.csv", r"columns 'T' and 't' both give T"),
+}
+
+# read fine (a chain repair takes any expiry and strike), refused by a grid repair
+OUTSIDE_GRID = {
+    "all outside the grid": (grid_quotes_csv([(3.0 + i, 0.0, 0.2) for i in range(5)]), "q.csv",
+                             r"all 5 valid quotes lie outside the grid .*--chain"),
+    "one expiry inside the grid": (grid_quotes_csv([(0.5, k, 0.2) for k in (-0.2, -0.1, 0.0, 0.1)]
+                                                   + [(3.0, k, 0.2) for k in (-0.1, 0.0, 0.1)]), "q.csv",
+                                   r"quotes inside the grid span a single expiry \(T = 0\.500 years\).*--chain"),
 }

@@ -9,6 +9,7 @@ from core.engine.grid import K_GRID, T_GRID
 from core.quotes.read import MAX_ROWS, QuoteError, normalise_quotes, read_quotes
 from tests.quotes.quote_cases import (
     MALFORMED,
+    OUTSIDE_GRID,
     csv_bytes,
     good_chain,
     grid_quotes_csv,
@@ -23,6 +24,32 @@ def test_malformed_file_gives_one_line_value_error(case):
         read_quotes(data, name=name)
     assert isinstance(info.value, QuoteError)
     assert "\n" not in str(info.value) and len(str(info.value)) < 400
+
+
+@pytest.mark.parametrize("case", sorted(OUTSIDE_GRID))
+def test_quotes_outside_the_grid_read_but_a_grid_repair_refuses_them(case):
+    """A file whose expiries lie outside the grid's box is a chain like any other (it is read; a
+    chain repair takes it): only a grid repair refuses it, in one line naming the box and --chain."""
+    from core.quotes.workflow import repair_quotes
+
+    data, name, pattern = OUTSIDE_GRID[case]
+    quotes = read_quotes(data, name=name)
+    assert (quotes.table["status"] == "outside").sum() >= 3
+    with pytest.raises(QuoteError, match=pattern) as info:
+        repair_quotes(quotes, method="interp", stale=False)
+    assert "\n" not in str(info.value)
+
+
+def test_a_chain_of_weeklies_only_is_repaired_with_chain():
+    """Expiries of 3 and 10 days, all below the grid's 0.08 years: refused before (every quote was
+    "outside the grid" at read time), repaired on their own domain now."""
+    from core.chain.workflow import repair_chain
+
+    rows = [(T, k, 0.2 + 0.1 * k * k) for T in (3 / 365, 10 / 365) for k in np.linspace(-0.1, 0.1, 9)]
+    result = repair_chain(grid_quotes_csv(rows), name="weeklies.csv", stale=False)
+    assert result.surface.expiries.size == 2 and result.dense.ok
+    used = result.quote_table["status"].isin(["used", "outside"])
+    assert np.abs(result.quote_table.loc[used, "iv_repaired"] - result.quote_table.loc[used, "iv"]).max() < 0.002
 
 
 def test_good_chain_reads_and_reports_every_row():

@@ -83,6 +83,6 @@ def test_utf16_file_is_read_not_called_binary():
 
 def test_far_expiry_is_named_not_blamed_on_days():
     for far in ("9999-12-31", "2200-12-31"):
-        with pytest.raises(QuoteError, match="after 2262|outside the grid") as info:
+        with pytest.raises(QuoteError, match="after 2262|far beyond the valuation date") as info:
             read_quotes(_dated([far] * 6), name="far.csv")
         assert "days" not in str(info.value)
