@@ -28,7 +28,7 @@ from .forwards import N_NEAR
 from .layouts import LaidOut, map_frame, read_layout
 from .quoteset import QuoteError
 from .to_vols import merge_duplicates, price_quotes, vol_quotes
-from .units import bidask_units, numeric, vol_scale
+from .units import PERCENT_COLUMNS, bidask_units, numeric, percent_signed, vol_scale
 
 NUMERIC = ("T", "days", "strike", "k", "bid", "ask", "price", "iv", "iv_vendor", "forward", "discount",
            "spot", "rate", "dividend_yield")
@@ -136,7 +136,7 @@ def _import(laid, name, valuation_date, spot, rate, dividend_yield, n_near) -> I
     if len(f) == 0:
         raise ChainImportError(f"{name} has a header but no data rows")
     drops, notes = _Drops(len(f)), list(laid.notes)
-    num = _numbers(f, drops)
+    num = _numbers(f, drops, notes)
     _latest_snapshot(f, drops, notes)
     T, expiry = _maturity(f, num, drops, notes, valuation_date, name)
     try:
@@ -168,12 +168,16 @@ def _import(laid, name, valuation_date, spot, rate, dividend_yield, n_near) -> I
     return ImportedChain(table=table, forwards=fwd, report=report)
 
 
-def _numbers(f: pd.DataFrame, drops: _Drops) -> dict:
+def _numbers(f: pd.DataFrame, drops: _Drops, notes: list) -> dict:
     out = {}
     for col in NUMERIC:
         if col not in f:
             continue
-        values, bad, hint = numeric(f[col])
+        cells = f[col]
+        if col in PERCENT_COLUMNS:
+            cells, note = percent_signed(cells, col)
+            notes += [note] if note else []
+        values, bad, hint = numeric(cells)
         if col != "iv_vendor":           # a vendor's vol is for comparison; a bad one drops nothing
             drops.mark(bad, f"non-numeric value in {col}{hint}")
         out[col] = values

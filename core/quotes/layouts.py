@@ -51,6 +51,7 @@ GENERIC_ALIASES = {
     "iv": "iv", "implied_vol": "iv", "implied_volatility": "iv", "impliedvolatility": "iv",
     "price": "price", "mid": "price", "type": "type", "option_type": "type", "cp": "type",
     "call_put": "type", "cp_flag": "type", "putcall": "type", "bid": "bid", "ask": "ask", "root": "root",
+    "strike_price": "strike",   # in price units here: IvyDB's thousandths are detected as that layout first
 }
 
 
@@ -164,9 +165,12 @@ def _squash(name) -> str:
 
 
 def _generic(df: pd.DataFrame) -> LaidOut:
+    """Our own columns and common aliases, matched without case, spaces or punctuation (so
+    "Expiration Date", "Implied Volatility" and "Option Type" of a broker's export are read)."""
     out, seen, ignored = {}, {}, []
+    aliases = {_squash(name): canon for name, canon in GENERIC_ALIASES.items()}
     for col in df.columns:
-        canon = GENERIC_ALIASES.get(col.lower())
+        canon = aliases.get(_squash(col))
         if canon is None:
             ignored.append(col)
             continue

@@ -3,6 +3,8 @@
 Every decision here is stated (a note in the import report), never silent:
 - ``numeric``: a column as float64; cells that are not numbers are reported by the caller with a
   hint for the usual causes (a decimal comma ``0,25``, a percent sign ``25%``).
+- ``percent_signed``: a vol column (or bid/ask) whose every cell ends in ``%`` is read as percent,
+  and said.
 - ``vol_scale``: a vol column whose median is 1 or more is read as percent (a median vol of 100 %
   or more does not occur on a listed chain, while percent vols of 1.5 .. 5 do on a low-vol one).
 - ``bidask_units``: when a vol column sits beside bid/ask, the data decide: vol units if the vol
@@ -37,6 +39,27 @@ def numeric(values) -> tuple:
         elif "," in sample:
             hint = f" (e.g. {sample!r}: a decimal comma; use a point, 0.25)"
     return out, bad, hint
+
+
+# the columns whose "25.3%" cells are read as percent vols (a price is never written with a percent sign)
+PERCENT_COLUMNS = ("iv", "iv_vendor", "bid", "ask")
+
+
+def percent_signed(values, column: str) -> tuple:
+    """(values, note): a vol column written with percent signs ("25.30%", as broker and web exports
+    do) as numbers divided by 100, and a note saying so; anything else as given and None. Only
+    when every non-empty cell carries the sign: a column mixing 25% and 0.25 is left for
+    ``numeric`` to report."""
+    series = pd.Series(values).reset_index(drop=True)
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return series, None
+    text = series.astype("string").str.strip()
+    given = text.notna() & (text != "")
+    if not given.any() or not text[given].str.endswith("%").all():
+        return series, None
+    out = pd.to_numeric(text.str.rstrip("%").str.strip(), errors="coerce") / 100.0
+    # a cell that still is no number stays text, so ``numeric`` reports it as before
+    return out.astype(object).where(out.notna() | ~given, text), f"{column} written with percent signs: read as percent vols"
 
 
 def vol_scale(values: np.ndarray, column: str) -> tuple:

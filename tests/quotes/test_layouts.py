@@ -126,3 +126,36 @@ def test_yahoo_web_table_dash_is_no_quote_and_the_us_stamp_dates_it():
     row = chain.table.loc[chain.table["row"] == 4].iloc[0]
     assert row["status"] == "dropped" and row["reason"].startswith("one-sided")
     assert any("valuation date 2025-03-14" in note for note in chain.report.notes)
+
+
+@pytest.mark.parametrize("name, options", [("dte_percent.csv", {}), ("spy_like_prices.csv", {"rate": 0.04})])
+def test_vols_written_with_percent_signs_read_as_percent(name, options, truth):
+    """"92.18%" cells (broker and web exports) are percent vols, said in a note; before, every row
+    was dropped as a non-number (vol file) or the vol was lost (price file's vendor vol)."""
+    df = pd.read_csv(FIXTURES / name)
+    plain = import_chain(FIXTURES / name, **options)
+    if name == "dte_percent.csv":                      # vol quotes in percent already: 92.1762 -> "92.1762%"
+        for col in ("iv", "bid", "ask"):
+            df[col] = df[col].map(lambda v: f"{v}%")
+    else:                                              # decimal vols: 0.921762 -> "92.1762%"
+        df["iv"] = (100 * df["iv"]).map(lambda v: f"{v:.4f}%")
+    signed = import_chain(df.to_csv(index=False).encode(), name=name, **options)
+    assert any("percent signs" in note for note in signed.report.notes)
+    assert len(signed.used) == len(plain.used) == len(truth)
+    np.testing.assert_allclose(signed.used["iv"], plain.used["iv"], atol=1e-6)
+    if "iv_vendor" in plain.used:
+        np.testing.assert_allclose(signed.used["iv_vendor"], plain.used["iv_vendor"], atol=1e-6)
+
+
+def test_display_headers_of_a_broker_export_are_read():
+    """Column names with spaces and capitals ("Expiration Date", "Strike Price", "Option Type",
+    "Implied Volatility") map like their snake_case forms; the same quotes come out."""
+    df = pd.read_csv(FIXTURES / "spy_like_prices.csv")
+    plain = import_chain(FIXTURES / "spy_like_prices.csv", rate=0.04)
+    shown = df.rename(columns={"expiry": "Expiration Date", "strike": "Strike Price", "forward": "Forward",
+                               "option_type": "Option Type", "bid": "Bid", "ask": "Ask", "price": "Mid",
+                               "iv": "Implied Volatility"}).drop(columns="k")
+    got = import_chain(shown.to_csv(index=False).encode(), name="broker.csv", rate=0.04)
+    assert got.report.layout == "generic" and not got.report.ignored
+    np.testing.assert_allclose(got.used["iv"], plain.used["iv"], atol=1e-12)
+    np.testing.assert_allclose(got.used["strike"], plain.used["strike"])

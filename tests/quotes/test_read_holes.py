@@ -64,7 +64,7 @@ def test_one_wide_line_is_refused_within_two_seconds():
     (b'[{"T": 0.5, "k": 0, "iv": 0.2}]', "holds JSON, not CSV"),
     (b"<!DOCTYPE html><html><body>quotes</body></html>", "HTML or XML, not CSV"),
     (b"T,k,iv\n" + b"0.5,0,\"0,25\"\n" * 4, "decimal comma"),
-    (b"T,k,iv\n" + b"0.5,0,25%\n" * 4, "percent sign"),
+    (b"T,k,iv\n" + b"0.5,0,25%\n" * 4 + b"1,0,0.25\n", "percent sign"),   # mixed; all-% reads as percent
     (b"T,k,iv\n0.5,-0.1,1e-300\n0.5,0,1e-300\n1,-0.1,1e-300\n1,0,1e-300\n", r"iv below 0\.001"),
 ])
 def test_messages_name_the_real_problem(data, pattern):
