@@ -19,9 +19,10 @@ def check_domain(k_lo: float, k_hi: float) -> tuple:
     MIN_CHECK_WIDTH. A chain quoted at one strike only still gets dense points that differ: with
     a zero span the dense check's strikes coincide, its slopes divide by zero and every butterfly
     comparison with NaN passes, silently."""
-    half = 0.5 * max(k_hi - k_lo, MIN_CHECK_WIDTH)
+    if k_hi - k_lo >= MIN_CHECK_WIDTH:
+        return float(k_lo), float(k_hi)
     mid = 0.5 * (k_lo + k_hi)
-    return (float(k_lo), float(k_hi)) if k_hi - k_lo >= MIN_CHECK_WIDTH else (mid - half, mid + half)
+    return mid - 0.5 * MIN_CHECK_WIDTH, mid + 0.5 * MIN_CHECK_WIDTH
 
 
 def quoted_bounds(T_quotes, k_quotes) -> tuple:
