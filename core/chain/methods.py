@@ -107,6 +107,11 @@ class GridMethod(ChainMethod):
     def values(self, quotes, T, k):
         from core.chain.mapping import grid_values
 
+        # the grid spans 13 expiries and is filled between quoted ones: one smile gives it nothing
+        # to interpolate, so such a chain is for the per-expiry methods
+        if np.unique(np.round(quotes.T, 9)).size < 2:
+            raise ValueError(f"{self.name} is a grid method and needs quotes on 2 expiries or more; "
+                             f"this chain has one: use {', '.join(CHAIN_ONLY)}")
         return grid_values(quotes.T, quotes.k, quotes.iv, T, k, self.name)
 
 

@@ -174,18 +174,14 @@ def _detail(report: ValidationReport) -> str:
 def check_enough(report: ValidationReport, T_usable: np.ndarray, source: str) -> None:
     """At read time: refuse a file with too few quotes for any surface. Usable quotes are the used
     ones and those outside the 13 x 17 grid's box: a chain repair (``--chain``) takes every expiry
-    and strike, so a file of weeklies or of 5-year expiries only is not refused here; a grid repair
-    checks its own box (``check_grid``)."""
+    and strike, so a file of weeklies, of 5-year expiries or of one smile is not refused here; a
+    grid repair checks its own box and its two expiries (``check_grid``)."""
     n = T_usable.size
     if n == 0:
         raise QuoteError(f"{source}: no usable quotes in {report.n_rows} row(s){_detail(report)}")
     if n < MIN_QUOTES:
         raise QuoteError(f"{source}: only {n} usable quote(s); at least {MIN_QUOTES} are needed for a "
                          f"repair{_detail(report)}")
-    expiries = np.unique(np.round(T_usable, 9))
-    if expiries.size < MIN_EXPIRIES:
-        raise QuoteError(f"{source}: the usable quotes span a single expiry (T = {expiries[0]:.3f} years); a surface "
-                         f"needs at least {MIN_EXPIRIES} expiries")
 
 
 def check_grid(report: ValidationReport, T_used: np.ndarray, source: str) -> None:
@@ -202,5 +198,5 @@ def check_grid(report: ValidationReport, T_used: np.ndarray, source: str) -> Non
     expiries = np.unique(np.round(T_used, 9))
     if expiries.size < MIN_EXPIRIES:
         raise QuoteError(f"{source}: the quotes inside the grid span a single expiry (T = {expiries[0]:.3f} years); "
-                         f"a grid repair needs at least {MIN_EXPIRIES} expiries in {box}; --chain repairs a "
-                         "chain on its own domain")
+                         f"a grid repair needs at least {MIN_EXPIRIES} expiries inside it ({box}); --chain repairs "
+                         "a chain on its own domain, one smile included")

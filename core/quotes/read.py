@@ -27,7 +27,7 @@ Nothing is dropped silently. Every quote stays in the table with a ``status``: `
 ``outside`` (valid, but beyond the model grid's reach), ``skipped`` (valid, set aside by a rule)
 or ``dropped`` (bad data), and a ``reason``; the :class:`ValidationReport` counts them by reason
 with row numbers (1 = the first data row). Whole-file problems (empty, unreadable, too wide, wrong
-columns, too large, fewer than ``MIN_QUOTES`` usable quotes, a single expiry) raise
+columns, too large, fewer than ``MIN_QUOTES`` usable quotes) raise
 :class:`QuoteError`, a ``ValueError`` whose one-line message names the problem.
 
 Rules worth knowing

@@ -19,9 +19,12 @@ from tests.quotes.quote_cases import (
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_file_gives_one_line_value_error(case):
+    """Through the grid workflow: read errors, and the grid's own (a single expiry) after reading."""
+    from core.quotes.workflow import repair_quotes
+
     data, name, pattern = MALFORMED[case]
     with pytest.raises(ValueError, match=pattern) as info:
-        read_quotes(data, name=name)
+        repair_quotes(data, name=name, method="interp", stale=False)
     assert isinstance(info.value, QuoteError)
     assert "\n" not in str(info.value) and len(str(info.value)) < 400
 
@@ -38,6 +41,24 @@ def test_quotes_outside_the_grid_read_but_a_grid_repair_refuses_them(case):
     with pytest.raises(QuoteError, match=pattern) as info:
         repair_quotes(quotes, method="interp", stale=False)
     assert "\n" not in str(info.value)
+
+
+def test_one_smile_is_repaired_with_chain_by_the_per_expiry_methods():
+    """A single expiry: read, refused by a grid repair and by a grid method on the chain path (one
+    line naming the per-expiry methods), repaired by svi_fit, svi_gp and ah; other times are marked
+    extrapolated."""
+    from core.chain.workflow import repair_chain
+
+    data, name, _ = MALFORMED["single expiry"]
+    assert read_quotes(data, name=name).report.n_expiries == 1
+    with pytest.raises(ValueError, match="grid method and needs quotes on 2 expiries or more.*svi_gp"):
+        repair_chain(data, name=name, method="interp", stale=False)
+    for method in ("svi_fit", "svi_gp", "ah"):
+        result = repair_chain(data, name=name, method=method, stale=False)
+        assert result.surface.expiries.size == 1 and result.dense.ok
+        qt = result.quote_table
+        assert np.abs(qt["iv_repaired"] - qt["iv"]).max() < 0.003 and not qt["extrapolated"].any()
+        assert result.surface.extrapolated(np.array([0.25, 1.0]), np.zeros(2)).all()
 
 
 def test_a_chain_of_weeklies_only_is_repaired_with_chain():
