@@ -37,8 +37,8 @@ from core.engine.conformal import ConformalCalibrator
 from core.engine.grid import IV_FLOOR, K_MESH, N_K, N_T, T_MESH, iv_to_w, w_to_iv
 from core.seeds import BEST_TRAIN_SEED
 from core.repairers.base import Prediction, Repairer, check_noise_bp, check_weights
-from core.repairers.weights import (WeightsError, check_tensor, load_manifest, load_state, manifest_float,
-                                    manifest_int)
+from core.repairers.weights import (WeightsError, check_tensor, load_manifest, load_state, manifest_bool,
+                                    manifest_float, manifest_int)
 from core.settings import WEIGHTS_DIR
 from core.synth.missingness import NOISE_BP, noise_profile
 
@@ -373,21 +373,6 @@ LEGACY_SURPRISE_POWER = 0.5   # what a manifest without "surprise_power" was mad
 MAX_SURPRISE_POWER = 4.0
 
 
-def _flag(raw: dict, key: str, default: bool, where: str) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        raise WeightsError(f"{where}: {key} must be true or false, got {value!r}")
-    return value
-
-
-def _power(raw: dict, key: str, default: float, where: str) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) \
-            or not 0.0 <= value <= MAX_SURPRISE_POWER:
-        raise WeightsError(f"{where}: {key} must be a finite number in [0, {MAX_SURPRISE_POWER:g}], got {value!r}")
-    return float(value)
-
-
 def _config(manifest: dict, where: str) -> BestConfig:
     """The BestConfig of a manifest, every field type- and range-checked; WeightsError otherwise."""
     raw = manifest.get("config")
@@ -408,9 +393,10 @@ def _config(manifest: dict, where: str) -> BestConfig:
            "rank": manifest_int(raw, "rank", BestConfig.rank, 1, MAX_RANK, where),
            "noise_bp": manifest_float(raw, "noise_bp", BestConfig.noise_bp, 0.0, 1e4, where),
            "stale_bp": manifest_float(raw, "stale_bp", BestConfig.stale_bp, 0.0, 1e4, where),
-           "surprise_inflation": _flag(raw, "surprise_inflation", True, where),
+           "surprise_inflation": manifest_bool(raw, "surprise_inflation", True, where),
            # absent: the weights predate the field and were calibrated with the Birge ratio (0.5)
-           "surprise_power": _power(raw, "surprise_power", LEGACY_SURPRISE_POWER, where)}
+           "surprise_power": manifest_float(raw, "surprise_power", LEGACY_SURPRISE_POWER, 0.0, MAX_SURPRISE_POWER,
+                                            where, low_inclusive=True)}
     try:
         return BestConfig(**cfg)
     except TypeError as exc:

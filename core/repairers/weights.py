@@ -63,13 +63,25 @@ def manifest_int(section: dict, key: str, default: int, low: int, high: int, whe
     return value
 
 
-def manifest_float(section: dict, key: str, default: float, low: float, high: float, where: str) -> float:
-    """``section[key]`` (``default`` when absent) as a finite float in (low, high]; WeightsError otherwise."""
+def manifest_float(section: dict, key: str, default: float, low: float, high: float, where: str,
+                   low_inclusive: bool = False) -> float:
+    """``section[key]`` (``default`` when absent) as a finite float in (low, high] ([low, high] with
+    ``low_inclusive``); WeightsError otherwise."""
     value = _field(section, key, default, where)
+    above = (lambda v: low <= v) if low_inclusive else (lambda v: low < v)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low < value <= high:
-        raise WeightsError(f"{where}: {key} must be a finite number in ({low:g}, {high:g}], got {value!r}")
+            or not (above(value) and value <= high):
+        bracket = "[" if low_inclusive else "("
+        raise WeightsError(f"{where}: {key} must be a finite number in {bracket}{low:g}, {high:g}], got {value!r}")
     return float(value)
+
+
+def manifest_bool(section: dict, key: str, default: bool, where: str) -> bool:
+    """``section[key]`` (``default`` when absent) as true or false; WeightsError otherwise."""
+    value = _field(section, key, default, where)
+    if not isinstance(value, bool):
+        raise WeightsError(f"{where}: {key} must be true or false, got {value!r}")
+    return value
 
 
 def check_tensor(state: dict, key: str, shape: tuple, where: str, positive: bool = False) -> torch.Tensor:

@@ -57,19 +57,25 @@ def _delivered(mean_iv: np.ndarray) -> np.ndarray:
     return w_to_iv(project(iv_to_w(np.maximum(mean_iv, IV_FLOOR)), "full"))
 
 
+def scored_cell(prior: MixturePrior, w, observed, iv_obs) -> dict:
+    """One run of ``prior`` on a cell's surfaces: the run's output (``out``), the delivered repair
+    (after the full projection), and over the missing cells its |error| and projection-aware sd."""
+    out = prior.run(np.nan_to_num(iv_obs), observed)
+    delivered = _delivered(out["mean"])
+    miss = ~observed
+    return {"out": out, "delivered": delivered, "err": np.abs(delivered - w_to_iv(w))[miss],
+            "sd": projected_sd(out["sd"], out["mean"], delivered)[miss]}
+
+
 def calibrate(prior: MixturePrior, n: int = 500, cells=None) -> ConformalCalibrator:
     """Split-conformal multipliers of the (projection-aware) sd on the calibration cells.
 
     Errors are those of the delivered repair (after the full projection), so the intervals sit
     around what the user sees; scores are |error| / projected_sd over missing cells.
     """
-    errors, sds = [], []
-    for _, _, w, observed, iv_obs in _cell_data(cells or held_out_cells(prior.cfg.families), n, CALIBRATION_SEEDS):
-        out = prior.run(np.nan_to_num(iv_obs), observed)
-        delivered = _delivered(out["mean"])
-        errors.append(np.abs(delivered - w_to_iv(w))[~observed])
-        sds.append(projected_sd(out["sd"], out["mean"], delivered)[~observed])
-    return ConformalCalibrator().fit(np.concatenate(errors), np.concatenate(sds))
+    scored = [scored_cell(prior, w, observed, iv_obs) for _, _, w, observed, iv_obs
+              in _cell_data(cells or held_out_cells(prior.cfg.families), n, CALIBRATION_SEEDS)]
+    return ConformalCalibrator().fit(np.concatenate([c["err"] for c in scored]), np.concatenate([c["sd"] for c in scored]))
 
 
 def validate(prior: MixturePrior, calibrator: ConformalCalibrator, n: int = 300) -> dict:
@@ -78,12 +84,10 @@ def validate(prior: MixturePrior, calibrator: ConformalCalibrator, n: int = 300)
 
     scores = {}
     for family, regime, w, observed, iv_obs in _cell_data(CALIBRATION_CELLS, n, VALIDATION_SEEDS):
-        out = prior.run(np.nan_to_num(iv_obs), observed)
-        iv_full = _delivered(out["mean"])
-        err = np.abs(iv_full - w_to_iv(w))[~observed]
-        sd = projected_sd(out["sd"], out["mean"], iv_full)[~observed]
+        cell = scored_cell(prior, w, observed, iv_obs)
+        err, sd = cell["err"], cell["sd"]
         scores[f"{family}/{regime}"] = {
-            "rmse_full": mean_se(missing_rmse(iv_full, w_to_iv(w), observed)),
+            "rmse_full": mean_se(missing_rmse(cell["delivered"], w_to_iv(w), observed)),
             "cov80": float(np.mean(err <= calibrator.half_width(sd, 0.8))),
             "cov95": float(np.mean(err <= calibrator.half_width(sd, 0.95)))}
     return scores

@@ -29,10 +29,9 @@ import numpy as np
 import torch
 
 from core.engine.conformal import ConformalCalibrator
-from core.engine.grid import w_to_iv
 from core.repairers.best import BestConfig, MixturePrior, projected_sd, surprise_factor
 from core.seeds import BEST_CALIBRATION, BEST_VALIDATION
-from core.training.best import CALIBRATION_CELLS, LOFO_FAMILIES, _delivered, cell_data, held_out_cells
+from core.training.best import CALIBRATION_CELLS, LOFO_FAMILIES, cell_data, held_out_cells, scored_cell
 from core.settings import RESULTS_DIR
 
 POWERS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -45,13 +44,13 @@ DEFAULT_JSON = RESULTS_DIR / "best_surprise_power.json"
 def _scored(prior: MixturePrior, w, observed, iv_obs) -> dict:
     """Per missing cell: |error| of the delivered repair, the unwidened sd, the surface's chi2 and
     the displacement of the projection (what projected_sd needs), from one p = 0 run."""
-    out = prior.run(np.nan_to_num(iv_obs), observed)
-    delivered = _delivered(out["mean"])
+    cell = scored_cell(prior, w, observed, iv_obs)
+    out, delivered = cell["out"], cell["delivered"]
     n = len(w)
     z = out["loo_z"].reshape(n, -1)
     chi2 = (z**2).sum(-1) / np.maximum(observed.reshape(n, -1).sum(-1), 1.0)
     miss = ~observed
-    return {"err": np.abs(delivered - w_to_iv(w))[miss], "sd": out["sd"][miss],
+    return {"err": cell["err"], "sd": out["sd"][miss],
             "shift": (delivered - out["mean"])[miss],
             "chi2": np.broadcast_to(chi2[:, None, None], observed.shape)[miss]}
 
