@@ -196,6 +196,20 @@ def scatter(z: np.ndarray, group: np.ndarray) -> np.ndarray:
     return out
 
 
+def _trust_pass(raw: np.ndarray, group: np.ndarray, rows: np.ndarray, idx: np.ndarray, valid: np.ndarray,
+                rescore) -> np.ndarray:
+    """The second pass of both paths: the quotes the first pass found beyond TRUST_CUT (in scatter
+    units) count for nothing as neighbours, since a big outlier can pull a short window enough to
+    escape its Tukey weights. Only the windows (idx, valid: per quote) holding such a quote are
+    refitted: ``rescore(again, trust)`` gives their new raw scores. A quote without a score (NaN)
+    stays a trusted neighbour."""
+    trust = (np.abs(np.nan_to_num(raw / scatter(raw, group))) <= TRUST_CUT).astype(float)
+    again = rows[((trust[idx[rows]] == 0) & valid[rows]).any(axis=1)]
+    if again.size:
+        raw[again] = rescore(again, trust)
+    return raw
+
+
 def _raw_scores(k, y, h, rows, windows, trust) -> np.ndarray:
     """Leave-one-out residuals over their uncertainty for the (group, k)-sorted quotes ``rows``."""
     (idx, valid, _), (near_idx, near_valid, _) = windows
@@ -300,13 +314,11 @@ def _grid_scores(T, k, iv, eidx, log_fit: bool) -> np.ndarray:
         fit = np.exp(pred) if log_fit else pred
         return (iv[rows] - fit) / np.sqrt(s2 * (1.0 + var) + GRID_NEAR * (fit - near[rows]) ** 2 + 1e-300)
 
-    raw = score(rows, pred, var)
-    # second pass as on the spread path: far-off quotes are no one's neighbour
-    trust = (np.abs(raw / scatter(raw, eidx)) <= TRUST_CUT).astype(float)
-    again = rows[((trust[idx] == 0) & valid).any(axis=1)]
-    if again.size:
+    def rescore(again, trust):
         pred, var, _ = _grid_fit(x, t, eidx, y, again, idx[again], valid[again], trust)
-        raw[again] = score(again, pred, var)
+        return score(again, pred, var)
+
+    raw = _trust_pass(score(rows, pred, var), eidx, rows, idx, valid, rescore)
     return raw / scatter(raw, eidx) / GRID_SCALE
 
 
@@ -354,13 +366,8 @@ def stale_scores(quotes: ChainQuotes, surface=None) -> tuple:
                                 log_fit=bool((iv_sorted > 0).all()))
     raw = np.full(n, np.nan)
     raw[rows] = _raw_scores(k, ys, h, rows, windows, np.ones(n))
-    # a second pass in which the quotes the first pass found far off count for nothing as
-    # neighbours (a big outlier can pull a short window enough to escape its Tukey weights); only
-    # the windows holding such a quote change
-    trust = (np.abs(np.nan_to_num(raw / scatter(raw, inverse))) <= TRUST_CUT).astype(float)
-    again = rows[(trust[windows[0][0][rows]] == 0).any(axis=1)]
-    if again.size:
-        raw[again] = _raw_scores(k, ys, h, again, windows, trust)
+    raw = _trust_pass(raw, inverse, rows, windows[0][0], windows[0][1],
+                      lambda again, trust: _raw_scores(k, ys, h, again, windows, trust))
     z = raw / scatter(raw, inverse)
     if no_spread:
         # both directions must disagree with the quote: the geometric mean of the two sizes, signed
