@@ -28,7 +28,7 @@ from .forwards import N_NEAR
 from .layouts import LaidOut, map_frame, read_layout
 from .quoteset import QuoteError
 from .to_vols import merge_duplicates, price_quotes, vol_quotes
-from .units import PERCENT_COLUMNS, bidask_units, numeric, percent_signed, vol_scale
+from .units import bidask_units, column_numbers, vol_scale
 
 NUMERIC = ("T", "days", "strike", "k", "bid", "ask", "price", "iv", "iv_vendor", "forward", "discount",
            "spot", "rate", "dividend_yield")
@@ -173,11 +173,7 @@ def _numbers(f: pd.DataFrame, drops: _Drops, notes: list) -> dict:
     for col in NUMERIC:
         if col not in f:
             continue
-        cells = f[col]
-        if col in PERCENT_COLUMNS:
-            cells, note = percent_signed(cells, col)
-            notes += [note] if note else []
-        values, bad, hint = numeric(cells)
+        values, bad, hint = column_numbers(f[col], col, notes)
         if col != "iv_vendor":           # a vendor's vol is for comparison; a bad one drops nothing
             drops.mark(bad, f"non-numeric value in {col}{hint}")
         out[col] = values

@@ -13,7 +13,7 @@ import pandas as pd
 
 from core.quotes.dates import far_dates, parse_date_column, parse_one_date, year_fraction
 from core.quotes.quoteset import MAX_IV, MIN_IV, QuoteError, QuoteSet, ValidationReport, check_enough, mark_outside
-from core.quotes.units import PERCENT_COLUMNS, bidask_units, numeric, percent_signed, vol_scale
+from core.quotes.units import bidask_units, column_numbers, vol_scale
 
 ALIASES = {
     "t": "T", "tau": "T", "expiry": "expiry", "expiration": "expiry", "maturity": "expiry",
@@ -148,11 +148,7 @@ def _value_kind(c: _Ctx) -> str:
 
 def _numeric(c: _Ctx, col: str) -> np.ndarray:
     """Column as float64; non-numeric cells are marked (and become NaN), with a hint for 0,25 and 25%."""
-    cells = c.df[col]
-    if col in PERCENT_COLUMNS:
-        cells, note = percent_signed(cells, col)
-        c.notes += [note] if note else []
-    values, bad, hint = numeric(cells)
+    values, bad, hint = column_numbers(c.df[col], col, c.notes)
     c.rows.mark(bad, f"non-numeric value in {col}{hint}")
     return values
 

@@ -62,6 +62,15 @@ def percent_signed(values, column: str) -> tuple:
     return out.astype(object).where(out.notna() | ~given, text), f"{column} written with percent signs: read as percent vols"
 
 
+def column_numbers(values, column: str, notes: list) -> tuple:
+    """``numeric`` of a file's column, a percent-signed vol or bid/ask column (PERCENT_COLUMNS) read
+    as percent first, its note appended to ``notes``: what both readers do with each number column."""
+    if column in PERCENT_COLUMNS:
+        values, note = percent_signed(values, column)
+        notes += [note] if note else []
+    return numeric(values)
+
+
 def vol_scale(values: np.ndarray, column: str) -> tuple:
     """(scale, note): 0.01 and a note when the column looks like percent vols, else (1.0, None)."""
     v = np.asarray(values, float)
