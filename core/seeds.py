@@ -32,7 +32,8 @@ class Cell:
 
     @property
     def label(self) -> str:
-        names = {"shifted_ssvi": "Shifted SSVI", "sabr_event": "SABR-event", "heston": "Heston"}
+        names = {"shifted_ssvi": "Shifted SSVI", "sabr_event": "SABR-event", "heston": "Heston",
+                 "merton_jump": "Merton jump", "lognormal_mixture": "Lognormal mixture"}
         return f"{names.get(self.family, self.family)} / {self.mask}"
 
 
@@ -45,6 +46,17 @@ TEST_CELLS = (
 HESTON_CELLS = (
     Cell("heston", "regular", 1005, 2005, 3004),
     Cell("heston", "adversarial", 1006, 2006, 3005),
+)
+# Families and masks "best" never trains on (core.synth.mixtures; the liquidity mask): the benchmark's
+# outside section. Test seeds, their own numbers.
+OUTSIDE_CELLS = (
+    Cell("merton_jump", "adversarial", 1101, 2101, 3100),
+    Cell("merton_jump", "liquidity", 1102, 2102, 3101),
+    Cell("lognormal_mixture", "adversarial", 1103, 2103, 3102),
+    Cell("lognormal_mixture", "liquidity", 1104, 2104, 3103),
+    Cell("shifted_ssvi", "liquidity", 1105, 2105, 3104),
+    Cell("sabr_event", "liquidity", 1106, 2106, 3105),
+    Cell("heston", "liquidity", 1107, 2107, 3106),
 )
 
 # The post's CNN (core.training.cnn): fixed streams; noise seeds are CNN_SEED + 101 / + 202.
@@ -70,7 +82,7 @@ STALE_CALIBRATION_CHAINS = (("shifted_ssvi", 5101), ("sabr_event", 5102))
 
 def seeds_by_purpose(max_chains: int = 100, vae_chunks: int = 1000) -> dict:
     """{purpose: set of seeds} for test, training, validation and calibration streams."""
-    test = {s for c in TEST_CELLS + HESTON_CELLS
+    test = {s for c in TEST_CELLS + HESTON_CELLS + OUTSIDE_CELLS
             for s in (c.surface_seed, c.mask_seed, c.noise_seed, c.stale_seed, c.fresh_noise_seed)}
     cells = range(BEST_CELLS)
     training = set(CNN_TRAIN.values()) | {BEST_TRAIN_SEED + i for i in range(3)}

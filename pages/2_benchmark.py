@@ -164,6 +164,24 @@ def lofo(result: dict) -> None:
     st.markdown("\n".join(f"- {note}" for note in report.lofo_notes(result, method_label)))
 
 
+def outside(result: dict) -> None:
+    st.subheader("Outside the prior")
+    if not report.outside_cells(result):
+        st.info("These results have no section on families Best never saw: `python -m core.benchmark` writes it "
+                "(a run from this page does not).")
+        return
+    rows, bold = report.outside_table(result)
+    st.table(styled(rows, bold, ["cell"], {"× classical": numbers.RATIO, "cov80": numbers.RATIO,
+                                           "cov95": numbers.RATIO}, {}))
+    st.caption("Families no prior of Best was ever fitted on (Merton jump-diffusion, a lognormal regime mixture) and "
+               "a liquidity-shaped mask (strikes quoted out to a band that widens like √T; the wings, and most of "
+               "the short end, never quoted), scored with the shipped weights. RMSE mean ± SE after each method's "
+               "default projection; × classical: Best's RMSE over the best classical baseline's; cov80 / cov95: "
+               "coverage of Best's conformal intervals (nominal 0.80 / 0.95). Bold: the best in the row and ties "
+               "within one SE.")
+    st.markdown("\n".join(f"- {note}" for note in report.outside_notes(result, method_label)))
+
+
 def main() -> None:
     st.title("Benchmark: the 2 × 2 and real chains")
     result, source = state.results()
@@ -181,6 +199,7 @@ def main() -> None:
         uncertainty(result)
         downstream(result)
         lofo(result)
+        outside(result)
         downloads(result)
     real_chains()      # shipped results of a run too long for the page's button
 

@@ -151,11 +151,27 @@ def heston_total_variance(n: int, seed: int, return_params: bool = False):
     return heston(n, seed, return_params=return_params)
 
 
+def merton_total_variance(n: int, seed: int, return_params: bool = False):
+    """Merton jump-diffusion surfaces (core.synth.mixtures): steep short-end skews."""
+    from core.synth.mixtures import merton_total_variance as merton
+
+    return merton(n, seed, return_params=return_params)
+
+
+def lognormal_mixture_total_variance(n: int, seed: int, return_params: bool = False):
+    """Lognormal regime-mixture surfaces (core.synth.mixtures)."""
+    from core.synth.mixtures import lognormal_mixture_total_variance as mixture
+
+    return mixture(n, seed, return_params=return_params)
+
+
 GENERATORS: Dict[str, Callable[..., np.ndarray]] = {
     "ssvi": ssvi_total_variance,
     "shifted_ssvi": shifted_ssvi_total_variance,
     "sabr_event": sabr_event_total_variance,
     "heston": heston_total_variance,
+    "merton_jump": merton_total_variance,
+    "lognormal_mixture": lognormal_mixture_total_variance,
 }
 FAMILIES = tuple(GENERATORS)
 

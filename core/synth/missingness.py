@@ -9,6 +9,12 @@ Masks are boolean ``observed`` arrays (n, 13, 17). The two regimes follow the re
                   near-ATM columns, one wing erased over every maturity, the front (p = 0.65) and
                   the long end (p = 0.45) erased, then six to eleven scattered anchors restored.
 
+- ``liquidity``   real chains' shape: strikes quoted out to a band that widens like sqrt(T)
+                  (c sqrt(T), c 0.22-0.45, the put side 1.2-1.8 times further), thinned to 70-95 %
+                  inside it, and one to three whole maturities unquoted; the wings, and most of the
+                  short end's, are never quoted. Not one of the post's regimes: a check that a
+                  repair extrapolates the wings as a real chain needs.
+
 Every mask holds at least 18 quotes (``MIN_MASK_QUOTES``).
 """
 from __future__ import annotations
@@ -17,7 +23,7 @@ import numpy as np
 
 from core.engine.grid import ATM_INDEX, K_GRID, K_MESH, N_K, N_T, T_GRID, T_MESH, w_to_iv
 
-REGIMES = ("regular", "adversarial")
+REGIMES = ("regular", "adversarial")   # the post's; make_masks also knows "liquidity" and "none"
 MIN_MASK_QUOTES = 18
 NOISE_BP = 18.0
 IV_CLIP = (0.03, 2.00)
@@ -94,6 +100,17 @@ def _adversarial(n: int, rng: np.random.Generator) -> np.ndarray:
     return m
 
 
+def _liquidity(n: int, rng: np.random.Generator) -> np.ndarray:
+    reach = rng.uniform(0.22, 0.45, size=n)[:, None, None] * np.sqrt(T_GRID)[None, :, None]   # call side
+    put_reach = reach * rng.uniform(1.2, 1.8, size=n)[:, None, None]
+    k = K_GRID[None, None, :]
+    band = np.where(k >= 0, k <= reach, -k <= put_reach)
+    m = band & (rng.random((n, N_T, N_K)) < rng.uniform(0.70, 0.95, size=n)[:, None, None])
+    m[:, :, ATM_INDEX] |= rng.random((n, N_T)) < 0.9
+    m &= ~_choose(rng, rng.integers(1, 4, size=n), N_T)[:, :, None]          # maturities not listed
+    return m
+
+
 def make_masks(regime: str, n: int, seed: int) -> np.ndarray:
     """Boolean observed masks (n, 13, 17) of the named regime, each with >= MIN_MASK_QUOTES quotes."""
     rng = np.random.default_rng(seed)
@@ -101,10 +118,12 @@ def make_masks(regime: str, n: int, seed: int) -> np.ndarray:
         m = _regular(n, rng)
     elif regime == "adversarial":
         m = _adversarial(n, rng)
+    elif regime == "liquidity":
+        m = _liquidity(n, rng)
     elif regime == "none":
         return np.ones((n, N_T, N_K), dtype=bool)
     else:
-        raise ValueError(f"unknown missingness regime {regime!r}; choose one of regular, adversarial, none")
+        raise ValueError(f"unknown missingness regime {regime!r}; choose one of regular, adversarial, liquidity, none")
     short = m.sum(axis=(1, 2)) < MIN_MASK_QUOTES
     if short.any():
         extra = _choose(rng, np.full(int(short.sum()), MIN_MASK_QUOTES), N_T * N_K).reshape(-1, N_T, N_K)

@@ -367,9 +367,9 @@ def shown(table):
 
 def test_benchmark_tables_chart_and_bold():
     at = open_app(BENCHMARK)
-    assert len(at.table) == 7 and not at.dataframe
+    assert len(at.table) == 8 and not at.dataframe
     result = report.load_benchmark()
-    rmse_table, projection, uncertainty, stale, downstream, lofo, real_table = at.table
+    rmse_table, projection, uncertainty, stale, downstream, lofo, outside, real_table = at.table
     # Real chains last: one row per chain x protocol, the lowest method bold, every method shown.
     from ui.presenters import real
 
@@ -442,6 +442,15 @@ def test_benchmark_tables_chart_and_bold():
     for note in report.lofo_notes(result, method_label):
         assert note in text
     assert "not nominal in" in text
+    # Outside the prior: families and a mask Best never trained on, its ratio to the classical best.
+    out = outside.value
+    cell = result["outside"][1]
+    r = out.loc[report.cell_label(cell)]
+    assert r["Best"] == report._fmt_score(cell["rmse"]["best"])
+    classical = min(cell["rmse"][m]["mean"] for m in report.LOFO_BASELINES)
+    assert r["× classical"] == numbers.ratio(cell["rmse"]["best"]["mean"] / classical)
+    for note in report.outside_notes(result, method_label):
+        assert note in text
 
 
 def test_benchmark_says_plainly_where_best_does_not_win(monkeypatch, tmp_path):

@@ -339,7 +339,7 @@ def test_benchmark_tables_download_every_table_at_full_precision():
     result = report.load_benchmark()
     tables = report.benchmark_tables(result)
     assert set(tables) >= {"rmse.csv", "projections.csv", "uncertainty.csv", "stale_auc.csv", "downstream_svi.csv",
-                           "lofo.csv"}
+                           "lofo.csv", "outside.csv"}
     first = result["cells"][0]
     rmse = tables["rmse.csv"].set_index(["cell", "method"])
     for m, score in first["rmse"].items():

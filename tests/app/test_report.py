@@ -260,6 +260,30 @@ def test_lofo_table_and_notes(shipped):
     assert report.lofo_blocks({"cells": []}) == [] and report.lofo_table({"cells": []}) == ([], [])
 
 
+def test_outside_table_and_notes(shipped):
+    cells = report.outside_cells(shipped)
+    assert {c["family"] for c in cells} >= {"merton_jump", "lognormal_mixture"}
+    rows, bold = report.outside_table(shipped)
+    assert len(rows) == len(cells)
+    for c, r, b in zip(cells, rows, bold):
+        assert r["cell"] == report.cell_label(c) and r["best"] == report._fmt_score(c["rmse"]["best"])
+        classical = min(c["rmse"][m]["mean"] for m in report.LOFO_BASELINES)
+        assert r["× classical"] == pytest.approx(c["rmse"]["best"]["mean"] / classical)
+        assert {m for m, v in b.items() if v} == set(report.best_in_row(c["rmse"]))
+    notes = report.outside_notes(shipped, str.title)
+    off = [c for c in cells if abs(c["diagnostics_by_method"]["best"]["cov80"] - 0.8) > 0.03
+           or abs(c["diagnostics_by_method"]["best"]["cov95"] - 0.95) > 0.03]
+    for c in cells:
+        assert (report.cell_label(c) in notes[-1]) == (c in off)
+    # Best made to lose one cell: the first note says so and names the winner
+    lost = json.loads(json.dumps(shipped))
+    c = lost["outside"][0]
+    c["rmse"]["best"] = {"mean": c["rmse"]["interp"]["mean"] + 0.01, "se": 0.0001}
+    first = report.outside_notes(lost, str.title)[0]
+    assert "does not win" in first and report.cell_label(c) in first
+    assert report.outside_notes({"cells": []}) == [] and report.outside_table({}) == ([], [])
+
+
 def test_best_manifest_tables():
     manifest = report.read_manifest(report.best_weights_path())
     facts = report.best_manifest_summary(manifest)

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.evaluation import benchmark
@@ -73,6 +74,26 @@ def test_cli_writes_json(tmp_path, capsys):
     assert "Missing-point RMSE" in capsys.readouterr().out
 
 
+def test_outside_section_scores_families_best_never_trained_on():
+    """Issue 11: an out-of-prior check. Every outside cell is a family no shipped prior was fitted on, or
+    the liquidity mask, which is none of the post's regimes; best and the classical baselines are scored."""
+    from core.seeds import OUTSIDE_CELLS
+    from core.synth.missingness import REGIMES
+
+    manifest = json.loads((benchmark.WEIGHTS_DIR / "best.json").read_text())
+    trained = set(manifest["data"]["train"])
+    for cell in OUTSIDE_CELLS:
+        assert cell.family not in trained or cell.mask not in REGIMES, cell
+    out = benchmark.run_outside(n_test=4)
+    assert [(c["family"], c["mask"]) for c in out] == [(c.family, c.mask) for c in OUTSIDE_CELLS]
+    for c in out:
+        assert set(c["rmse"]) == set(benchmark.LOFO_METHODS)
+        assert all(np.isfinite(s["mean"]) and s["mean"] > 0 for s in c["rmse"].values())
+        assert 0.0 <= c["diagnostics_by_method"]["best"]["cov95"] <= 1.0
+    text = benchmark.format_outside(out)
+    assert "merton_jump/liquidity" in text and "lognormal_mixture/adversarial" in text
+
+
 def test_cli_rejects_unknown_method():
     with pytest.raises(SystemExit):
         benchmark.main(["--methods", "magic"])
@@ -91,7 +112,7 @@ def test_cli_leaves_the_shipped_results_alone_unless_told(tmp_path, monkeypatch)
     run_json, shipped = tmp_path / "out" / "benchmark.json", tmp_path / "results" / "benchmark.json"
     monkeypatch.setattr(benchmark, "RUN_JSON", run_json)
     monkeypatch.setattr(benchmark, "DEFAULT_JSON", shipped)
-    args = ["--n-test", "3", "--methods", "interp,svi", "--no-lofo"]
+    args = ["--n-test", "3", "--methods", "interp,svi", "--no-lofo", "--no-outside"]
     assert benchmark.main(args) == 0
     assert run_json.exists() and not shipped.exists()
     assert benchmark.main(args + ["--ship"]) == 0

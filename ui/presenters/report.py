@@ -31,7 +31,7 @@ WEIGHTS_ENV = "REPAIR_CNN_WEIGHTS"          # path of the CNN weights the app us
 BEST_WEIGHTS_ENV = "REPAIR_BEST_WEIGHTS"    # path of the weights of method "best" the app uses
 RESULTS_ENV = "REPAIR_BENCHMARK_JSON"       # path of the benchmark results the app shows
 FAMILY_LABELS = {"ssvi": "Training SSVI", "shifted_ssvi": "Shifted SSVI", "sabr_event": "SABR-event",
-                 "heston": "Heston"}
+                 "heston": "Heston", "merton_jump": "Merton jump", "lognormal_mixture": "Lognormal mixture"}
 # Held-out families of the leave-one-family-out section ("ssvi": both SSVI families).
 HELD_OUT_LABELS = {"ssvi": "SSVI", "sabr_event": "SABR-event", "heston": "Heston"}
 BEST = "best"                  # the team's estimator, whose wins the pages spell out
@@ -544,6 +544,58 @@ def lofo_notes(result: dict, label=_identity, tol: float = NOMINAL_TOL) -> list:
     return notes
 
 
+# --------------------------------------------------------------------------- outside the prior
+
+def outside_cells(result: dict) -> list:
+    """The section on families and a mask "best" never trained on ([] when the run had none)."""
+    cells = result.get("outside")
+    return cells if isinstance(cells, list) else []
+
+
+def outside_table(result: dict) -> tuple:
+    """(rows, bold) for the outside section: one row per cell, the baselines and "best" as
+    "mean ± SE" text, "cov80" / "cov95" of best (floats), and the ratio of best's RMSE to the best
+    classical baseline's ("× classical"). bold: best in the row and ties within one SE."""
+    rows, bold = [], []
+    for c in outside_cells(result):
+        rmse = c.get("rmse", {})
+        methods = [m for m in LOFO_BASELINES + (BEST,) if m in rmse]
+        d = (c.get("diagnostics_by_method") or {}).get(BEST, {})
+        classical = [rmse[m]["mean"] for m in LOFO_BASELINES if m in rmse]
+        ratio = rmse[BEST]["mean"] / min(classical) if BEST in rmse and classical else None
+        rows.append({"cell": cell_label(c)} | {m: _fmt_score(rmse[m]) for m in methods}
+                    | {"× classical": _num(ratio), "cov80": _num(d.get("cov80")), "cov95": _num(d.get("cov95"))})
+        best = best_in_row(rmse)
+        bold.append({m: m in best for m in methods})
+    return rows, bold
+
+
+def outside_notes(result: dict, label=_identity, tol: float = NOMINAL_TOL) -> list:
+    """Plain sentences: where "best" wins outside its prior, by how much, and where its coverage is
+    not nominal (cell by cell, within ``tol`` of each level)."""
+    cells = outside_cells(result)
+    if not cells:
+        return []
+    verdicts = best_verdicts(cells, "rmse", BEST, label, rivals=LOFO_BASELINES)
+    notes = [verdict_summary(verdicts, BEST, label)]
+    ratios = [r["× classical"] for r in outside_table(result)[0] if np.isfinite(r["× classical"])]
+    if ratios:
+        notes.append(f"Its RMSE is {min(ratios):.2f}–{max(ratios):.2f}× that of the best classical baseline "
+                     "of each cell.")
+    off = [(cell_label(c), c["diagnostics_by_method"][BEST]) for c in cells
+           if "cov80" in (c.get("diagnostics_by_method") or {}).get(BEST, {})]
+    bad = [(name, d) for name, d in off if any(abs(d[f"cov{round(100 * lv)}"] - lv) > tol for lv in LEVELS)]
+    if bad:
+        under = all(d[f"cov{round(100 * lv)}"] <= lv + tol for _, d in bad for lv in LEVELS)
+        notes.append("Coverage (cov80 / cov95) is not nominal in "
+                     + ", ".join(f"{name} ({d['cov80']:.3f} / {d['cov95']:.3f})" for name, d in bad)
+                     + (": the intervals are too narrow where the prior has never seen the shape."
+                        if under else "."))
+    elif off:
+        notes.append(f"Coverage is nominal, within {tol * 100:.0f} points of 0.80 / 0.95, in every cell.")
+    return notes
+
+
 # --------------------------------------------------------------------------- the model manifests
 
 def best_manifest_summary(manifest: dict) -> dict:
@@ -637,6 +689,9 @@ def benchmark_tables(result: dict) -> dict:
             lofo.append({"held out": held} | row)
     if lofo:
         tables["lofo.csv"] = lofo
+    outside = _score_rows(outside_cells(result), "rmse", sorted({m for c in outside_cells(result) for m in c.get("rmse", {})}))
+    if outside:
+        tables["outside.csv"] = outside
     return {name: pd.DataFrame(rows) for name, rows in tables.items() if rows}
 
 
