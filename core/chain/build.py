@@ -28,11 +28,26 @@ CAL_CHECK_MARGIN = 1e-9  # ... and the re-check demands at least this share (str
 W_FLOOR = 1e-8           # lowest total variance of any slice
 MIN_IV = 0.02            # the fits hold every slice at or above this implied vol on the dense set
 N_RETRY = 481            # penalty points of the refit a slice gets before it falls back (``_slice``)
+LOCAL_MOVES = 3.0        # a slice's own scale: its quoted range widened by this many ATM standard moves ...
+N_LOCAL_PENALTY = 61             # ... holds at least this many penalty points (N_LOCAL_CHECK re-check points)
+N_LOCAL_CHECK = 401
 
 
 def dense_k(k_lo: float, k_hi: float, n: int) -> np.ndarray:
     margin = DOMAIN_MARGIN * max(k_hi - k_lo, 0.05)
     return np.linspace(k_lo - margin, k_hi + margin, n)
+
+
+def with_local(k_set: np.ndarray, k_lo: float, k_hi: float, w_atm: float, n: int) -> np.ndarray:
+    """k_set (sorted, chain-wide) plus, where it is too sparse, n points across the slice's own
+    scale: its quoted range [k_lo, k_hi] widened by LOCAL_MOVES ATM standard moves sqrt(w_atm).
+    A chain-wide set spaced for a 5-year smile (0.017 apart over |k| <= 1) has one or two points
+    inside a 1-day smile (an ATM move of 0.006), so a fit could bend g below 0 between them."""
+    move = LOCAL_MOVES * np.sqrt(max(w_atm, 1e-12))
+    lo, hi = max(k_lo - move, float(k_set[0])), min(k_hi + move, float(k_set[-1]))
+    if not hi > lo or np.count_nonzero((k_set >= lo) & (k_set <= hi)) >= n:
+        return k_set
+    return np.union1d(k_set, np.linspace(lo, hi, n))
 
 
 def _cap(longer, k, margin: float):
@@ -49,8 +64,10 @@ def _slice(d: SliceData, longer, start, k_check, warm: bool = False, n_retry: in
     if n_retry:
         # a narrow short-expiry smile can dip below g = 0 between the penalty points: hold it on
         # a denser set (measured on SPY's 7-day expiry: g = -2e-4 just beyond the quotes)
-        d = SliceData(T=d.T, k=d.k, iv=d.iv, weight=d.weight, k_dense=np.linspace(k_check[0], k_check[-1], n_retry))
-        p = fit_slice(d, np.full(n_retry, floor), _cap(longer, d.k_dense, CAL_FIT_MARGIN), p)
+        k_retry = with_local(np.linspace(k_check[0], k_check[-1], n_retry), float(d.k[0]), float(d.k[-1]),
+                             _w_atm(d), N_LOCAL_PENALTY)
+        d = SliceData(T=d.T, k=d.k, iv=d.iv, weight=d.weight, k_dense=k_retry)
+        p = fit_slice(d, np.full(k_retry.shape, floor), _cap(longer, d.k_dense, CAL_FIT_MARGIN), p)
         if slice_ok(p, k_check, W_FLOOR, _cap(longer, k_check, CAL_CHECK_MARGIN)):
             return SVISlice(tuple(map(float, p))), p
     if longer is None:
@@ -58,6 +75,14 @@ def _slice(d: SliceData, longer, start, k_check, warm: bool = False, n_retry: in
     w_atm = float(SVISlice(tuple(p)).w(np.array([0.0]))[0])
     w_cap = float(longer.w(np.array([0.0]))[0]) * (1.0 - 1e-4)
     return mix_to_atm(longer, min(max(w_atm, W_FLOOR), w_cap)), None
+
+
+def _w_atm(d: SliceData) -> float:
+    """The slice's ATM total variance, from its quotes (nearest the money; the lowest w if none
+    is within 0.05 of it)."""
+    w = d.iv**2 * d.T
+    near = np.abs(d.k) <= 0.05
+    return float(np.interp(0.0, d.k, w) if near.any() and d.k.size > 1 else w.min())
 
 
 def _warm_start(warm, T_i: float):
@@ -99,8 +124,12 @@ def build_surface(T, k, iv, weight=None, method: str = "", sd_fn=None, k_bounds=
         sel = key == T_i
         order = np.argsort(k[sel])
         d = SliceData(T=float(T_i), k=k[sel][order], iv=iv[sel][order], weight=weight[sel][order], k_dense=k_dense)
+        w_atm = _w_atm(d)
+        d = SliceData(T=d.T, k=d.k, iv=d.iv, weight=d.weight,
+                      k_dense=with_local(k_dense, float(d.k[0]), float(d.k[-1]), w_atm, N_LOCAL_PENALTY))
+        k_slice = with_local(k_check, float(d.k[0]), float(d.k[-1]), w_atm, N_LOCAL_CHECK)
         w0 = _warm_start(warm, float(T_i))
-        longer, p = _slice(d, longer, start if w0 is None else w0, k_check, warm=w0 is not None, n_retry=n_retry)
+        longer, p = _slice(d, longer, start if w0 is None else w0, k_slice, warm=w0 is not None, n_retry=n_retry)
         start = p if p is not None else start
         slices.append(longer)
         bounds.append((float(d.k.min()), float(d.k.max())))

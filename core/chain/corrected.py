@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from core.chain.build import CAL_CHECK_MARGIN, N_RECHECK, W_FLOOR, dense_k
+from core.chain.build import CAL_CHECK_MARGIN, N_LOCAL_CHECK, N_RECHECK, W_FLOOR, dense_k, with_local
 from core.chain.prices import log_otm_price
 from core.chain.svi import decreasing_margin, durrleman_g
 from core.chain.surface import SliceSurface
@@ -227,8 +227,11 @@ def correct_surface(backbone: SliceSurface, residuals: list, method: str = "", s
     out = [None] * m
     for i in range(m - 1, -1, -1):
         base, T = backbone.slices[i], float(backbone.expiries[i])
-        longer = None if i == m - 1 else out[i + 1].w(k_check)
-        if longer is not None and not (base.w(k_check) <= longer * (1.0 - CAL_CHECK_MARGIN)).all():
+        # the chain-wide set, plus the slice's own scale where it is too sparse (build.with_local)
+        k_slice = with_local(k_check, float(backbone.k_bounds[i, 0]), float(backbone.k_bounds[i, 1]),
+                             float(backbone.theta[i]), N_LOCAL_CHECK)
+        longer = None if i == m - 1 else out[i + 1].w(k_slice)
+        if longer is not None and not (base.w(k_slice) <= longer * (1.0 - CAL_CHECK_MARGIN)).all():
             # only if the backbone itself is unordered (it is by construction): keep it bare
             return SliceSurface(expiries=backbone.expiries, k_bounds=backbone.k_bounds, slices=list(backbone.slices),
                                 method=method, sd_fn=sd_fn, theta_interp=theta_interp)
@@ -236,13 +239,13 @@ def correct_surface(backbone: SliceSurface, residuals: list, method: str = "", s
         if not residuals[i]:
             continue
         hi = None if longer is None else longer * (1.0 - CAP_SAFE)
-        lo = None if i == 0 else backbone.slices[i - 1].w(k_check) * (1.0 + CAP_SAFE)
-        check = _SliceCheck(base, T, k_check, lo, hi)
+        lo = None if i == 0 else backbone.slices[i - 1].w(k_slice) * (1.0 + CAP_SAFE)
+        check = _SliceCheck(base, T, k_slice, lo, hi)
         target = None if targets is None else targets[i]
         width = KNOT_Z * np.sqrt(max(float(backbone.theta[i]), 1e-8))
         best, best_score = out[i], _misfit(out[i], target)
         for cand in residuals[i]:
-            res = [cand(x) for x in (k_check, k_check + _H_K, k_check - _H_K)]
+            res = [cand(x) for x in (k_slice, k_slice + _H_K, k_slice - _H_K)]
             f = check.best_share(res)
             tries = [CorrectedSlice(base, T, cand, f)] if f > 0.0 else []
             if f < 1.0:

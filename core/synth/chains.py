@@ -1,8 +1,9 @@
 """Synthetic option chains from our generators, at real expiries and listed strikes.
 
 ``surface_function(family, seed)`` turns one generated surface into a function w(T, k) defined
-off the grid: for the SSVI families the generator's own closed form at any (T, k) (equal to the
-generated grid on its nodes), for ``sabr_event`` the grid read through ``core.engine.grid_read.values_at``
+off the grid: for the SSVI families and ``merton_jump`` the generator's own closed form at any
+(T, k) (equal to the generated grid on its nodes; Merton's is a model, arbitrage-free at every T
+and k, so it also serves chains from one day to many years), for ``sabr_event`` the grid read through ``core.engine.grid_read.values_at``
 (flat beyond the grid). ``make_chain`` lays a listed-options chain over it: expiries on third
 Fridays (plus weeklies and quarterlies), strikes on an exchange-style ladder, quote noise of the
 benchmark's profile, bid/ask spreads, optional stale quotes, as iv or as Black prices.
@@ -67,7 +68,17 @@ def surface_function(family: str, seed: int, index: int = 0):
             iv_edge = np.sqrt(values_at(grid, T, k, clamp=True) / np.clip(T, T_GRID[0], T_GRID[-1]))
             return iv_edge**2 * T          # flat vol beyond the grid
         return w
-    raise ValueError(f"unknown surface family {family!r}; choose one of ssvi, shifted_ssvi, sabr_event")
+    if family == "merton_jump":
+        from core.synth.mixtures import MERTON_RANGES, merton_total_variance, merton_w
+
+        _, p = merton_total_variance(n, seed, return_params=True)
+        q = {name: float(p[name][index]) for name in MERTON_RANGES}
+
+        def w(T, k):
+            T, k = np.broadcast_arrays(np.asarray(T, float), np.asarray(k, float))
+            return merton_w(q, T, k)          # no floor in w: a 1-day w is ~1e-4 at 19 % vol
+        return w
+    raise ValueError(f"unknown surface family {family!r}; choose one of ssvi, shifted_ssvi, sabr_event, merton_jump")
 
 
 def noise_sd_at(T, k, noise_bp: float = NOISE_BP) -> np.ndarray:

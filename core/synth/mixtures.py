@@ -28,7 +28,8 @@ import numpy as np
 from core.engine.black import implied_total_vol_otm, normalised_log_price
 from core.engine.grid import K_GRID, T_GRID
 
-W_MIN = 1e-4           # the families' common floor on total variance (core.synth.families)
+W_MIN = 1e-4           # the families' common floor on total variance on the grid (core.synth.families)
+IV_MIN = 0.01          # off the grid (chains from one day): a floor in vol, not in w
 POISSON_TERMS = 13     # jumps counted, 0..12: the tail beyond is < 1e-9 at the largest lam * T (1.6)
 
 MERTON_RANGES: Dict[str, tuple] = {
@@ -81,26 +82,37 @@ def _to_w(price: np.ndarray) -> np.ndarray:
     return np.maximum(np.maximum.accumulate(w, axis=1), W_MIN)
 
 
+def merton_w(p: dict, T, k) -> np.ndarray:
+    """Total variance of Merton surfaces at any T > 0 and k: p holds MERTON_RANGES' parameters,
+    each broadcastable against T and k (scalars for one surface; (n, 1, 1) against a grid)."""
+    q = {name: np.asarray(p[name], np.float64) for name in MERTON_RANGES}
+    T, k = (np.asarray(a, np.float64) for a in (T, k))
+    j = np.arange(POISSON_TERMS)                                       # jump count, last axis
+    lamT = (q["lam"] * T)[..., None]
+    mu, sd = (np.broadcast_to(q[name], np.broadcast_shapes(q[name].shape, T.shape))[..., None]
+              for name in ("jump_mean", "jump_sd"))
+    v = _integrated_variance(q["vol_short"], q["vol_long"], q["kappa"], T)[..., None]
+    log_poisson = -lamT + j * np.log(lamT) - np.cumsum(np.r_[0.0, np.log(np.arange(1, POISSON_TERMS))])
+    weights = np.exp(log_poisson)
+    weights = weights / weights.sum(-1, keepdims=True)                 # the truncated tail, < 1e-9
+    log_forward = -lamT * np.expm1(mu + 0.5 * sd**2) + j * (mu + 0.5 * sd**2)
+    log_forward = log_forward - np.log(np.sum(weights * np.exp(log_forward), -1, keepdims=True))   # forward 1 exactly
+    price = mixture_otm_price(k, weights, log_forward, v + j * sd**2)
+    with np.errstate(divide="ignore"):
+        s = implied_total_vol_otm(np.broadcast_to(k, price.shape), np.log(price))
+    # a 1 % vol floor where the inversion fails (prices under ~1e-300), in proportion to T: a fixed
+    # floor in w would be a vol of 19 % at one day
+    return np.where(np.isfinite(s), s * s, IV_MIN**2 * np.broadcast_to(T, s.shape))
+
+
 def merton_total_variance(n: int, seed: int, return_params: bool = False):
     """Merton jump-diffusion surfaces (n, 13, 17) with a term-structured diffusive variance."""
     rng = np.random.default_rng(seed)
     p = {name: rng.uniform(*box, size=n) for name, box in MERTON_RANGES.items()}
-    T = T_GRID[None, :, None]                                          # (1, 13, 1)
-    j = np.arange(POISSON_TERMS)[None, None, :]                        # jump count
-    lamT = p["lam"][:, None, None] * T
-    mu, sd = p["jump_mean"][:, None, None], p["jump_sd"][:, None, None]
-    compensator = lamT * np.expm1(mu + 0.5 * sd**2)
-    v = _integrated_variance(p["vol_short"][:, None, None], p["vol_long"][:, None, None],
-                             p["kappa"][:, None, None], T)
-    log_poisson = -lamT + j * np.log(lamT) - np.cumsum(np.r_[0.0, np.log(np.arange(1, POISSON_TERMS))])[None, None, :]
-    weights = np.exp(log_poisson)
-    weights = weights / weights.sum(-1, keepdims=True)                 # the truncated tail, < 1e-9
-    log_forward = -compensator + j * (mu + 0.5 * sd**2)
-    log_forward = log_forward - np.log(np.sum(weights * np.exp(log_forward), -1, keepdims=True))   # forward 1 exactly
-    total_var = v + j * sd**2
-    price = mixture_otm_price(K_GRID[None, None, :], weights[:, :, None, :], log_forward[:, :, None, :],
-                              total_var[:, :, None, :])
-    w = _to_w(price)
+    shaped = {name: v[:, None, None] for name, v in p.items()}
+    w = merton_w(shaped, T_GRID[None, :, None], K_GRID[None, None, :])
+    # a proper model: w already rises with T; the maximum only guards the inversion's last digits
+    w = np.maximum(np.maximum.accumulate(w, axis=1), W_MIN)
     return (w, p) if return_params else w
 
 

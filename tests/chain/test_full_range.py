@@ -51,3 +51,38 @@ def test_the_chain_workflow_labels_nothing_outside(full_range):
     assert (status == "used").sum() == len(chain) and not (status == "outside").any()
     assert result.quotes.report.n_used == len(chain) and result.quotes.report.n_outside == 0
     assert not any("outside the grid" in line for line in result.summary_lines())
+
+
+MERTON_SPEC = ChainSpec(noise_bp=5.0, half_spread_noise=3.0, extra_expiry_days=(1, 2, 3), weeklies=3, monthlies=10,
+                        horizon_years=3.0)
+
+
+def test_one_day_jump_smiles_keep_their_own_svi_slice():
+    """A Merton chain (a family no method was tuned on) with 1-, 2- and 3-day expiries: a 1-day smile
+    is flat to 0.01 in k and then steep, narrower than the chain-wide penalty set's spacing (0.017 on
+    |k| <= 1). Fitted on that set alone, its slice bent g below 0 between the points, failed the
+    re-check twice and fell back to a price mix of the 2-day slice, 3 vol points off its own quotes.
+    Each slice's constraints now also hold on its own scale (core.chain.build.with_local)."""
+    from core.chain.surface import SVISlice
+    from core.evaluation.real import random_masks
+
+    df = make_chain(surface_function("merton_jump", 11), MERTON_SPEC, seed=11)
+    chain = from_quoteset(normalise_quotes(df[["valuation_date", "expiry", "strike", "forward", "iv", "bid", "ask"]]))
+    train = chain.subset(~random_masks(chain, 1, 0)[0])
+    surface = get_chain_method("svi_fit").fit(train)
+    assert all(isinstance(s, SVISlice) for s in surface.slices[:3])
+    short = df["T"].to_numpy() < 2.5 / 365
+    err = surface.iv(df["T"].to_numpy()[short], df["k"].to_numpy()[short]) - df["iv_true"].to_numpy()[short]
+    assert np.sqrt(np.mean(err**2)) < 0.006           # was 0.04 with the mix fallback
+    assert dense_check(surface).ok
+
+
+def test_local_points_only_where_the_chain_wide_set_is_sparse():
+    from core.chain.build import with_local
+
+    k_set = np.linspace(-1.0, 1.0, 121)
+    narrow = with_local(k_set, -0.03, 0.02, 4e-5, 61)          # a 1-day smile: ATM move 0.006
+    inside = narrow[(narrow >= -0.03 - 0.019) & (narrow <= 0.02 + 0.019)]
+    assert inside.size >= 61 and np.all(np.diff(narrow) > 0) and narrow[0] == -1.0 and narrow[-1] == 1.0
+    wide = with_local(k_set, -0.8, 0.5, 0.09, 61)              # a 2-year smile: already dense enough
+    np.testing.assert_array_equal(wide, k_set)
