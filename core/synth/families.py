@@ -13,6 +13,8 @@ Families
                     and convexity term structures, asymmetric right wing, event bumps and kinks
                     (the out-of-family test). Calendar-monotone by cumulative max.
 - ``heston``        Heston stochastic-volatility surfaces (core.engine.heston), a family with real dynamics.
+- ``merton_jump``, ``lognormal_mixture``  jump-diffusion and regime-mixture surfaces
+                    (core.synth.mixtures): never in the prior of ``best``, the benchmark's outside test.
 """
 from __future__ import annotations
 
@@ -152,17 +154,22 @@ def heston_total_variance(n: int, seed: int, return_params: bool = False):
 
 
 def merton_total_variance(n: int, seed: int, return_params: bool = False):
-    """Merton jump-diffusion surfaces (core.synth.mixtures): steep short-end skews."""
+    """Merton jump-diffusion surfaces (core.synth.mixtures): steep short-end skews. Outside the
+    prior of ``best``: the benchmark's outside section."""
     from core.synth.mixtures import merton_total_variance as merton
 
-    return merton(n, seed, return_params=return_params)
+    w, params = merton(n, seed, return_params=True)
+    w = np.maximum(w, W_MIN)
+    return (w, params) if return_params else w
 
 
 def lognormal_mixture_total_variance(n: int, seed: int, return_params: bool = False):
-    """Lognormal regime-mixture surfaces (core.synth.mixtures)."""
+    """Lognormal regime-mixture surfaces (core.synth.mixtures). Outside the prior of ``best``."""
     from core.synth.mixtures import lognormal_mixture_total_variance as mixture
 
-    return mixture(n, seed, return_params=return_params)
+    w, params = mixture(n, seed, return_params=True)
+    w = np.maximum(w, W_MIN)
+    return (w, params) if return_params else w
 
 
 GENERATORS: Dict[str, Callable[..., np.ndarray]] = {
