@@ -86,3 +86,20 @@ def test_default_chain_method_is_svi_gp_and_answers_queries(frame_with_queries):
     assert (q["half_width_95"] > q["sd_repaired"]).all()
     # the query between two expiries gets its own slice (fixed-z mix of its neighbours)
     assert out.surface.expiries.size == np.unique(df["T"].iloc[:n].round(9)).size + 1
+
+
+@pytest.mark.parametrize("method, warned", [("cnn", "not recommended"), ("vae", "not recommended"),
+                                            ("best", "not calibrated"), ("svi_gp", None), ("interp", None)])
+def test_methods_that_mislead_on_chains_say_so(frame_with_queries, method, warned):
+    """The learned grid models did not reproduce real chains, and best's intervals (from its synthetic
+    prior) under-covered held-out real quotes: the chain path says so in its summary; svi_gp and the
+    plain baselines carry no such line."""
+    from core.chain.methods import get_chain_method
+
+    df, n = frame_with_queries
+    lines = [line for line in repair_chain(df.iloc[:n], method=method).summary_lines() if line.startswith("warning:")]
+    text = get_chain_method(method).warning
+    if warned is None:
+        assert text is None and not lines
+    else:
+        assert warned in text and lines == [f"warning: {text}"]
