@@ -28,7 +28,7 @@ from .forwards import N_NEAR
 from .layouts import LaidOut, map_frame, read_layout
 from .quoteset import QuoteError
 from .to_vols import merge_duplicates, price_quotes, vol_quotes
-from .units import bidask_units, column_numbers, vol_scale
+from .units import bidask_units, column_numbers, moneyness_hint, vol_scale
 
 NUMERIC = ("T", "days", "strike", "k", "bid", "ask", "price", "iv", "iv_vendor", "forward", "discount",
            "spot", "rate", "dividend_yield")
@@ -140,7 +140,7 @@ def _import(laid, name, valuation_date, spot, rate, dividend_yield, n_near) -> I
     _latest_snapshot(f, drops, notes)
     T, expiry = _maturity(f, num, drops, notes, valuation_date, name)
     try:
-        kind = _units(f, num, laid.layout, notes)
+        kind = _units(f, num, laid.layout, notes, T)
     except ValueError as exc:
         raise ChainImportError(f"{name}: {exc}") from None
     carry = (spot, rate, dividend_yield)
@@ -240,8 +240,9 @@ def _valuation(f: pd.DataFrame, valuation_date, name: str):
     return stamps.where(stamps.notna(), distinct[0])
 
 
-def _units(f: pd.DataFrame, num: dict, layout: str, notes: list) -> str:
-    """'price' or 'iv': what the quotes are. Scales percent vols in place; states every decision."""
+def _units(f: pd.DataFrame, num: dict, layout: str, notes: list, T: np.ndarray) -> str:
+    """'price' or 'iv': what the quotes are. Scales percent vols in place; states every decision.
+    T: the rows' expiries in years (with the strikes, they tell percent from decimal vols)."""
     kind = "price" if "price" in num else "iv"
     if "bid" in num and "ask" in num:
         vol = num.get("iv", num.get("iv_vendor"))       # compared as written, before any percent scaling
@@ -254,7 +255,7 @@ def _units(f: pd.DataFrame, num: dict, layout: str, notes: list) -> str:
     cols = ("iv", "iv_vendor") if kind == "price" else ("iv", "iv_vendor", "bid", "ask")
     for col in cols:
         if col in num:
-            scale, note = vol_scale(num[col], {"iv_vendor": "the vendor vol"}.get(col, col))
+            scale, note = vol_scale(num[col], {"iv_vendor": "the vendor vol"}.get(col, col), moneyness_hint(num), T)
             num[col] = num[col] * scale
             if note:
                 notes.append(note)

@@ -266,7 +266,9 @@ def _state_units(c: _Ctx, kind: str, bid: np.ndarray, ask: np.ndarray) -> None:
 
 def _iv_values(c: _Ctx, value: np.ndarray, has_ba: np.ndarray) -> tuple:
     """Vol quotes: percent vols (median 1 or more) are read as percent and said so."""
-    scale, note = vol_scale(value[~c.rows.bad], "iv" if "iv" in c.have else "bid/ask")
+    good = ~c.rows.bad
+    scale, note = vol_scale(value[good], "iv" if "iv" in c.have else "bid/ask",
+                            np.asarray(c.out["k"], float)[good], np.asarray(c.out["T"], float)[good])
     if note:
         c.notes.append(note)
     iv = value * scale

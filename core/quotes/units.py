@@ -5,8 +5,14 @@ Every decision here is stated (a note in the import report), never silent:
   hint for the usual causes (a decimal comma ``0,25``, a percent sign ``25%``).
 - ``percent_signed``: a vol column (or bid/ask) whose every cell ends in ``%`` is read as percent,
   and said.
-- ``vol_scale``: a vol column whose median is 1 or more is read as percent (a median vol of 100 %
-  or more does not occur on a listed chain, while percent vols of 1.5 .. 5 do on a low-vol one).
+- ``vol_scale``: a vol column whose median is PERCENT_SURE or more is read as percent (500 %
+  vols across a whole chain do not occur). A median between 1 and PERCENT_SURE is either percent
+  (a low-vol chain at 1 .. 5 %) or decimal (a chain at 100 .. 500 %: meme and biotech names,
+  short-dated crypto proxies). Where the strikes are known the data decide: listed strikes reach a
+  few standard moves iv sqrt(T) from the money, so under the wrong reading they sit 100 times
+  too far out (percent read for decimal) or within a hundredth of a move (decimal for percent).
+  Decimal when 90 % of |k| / (iv sqrt(T)) read as decimal exceed Z_DECIMAL (percent would put
+  them beyond 100 Z_DECIMAL moves); percent otherwise, and without strikes.
 - ``bidask_units``: when a vol column sits beside bid/ask, the data decide: vol units if the vol
   lies inside [bid, ask] on most rows, price units otherwise (given an option type to price with).
 """
@@ -15,7 +21,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-PERCENT_MEDIAN = 1.0     # median vol at or above this: the column is in percent
+PERCENT_MEDIAN = 1.0     # median vol at or above this may be percent (below: decimal) ...
+PERCENT_SURE = 5.0       # ... and at or above this is percent
+Z_DECIMAL = 0.2          # 90th percentile of |k| / (iv sqrt T) (iv as written) above this: decimal
 INSIDE_SHARE = 0.5       # share of rows with bid <= vol <= ask for bid/ask to be vols
 
 
@@ -71,16 +79,41 @@ def column_numbers(values, column: str, notes: list) -> tuple:
     return numeric(values)
 
 
-def vol_scale(values: np.ndarray, column: str) -> tuple:
-    """(scale, note): 0.01 and a note when the column looks like percent vols, else (1.0, None)."""
+def vol_scale(values: np.ndarray, column: str, k=None, T=None) -> tuple:
+    """(scale, note): 0.01 and a note when the column reads as percent vols, else 1.0 (with a note
+    when a median of 1 or more was read as decimal). k, T: the rows' log-moneyness and expiry in
+    years, where known (see the module doc)."""
     v = np.asarray(values, float)
-    v = v[np.isfinite(v) & (v > 0)]
-    if v.size == 0:
+    ok = np.isfinite(v) & (v > 0)
+    if not ok.any():
         return 1.0, None
-    med = float(np.median(v))
-    if med >= PERCENT_MEDIAN:
-        return 0.01, (f"{column} read as percent vols (median {med:.4g}; 0.20 would be 20 %); divided by 100")
-    return 1.0, None
+    med = float(np.median(v[ok]))
+    if med < PERCENT_MEDIAN:
+        return 1.0, None
+    percent = (f"{column} read as percent vols (median {med:.4g}; 0.20 would be 20 %); divided by 100")
+    if med >= PERCENT_SURE or k is None or T is None:
+        return 0.01, percent
+    k, T = np.asarray(k, float), np.asarray(T, float)
+    m = ok & np.isfinite(k) & np.isfinite(T) & (T > 0)
+    if np.count_nonzero(m) < 5:
+        return 0.01, percent
+    z90 = float(np.quantile(np.abs(k[m]) / (v[m] * np.sqrt(T[m])), 0.9))
+    if z90 > Z_DECIMAL:
+        return 1.0, (f"{column} read as decimal vols although its median is {med:.4g} ({100 * med:.0f} %): "
+                     f"read as percent, 90 % of the strikes would lie beyond {100 * z90:.0f} standard moves")
+    return 0.01, percent + f" (as decimal, 90 % of the strikes would lie within {z90:.2f} standard moves)"
+
+
+def moneyness_hint(num: dict):
+    """The rows' log-moneyness where the columns give it before forwards are settled: k, or
+    ln(strike / forward), or ln(strike / spot) (close enough to judge units by); None otherwise."""
+    if "k" in num:
+        return num["k"]
+    ref = num.get("forward", num.get("spot"))
+    if "strike" in num and ref is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.log(num["strike"] / ref)
+    return None
 
 
 def bidask_units(bid: np.ndarray, ask: np.ndarray, iv: np.ndarray | None, has_type: bool,
