@@ -61,6 +61,13 @@ class GridMap:
         T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
         return k / (self.atm_iv(T) * np.sqrt(T))
 
+    def chain_T(self, T_grid) -> np.ndarray:
+        """The chain expiry (years) that the grid maturity T_grid stands for (to_grid's inverse in T)."""
+        u = (np.asarray(T_grid, np.float64) - T_LO) / (T_HI - T_LO)
+        if self.T_max <= self.T_min:
+            return np.full(u.shape, self.T_min)
+        return np.exp(np.log(self.T_min) + u * (np.log(self.T_max) - np.log(self.T_min)))
+
     def to_grid(self, T, k) -> tuple:
         T, k = np.broadcast_arrays(np.asarray(T, np.float64), np.asarray(k, np.float64))
         span = np.log(self.T_max) - np.log(self.T_min)
@@ -81,24 +88,27 @@ def fit_map(T, k, iv, T_ask=None, k_ask=None) -> GridMap:
 
 def grid_values(T, k, iv, T_ask, k_ask, method: str) -> tuple:
     """Run grid method ``method`` on a chain: quotes (T, k, iv) -> grid -> core.pipeline.repair
-    (no projection on the grid: the chain surface makes the values arbitrage-free in the chain's own
-    coordinates) -> back at the points asked for. Returns (iv at (T_ask, k_ask), sd_fn(T, k) -> sd
-    in vol units, or None).
+    (unprojected) -> the calendar projection in the chain's own total variance -> back at the points
+    asked for (the chain surface then makes the values arbitrage-free everywhere). Returns (iv at
+    (T_ask, k_ask), sd_fn(T, k) -> sd in vol units, or None).
 
-    Why no grid projection: the map compresses ln T and carries vols unchanged, so the grid's
-    total variance iv^2 T_grid is not the chain's, and calendar order on the grid is not calendar
-    order on the chain. A chain whose vol falls with T (backwardation, after a shock) looked
-    calendar-arbitraged on the grid, and the grid's calendar projection lifted its long end: held-out
-    RMSE 0.11 for interp and best on a synthetic 90 % -> 25 % vol chain, 0.005 and 0.007 without it
-    (docs/chain_path.md)."""
+    Why the projection is not the grid's own: the map compresses ln T and carries vols unchanged, so
+    the grid's total variance iv^2 T_grid is not the chain's iv^2 T, and calendar order on the grid
+    is not calendar order on the chain. A chain whose vol falls with T (backwardation, after a shock)
+    looked calendar-arbitraged on the grid, and the grid's projection lifted its long end: held-out
+    RMSE 0.11 for interp and best on a synthetic 90 % -> 25 % vol chain (docs/chain_path.md). Each
+    grid row is projected at the chain expiry it stands for instead."""
     from core.pipeline import repair
+    from core.engine.arbitrage import calendar_project
     from core.engine.grid_read import iv_at, values_at
     from core.quotes.gridding import grid_quotes
 
     gmap = fit_map(T, k, iv, T_ask, k_ask)
     gridded = grid_quotes(*gmap.to_grid(T, k), iv)
     res = repair(gridded.iv_obs, method=method, arbitrage="none")
-    w_grid = res.iv**2 * T_GRID[:, None]
+    T_rows = gmap.chain_T(T_GRID)[:, None]
+    iv_grid = np.sqrt(calendar_project(res.iv**2 * T_rows) / T_rows)
+    w_grid = iv_grid**2 * T_GRID[:, None]
     iv_ask = iv_at(w_grid, *gmap.to_grid(T_ask, k_ask), clamp=True)
     if res.sd is None:
         return iv_ask, None
