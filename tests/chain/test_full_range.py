@@ -91,8 +91,9 @@ def test_local_points_only_where_the_chain_wide_set_is_sparse():
 def test_grid_methods_follow_a_backwardated_chain():
     """Vol falling from 90 % at the front to 25 %: through the chain <-> grid map (ln T compressed,
     vols carried unchanged) the grid saw calendar arbitrage the chain does not have, and a calendar
-    projection on the grid lifted the long end by up to 20 vol points. The grid repair now runs
-    unprojected; the chain surface keeps the result arbitrage-free."""
+    projection on the grid lifted the long end by up to 20 vol points. The projection now acts on the
+    chain's own total variance (core.chain.mapping.grid_values); the chain surface keeps the result
+    arbitrage-free."""
     from core.synth.mixtures import merton_w
 
     q = dict(vol_short=0.9, vol_long=0.25, kappa=3.0, lam=1.0, jump_mean=-0.15, jump_sd=0.1)
