@@ -232,31 +232,29 @@ def run_lofo(n_test: int = 200, progress=None) -> list:
             continue
         repairers = {m: get_repairer(m) for m in LOFO_METHODS}
         repairers["best_lofo"] = get_repairer("best", weights=path)
-        methods = LOFO_METHODS + ("best_lofo",)
-        records = []
-        for cell in cells:
-            record = evaluate_cell(cell, n_test, methods, repairers, details=False)
-            record.pop("per_surface_rmse", None)
-            records.append(record)
-            if progress:
-                progress(held, cell.label)
+        records = _side_cells(cells, n_test, LOFO_METHODS + ("best_lofo",), repairers,
+                              progress and (lambda label, held=held: progress(held, label)))
         out.append({"held_out": held, "weights": f"weights/{path.name}", "cells": records})
     return out
+
+
+def _side_cells(cells, n_test: int, methods, repairers: dict, progress=None) -> list:
+    """The cells of a side section (leave-one-family-out, outside), without per-surface detail."""
+    records = []
+    for cell in cells:
+        record = evaluate_cell(cell, n_test, methods, repairers, details=False)
+        record.pop("per_surface_rmse", None)
+        records.append(record)
+        if progress:
+            progress(cell.label)
+    return records
 
 
 def run_outside(n_test: int = 200, progress=None) -> list:
     """Families and a mask "best" never trained on (core.seeds.OUTSIDE_CELLS): the shipped model
     beside the classical baselines. Unlike the leave-one-family-out test, no family here was ever in
     any prior, and the liquidity mask (wings unquoted, the short end narrow) is none of the post's."""
-    repairers = {m: get_repairer(m) for m in LOFO_METHODS}
-    out = []
-    for cell in OUTSIDE_CELLS:
-        record = evaluate_cell(cell, n_test, LOFO_METHODS, repairers, details=False)
-        record.pop("per_surface_rmse", None)
-        out.append(record)
-        if progress:
-            progress(cell.label)
-    return out
+    return _side_cells(OUTSIDE_CELLS, n_test, LOFO_METHODS, {m: get_repairer(m) for m in LOFO_METHODS}, progress)
 
 
 def format_outside(outside: list) -> str:
@@ -494,18 +492,16 @@ def main(argv=None, train_cnn=None) -> int:
 
     result = run(args.n_test, methods, Path(args.weights) if args.weights else None, progress=report)
     print(format_tables(result))
-    if not args.no_lofo:
+    sections = (("lofo", "leave-one-family-out", run_lofo, format_lofo, args.no_lofo),
+                ("outside", "outside", run_outside, format_outside, args.no_outside))
+    for key, title, run_section, fmt, skip in sections:
+        if skip:
+            continue
         t0 = time.time()
-        result["lofo"] = run_lofo(args.n_test)
-        result["seconds"]["lofo"] = round(time.time() - t0, 2)
-        print(format_lofo(result["lofo"]))
-        print(f"leave-one-family-out section: {result['seconds']['lofo']:.1f} s")
-    if not args.no_outside:
-        t0 = time.time()
-        result["outside"] = run_outside(args.n_test)
-        result["seconds"]["outside"] = round(time.time() - t0, 2)
-        print(format_outside(result["outside"]))
-        print(f"outside section: {result['seconds']['outside']:.1f} s")
+        result[key] = run_section(args.n_test)
+        result["seconds"][key] = round(time.time() - t0, 2)
+        print(fmt(result[key]))
+        print(f"{title} section: {result['seconds'][key]:.1f} s")
     path = Path(args.json) if args.json else DEFAULT_JSON if args.ship else RUN_JSON
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result) + "\n")
