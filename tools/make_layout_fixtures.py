@@ -103,7 +103,7 @@ def cboe_datashop(t: pd.DataFrame, intraday: bool, plain: bool = False) -> pd.Da
                              "underlying_bid_1545": SPEC.spot - 0.5, "underlying_ask_1545": SPEC.spot + 0.5,
                              "active_underlying_price_1545": SPEC.spot, "implied_volatility_1545": t["iv"].round(4),
                              "bid_eod": (t["bid"] * 1.02).round(6), "ask_eod": (t["ask"] * 1.02).round(6)})
-    late = pd.DataFrame({**common, "quote_datetime": "2025-03-14 15:59:00", "bid": t["bid"], "ask": t["ask"],
+    late = pd.DataFrame({**common, "quote_datetime": "2025-03-14 16:00:00", "bid": t["bid"], "ask": t["ask"],
                          "underlying_bid": SPEC.spot - 0.5, "underlying_ask": SPEC.spot + 0.5,
                          "active_underlying_price": SPEC.spot, "implied_volatility": t["iv"].round(4)})
     early = late.assign(quote_datetime="2025-03-14 10:00:00", bid=(t["bid"] * 1.05).round(6),

@@ -107,6 +107,12 @@ class ImportedChain:
         return {name: used[name].to_numpy(dtype=np.float64) for name in CHAIN_FIELDS}
 
 
+# Intraday files: options taken to settle at the close of their expiry date (PM settlement, the US
+# equity and index weekly convention; the file's clock, US/Eastern for Cboe DataShop).
+SETTLEMENT = pd.Timedelta(hours=16)
+SETTLEMENT_TEXT = "16:00"
+
+
 def import_chain(source, name: str | None = None, valuation_date=None, spot=None, rate=None,
                  dividend_yield=None, n_near: int = N_NEAR) -> ImportedChain:
     """Import a chain file (path, bytes or upload; CSV, Parquet or a known text layout).
@@ -137,8 +143,8 @@ def _import(laid, name, valuation_date, spot, rate, dividend_yield, n_near) -> I
         raise ChainImportError(f"{name} has a header but no data rows")
     drops, notes = _Drops(len(f)), list(laid.notes)
     num = _numbers(f, drops, notes)
-    _latest_snapshot(f, drops, notes)
-    T, expiry = _maturity(f, num, drops, notes, valuation_date, name)
+    snapshot = _latest_snapshot(f, drops, notes)
+    T, expiry = _maturity(f, num, drops, notes, valuation_date, name, snapshot)
     try:
         kind = _units(f, num, laid.layout, notes, T)
     except ValueError as exc:
@@ -180,10 +186,11 @@ def _numbers(f: pd.DataFrame, drops: _Drops, notes: list) -> dict:
     return out
 
 
-def _latest_snapshot(f: pd.DataFrame, drops: _Drops, notes: list) -> None:
-    """Intraday files hold many snapshots: keep the latest, its date is the valuation date."""
+def _latest_snapshot(f: pd.DataFrame, drops: _Drops, notes: list):
+    """Intraday files hold many snapshots: keep the latest, its date is the valuation date. Returns
+    its time stamp (None for a file without snapshots)."""
     if "snapshot" not in f:
-        return
+        return None
     stamps, bad, _ = parse_date_column(f["snapshot"], "quote_datetime")
     drops.mark(bad | stamps.isna().to_numpy(), "quote_datetime is not a date-time")
     latest = stamps.max()
@@ -192,10 +199,12 @@ def _latest_snapshot(f: pd.DataFrame, drops: _Drops, notes: list) -> None:
     drops.mark((stamps < latest).to_numpy(), "an earlier intraday snapshot (the latest is used)")
     f["valuation_date"] = latest.normalize()
     notes.append(f"snapshot {latest:%Y-%m-%d %H:%M} used")
+    return latest
 
 
-def _maturity(f, num, drops, notes, valuation_date, name) -> tuple:
-    """(T in years, expiry as ISO text or None) per row; T from expiry + valuation date, T, or days."""
+def _maturity(f, num, drops, notes, valuation_date, name, snapshot=None) -> tuple:
+    """(T in years, expiry as ISO text or None) per row; T from expiry + valuation date, T, or days.
+    snapshot: an intraday file's quote time; T then runs from it to the expiry's settlement."""
     n = len(f)
     if "expiry" in f and ("valuation_date" in f or valuation_date is not None):
         expiry, bad, problem = parse_date_column(f["expiry"], "expiry")
@@ -204,7 +213,14 @@ def _maturity(f, num, drops, notes, valuation_date, name) -> tuple:
         drops.mark(far_dates(f["expiry"], bad), "expiry after 2262 (past the last date a timestamp holds)")
         drops.mark(bad, "expiry is not a date")
         vdate = _valuation(f, valuation_date, name)
-        T = year_fraction(expiry, vdate)
+        if snapshot is None:
+            T = year_fraction(expiry, vdate)
+        else:
+            # a day counted from midnight would be a quarter to a half day long for a 10:00 quote,
+            # 10-20 % of a 1-to-3-day option's vol; and a same-day (0DTE) expiry would be dropped
+            T = year_fraction(expiry.dt.normalize() + SETTLEMENT, snapshot)
+            notes.append(f"T from the snapshot time to {SETTLEMENT_TEXT} on the expiry date (ACT/365 in calendar "
+                         "time); AM-settled roots (SPX monthlies) settle 6.5 hours earlier")
         drops.mark(np.isfinite(T) & (T <= 0), "expired (expiry on or before the valuation date)")
         if "T" in num or "days" in num:
             notes.append("T from expiry and valuation date (ACT/365); the file's own T/days column is not used")

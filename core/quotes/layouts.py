@@ -278,7 +278,7 @@ def _cboe_datashop(df: pd.DataFrame) -> LaidOut:
     suffix = "" if intraday else ("_1545" if "bid_1545" in c else "_eod" if "bid_eod" in c else "")
     if intraday:
         out["snapshot"] = df[c["quote_datetime"]]
-        notes.append("Cboe DataShop intraday: the latest quote_datetime snapshot is used; T counts days from its date")
+        notes.append("Cboe DataShop intraday: the latest quote_datetime snapshot is used; T runs from its time")
     else:
         out["valuation_date"] = df[c["quote_date"]]
         snapshot = {"_1545": "the 15:45 snapshot", "_eod": "the end-of-day snapshot", "": "its bid and ask"}[suffix]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.quotes.chain_import import import_chain
+from core.quotes.chain_import import import_chain, import_laid_out
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "layouts"
@@ -159,3 +159,26 @@ def test_display_headers_of_a_broker_export_are_read():
     assert got.report.layout == "generic" and not got.report.ignored
     np.testing.assert_allclose(got.used["iv"], plain.used["iv"], atol=1e-12)
     np.testing.assert_allclose(got.used["strike"], plain.used["strike"])
+
+
+def test_intraday_time_runs_from_the_snapshot_to_the_close():
+    """A 10:00 snapshot: T runs to 16:00 on the expiry date, so a same-day (0DTE) option has six hours
+    left and is kept, and a 1-day option has 30 hours, not 24 (24 would read its vol 12 % too high)."""
+    from core.engine.black import black_price
+
+    hours = {"2025-03-14": 6.0, "2025-03-15": 30.0, "2025-03-21": 7 * 24 + 6.0}
+    rows = []
+    for expiry, h in hours.items():
+        T = h / (365 * 24)
+        for K in (98.0, 99.0, 100.0, 101.0, 102.0):
+            for cp in ("C", "P"):
+                price = float(black_price(100.0, K, T, 0.2, cp == "C"))
+                rows.append({"underlying_symbol": "^SYN", "root": "SYN", "expiration": expiry, "strike": K,
+                             "option_type": cp, "quote_datetime": "2025-03-14 10:00:00",
+                             "bid": price * 0.999, "ask": price * 1.001, "underlying_bid": 99.99,
+                             "underlying_ask": 100.01, "active_underlying_price": 100.0, "implied_volatility": 0.2})
+    chain = import_laid_out(pd.DataFrame(rows), "intraday.csv")
+    used = chain.used
+    assert set(np.round(used["T"] * 365 * 24, 6)) == set(hours.values())     # 0DTE kept, hours counted
+    np.testing.assert_allclose(used["iv"], 0.2, atol=2e-3)
+    assert any("16:00" in note for note in chain.report.notes)
