@@ -33,6 +33,9 @@ from .units import bidask_units, column_numbers, moneyness_hint, vol_scale
 NUMERIC = ("T", "days", "strike", "k", "bid", "ask", "price", "iv", "iv_vendor", "forward", "discount",
            "spot", "rate", "dividend_yield")
 PRICE_LAYOUTS = ("yfinance", "cboe_quotedata", "cboe_datashop_eod", "cboe_datashop_intraday", "ivydb")
+# vendors whose vol column is documented as decimal (yfinance impliedVolatility, Cboe DataShop
+# implied_volatility, IvyDB impl_volatility): a 150 % vol there is 1.5, never a percent to rescale
+DECIMAL_VOL_LAYOUTS = ("yfinance", "cboe_datashop_eod", "cboe_datashop_intraday", "ivydb")
 CHAIN_FIELDS = ("T", "k", "iv", "iv_bid", "iv_ask", "forward", "discount", "weight")
 
 
@@ -270,6 +273,8 @@ def _units(f: pd.DataFrame, num: dict, layout: str, notes: list, T: np.ndarray) 
             num["iv_vendor"] = num.pop("iv")
     cols = ("iv", "iv_vendor") if kind == "price" else ("iv", "iv_vendor", "bid", "ask")
     for col in cols:
+        if col == "iv_vendor" and layout in DECIMAL_VOL_LAYOUTS:
+            continue
         if col in num:
             scale, note = vol_scale(num[col], {"iv_vendor": "the vendor vol"}.get(col, col), moneyness_hint(num), T)
             num[col] = num[col] * scale

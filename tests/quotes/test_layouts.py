@@ -182,3 +182,14 @@ def test_intraday_time_runs_from_the_snapshot_to_the_close():
     assert set(np.round(used["T"] * 365 * 24, 6)) == set(hours.values())     # 0DTE kept, hours counted
     np.testing.assert_allclose(used["iv"], 0.2, atol=2e-3)
     assert any("16:00" in note for note in chain.report.notes)
+
+
+def test_a_vendor_vol_documented_as_decimal_is_never_rescaled():
+    """yfinance's impliedVolatility is decimal: a meme stock's 150 % is 1.5 and stays 1.5 beside the
+    recomputed vol (the median rule would have read it as 1.5 %)."""
+    raw = pd.read_csv(FIXTURES / "yfinance.csv")
+    raw["impliedVolatility"] = 1.5
+    chain = import_laid_out(raw, "yfinance.csv")
+    assert chain.report.layout == "yfinance"
+    np.testing.assert_allclose(chain.used["iv_vendor"], 1.5)
+    assert not any("vendor vol read as percent" in note for note in chain.report.notes)
