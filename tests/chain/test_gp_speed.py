@@ -123,3 +123,26 @@ def test_latent_sd_and_loo_match_cho_solve():
     assert np.allclose(gp.sd(k), ref, rtol=1e-9, atol=1e-12 * gp.amp)
     ref_loo = gp.alpha / np.diag(cho_solve(gp.chol, np.eye(gp.u.size)))
     assert np.allclose(gp.loo(r), ref_loo, rtol=1e-9, atol=0.0)
+
+
+def test_a_large_expiry_is_thinned_for_the_choice_only():
+    """An expiry of more than HYPER_MAX_QUOTES quotes: the hyper-parameters are chosen on an even
+    thinning of it (the same choice as on the thinned slice), and the factors returned are its full
+    covariance's at that choice (what fit_slice_gp would factorise)."""
+    from core.chain import gp_residual as g
+
+    rng = np.random.default_rng(3)
+    n_big = g.HYPER_MAX_QUOTES + 200
+    u_big = np.sort(rng.uniform(-3.0, 2.0, n_big))
+    u_small = np.sort(rng.uniform(-2.0, 2.0, 40))
+    slices = [(u, 0.003 * np.sin(1.3 * u) + 0.0005 * rng.standard_normal(u.size), np.full(u.size, 0.0005))
+              for u in (u_big, u_small)]
+    h, factors = g.choose_hyper_and_factors(slices, has_spread=True)
+    h_thin, _ = g._choose_hyper([g._thinned(slices[0]), slices[1]], has_spread=True)
+    assert h == h_thin
+    amp, length, nz, step = h
+    assert factors[0][0].shape == (n_big, n_big) and factors[1][0].shape == (40, 40)
+    for (u, _, noise), c in zip(slices, factors):
+        L = np.tril(c[0])
+        ref = np.tril(_factor(u, noise * nz, amp, length, step)[0])
+        np.testing.assert_allclose(L, ref, rtol=1e-9, atol=1e-12)
