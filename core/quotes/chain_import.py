@@ -113,7 +113,7 @@ class ImportedChain:
 # Intraday files: options taken to settle at the close of their expiry date (PM settlement, the US
 # equity and index weekly convention; the file's clock, US/Eastern for Cboe DataShop).
 SETTLEMENT = pd.Timedelta(hours=16)
-SETTLEMENT_TEXT = "16:00"
+SETTLEMENT_TEXT = f"{SETTLEMENT.seconds // 3600:02d}:{SETTLEMENT.seconds // 60 % 60:02d}"
 
 
 def import_chain(source, name: str | None = None, valuation_date=None, spot=None, rate=None,
@@ -219,8 +219,8 @@ def _maturity(f, num, drops, notes, valuation_date, name, snapshot=None) -> tupl
         if snapshot is None:
             T = year_fraction(expiry, vdate)
         else:
-            # a day counted from midnight would be a quarter to a half day long for a 10:00 quote,
-            # 10-20 % of a 1-to-3-day option's vol; and a same-day (0DTE) expiry would be dropped
+            # counted from midnight, a 10:00 quote on a 1-day option would get 24 hours instead of
+            # 30 (its vol read about 12 % too high), and a same-day (0DTE) expiry would be dropped
             T = year_fraction(expiry.dt.normalize() + SETTLEMENT, snapshot)
             notes.append(f"T from the snapshot time to {SETTLEMENT_TEXT} on the expiry date (ACT/365 in calendar "
                          "time); AM-settled roots (SPX monthlies) settle 6.5 hours earlier")
