@@ -146,40 +146,48 @@ def downstream(result: dict) -> None:
             "Downstream SVI: " + report.verdict_summary(found, label=method_label))
 
 
-def lofo(result: dict) -> None:
-    st.subheader("Leave one family out")
-    if not report.lofo_blocks(result):
-        st.info("These results have no leave-one-family-out section: `python -m core.benchmark` writes it "
+def side_section(title: str, present: bool, missing: str, table, caption: str, notes: list) -> None:
+    """One of the benchmark's side sections (leave one family out, outside the prior): its table,
+    caption and notes, or a line saying the results have none. ``table``: called only when present."""
+    st.subheader(title)
+    if not present:
+        st.info(f"These results have no {missing}: `python -m core.benchmark` writes it "
                 "(a run from this page does not).")
         return
-    rows, bold = report.lofo_table(result)
+    st.table(table())
+    st.caption(caption)
+    st.markdown("\n".join(f"- {note}" for note in notes))
+
+
+def lofo(result: dict) -> None:
     best = method_label(report.BEST)
     names = {"best": f"{best} (every family)", "best_lofo": f"{best} without the family"}
-    st.table(styled(rows, bold, ["held out", "cell"], {"cov80": numbers.RATIO, "cov95": numbers.RATIO}, names))
-    st.caption("Best refitted without one family (weights/best_lofo_<family>.pt) and scored on that family's test "
-               "cells, beside the classical baselines and Best trained on every family. RMSE mean ± SE after each "
-               "method's default projection; cov80 / cov95: coverage of the held-out model's conformal intervals "
-               "(nominal 0.80 / 0.95). Bold: the best in the row and ties within one SE among the models that "
-               "never saw the family; Best on every family saw it and is there for reference, never bold.")
-    st.markdown("\n".join(f"- {note}" for note in report.lofo_notes(result, method_label)))
+    present = bool(report.lofo_blocks(result))
+    side_section(
+        "Leave one family out", present, "leave-one-family-out section",
+        lambda: styled(*report.lofo_table(result), ["held out", "cell"],
+                       {"cov80": numbers.RATIO, "cov95": numbers.RATIO}, names),
+        "Best refitted without one family (weights/best_lofo_<family>.pt) and scored on that family's test "
+        "cells, beside the classical baselines and Best trained on every family. RMSE mean ± SE after each "
+        "method's default projection; cov80 / cov95: coverage of the held-out model's conformal intervals "
+        "(nominal 0.80 / 0.95). Bold: the best in the row and ties within one SE among the models that "
+        "never saw the family; Best on every family saw it and is there for reference, never bold.",
+        report.lofo_notes(result, method_label) if present else [])
 
 
 def outside(result: dict) -> None:
-    st.subheader("Outside the prior")
-    if not report.outside_cells(result):
-        st.info("These results have no section on families Best never saw: `python -m core.benchmark` writes it "
-                "(a run from this page does not).")
-        return
-    rows, bold = report.outside_table(result)
-    st.table(styled(rows, bold, ["cell"], {"× classical": numbers.RATIO, "cov80": numbers.RATIO,
-                                           "cov95": numbers.RATIO}, {}))
-    st.caption("Families no prior of Best was ever fitted on (Merton jump-diffusion, a lognormal regime mixture) and "
-               "a liquidity-shaped mask (strikes quoted out to a band that widens like √T; the wings, and most of "
-               "the short end, never quoted), scored with the shipped weights. RMSE mean ± SE after each method's "
-               "default projection; × classical: Best's RMSE over the best classical baseline's; cov80 / cov95: "
-               "coverage of Best's conformal intervals (nominal 0.80 / 0.95). Bold: the best in the row and ties "
-               "within one SE.")
-    st.markdown("\n".join(f"- {note}" for note in report.outside_notes(result, method_label)))
+    present = bool(report.outside_cells(result))
+    side_section(
+        "Outside the prior", present, "section on families Best never saw",
+        lambda: styled(*report.outside_table(result), ["cell"],
+                       {"× classical": numbers.RATIO, "cov80": numbers.RATIO, "cov95": numbers.RATIO}, {}),
+        "Families no prior of Best was ever fitted on (Merton jump-diffusion, a lognormal regime mixture) and "
+        "a liquidity-shaped mask (strikes quoted out to a band that widens like √T; the wings, and most of "
+        "the short end, never quoted), scored with the shipped weights. RMSE mean ± SE after each method's "
+        "default projection; × classical: Best's RMSE over the best classical baseline's; cov80 / cov95: "
+        "coverage of Best's conformal intervals (nominal 0.80 / 0.95). Bold: the best in the row and ties "
+        "within one SE.",
+        report.outside_notes(result, method_label) if present else [])
 
 
 def main() -> None:

@@ -76,12 +76,13 @@ def mixture_otm_price(k: np.ndarray, weights: np.ndarray, log_forward: np.ndarra
     return np.sum(weights * (otm_own + intrinsic), axis=-1)
 
 
-def _to_w(price: np.ndarray) -> np.ndarray:
-    """(n, 13, 17) OTM prices on the grid -> total variance, non-decreasing in T."""
+def implied_w(price: np.ndarray, T, k) -> np.ndarray:
+    """Total variance of out-of-the-money prices at (T, k) (broadcast against price's shape); a
+    1 % vol floor where the inversion fails (prices under ~1e-300), in proportion to T: a fixed
+    floor in w would be a vol of 19 % at one day."""
     with np.errstate(divide="ignore"):
-        s = implied_total_vol_otm(np.broadcast_to(K_GRID, price.shape), np.log(price))
-    w = np.where(np.isfinite(s), s * s, IV_MIN**2 * T_GRID[None, :, None])
-    return np.maximum.accumulate(w, axis=1)
+        s = implied_total_vol_otm(np.broadcast_to(k, price.shape), np.log(price))
+    return np.where(np.isfinite(s), s * s, IV_MIN**2 * np.broadcast_to(T, price.shape))
 
 
 def merton_w(p: dict, T, k) -> np.ndarray:
@@ -99,12 +100,7 @@ def merton_w(p: dict, T, k) -> np.ndarray:
     weights = weights / weights.sum(-1, keepdims=True)                 # the truncated tail, < 1e-9
     log_forward = -lamT * np.expm1(mu + 0.5 * sd**2) + j * (mu + 0.5 * sd**2)
     log_forward = log_forward - np.log(np.sum(weights * np.exp(log_forward), -1, keepdims=True))   # forward 1 exactly
-    price = mixture_otm_price(k, weights, log_forward, v + j * sd**2)
-    with np.errstate(divide="ignore"):
-        s = implied_total_vol_otm(np.broadcast_to(k, price.shape), np.log(price))
-    # a 1 % vol floor where the inversion fails (prices under ~1e-300), in proportion to T: a fixed
-    # floor in w would be a vol of 19 % at one day
-    return np.where(np.isfinite(s), s * s, IV_MIN**2 * np.broadcast_to(T, s.shape))
+    return implied_w(mixture_otm_price(k, weights, log_forward, v + j * sd**2), T, k)
 
 
 def merton_total_variance(n: int, seed: int, return_params: bool = False):
@@ -138,6 +134,6 @@ def lognormal_mixture_total_variance(n: int, seed: int, return_params: bool = Fa
     wt = np.broadcast_to(weights[:, None, :], log_forward.shape)
     log_forward = log_forward - np.log(np.sum(wt * np.exp(log_forward), -1, keepdims=True))
     price = mixture_otm_price(K_GRID[None, None, :], wt[:, :, None, :], log_forward[:, :, None, :], v[:, :, None, :])
-    w = _to_w(price)
+    w = np.maximum.accumulate(implied_w(price, T_GRID[None, :, None], K_GRID), axis=1)
     p.update(weights=weights, three_regimes=three)
     return (w, p) if return_params else w

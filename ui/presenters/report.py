@@ -561,13 +561,18 @@ def outside_table(result: dict) -> tuple:
         rmse = c.get("rmse", {})
         methods = [m for m in LOFO_BASELINES + (BEST,) if m in rmse]
         d = (c.get("diagnostics_by_method") or {}).get(BEST, {})
-        classical = [rmse[m]["mean"] for m in LOFO_BASELINES if m in rmse]
-        ratio = rmse[BEST]["mean"] / min(classical) if BEST in rmse and classical else None
         rows.append({"cell": cell_label(c)} | {m: _fmt_score(rmse[m]) for m in methods}
-                    | {"× classical": _num(ratio), "cov80": _num(d.get("cov80")), "cov95": _num(d.get("cov95"))})
+                    | {"× classical": _num(_classical_ratio(rmse)), "cov80": _num(d.get("cov80")),
+                       "cov95": _num(d.get("cov95"))})
         best = best_in_row(rmse)
         bold.append({m: m in best for m in methods})
     return rows, bold
+
+
+def _classical_ratio(rmse: dict):
+    """best's mean RMSE over the lowest classical baseline's (None without both)."""
+    classical = [rmse[m]["mean"] for m in LOFO_BASELINES if m in rmse]
+    return rmse[BEST]["mean"] / min(classical) if BEST in rmse and classical else None
 
 
 def outside_notes(result: dict, label=_identity, tol: float = NOMINAL_TOL) -> list:
@@ -578,7 +583,7 @@ def outside_notes(result: dict, label=_identity, tol: float = NOMINAL_TOL) -> li
         return []
     verdicts = best_verdicts(cells, "rmse", BEST, label, rivals=LOFO_BASELINES)
     notes = [verdict_summary(verdicts, BEST, label)]
-    ratios = [r["× classical"] for r in outside_table(result)[0] if np.isfinite(r["× classical"])]
+    ratios = [r for r in (_classical_ratio(c.get("rmse", {})) for c in cells) if r is not None]
     if ratios:
         notes.append(f"Its RMSE is {min(ratios):.2f}–{max(ratios):.2f}× that of the best classical baseline "
                      "of each cell.")
