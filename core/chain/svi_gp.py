@@ -33,6 +33,7 @@ from core.chain.corrected import correct_surface
 from core.chain.gp_residual import GPConfig, choose_hyper_and_factors, fit_slice_gp, quote_noise_iv, warp
 from core.chain.svi import PARAMS
 from core.chain.types import ChainQuotes
+from core.chain.wing import continued, wing_blend
 from core.engine.conformal import Z80, Z95, ConformalCalibrator
 
 INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95)   # levels the chain's own LOO scores calibrate (half_width)
@@ -68,7 +69,7 @@ def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, metho
     extra = asked_expiry_nodes(first, ask) if (cfg.asked_expiries and ask is not None) else None
     if extra is None:
         return first
-    second = _fit(quotes, cfg, first, method, extra=extra, hyper=first.hyper)
+    second = _fit(quotes, cfg, first, method, extra=extra, hyper=first.hyper, wing=first.wing_alpha)
     second.sd_fn = first.sd_fn          # the quoted expiries' sd, with its term-structure gap term
     second.calibrator = first.calibrator
     second.quote_offset_fn = first.quote_offset_fn   # the quoted expiries' put-call offsets
@@ -150,9 +151,10 @@ def gap_sd_iv(surface, quotes: ChainQuotes) -> float:
     return float(np.mean([np.quantile(miss, lv) / surface.level_multiple(lv) for lv in (0.8, 0.95)]))
 
 
-def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hyper=None):
+def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hyper=None, wing=None):
     """Steps 1-3, 5 and 6 of the module doc; extra: (T, k, iv) nodes of asked-expiry slices, fitted by the
-    backbone but given no GP; hyper: (amp, length, noise multiplier, step) to reuse."""
+    backbone but given no GP; hyper: (amp, length, noise multiplier, step) and wing: the wing blend
+    (core.chain.wing) to reuse."""
     T_b, k_b, iv_b, wt_b = quotes.T, quotes.k, quotes.iv, np.sqrt(quotes.weight)
     if extra is not None:
         T_b, k_b, iv_b = (np.r_[a, b] for a, b in zip((T_b, k_b, iv_b), extra))
@@ -179,7 +181,7 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         flat_sd = float(np.sqrt(np.mean(r_iv**2))) + 1e-3
         bare = correct_surface(backbone, [None] * E.size, method=method, theta_interp=cfg.theta_interp,
                                sd_fn=lambda T, k: np.full(np.broadcast(T, k).shape, flat_sd))
-        bare.backbone, bare.hyper = backbone, None
+        bare.backbone, bare.hyper, bare.wing_alpha = backbone, None, None
         return bare
     # chosen here, the choice comes with each data slice's Cholesky factor at it: the GPs reuse them
     (amp, length, noise_mult, step), factors = (hyper, None) if hyper else choose_hyper_and_factors(data, has_spread)
@@ -193,12 +195,18 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         gps.append(fit_slice_gp(quotes.k[g], r_iv[g], nz, float(sqrt_theta[i]), amp, length, cfg, step,
                                 chol=next(factors, None)))
         local_noise[i] = float(np.median(nz))
-    # candidates in order: the GP mean; the same mean fading more slowly beyond the quoted range (a
-    # failure there, the usual one, then costs nothing inside it); smoother means
-    cands = [None if gp is None else [_remember(gp.mean)]
+    # candidates in order: the GP mean continued beyond the quoted range by the chain's own wing
+    # blend (core.chain.wing; left out where the chain chose the SVI wing on both sides); the GP
+    # mean; the same mean fading more slowly beyond the quoted range (a failure there, the usual
+    # one, then costs nothing inside it); smoother means
+    wing = wing_blend(quotes) if wing is None else wing
+    cands = [None if gp is None else
+             ([_remember(_continued(gp, backbone.slices[i], float(E[i]), backbone.k_bounds[i], wing))]
+              if max(wing) > 0.0 else [])
+             + [_remember(gp.mean)]
              + [_remember(_lazy_mean(partial(gp.with_taper, f))) for f in TAPER_WIDER]
              + [_remember(_lazy_mean(partial(gp.with_length, f, r_iv[g]))) for f in SMOOTHER]
-             for gp, g in zip(gps, groups)]
+             for i, (gp, g) in enumerate(zip(gps, groups))]
     # each slice's quote residuals pick among its candidates (the share that fits them best): the
     # residuals less the GP's put-call step, which the surface leaves out (quote_offset_fn adds it
     # to quote predictions), so that a slice is not judged on a jump no candidate can carry
@@ -234,9 +242,15 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
     surface.sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u, gap_sd_iv(surface, quotes), gp_sd)
     surface.quote_offset_fn = _offset_function(E, gps)
     surface.hyper = (amp, length, noise_mult, step)
+    surface.wing_alpha = wing
     # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
     surface.backbone = backbone
     return surface
+
+
+def _continued(gp, base, T: float, bounds, wing):
+    base_iv = lambda k: np.sqrt(np.maximum(base.w(k), 0.0) / T)     # noqa: E731
+    return continued(gp.mean, base_iv, gp, T, float(bounds[0]), float(bounds[1]), wing)
 
 
 def _lazy_mean(build):

@@ -1,0 +1,122 @@
+"""How a chain's smiles continue beyond their quotes, measured on the chain's own outer quotes.
+
+A raw-SVI slice extrapolates with total variance linear in k, so its implied vol grows like
+sqrt(|k|) beyond the quotes. Index put wings often keep a steadier slope in vol: on SPY 2026-08-13
+(the validation chain) with each expiry's outer quarter hidden, the SVI wing sat 0.5-1 vol point
+below the hidden puts, and a straight line in vol from the edge of the visible quotes missed by a
+third as much. Jump-driven wings do the opposite (the synthetic Merton chains: the line overshoots).
+Neither rule suits every chain, so each chain picks its own blend, per side:
+
+- every expiry's own outer quotes (the outer INNER_FRACTION by |k|) are set aside;
+- a raw SVI fitted to the rest (``core.chain.svi.fit_slice``, held butterfly-free as the backbone's
+  slices are; the unconstrained least squares' wings went anywhere: on the Merton chains it asked
+  for a blend of 0.4 where the surface's own test said 0) predicts them, and so does the line in
+  vol from its edge with the fitted slope there;
+- the blend alpha in [0, 1] between the two that fits those quotes best (least squares, pooled
+  over expiries) is the side's weight of the line.
+
+``continuation(alpha, k_edge, iv_edge, slope_edge)`` is then the target the svi_gp surface is moved
+towards beyond each slice's quoted range (core.chain.svi_gp); the dense re-check
+(core.chain.corrected) keeps the result arbitrage-free and cuts it where it is not.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.chain.build import N_LOCAL_PENALTY, W_FLOOR, dense_k
+from core.chain.svi import SliceData, fit_slice, svi_w
+from core.chain.types import ChainQuotes
+
+INNER_FRACTION = 0.25     # the share of each expiry's quotes (outermost by |k|) that tests the wing rules
+MIN_FIT = 6               # quotes left for the inner SVI fit of an expiry, at least
+MIN_TESTED = 10           # held-out wing quotes a side needs, pooled over expiries, for a blend other than 0
+_SLOPE_STEP = 0.02        # share of |k_edge| (plus 1e-4) of the one-sided slope difference at an edge
+
+
+def edge_slope(iv_fn, k_edge: float, side: int) -> tuple:
+    """(iv, d iv / d k) of iv_fn at k_edge, the slope from inside the quoted range (one-sided)."""
+    h = _SLOPE_STEP * abs(k_edge) + 1e-4
+    iv_e, iv_in = iv_fn(np.array([k_edge, k_edge - side * h]))
+    return float(iv_e), float((iv_e - iv_in) / (side * h))
+
+
+def line_iv(k, T: float, k_edge: float, iv_edge: float, slope: float) -> np.ndarray:
+    """The straight line in vol from the edge, held within Lee's bound w <= 2 |k| and at or above
+    zero."""
+    k = np.asarray(k, np.float64)
+    line = iv_edge + slope * (k - k_edge)
+    return np.clip(line, 0.0, np.sqrt(2.0 * np.abs(k) / T))
+
+
+def _inner_split(k: np.ndarray) -> np.ndarray:
+    """True for an expiry's outer INNER_FRACTION of quotes by |k| (sorted k), keeping MIN_FIT."""
+    n_out = min(int(np.ceil(INNER_FRACTION * k.size)), max(k.size - MIN_FIT, 0))
+    out = np.zeros(k.size, bool)
+    out[np.argsort(-np.abs(k), kind="stable")[:n_out]] = True
+    return out
+
+
+def wing_blend(quotes: ChainQuotes) -> tuple:
+    """(alpha_put, alpha_call): each side's weight in [0, 1] of the line in vol against the SVI wing
+    (see the module doc); 0 where the chain has too few outer quotes on that side to tell."""
+    key = np.round(quotes.T, 9)
+    d_sum, r_sum, n = np.zeros(2), np.zeros(2), np.zeros(2, int)
+    for T_i in np.unique(key):
+        sel = np.flatnonzero(key == T_i)
+        order = sel[np.argsort(quotes.k[sel])]
+        k, iv, wt = quotes.k[order], quotes.iv[order], np.sqrt(quotes.weight[order])
+        out = _inner_split(k)
+        if out.sum() == 0 or (~out).sum() < MIN_FIT:
+            continue
+        T = float(T_i)
+        k_dense = dense_k(float(k[~out][0]), float(k[~out][-1]), N_LOCAL_PENALTY)
+        d = SliceData(T=T, k=k[~out], iv=iv[~out], weight=wt[~out], k_dense=k_dense)
+        p = fit_slice(d, np.full(k_dense.shape, W_FLOOR))
+        svi_iv = lambda x: np.sqrt(np.maximum(svi_w(p, x), 1e-14) / T)     # noqa: E731
+        for j, side in enumerate((-1, 1)):
+            inner = k[~out]
+            k_edge = float(inner.min() if side < 0 else inner.max())
+            test = out & (side * k > side * k_edge)
+            if not test.any() or side * k_edge <= 0:
+                continue
+            iv_e, slope = edge_slope(svi_iv, k_edge, side)
+            a = svi_iv(k[test])
+            diff = line_iv(k[test], T, k_edge, iv_e, slope) - a
+            d_sum[j] += diff @ diff
+            r_sum[j] += diff @ (iv[test] - a)
+            n[j] += int(test.sum())
+    ok = (n >= MIN_TESTED) & (d_sum > 0)
+    alpha = np.where(ok, np.clip(r_sum / np.where(ok, d_sum, 1.0), 0.0, 1.0), 0.0)
+    return float(alpha[0]), float(alpha[1])
+
+
+HOLD_U = 1.0      # the continuation is held whole this many warped units beyond the edge, then fades
+                  # (Gaussian, as wide) back to the backbone's own Lee-bounded wing: a line in vol
+                  # grows like k^2 in w and would break butterfly far out
+
+
+def continued(mean, base_iv, gp, T: float, k_lo: float, k_hi: float, alpha: tuple):
+    """The residual (vol, callable of k) that moves a slice beyond its quoted range [k_lo, k_hi]
+    towards the blended wing: inside it, ``mean`` (the GP mean); beyond an edge on the side with
+    blend a > 0, the mean plus a times the gap from the surface (base_iv + mean) to the line in
+    vol from that edge (``line_iv``), faded beyond HOLD_U warped units (gp._u) of the edge."""
+    iv_fn = lambda x: base_iv(x) + mean(x)      # noqa: E731
+    edges = []
+    for side, k_e, a in ((-1, k_lo, alpha[0]), (1, k_hi, alpha[1])):
+        if a > 0.0 and side * k_e > 0.0:
+            edges.append((side, k_e, a, *edge_slope(iv_fn, k_e, side), float(gp._u(np.array([k_e]))[0])))
+
+    def residual(k):
+        k = np.asarray(k, np.float64)
+        out = np.array(mean(k), np.float64, copy=True)
+        for side, k_e, a, iv_e, slope, u_e in edges:
+            beyond = side * k > side * k_e
+            if not beyond.any():
+                continue
+            kb = k[beyond]
+            du = np.maximum(side * (gp._u(kb) - u_e) - HOLD_U, 0.0)
+            fade = np.exp(-0.5 * (du / HOLD_U) ** 2)
+            out[beyond] += a * fade * (line_iv(kb, T, k_e, iv_e, slope) - iv_fn(kb))
+        return out
+
+    return residual

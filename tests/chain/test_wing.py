@@ -1,0 +1,109 @@
+"""The wing blend (core.chain.wing): each chain chooses, on its own outer quotes, how its smiles
+continue beyond the quotes, and svi_gp follows that choice arbitrage-free."""
+import numpy as np
+
+from core.chain.methods import get_chain_method
+from core.chain.svi import svi_w
+from core.chain.types import ChainQuotes
+from core.chain.wing import HOLD_U, continued, line_iv, wing_blend
+from core.engine.dense_check import dense_check
+from core.evaluation.real import wing_mask
+
+EXPIRIES = (0.1, 0.25, 0.5, 1.0)
+
+
+def _chain(iv_fn, n_k: int = 25) -> ChainQuotes:
+    T, k = [], []
+    for t in EXPIRIES:
+        z = np.linspace(-4.0, 3.0, n_k)
+        T.append(np.full(n_k, t))
+        k.append(z * 0.2 * np.sqrt(t))
+    T, k = np.concatenate(T), np.concatenate(k)
+    iv = iv_fn(T, k)
+    n = T.size
+    return ChainQuotes(T=T, k=k, iv=iv, iv_bid=iv - 5e-4, iv_ask=iv + 5e-4, forward=np.full(n, 100.0),
+                       discount=np.ones(n), weight=np.ones(n))
+
+
+def _straight_wings(T, k):
+    """A smile whose put wing is a straight line in vol (as index puts often are), in z = k / sqrt(T);
+    its call wing falls gently (slope -0.01 per z), which an SVI wing follows as well."""
+    z = k / np.sqrt(T)
+    return 0.2 + 0.05 * np.sqrt(z * z + 0.01) - 0.06 * z
+
+
+def _svi_smiles(T, k):
+    """Raw-SVI smiles in z = k / sqrt(T) (w = T f(z): raw SVI in k at each T): their own wings are SVI's."""
+    p = np.array([0.03, 0.04, -0.5, 0.1, 0.5])
+    return np.sqrt(svi_w(p, k / np.sqrt(T)))
+
+
+def test_the_blend_picks_the_line_where_the_wings_are_straight_in_vol():
+    a_put, _ = wing_blend(_chain(_straight_wings))
+    assert a_put >= 0.7, a_put
+
+
+def test_the_blend_keeps_the_svi_wing_where_the_smiles_are_svi():
+    a_put, a_call = wing_blend(_chain(_svi_smiles))
+    assert a_put <= 0.3 and a_call <= 0.3, (a_put, a_call)
+
+
+def test_too_few_outer_quotes_ask_for_no_line():
+    chain = _chain(_straight_wings, n_k=7)          # one outer quote per expiry and side: 4 < MIN_TESTED
+    assert wing_blend(chain) == (0.0, 0.0)
+
+
+def test_continued_is_the_mean_inside_and_the_line_just_beyond():
+    T, k_lo, k_hi = 0.5, -0.2, 0.15
+    mean = lambda k: 0.01 * np.cos(5 * np.asarray(k))                      # noqa: E731
+    base_iv = lambda k: 0.2 + 0.3 * np.asarray(k) ** 2 - 0.1 * np.asarray(k)   # noqa: E731
+
+    class U:                                        # the GP's warp: k in ATM standard moves here
+        @staticmethod
+        def _u(k):
+            return np.asarray(k, np.float64) / 0.14
+
+    inside = np.linspace(k_lo, k_hi, 50)
+    res = continued(mean, base_iv, U, T, k_lo, k_hi, (1.0, 1.0))
+    np.testing.assert_allclose(res(inside), mean(inside), rtol=0, atol=1e-15)
+    # within HOLD_U warped units of the lower edge, the surface (base + residual) is the line
+    near = k_lo - 0.14 * HOLD_U * np.array([0.2, 0.6, 0.95])
+    iv_e = base_iv(k_lo) + mean(k_lo)
+    surface = base_iv(near) + res(near)
+    slope = (surface[1] - surface[0]) / (near[1] - near[0])
+    np.testing.assert_allclose(surface, line_iv(near, T, k_lo, iv_e, slope), atol=1e-9)
+    # and the line leaves the edge with the surface's own slope there (one-sided, from inside)
+    h = 1e-4
+    inner_slope = (base_iv(k_lo + h) + mean(k_lo + h) - iv_e) / h
+    assert abs(slope - inner_slope) < 0.02 * abs(inner_slope) + 1e-3
+    # far beyond, it fades back to the mean (the backbone's own wing)
+    far = np.array([k_lo - 0.14 * 8 * HOLD_U])
+    np.testing.assert_allclose(res(far), mean(far), atol=1e-9)
+    # a blend of 0 leaves the mean everywhere
+    zero = continued(mean, base_iv, U, T, k_lo, k_hi, (0.0, 0.0))
+    everywhere = np.linspace(-1.0, 1.0, 101)
+    np.testing.assert_allclose(zero(everywhere), mean(everywhere), rtol=0, atol=0)
+
+
+def _wing_scores(chain):
+    hide = wing_mask(chain)
+    train, test = chain.subset(~hide), chain.subset(hide)
+    out = {}
+    for name in ("svi_gp", "svi_fit"):
+        s = get_chain_method(name).fit(train, ask=(test.T, test.k))
+        out[name] = (float(np.sqrt(np.mean((s.quote_iv(test.T, test.k) - test.iv) ** 2))), dense_check(s))
+    return out
+
+
+def test_svi_gp_follows_straight_wings_beyond_the_quotes_arbitrage_free():
+    scores = _wing_scores(_chain(_straight_wings))
+    (gp, gp_check), (svi, _) = scores["svi_gp"], scores["svi_fit"]
+    assert gp_check.ok, gp_check.to_dict()
+    assert gp < 0.7 * svi, (gp, svi)
+
+
+def test_svi_gp_keeps_svi_wings_where_they_are_right():
+    scores = _wing_scores(_chain(_svi_smiles))
+    (gp, gp_check), (svi, _) = scores["svi_gp"], scores["svi_fit"]
+    assert gp_check.ok, gp_check.to_dict()
+    assert gp <= svi + 2e-4, (gp, svi)
