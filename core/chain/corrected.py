@@ -59,10 +59,17 @@ class CorrectedSlice:
     share: object = None           # optional LocalShare: the factor varies with k (times this)
 
     def applied(self, k) -> np.ndarray:
-        """The correction applied at k (vol)."""
+        """The correction applied at k (vol), with the base's own where the base is itself a
+        corrected slice (a wing continuation on top of a GP correction)."""
         k = np.asarray(k, np.float64)
+        inner = self.base.applied(k) if isinstance(self.base, CorrectedSlice) else np.zeros(k.shape)
         if self.factor == 0.0:
-            return np.zeros(k.shape)
+            return inner
+        f = self.factor if self.share is None else self.factor * self.share(k)
+        return inner + f * self.residual_iv(k)
+
+    def own(self, k) -> np.ndarray:
+        """This layer's correction at k (vol), without the base's."""
         f = self.factor if self.share is None else self.factor * self.share(k)
         return f * self.residual_iv(k)
 
@@ -71,7 +78,7 @@ class CorrectedSlice:
         w0 = self.base.w(k)
         if self.factor == 0.0:
             return w0
-        iv = np.sqrt(np.maximum(w0, 0.0) / self.T) + self.applied(k)
+        iv = np.sqrt(np.maximum(w0, 0.0) / self.T) + self.own(k)
         return np.maximum(iv, 0.0) ** 2 * self.T
 
     def log_otm(self, k) -> np.ndarray:
@@ -79,6 +86,8 @@ class CorrectedSlice:
 
     def row(self) -> dict:
         row = self.base.row()
+        if isinstance(self.base, CorrectedSlice):
+            return {**row, "kind": f"{row['kind']}+wing" if self.factor else row["kind"]}
         # with a local share, the factor alone overstates what is applied: report the knots' mean
         share = self.factor if self.share is None else self.factor * float(np.mean(self.share.s))
         return {**row, "kind": f"{row['kind']}+gp" if self.factor else row["kind"], "gp_factor": share}
@@ -215,12 +224,34 @@ def _misfit(sl: CorrectedSlice, target) -> float:
     return float(np.sum(((sl.applied(k) - r) / noise) ** 2))
 
 
+def _with_wing(chosen, wing, T: float, k_slice: np.ndarray, lo, hi, width: float):
+    """``chosen`` continued beyond its quotes by wing(its iv function), on top of it: whole where
+    that passes the re-check, else with a local share cut near the failing points, else with the
+    largest constant share that passes, else not at all. The continuation is nil inside the quoted
+    range, so the chosen slice's fit to its quotes is untouched (as a candidate among the GP means
+    it lost to them on quote misfit wherever its cut leaked inside the range)."""
+    residual = wing(lambda k: np.sqrt(np.maximum(chosen.w(k), 0.0) / T))
+    res = [residual(x) for x in (k_slice, k_slice + _H_K, k_slice - _H_K)]
+    if not any(np.any(r != 0.0) for r in res):
+        return chosen
+    check = _SliceCheck(chosen, T, k_slice, lo, hi)
+    f = check.best_share(res)
+    if f == 1.0:
+        return CorrectedSlice(chosen, T, residual, 1.0)
+    share = check.local_share(res, width)
+    if share is not None:
+        return CorrectedSlice(chosen, T, residual, 1.0, share)
+    return CorrectedSlice(chosen, T, residual, f) if f > 0.0 else chosen
+
+
 def correct_surface(backbone: SliceSurface, residuals: list, method: str = "", sd_fn=None,
-                    theta_interp: str = "linear", targets: list | None = None) -> SliceSurface:
+                    theta_interp: str = "linear", targets: list | None = None, wings: list | None = None) -> SliceSurface:
     """backbone's slices each corrected by the best passing share of one of residuals[i] (a list
     of callables k -> vol, or None); targets[i]: optional (k, r, noise) quote residuals of slice i
-    that pick among the candidates. See the module doc. Returns a new SliceSurface on the same
-    expiries and quoted ranges."""
+    that pick among the candidates; wings[i]: optional callable (the corrected slice's iv function
+    -> a residual callable, nil inside the quoted range) continuing the chosen slice beyond its
+    quotes, on top of it, with its own share (``_with_wing``). See the module doc. Returns a new
+    SliceSurface on the same expiries and quoted ranges."""
     lo_k, hi_k = backbone.k_domain
     k_check = dense_k(lo_k, hi_k, N_RECHECK)
     m = backbone.expiries.size
@@ -258,5 +289,7 @@ def correct_surface(backbone: SliceSurface, residuals: list, method: str = "", s
             if f == 1.0:
                 break        # passes whole: the smoother candidates are only for a slice that fails
         out[i] = best
+        if wings is not None and wings[i] is not None:
+            out[i] = _with_wing(best, wings[i], T, k_slice, lo, hi, width)
     return SliceSurface(expiries=backbone.expiries, k_bounds=backbone.k_bounds, slices=out, method=method,
                         sd_fn=sd_fn, theta_interp=theta_interp)

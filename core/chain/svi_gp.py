@@ -5,7 +5,10 @@
 2. Residual: quote iv minus backbone iv, one GP per expiry in warped normalised moneyness
    (core.chain.gp_residual), noise from each quote's own bid-ask, amplitude and length scale by
    marginal likelihood on the chain itself. Outside an expiry's quoted range the residual fades
-   to zero, so wings and unquoted regions fall back to the SVI backbone.
+   to zero, so unquoted regions fall back to the SVI backbone, except that beyond each quoted
+   expiry's outermost quotes the surface is first moved towards the chain's own wing blend
+   (core.chain.wing: per side, how much of a straight line in vol from the edge, against the SVI
+   wing, the chain's own outer quotes ask for).
 3. Surface: the backbone's slices corrected by the GP mean and re-checked (core.chain.corrected);
    between and beyond expiries the chain surface's price rules, with a PCHIP ATM term structure.
 4. Asked expiries: a T asked for (a held-out expiry, query rows) strictly between two quoted
@@ -33,7 +36,7 @@ from core.chain.corrected import correct_surface
 from core.chain.gp_residual import GPConfig, choose_hyper_and_factors, fit_slice_gp, quote_noise_iv, warp
 from core.chain.svi import PARAMS
 from core.chain.types import ChainQuotes
-from core.chain.wing import continued, wing_blend
+from core.chain.wing import continuation, wing_blend
 from core.engine.conformal import Z80, Z95, ConformalCalibrator
 
 INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95)   # levels the chain's own LOO scores calibrate (half_width)
@@ -195,24 +198,24 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         gps.append(fit_slice_gp(quotes.k[g], r_iv[g], nz, float(sqrt_theta[i]), amp, length, cfg, step,
                                 chol=next(factors, None)))
         local_noise[i] = float(np.median(nz))
-    # candidates in order: the GP mean continued beyond the quoted range by the chain's own wing
-    # blend (core.chain.wing; left out where the chain chose the SVI wing on both sides); the GP
-    # mean; the same mean fading more slowly beyond the quoted range (a failure there, the usual
-    # one, then costs nothing inside it); smoother means
-    wing = wing_blend(quotes) if wing is None else wing
-    cands = [None if gp is None else
-             ([_remember(_continued(gp, backbone.slices[i], float(E[i]), backbone.k_bounds[i], wing))]
-              if max(wing) > 0.0 else [])
-             + [_remember(gp.mean)]
+    # candidates in order: the GP mean; the same mean fading more slowly beyond the quoted range (a
+    # failure there, the usual one, then costs nothing inside it); smoother means
+    cands = [None if gp is None else [_remember(gp.mean)]
              + [_remember(_lazy_mean(partial(gp.with_taper, f))) for f in TAPER_WIDER]
              + [_remember(_lazy_mean(partial(gp.with_length, f, r_iv[g]))) for f in SMOOTHER]
-             for i, (gp, g) in enumerate(zip(gps, groups))]
+             for gp, g in zip(gps, groups)]
     # each slice's quote residuals pick among its candidates (the share that fits them best): the
     # residuals less the GP's put-call step, which the surface leaves out (quote_offset_fn adds it
     # to quote predictions), so that a slice is not judged on a jump no candidate can carry
     targets = [None if gp is None else (quotes.k[g], r_iv[g] - gp.step_mean(quotes.k[g]), noise[g] * noise_mult)
                for gp, g in zip(gps, groups)]
-    surface = correct_surface(backbone, cands, method=method, theta_interp=cfg.theta_interp, targets=targets)
+    # the chosen slice is then continued beyond its quotes by the chain's own wing blend
+    # (core.chain.wing), on top of it, so that the choice among the candidates is untouched
+    wing = wing_blend(quotes) if wing is None else wing
+    wings = [None if gp is None or max(wing) <= 0.0 else partial(_wing_for, gp, float(E[i]), backbone.k_bounds[i], wing)
+             for i, gp in enumerate(gps)]
+    surface = correct_surface(backbone, cands, method=method, theta_interp=cfg.theta_interp, targets=targets,
+                              wings=wings)
     # where the re-check cut a slice's correction, the surface is not the GP mean: the part left
     # out is an error the sd must carry (per slice, its RMS over the quotes), and the LOO errors
     # that calibrate the scale are the surface's, not the GP's
@@ -248,9 +251,9 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
     return surface
 
 
-def _continued(gp, base, T: float, bounds, wing):
-    base_iv = lambda k: np.sqrt(np.maximum(base.w(k), 0.0) / T)     # noqa: E731
-    return continued(gp.mean, base_iv, gp, T, float(bounds[0]), float(bounds[1]), wing)
+def _wing_for(gp, T: float, bounds, wing, iv_fn):
+    """The wing continuation of a corrected slice with implied vol iv_fn (core.chain.wing)."""
+    return continuation(iv_fn, gp._u, T, float(bounds[0]), float(bounds[1]), wing)
 
 
 def _lazy_mean(build):

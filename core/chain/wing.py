@@ -15,9 +15,9 @@ Neither rule suits every chain, so each chain picks its own blend, per side:
 - the blend alpha in [0, 1] between the two that fits those quotes best (least squares, pooled
   over expiries) is the side's weight of the line.
 
-``continuation(alpha, k_edge, iv_edge, slope_edge)`` is then the target the svi_gp surface is moved
-towards beyond each slice's quoted range (core.chain.svi_gp); the dense re-check
-(core.chain.corrected) keeps the result arbitrage-free and cuts it where it is not.
+``continuation`` then moves each svi_gp slice (core.chain.svi_gp), once its GP correction is chosen,
+towards that blend beyond its quotes; the dense re-check (core.chain.corrected) keeps the result
+arbitrage-free and cuts it where it is not. Inside the quoted range nothing moves.
 """
 from __future__ import annotations
 
@@ -91,32 +91,32 @@ def wing_blend(quotes: ChainQuotes) -> tuple:
 
 
 HOLD_U = 1.0      # the continuation is held whole this many warped units beyond the edge, then fades
-                  # (Gaussian, as wide) back to the backbone's own Lee-bounded wing: a line in vol
-                  # grows like k^2 in w and would break butterfly far out
+                  # (Gaussian, as wide) back to the slice's own wing: a line in vol grows like k^2
+                  # in w and would break butterfly far out
 
 
-def continued(mean, base_iv, gp, T: float, k_lo: float, k_hi: float, alpha: tuple):
-    """The residual (vol, callable of k) that moves a slice beyond its quoted range [k_lo, k_hi]
-    towards the blended wing: inside it, ``mean`` (the GP mean); beyond an edge on the side with
-    blend a > 0, the mean plus a times the gap from the surface (base_iv + mean) to the line in
-    vol from that edge (``line_iv``), faded beyond HOLD_U warped units (gp._u) of the edge."""
-    iv_fn = lambda x: base_iv(x) + mean(x)      # noqa: E731
-    edges = []
-    for side, k_e, a in ((-1, k_lo, alpha[0]), (1, k_hi, alpha[1])):
-        if a > 0.0 and side * k_e > 0.0:
-            edges.append((side, k_e, a, *edge_slope(iv_fn, k_e, side), float(gp._u(np.array([k_e]))[0])))
+def continuation(iv_fn, u_fn, T: float, k_lo: float, k_hi: float, alpha: tuple):
+    """The residual (vol, callable of k) that moves a slice with implied vol iv_fn beyond its quoted
+    range [k_lo, k_hi] towards the blended wing: nil inside the range; beyond an edge on a side
+    with blend a > 0, a times the gap from iv_fn to the line in vol from that edge (``line_iv``,
+    with iv_fn's level and slope there), faded beyond HOLD_U units of u_fn (the GP's warped
+    moneyness) from the edge. None when neither side asks for the line."""
+    edges = [(side, k_e, a, *edge_slope(iv_fn, k_e, side), float(u_fn(np.array([k_e]))[0]))
+             for side, k_e, a in ((-1, k_lo, alpha[0]), (1, k_hi, alpha[1])) if a > 0.0 and side * k_e > 0.0]
+    if not edges:
+        return None
 
     def residual(k):
         k = np.asarray(k, np.float64)
-        out = np.array(mean(k), np.float64, copy=True)
+        out = np.zeros(k.shape)
         for side, k_e, a, iv_e, slope, u_e in edges:
             beyond = side * k > side * k_e
             if not beyond.any():
                 continue
             kb = k[beyond]
-            du = np.maximum(side * (gp._u(kb) - u_e) - HOLD_U, 0.0)
+            du = np.maximum(side * (u_fn(kb) - u_e) - HOLD_U, 0.0)
             fade = np.exp(-0.5 * (du / HOLD_U) ** 2)
-            out[beyond] += a * fade * (line_iv(kb, T, k_e, iv_e, slope) - iv_fn(kb))
+            out[beyond] = a * fade * (line_iv(kb, T, k_e, iv_e, slope) - iv_fn(kb))
         return out
 
     return residual

@@ -175,14 +175,11 @@ def test_a_wider_fade_beyond_the_quotes_is_the_first_fallback(small_chain, monke
     for i, cands in enumerate(seen["residuals"]):
         if cands is None:
             continue
-        # first, where the chain's wing blend chose the line on either side, the continued mean
-        # (core.chain.wing; tests/chain/test_wing.py)
-        first = 1 if max(surface.wing_alpha) > 0.0 else 0
-        assert len(cands) == first + 1 + len(TAPER_WIDER) + len(SMOOTHER)
+        assert len(cands) == 1 + len(TAPER_WIDER) + len(SMOOTHER)
         kq = small_chain.k[key == surface.expiries[i]]
         inside = np.linspace(kq.min(), kq.max(), 101)
         beyond = kq.max() + np.sqrt(surface.backbone.theta[i]) * np.array([0.5, 1.0, 1.5])
-        m0, m1 = cands[first], cands[first + 1]
+        m0, m1 = cands[0], cands[1]
         np.testing.assert_allclose(m1(inside), m0(inside), rtol=0, atol=1e-12)
         big = np.abs(m0(beyond)) > 1e-8
         assert (np.abs(m1(beyond))[big] > np.abs(m0(beyond))[big]).all()

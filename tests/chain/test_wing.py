@@ -5,7 +5,7 @@ import numpy as np
 from core.chain.methods import get_chain_method
 from core.chain.svi import svi_w
 from core.chain.types import ChainQuotes
-from core.chain.wing import HOLD_U, continued, line_iv, wing_blend
+from core.chain.wing import HOLD_U, continuation, line_iv, wing_blend
 from core.engine.dense_check import dense_check
 from core.evaluation.real import wing_mask
 
@@ -53,36 +53,47 @@ def test_too_few_outer_quotes_ask_for_no_line():
     assert wing_blend(chain) == (0.0, 0.0)
 
 
-def test_continued_is_the_mean_inside_and_the_line_just_beyond():
+def test_the_continuation_is_nil_inside_and_the_line_just_beyond():
     T, k_lo, k_hi = 0.5, -0.2, 0.15
-    mean = lambda k: 0.01 * np.cos(5 * np.asarray(k))                      # noqa: E731
-    base_iv = lambda k: 0.2 + 0.3 * np.asarray(k) ** 2 - 0.1 * np.asarray(k)   # noqa: E731
+    iv_fn = lambda k: 0.2 + 0.3 * np.asarray(k) ** 2 - 0.1 * np.asarray(k)   # noqa: E731
+    u_fn = lambda k: np.asarray(k, np.float64) / 0.14                        # noqa: E731  (moves of 0.14)
 
-    class U:                                        # the GP's warp: k in ATM standard moves here
-        @staticmethod
-        def _u(k):
-            return np.asarray(k, np.float64) / 0.14
-
+    res = continuation(iv_fn, u_fn, T, k_lo, k_hi, (1.0, 1.0))
     inside = np.linspace(k_lo, k_hi, 50)
-    res = continued(mean, base_iv, U, T, k_lo, k_hi, (1.0, 1.0))
-    np.testing.assert_allclose(res(inside), mean(inside), rtol=0, atol=1e-15)
-    # within HOLD_U warped units of the lower edge, the surface (base + residual) is the line
-    near = k_lo - 0.14 * HOLD_U * np.array([0.2, 0.6, 0.95])
-    iv_e = base_iv(k_lo) + mean(k_lo)
-    surface = base_iv(near) + res(near)
-    slope = (surface[1] - surface[0]) / (near[1] - near[0])
-    np.testing.assert_allclose(surface, line_iv(near, T, k_lo, iv_e, slope), atol=1e-9)
-    # and the line leaves the edge with the surface's own slope there (one-sided, from inside)
-    h = 1e-4
-    inner_slope = (base_iv(k_lo + h) + mean(k_lo + h) - iv_e) / h
-    assert abs(slope - inner_slope) < 0.02 * abs(inner_slope) + 1e-3
-    # far beyond, it fades back to the mean (the backbone's own wing)
-    far = np.array([k_lo - 0.14 * 8 * HOLD_U])
-    np.testing.assert_allclose(res(far), mean(far), atol=1e-9)
-    # a blend of 0 leaves the mean everywhere
-    zero = continued(mean, base_iv, U, T, k_lo, k_hi, (0.0, 0.0))
-    everywhere = np.linspace(-1.0, 1.0, 101)
-    np.testing.assert_allclose(zero(everywhere), mean(everywhere), rtol=0, atol=0)
+    assert (res(inside) == 0.0).all()
+    # within HOLD_U warped units of each edge, the continued smile is the line from the edge, with
+    # the smile's own level and (one-sided) slope there
+    for side, k_e in ((-1, k_lo), (1, k_hi)):
+        near = k_e + side * 0.14 * HOLD_U * np.array([0.2, 0.6, 0.95])
+        h = 1e-6
+        slope = (iv_fn(k_e) - iv_fn(k_e - side * h)) / (side * h)
+        np.testing.assert_allclose(iv_fn(near) + res(near), line_iv(near, T, k_e, iv_fn(k_e), slope), atol=2e-4)
+    # far beyond, it fades back to the smile's own wing
+    far = np.array([k_lo - 0.14 * 8 * HOLD_U, k_hi + 0.14 * 8 * HOLD_U])
+    np.testing.assert_allclose(res(far), 0.0, atol=1e-9)
+    # a blend of 0 on a side leaves that side alone; on both sides there is nothing to continue
+    half = continuation(iv_fn, u_fn, T, k_lo, k_hi, (0.0, 1.0))
+    assert (half(np.array([k_lo - 0.05])) == 0.0).all() and (half(np.array([k_hi + 0.05])) != 0.0).all()
+    assert continuation(iv_fn, u_fn, T, k_lo, k_hi, (0.0, 0.0)) is None
+
+
+def test_the_wing_leaves_the_quoted_range_untouched(monkeypatch):
+    """The continuation sits on top of the chosen GP correction: inside every expiry's quoted range
+    the surface is the one svi_gp builds with the SVI wing on both sides."""
+    import core.chain.svi_gp as sg
+
+    chain = _chain(_straight_wings)
+    with_wing = get_chain_method("svi_gp").fit(chain)
+    assert with_wing.wing_alpha[0] > 0.0
+    assert any("+wing" in kind for kind in with_wing.params()["kind"])
+    monkeypatch.setattr(sg, "wing_blend", lambda quotes: (0.0, 0.0))
+    without = get_chain_method("svi_gp").fit(chain)
+    for i, T in enumerate(with_wing.expiries):
+        k = np.linspace(*with_wing.k_bounds[i], 41)
+        np.testing.assert_allclose(with_wing.iv(np.full(k.size, T), k), without.iv(np.full(k.size, T), k),
+                                   rtol=0, atol=1e-12)
+    beyond = np.full(1, with_wing.k_bounds[-1, 0] - 0.05)
+    assert with_wing.iv(np.array([with_wing.expiries[-1]]), beyond) > without.iv(np.array([with_wing.expiries[-1]]), beyond)
 
 
 def _wing_scores(chain):
