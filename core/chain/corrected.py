@@ -231,6 +231,8 @@ def _with_wing(chosen, wing, T: float, k_slice: np.ndarray, lo, hi, width: float
     range, so the chosen slice's fit to its quotes is untouched (as a candidate among the GP means
     it lost to them on quote misfit wherever its cut leaked inside the range)."""
     residual = wing(lambda k: np.sqrt(np.maximum(chosen.w(k), 0.0) / T))
+    if residual is None:
+        return chosen
     res = [residual(x) for x in (k_slice, k_slice + _H_K, k_slice - _H_K)]
     if not any(np.any(r != 0.0) for r in res):
         return chosen

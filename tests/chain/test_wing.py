@@ -118,3 +118,16 @@ def test_svi_gp_keeps_svi_wings_where_they_are_right():
     (gp, gp_check), (svi, _) = scores["svi_gp"], scores["svi_fit"]
     assert gp_check.ok, gp_check.to_dict()
     assert gp <= svi + 2e-4, (gp, svi)
+
+
+def test_a_slice_with_no_edge_on_the_chosen_side_is_left_alone():
+    """A blend for puts only, on a slice quoted only above the forward: nothing to continue."""
+    from core.chain.corrected import CorrectedSlice, _with_wing
+    from core.chain.surface import SVISlice
+
+    base = SVISlice((0.02, 0.1, -0.5, 0.0, 0.2))
+    chosen = CorrectedSlice(base, 0.5, None, 0.0)
+    u_fn = lambda k: np.asarray(k, np.float64) / 0.14       # noqa: E731
+    wing = lambda iv_fn: continuation(iv_fn, u_fn, 0.5, 0.01, 0.3, (1.0, 0.0))   # noqa: E731
+    k = np.linspace(-1.0, 1.0, 201)
+    assert _with_wing(chosen, wing, 0.5, k, None, None, 0.07) is chosen
