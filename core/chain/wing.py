@@ -120,3 +120,12 @@ def continuation(iv_fn, u_fn, T: float, k_lo: float, k_hi: float, alpha: tuple):
         return out
 
     return residual
+
+
+def note(alpha, kinds) -> str:
+    """One summary line for a chain repair: the blend each side chose and on how many of the
+    surface's slices (``kinds``: params()['kind']) a continuation was kept."""
+    kept = sum("+wing" in str(kind) for kind in kinds)
+    return (f"wing beyond the quotes (chosen on the chain's own outer quotes): puts {alpha[0]:.2f}, "
+            f"calls {alpha[1]:.2f} of a straight line in vol, the rest the SVI wing; "
+            f"continued on {kept} of {len(kinds)} expiries")

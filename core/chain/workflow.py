@@ -27,6 +27,7 @@ import pandas as pd
 
 from core.chain.methods import DEFAULT_CHAIN_METHOD, get_chain_method
 from core.chain.types import CHAIN_STATUSES, from_quoteset
+from core.chain.wing import note as wing_note
 from core.engine.dense_check import N_STRIKES
 from core.quotes.read import as_quoteset
 from core.settings import ensure_thread_policy
@@ -125,9 +126,13 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
     if stale:
         qt["stale_score"], qt["stale_flag"] = _stale_columns(table, chain, surface)
     notes = [f"warning: {chain_method.warning}"] if chain_method.warning else []
+    params = surface.params()
+    if getattr(surface, "wing_alpha", None) is not None:
+        # how the smiles were continued beyond the quotes is a modelling choice a user should see
+        notes.append(wing_note(surface.wing_alpha, params["kind"]))
     grid = surface.table(n_k=GRID_STRIKES)
     return ChainRepair(quotes=quotes, surface=surface, quote_table=qt, grid_table=grid,
-                       params=surface.params(), dense=dense_from_table(surface, grid), method=method, notes=notes)
+                       params=params, dense=dense_from_table(surface, grid), method=method, notes=notes)
 
 
 def dense_from_table(surface, grid: pd.DataFrame):

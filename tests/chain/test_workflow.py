@@ -86,6 +86,12 @@ def test_default_chain_method_is_svi_gp_and_answers_queries(frame_with_queries):
     assert (q["half_width_95"] > q["sd_repaired"]).all()
     # the query between two expiries gets its own slice (fixed-z mix of its neighbours)
     assert out.surface.expiries.size == np.unique(df["T"].iloc[:n].round(9)).size + 1
+    # the summary says how the smiles were continued beyond the quotes (core.chain.wing)
+    wing = [line for line in out.summary_lines() if line.startswith("wing beyond the quotes")]
+    a_put, a_call = out.surface.wing_alpha
+    assert len(wing) == 1 and f"puts {a_put:.2f}" in wing[0] and f"calls {a_call:.2f}" in wing[0]
+    kept = sum("+wing" in kind for kind in out.params["kind"])
+    assert f"continued on {kept} of {len(out.params)} expiries" in wing[0]
 
 
 @pytest.mark.parametrize("method, warned", [("cnn", "not recommended"), ("vae", "not recommended"),
