@@ -62,14 +62,14 @@ class CorrectedSlice:
         """The correction applied at k (vol), with the base's own where the base is itself a
         corrected slice (a wing continuation on top of a GP correction)."""
         k = np.asarray(k, np.float64)
-        inner = self.base.applied(k) if isinstance(self.base, CorrectedSlice) else np.zeros(k.shape)
-        if self.factor == 0.0:
-            return inner
-        f = self.factor if self.share is None else self.factor * self.share(k)
-        return inner + f * self.residual_iv(k)
+        inner = self.base.applied(k) if isinstance(self.base, CorrectedSlice) else 0.0
+        return inner + self.own(k)
 
     def own(self, k) -> np.ndarray:
         """This layer's correction at k (vol), without the base's."""
+        k = np.asarray(k, np.float64)
+        if self.factor == 0.0:
+            return np.zeros(k.shape)
         f = self.factor if self.share is None else self.factor * self.share(k)
         return f * self.residual_iv(k)
 
@@ -86,10 +86,10 @@ class CorrectedSlice:
 
     def row(self) -> dict:
         row = self.base.row()
-        if isinstance(self.base, CorrectedSlice):
-            return {**row, "kind": f"{row['kind']}+wing" if self.factor else row["kind"]}
         # with a local share, the factor alone overstates what is applied: report the knots' mean
         share = self.factor if self.share is None else self.factor * float(np.mean(self.share.s))
+        if isinstance(self.base, CorrectedSlice):
+            return {**row, "kind": f"{row['kind']}+wing" if self.factor else row["kind"], "wing_factor": share}
         return {**row, "kind": f"{row['kind']}+gp" if self.factor else row["kind"], "gp_factor": share}
 
 

@@ -30,14 +30,18 @@ from core.chain.types import ChainQuotes
 INNER_FRACTION = 0.25     # the share of each expiry's quotes (outermost by |k|) that tests the wing rules
 MIN_FIT = 6               # quotes left for the inner SVI fit of an expiry, at least
 MIN_TESTED = 10           # held-out wing quotes a side needs, pooled over expiries, for a blend other than 0
-_SLOPE_STEP = 0.02        # share of |k_edge| (plus 1e-4) of the one-sided slope difference at an edge
+HOLD_U = 1.0              # the continuation is held whole this many warped units beyond the edge, then
+                          # fades (Gaussian, as wide) back to the slice's own wing: a line in vol grows
+                          # like k^2 in w and would break butterfly far out
+_SLOPE_STEP = 1e-6        # k step of the one-sided slope at an edge: small, so that the line leaves the
+                          # edge with the smile's own slope (a secant over a wider step left a kink that
+                          # bent the wrong way, a local butterfly arbitrage finer than the re-check's step)
 
 
 def edge_slope(iv_fn, k_edge: float, side: int) -> tuple:
     """(iv, d iv / d k) of iv_fn at k_edge, the slope from inside the quoted range (one-sided)."""
-    h = _SLOPE_STEP * abs(k_edge) + 1e-4
-    iv_e, iv_in = iv_fn(np.array([k_edge, k_edge - side * h]))
-    return float(iv_e), float((iv_e - iv_in) / (side * h))
+    iv_e, iv_in = iv_fn(np.array([k_edge, k_edge - side * _SLOPE_STEP]))
+    return float(iv_e), float((iv_e - iv_in) / (side * _SLOPE_STEP))
 
 
 def line_iv(k, T: float, k_edge: float, iv_edge: float, slope: float) -> np.ndarray:
@@ -48,9 +52,12 @@ def line_iv(k, T: float, k_edge: float, iv_edge: float, slope: float) -> np.ndar
     return np.clip(line, 0.0, np.sqrt(2.0 * np.abs(k) / T))
 
 
-def _inner_split(k: np.ndarray) -> np.ndarray:
-    """True for an expiry's outer INNER_FRACTION of quotes by |k| (sorted k), keeping MIN_FIT."""
-    n_out = min(int(np.ceil(INNER_FRACTION * k.size)), max(k.size - MIN_FIT, 0))
+def outer_mask(k: np.ndarray, fraction: float, keep: int) -> np.ndarray:
+    """True for the outer ``fraction`` of one expiry's quotes by |k| (rounded up; ties in input
+    order), leaving at least ``keep`` of them. The benchmark's wing protocol hides the same way
+    (core.evaluation.real.wing_mask)."""
+    k = np.asarray(k, np.float64)
+    n_out = min(int(np.ceil(fraction * k.size)), max(k.size - keep, 0))
     out = np.zeros(k.size, bool)
     out[np.argsort(-np.abs(k), kind="stable")[:n_out]] = True
     return out
@@ -65,8 +72,8 @@ def wing_blend(quotes: ChainQuotes) -> tuple:
         sel = np.flatnonzero(key == T_i)
         order = sel[np.argsort(quotes.k[sel])]
         k, iv, wt = quotes.k[order], quotes.iv[order], np.sqrt(quotes.weight[order])
-        out = _inner_split(k)
-        if out.sum() == 0 or (~out).sum() < MIN_FIT:
+        out = outer_mask(k, INNER_FRACTION, MIN_FIT)
+        if not out.any():
             continue
         T = float(T_i)
         k_dense = dense_k(float(k[~out][0]), float(k[~out][-1]), N_LOCAL_PENALTY)
@@ -86,13 +93,9 @@ def wing_blend(quotes: ChainQuotes) -> tuple:
             r_sum[j] += diff @ (iv[test] - a)
             n[j] += int(test.sum())
     ok = (n >= MIN_TESTED) & (d_sum > 0)
-    alpha = np.where(ok, np.clip(r_sum / np.where(ok, d_sum, 1.0), 0.0, 1.0), 0.0)
+    alpha = np.nan_to_num(np.where(ok, np.clip(r_sum / np.where(ok, d_sum, 1.0), 0.0, 1.0), 0.0))
     return float(alpha[0]), float(alpha[1])
 
-
-HOLD_U = 1.0      # the continuation is held whole this many warped units beyond the edge, then fades
-                  # (Gaussian, as wide) back to the slice's own wing: a line in vol grows like k^2
-                  # in w and would break butterfly far out
 
 
 def continuation(iv_fn, u_fn, T: float, k_lo: float, k_hi: float, alpha: tuple):

@@ -31,6 +31,7 @@ import numpy as np
 
 from core.chain.methods import CHAIN_METHODS, get_chain_method
 from core.chain.types import ChainQuotes
+from core.chain.wing import outer_mask
 from core.settings import REPO_ROOT
 
 PROTOCOLS = ("random", "wing", "expiry")
@@ -73,9 +74,7 @@ def wing_mask(chain: ChainQuotes) -> np.ndarray:
     hide = np.zeros(len(chain), bool)
     for i in range(chain.expiries.size):
         idx = np.flatnonzero(chain.slice(i))
-        n_hide = min(int(np.ceil(WING_FRACTION * idx.size)), max(idx.size - MIN_VISIBLE, 0))
-        if n_hide > 0:
-            hide[idx[np.argsort(-np.abs(chain.k[idx]), kind="stable")[:n_hide]]] = True
+        hide[idx[outer_mask(chain.k[idx], WING_FRACTION, MIN_VISIBLE)]] = True
     return hide
 
 

@@ -49,7 +49,7 @@ def test_the_blend_keeps_the_svi_wing_where_the_smiles_are_svi():
 
 
 def test_too_few_outer_quotes_ask_for_no_line():
-    chain = _chain(_straight_wings, n_k=7)          # one outer quote per expiry and side: 4 < MIN_TESTED
+    chain = _chain(_straight_wings, n_k=7)   # one outer quote per expiry, all puts: 4 < MIN_TESTED, no calls
     assert wing_blend(chain) == (0.0, 0.0)
 
 
@@ -67,7 +67,12 @@ def test_the_continuation_is_nil_inside_and_the_line_just_beyond():
         near = k_e + side * 0.14 * HOLD_U * np.array([0.2, 0.6, 0.95])
         h = 1e-6
         slope = (iv_fn(k_e) - iv_fn(k_e - side * h)) / (side * h)
-        np.testing.assert_allclose(iv_fn(near) + res(near), line_iv(near, T, k_e, iv_fn(k_e), slope), atol=2e-4)
+        np.testing.assert_allclose(iv_fn(near) + res(near), line_iv(near, T, k_e, iv_fn(k_e), slope), atol=1e-8)
+        # the smile leaves the edge with its own slope: no kink there (a kink bending the wrong
+        # way is a butterfly arbitrage finer than any check set)
+        step = 1e-4
+        out_slope = (iv_fn(k_e + side * step) + res(np.array([k_e + side * step]))[0] - iv_fn(k_e)) / (side * step)
+        assert abs(out_slope - slope) < 1e-3 * max(abs(slope), 1.0), (out_slope, slope)
     # far beyond, it fades back to the smile's own wing
     far = np.array([k_lo - 0.14 * 8 * HOLD_U, k_hi + 0.14 * 8 * HOLD_U])
     np.testing.assert_allclose(res(far), 0.0, atol=1e-9)
@@ -131,3 +136,24 @@ def test_a_slice_with_no_edge_on_the_chosen_side_is_left_alone():
     wing = lambda iv_fn: continuation(iv_fn, u_fn, 0.5, 0.01, 0.3, (1.0, 0.0))   # noqa: E731
     k = np.linspace(-1.0, 1.0, 201)
     assert _with_wing(chosen, wing, 0.5, k, None, None, 0.07) is chosen
+
+
+def test_a_wing_layer_reports_and_applies_both_corrections():
+    """A wing continuation on top of a GP correction: w applies both, ``applied`` is their sum,
+    ``own`` is the wing alone, and the parameter row names both with their shares."""
+    from core.chain.corrected import CorrectedSlice
+    from core.chain.surface import SVISlice
+
+    T = 0.5
+    base = SVISlice((0.02, 0.1, -0.5, 0.0, 0.2))
+    gp = CorrectedSlice(base, T, lambda k: 0.002 * np.ones_like(np.asarray(k, float)), 0.5)
+    wing = CorrectedSlice(gp, T, lambda k: np.where(np.asarray(k) < -0.3, 0.004, 0.0), 1.0)
+    k = np.array([-0.5, 0.0, 0.2])
+    np.testing.assert_allclose(wing.applied(k), [0.001 + 0.004, 0.001, 0.001])
+    np.testing.assert_allclose(wing.own(k), [0.004, 0.0, 0.0])
+    iv = np.sqrt(base.w(k) / T) + wing.applied(k)
+    np.testing.assert_allclose(wing.w(k), iv**2 * T, rtol=1e-12)
+    row = wing.row()
+    assert row["kind"] == "svi+gp+wing" and row["gp_factor"] == 0.5 and row["wing_factor"] == 1.0
+    bare = CorrectedSlice(base, T, None, 0.0)
+    assert (bare.own(k) == 0.0).all() and (bare.applied(k) == 0.0).all()
