@@ -66,23 +66,22 @@ def outer_mask(k: np.ndarray, fraction: float, keep: int) -> np.ndarray:
 def wing_blend(quotes: ChainQuotes) -> tuple:
     """(alpha_put, alpha_call): each side's weight in [0, 1] of the line in vol against the SVI wing
     (see the module doc); 0 where the chain has too few outer quotes on that side to tell."""
-    key = np.round(quotes.T, 9)
     d_sum, r_sum, n = np.zeros(2), np.zeros(2), np.zeros(2, int)
-    for T_i in np.unique(key):
-        sel = np.flatnonzero(key == T_i)
+    for i, T_i in enumerate(quotes.expiries):
+        sel = np.flatnonzero(quotes.slice(i))
         order = sel[np.argsort(quotes.k[sel])]
         k, iv, wt = quotes.k[order], quotes.iv[order], np.sqrt(quotes.weight[order])
         out = outer_mask(k, INNER_FRACTION, MIN_FIT)
         if not out.any():
             continue
         T = float(T_i)
-        k_dense = dense_k(float(k[~out][0]), float(k[~out][-1]), N_LOCAL_PENALTY)
-        d = SliceData(T=T, k=k[~out], iv=iv[~out], weight=wt[~out], k_dense=k_dense)
+        inner = k[~out]                       # sorted: its ends are the edges
+        k_dense = dense_k(float(inner[0]), float(inner[-1]), N_LOCAL_PENALTY)
+        d = SliceData(T=T, k=inner, iv=iv[~out], weight=wt[~out], k_dense=k_dense)
         p = fit_slice(d, np.full(k_dense.shape, W_FLOOR))
         svi_iv = lambda x: np.sqrt(np.maximum(svi_w(p, x), 1e-14) / T)     # noqa: E731
         for j, side in enumerate((-1, 1)):
-            inner = k[~out]
-            k_edge = float(inner.min() if side < 0 else inner.max())
+            k_edge = float(inner[0] if side < 0 else inner[-1])
             test = out & (side * k > side * k_edge)
             if not test.any() or side * k_edge <= 0:
                 continue
