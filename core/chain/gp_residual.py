@@ -40,6 +40,8 @@ class GPConfig:
     asked_expiries: bool = True     # a slice at each asked T between quoted expiries (core.chain.svi_gp)
     theta_interp: str = "pchip"     # ATM total variance between expiries (core.chain.surface)
     wing_sd_rel: float = 0.1        # beyond the quoted range the sd grows by this x ATM vol per unit of u
+                                    # where a side has too few tested wing quotes to calibrate its own rate
+    wing_sd_floor: float = 0.05     # ... and by at least this where it has them (core.chain.svi_gp._wing_rates)
 
 
 def warp(z, z_warp: float) -> np.ndarray:

@@ -21,6 +21,8 @@ arbitrage-free and cuts it where it is not. Inside the quoted range nothing move
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from core.chain.build import N_LOCAL_PENALTY, W_FLOOR, dense_k
@@ -33,6 +35,7 @@ MIN_TESTED = 10           # held-out wing quotes a side needs, pooled over expir
 HOLD_U = 1.0              # the continuation is held whole this many warped units beyond the edge, then
                           # fades (Gaussian, as wide) back to the slice's own wing: a line in vol grows
                           # like k^2 in w and would break butterfly far out
+RATE_LEVELS = (0.8, 0.95)  # the interval levels the beyond-the-quotes rate is calibrated at (``rate``)
 _SLOPE_STEP = 1e-6        # k step of the one-sided slope at an edge: small, so that the line leaves the
                           # edge with the smile's own slope (a secant over a wider step left a kink that
                           # bent the wrong way, a local butterfly arbitrage finer than the re-check's step)
@@ -63,10 +66,36 @@ def outer_mask(k: np.ndarray, fraction: float, keep: int) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class WingFit:
+    """The chain's own wing test: each side's blend, and every tested outer quote's miss under it.
+
+    alpha: (put, call) weight of the line. The tested quotes (arrays of equal length): ``idx`` their
+    rows in the chain, ``side`` -1 put / +1 call, ``T``, ``k``, ``k_edge`` the visible edge they lie
+    beyond, ``sqrt_theta`` the inner fit's ATM sqrt total variance at their expiry, ``miss`` quote iv
+    minus the blended prediction (vol). They calibrate how far a quote beyond the quotes may sit
+    off the surface (``rate``)."""
+
+    alpha: tuple
+    idx: np.ndarray
+    side: np.ndarray
+    T: np.ndarray
+    k: np.ndarray
+    k_edge: np.ndarray
+    sqrt_theta: np.ndarray
+    miss: np.ndarray
+
+
 def wing_blend(quotes: ChainQuotes) -> tuple:
     """(alpha_put, alpha_call): each side's weight in [0, 1] of the line in vol against the SVI wing
     (see the module doc); 0 where the chain has too few outer quotes on that side to tell."""
+    return wing_fit(quotes).alpha
+
+
+def wing_fit(quotes: ChainQuotes) -> WingFit:
+    """The wing test of the module doc: the blend per side and the tested quotes' misses under it."""
     d_sum, r_sum, n = np.zeros(2), np.zeros(2), np.zeros(2, int)
+    rows = []          # per tested group: (idx, side, T, k, k_edge, sqrt_theta, svi iv, line - svi)
     for i, T_i in enumerate(quotes.expiries):
         sel = np.flatnonzero(quotes.slice(i))
         order = sel[np.argsort(quotes.k[sel])]
@@ -80,6 +109,7 @@ def wing_blend(quotes: ChainQuotes) -> tuple:
         d = SliceData(T=T, k=inner, iv=iv[~out], weight=wt[~out], k_dense=k_dense)
         p = fit_slice(d, np.full(k_dense.shape, W_FLOOR))
         svi_iv = lambda x: np.sqrt(np.maximum(svi_w(p, x), 1e-14) / T)     # noqa: E731
+        sqrt_theta = float(np.sqrt(max(svi_w(p, np.zeros(1))[0], W_FLOOR)))
         for j, side in enumerate((-1, 1)):
             k_edge = float(inner[0] if side < 0 else inner[-1])
             test = out & (side * k > side * k_edge)
@@ -91,10 +121,36 @@ def wing_blend(quotes: ChainQuotes) -> tuple:
             d_sum[j] += diff @ diff
             r_sum[j] += diff @ (iv[test] - a)
             n[j] += int(test.sum())
+            m = int(test.sum())
+            rows.append((order[test], np.full(m, side), np.full(m, T), k[test], np.full(m, k_edge),
+                         np.full(m, sqrt_theta), a, diff, iv[test]))
     ok = (n >= MIN_TESTED) & (d_sum > 0)
     alpha = np.nan_to_num(np.where(ok, np.clip(r_sum / np.where(ok, d_sum, 1.0), 0.0, 1.0), 0.0))
-    return float(alpha[0]), float(alpha[1])
+    alpha = (float(alpha[0]), float(alpha[1]))
+    if not rows:
+        empty = np.zeros(0)
+        return WingFit(alpha, np.zeros(0, int), empty, empty, empty, empty, empty, empty, empty)
+    idx, side, T, k, k_edge, sqrt_theta, a, diff, iv = (np.concatenate(c) for c in zip(*rows))
+    blend = np.where(side < 0, alpha[0], alpha[1])
+    return WingFit(alpha, idx, side, T, k, k_edge, sqrt_theta, iv - (a + blend * diff))
 
+
+def rate(miss_rel: np.ndarray, base_rel: np.ndarray, d_u: np.ndarray, multiple) -> float | None:
+    """How fast the interval must widen beyond the quotes, from the wing test's misses: the rate c
+    (per unit of distance d_u beyond the edge, in the misses' units) for which |miss| <=
+    multiple(level) (base + c d_u) holds on a share ``level`` of the tested quotes, averaged over
+    the 80 % and 95 % levels (each level's c in closed form: the level's quantile of every quote's
+    own break-even c). None with fewer than MIN_TESTED tested quotes."""
+    miss_rel, base_rel, d_u = (np.asarray(x, np.float64) for x in (miss_rel, base_rel, d_u))
+    ok = np.isfinite(miss_rel) & np.isfinite(base_rel) & (d_u > 0)
+    if ok.sum() < MIN_TESTED:
+        return None
+    m, b, d = np.abs(miss_rel[ok]), base_rel[ok], d_u[ok]
+    out = []
+    for level in RATE_LEVELS:
+        need = (m / multiple(level) - b) / d          # the c at which this quote is just covered
+        out.append(max(float(np.quantile(need, level, method="higher")), 0.0))
+    return float(np.mean(out))
 
 
 def continuation(iv_fn, u_fn, T: float, k_lo: float, k_hi: float, alpha: tuple):

@@ -1,11 +1,14 @@
 """The wing blend (core.chain.wing): each chain chooses, on its own outer quotes, how its smiles
 continue beyond the quotes, and svi_gp follows that choice arbitrage-free."""
+import dataclasses
+
 import numpy as np
 
+from core.chain.gp_residual import GPConfig
 from core.chain.methods import get_chain_method
 from core.chain.svi import svi_w
 from core.chain.types import ChainQuotes
-from core.chain.wing import HOLD_U, continuation, line_iv, wing_blend
+from core.chain.wing import HOLD_U, MIN_TESTED, continuation, line_iv, outer_mask, rate, wing_blend, wing_fit
 from core.engine.dense_check import dense_check
 from core.evaluation.real import wing_mask
 
@@ -91,7 +94,7 @@ def test_the_wing_leaves_the_quoted_range_untouched(monkeypatch):
     with_wing = get_chain_method("svi_gp").fit(chain)
     assert with_wing.wing_alpha[0] > 0.0
     assert any("+wing" in kind for kind in with_wing.params()["kind"])
-    monkeypatch.setattr(sg, "wing_blend", lambda quotes: (0.0, 0.0))
+    monkeypatch.setattr(sg, "wing_fit", lambda quotes: dataclasses.replace(wing_fit(quotes), alpha=(0.0, 0.0)))
     without = get_chain_method("svi_gp").fit(chain)
     for i, T in enumerate(with_wing.expiries):
         k = np.linspace(*with_wing.k_bounds[i], 41)
@@ -157,3 +160,55 @@ def test_a_wing_layer_reports_and_applies_both_corrections():
     assert row["kind"] == "svi+gp+wing" and row["gp_factor"] == 0.5 and row["wing_factor"] == 1.0
     bare = CorrectedSlice(base, T, None, 0.0)
     assert (bare.own(k) == 0.0).all() and (bare.applied(k) == 0.0).all()
+
+
+def test_the_wing_test_reports_every_tested_quote_beyond_its_edge():
+    chain = _chain(_straight_wings)
+    fit = wing_fit(chain)
+    assert fit.alpha == wing_blend(chain)
+    assert set(np.unique(fit.side)) == {-1, 1}
+    # each tested quote is one of the chain's, at its expiry, beyond the visible edge on its side
+    np.testing.assert_array_equal(chain.T[fit.idx], fit.T)
+    np.testing.assert_array_equal(chain.k[fit.idx], fit.k)
+    assert (fit.side * (fit.k - fit.k_edge) > 0).all()
+    # the misses are against the blend the chain chose: small where the wings are straight lines
+    assert np.sqrt(np.mean(fit.miss**2)) < 0.01, fit.miss
+
+
+def test_the_rate_covers_the_tested_misses_at_its_levels():
+    rng = np.random.default_rng(3)
+    d = rng.uniform(0.05, 1.0, 400)
+    miss = 0.02 * d * rng.normal(size=d.size)
+    base = np.full(d.size, 1e-3)
+    one = lambda level: 1.0        # noqa: E731
+    r = rate(miss, base, d, one)
+    covered = np.mean(np.abs(miss) <= base + r * d)
+    # the mean of the 80 % and 95 % levels' own rates: coverage between the two levels
+    assert 0.8 <= covered <= 0.95, covered
+    # misses all at 2 per unit of distance need exactly 2; misses inside the base need nothing
+    assert rate(2.0 * d, np.zeros(d.size), d, one) == 2.0
+    assert rate(0.5 * base, base, d, one) == 0.0
+    assert rate(miss[:MIN_TESTED - 1], base[:MIN_TESTED - 1], d[:MIN_TESTED - 1], one) is None
+
+
+def test_svi_gp_widens_beyond_the_quotes_as_far_as_its_own_outer_quotes_miss():
+    """The sd's growth beyond the quotes is calibrated per side on the chain's own wing test: a put
+    wing that bends away from anything the inner quotes predict (its misses grow with the distance)
+    asks for a faster-widening put interval than a straight one."""
+    clean = _chain(_straight_wings)
+    z = clean.k / (0.2 * np.sqrt(clean.T))            # the chain's z grid, -4 to 3
+    bent_iv = clean.iv + 0.01 * np.maximum(-z - 2.0, 0.0) ** 2
+    rough = ChainQuotes(T=clean.T, k=clean.k, iv=bent_iv, iv_bid=bent_iv - 5e-4, iv_ask=bent_iv + 5e-4,
+                        forward=clean.forward, discount=clean.discount, weight=clean.weight)
+    fits = {name: get_chain_method("svi_gp").fit(q) for name, q in (("clean", clean), ("rough", rough))}
+    rates = {name: s.wing_rates for name, s in fits.items()}
+    assert rates["rough"][0] > 2.0 * rates["clean"][0], rates
+    # the call side had too few tested quotes: the fixed rate
+    assert rates["rough"][1] == rates["clean"][1] == GPConfig().wing_sd_rel, rates
+    # the sd beyond the lowest put grows at the put side's rate (times the expiry's ATM vol and the
+    # conformal scale) per warped unit of distance
+    s, T = fits["rough"], fits["rough"].expiries[-1]
+    k_lo = s.k_bounds[-1, 0]
+    grow = np.diff(s.sd(np.full(2, T), np.array([k_lo - 0.2, k_lo - 0.4])))[0]
+    grow_clean = np.diff(fits["clean"].sd(np.full(2, T), np.array([k_lo - 0.2, k_lo - 0.4])))[0]
+    assert grow > 0 and grow_clean > 0 and grow > 1.5 * grow_clean, (grow, grow_clean)
