@@ -12,6 +12,11 @@ STALE_SEED_OFFSET = 401      # stale-injection seed = noise seed + this (the ref
 FRESH_NOISE_OFFSET = 77      # the stale test's fresh quote noise: stale seed + this
 
 
+# how the pages and tables name each synthetic family
+FAMILY_LABELS = {"ssvi": "Training SSVI", "shifted_ssvi": "Shifted SSVI", "sabr_event": "SABR-event",
+                 "heston": "Heston", "merton_jump": "Merton jump", "lognormal_mixture": "Lognormal mixture"}
+
+
 @dataclass(frozen=True)
 class Cell:
     """One benchmark cell: a surface family under a mask regime, with its test seeds."""
@@ -32,9 +37,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        names = {"shifted_ssvi": "Shifted SSVI", "sabr_event": "SABR-event", "heston": "Heston",
-                 "merton_jump": "Merton jump", "lognormal_mixture": "Lognormal mixture"}
-        return f"{names.get(self.family, self.family)} / {self.mask}"
+        return f"{FAMILY_LABELS.get(self.family, self.family)} / {self.mask}"
 
 
 TEST_CELLS = (

@@ -129,7 +129,7 @@ def wing_fit(quotes: ChainQuotes) -> WingFit:
     alpha = (float(alpha[0]), float(alpha[1]))
     if not rows:
         empty = np.zeros(0)
-        return WingFit(alpha, np.zeros(0, int), empty, empty, empty, empty, empty, empty, empty)
+        return WingFit(alpha, np.zeros(0, int), empty, empty, empty, empty, empty, empty)
     idx, side, T, k, k_edge, sqrt_theta, a, diff, iv = (np.concatenate(c) for c in zip(*rows))
     blend = np.where(side < 0, alpha[0], alpha[1])
     return WingFit(alpha, idx, side, T, k, k_edge, sqrt_theta, iv - (a + blend * diff))

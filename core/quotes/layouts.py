@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .source import MAX_FILE_BYTES, SourceError, decode_text, is_parquet, source_bytes
+from .source import MAX_FILE_BYTES, MAX_ROWS, SourceError, decode_text, is_parquet, source_bytes
 from .vendor_text import (
     looks_like_cboe_quotedata,
     looks_like_quantlib_matrix,
@@ -35,7 +35,6 @@ from .vendor_text import (
     read_quantlib_matrix,
 )
 
-MAX_ROWS = 200_000
 
 GENERIC_ALIASES = {
     "t": "T", "tau": "T", "t_years": "T", "years": "T",

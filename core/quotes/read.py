@@ -57,10 +57,8 @@ from core.quotes.quoteset import (  # noqa: F401
     QuoteSet,
     ValidationReport,
 )
-from core.quotes.source import MAX_FILE_BYTES, SourceError
+from core.quotes.source import MAX_FILE_BYTES, MAX_ROWS, SourceError
 from core.quotes.units import bidask_units, numeric
-
-MAX_ROWS = 200_000                     # far above any single-underlying chain
 
 COLUMNS_HELP = """\
 Columns (one quote per row; names case-insensitive):

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 MAX_FILE_BYTES = 50 * 1024 * 1024      # 50 MiB: a full listed chain is a few MB
+MAX_ROWS = 200_000                     # rows of a table, far above any single-underlying chain
 MAX_LINE_CHARS = 20_000                # a quote line is under 1,000 characters in every layout we read
 MAX_COLUMNS = 500                      # vendor layouts carry at most about 60 columns
 

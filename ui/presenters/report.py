@@ -21,6 +21,7 @@ from statistics import NormalDist
 
 import numpy as np
 
+from core.seeds import FAMILY_LABELS
 from ui import numbers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +31,6 @@ DEFAULT_BEST_WEIGHTS = ROOT / "weights" / "best.pt"
 WEIGHTS_ENV = "REPAIR_CNN_WEIGHTS"          # path of the CNN weights the app uses
 BEST_WEIGHTS_ENV = "REPAIR_BEST_WEIGHTS"    # path of the weights of method "best" the app uses
 RESULTS_ENV = "REPAIR_BENCHMARK_JSON"       # path of the benchmark results the app shows
-FAMILY_LABELS = {"ssvi": "Training SSVI", "shifted_ssvi": "Shifted SSVI", "sabr_event": "SABR-event",
-                 "heston": "Heston", "merton_jump": "Merton jump", "lognormal_mixture": "Lognormal mixture"}
 # Held-out families of the leave-one-family-out section ("ssvi": both SSVI families).
 HELD_OUT_LABELS = {"ssvi": "SSVI", "sabr_event": "SABR-event", "heston": "Heston"}
 BEST = "best"                  # the team's estimator, whose wins the pages spell out
