@@ -73,11 +73,11 @@ def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, metho
     extra = asked_expiry_nodes(first, ask) if (cfg.asked_expiries and ask is not None) else None
     if extra is None:
         return first
-    second = _fit(quotes, cfg, first, method, extra=extra, hyper=first.hyper, wing=first.wing_fit)
-    # the quoted expiries' sd, with its term-structure gap term and wing rates
-    second.sd_fn, second.gap_sd, second.wing_rates = first.sd_fn, first.gap_sd, first.wing_rates
-    second.calibrator = first.calibrator
-    second.quote_offset_fn = first.quote_offset_fn   # the quoted expiries' put-call offsets
+    second = _fit(quotes, cfg, first, method, extra=extra, hyper=first.hyper, wing=first.wing_fit, intervals=False)
+    # the intervals and put-call offsets are calibrated on the quoted expiries' leave-one-out and
+    # gap misses, which an asked slice (fitted to its neighbours, with no quotes) would only dilute
+    for name in _INTERVAL_ATTRS:
+        setattr(second, name, getattr(first, name))
     return second
 
 
@@ -119,6 +119,8 @@ def _mixed_smile(slices, th: np.ndarray, i: int, a: float, T: float, theta: floa
     return np.sqrt(np.maximum(theta * shape, 1e-12) / T)
 
 
+# what fit_svi_gp's second (asked-expiry) fit takes from the first
+_INTERVAL_ATTRS = ("sd_fn", "calibrator", "quote_offset_fn", "wing_rates", "between_sd_iv", "between_expiries")
 GAP_WINDOW = 3     # a gap's sd pools the leave-one-out misses of the expiries this many places either side of it
 
 
@@ -176,16 +178,23 @@ def _gap_scale(miss: np.ndarray, s_at: np.ndarray, multiple) -> float:
     form, the level's quantile of every miss's own break-even (miss / multiple)^2 - s_at^2, held
     at 0 or above. With fewer than 10 misses, their mean square net of s_at."""
     miss, s_at = np.abs(np.asarray(miss, np.float64)), np.asarray(s_at, np.float64)
+    ok = np.isfinite(miss) & np.isfinite(s_at)
+    miss, s_at = miss[ok], s_at[ok]
+    if miss.size == 0:
+        return 0.0
     if miss.size < 10:
         return float(np.sqrt(max(np.mean(miss**2 - s_at**2), 0.0)))
-    return float(np.mean([np.sqrt(max(np.quantile((miss / multiple(lv)) ** 2 - s_at**2, lv), 0.0))
+    # "higher": the smallest break-even that covers at least the level's share (as core.chain.wing.rate)
+    return float(np.mean([np.sqrt(max(np.quantile((miss / multiple(lv)) ** 2 - s_at**2, lv, method="higher"), 0.0))
                           for lv in (0.8, 0.95)]))
 
 
-def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hyper=None, wing=None):
+def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hyper=None, wing=None,
+         intervals: bool = True):
     """Steps 1-3, 5 and 6 of the module doc; extra: (T, k, iv) nodes of asked-expiry slices, fitted by the
-    backbone but given no GP; hyper: (amp, length, noise multiplier, step) and wing: the wing blend
-    (core.chain.wing) to reuse."""
+    backbone but given no GP; hyper: (amp, length, noise multiplier, step) and wing: the wing test
+    (core.chain.wing.WingFit) to reuse; intervals False skips step 6 and the put-call offsets (the
+    caller takes them from a fit of the same quotes)."""
     T_b, k_b, iv_b, wt_b = quotes.T, quotes.k, quotes.iv, np.sqrt(quotes.weight)
     if extra is not None:
         T_b, k_b, iv_b = (np.r_[a, b] for a, b in zip((T_b, k_b, iv_b), extra))
@@ -212,8 +221,8 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         flat_sd = float(np.sqrt(np.mean(r_iv**2))) + 1e-3
         bare = correct_surface(backbone, [None] * E.size, method=method, theta_interp=cfg.theta_interp,
                                sd_fn=lambda T, k: np.full(np.broadcast(T, k).shape, flat_sd))
-        bare.backbone, bare.hyper, bare.wing_alpha, bare.wing_fit, bare.wing_rates, bare.gap_sd = (backbone, None, None,
-                                                                                            None, None, None)
+        bare.backbone, bare.hyper, bare.wing_alpha, bare.wing_fit = backbone, None, None, None
+        bare.wing_rates = bare.between_sd_iv = bare.between_expiries = None
         return bare
     # chosen here, the choice comes with each data slice's Cholesky factor at it: the GPs reuse them
     (amp, length, noise_mult, step), factors = (hyper, None) if hyper else choose_hyper_and_factors(data, has_spread)
@@ -246,10 +255,16 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
              for i, gp in enumerate(gps)]
     surface = correct_surface(backbone, cands, method=method, theta_interp=cfg.theta_interp, targets=targets,
                               wings=wings)
+    surface.hyper = (amp, length, noise_mult, step)
+    surface.wing_alpha, surface.wing_fit = wing, tested
+    # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
+    surface.backbone = backbone
+    if not intervals:
+        return surface
     # where the re-check cut a slice's correction, the surface is not the GP mean: the part left
     # out is an error the sd must carry (per slice, its RMS over the quotes), and the LOO errors
     # that calibrate the scale are the surface's, not the GP's
-    gap_sd, z_loo = np.zeros(E.size), []
+    cut_sd_iv, z_loo = np.zeros(E.size), []
     # each GP's latent sd at the quotes is asked again by the quote table (at the same sorted k)
     gp_sd = [None if gp is None else _remember(gp.sd, 2) for gp in gps]
     for i, (gp, g) in enumerate(zip(gps, groups)):
@@ -257,31 +272,27 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
             continue
         sl = surface.slices[i]
         applied = sl.applied(quotes.k[g]) if hasattr(sl, "applied") else 0.0
-        gap = gp.mean(quotes.k[g]) - applied
-        gap_sd[i] = float(np.sqrt(np.mean(np.square(gap))))
-        sd_i = np.hypot(_sd_at(gp, quotes.k[g], local_noise[i], gp_sd=gp_sd[i]), gap_sd[i])
+        cut = gp.mean(quotes.k[g]) - applied
+        cut_sd_iv[i] = float(np.sqrt(np.mean(np.square(cut))))
+        sd_i = np.hypot(_sd_at(gp, quotes.k[g], local_noise[i], gp_sd=gp_sd[i]), cut_sd_iv[i])
         # the GP's LOO leaves the quote in the SVI backbone, whose len(PARAMS) parameters per expiry
         # absorb part of each quote's noise (in-sample residual variance ~ (1 - p / n) of the
         # out-of-sample one): scaled back up, or a converged backbone fit makes the intervals too
         # narrow (95 % covered 0.82 of held-out quotes on the small test chain, 0.90 with this)
         dof = np.sqrt(g.size / max(g.size - len(PARAMS), 1))
-        z_loo.append((gp.loo(r_iv[g]) + gap) / sd_i * dof)
+        z_loo.append((gp.loo(r_iv[g]) + cut) / sd_i * dof)
     z_loo = np.concatenate(z_loo)
     scale = _conformal_scale(z_loo)
     fill = np.nanmedian(local_noise)
-    local_noise = np.hypot(np.where(np.isfinite(local_noise), local_noise, fill), gap_sd)
+    local_noise = np.hypot(np.where(np.isfinite(local_noise), local_noise, fill), cut_sd_iv)
     surface.calibrator = _level_calibrator(z_loo / scale)
-    surface.wing_rates = _wing_rates(tested, noise * noise_mult, amp, lambda lv: scale * surface.level_multiple(lv), cfg)
+    surface.wing_rates = _wing_rates(tested, E, local_noise, amp, lambda lv: scale * surface.level_multiple(lv), cfg)
     wing_per_u = np.sqrt(backbone.theta / E)[:, None] * np.asarray(surface.wing_rates)[None, :]
     # the sd at an expiry first (no gap term), which the between-expiry misses are calibrated net of
     at_sd = _sd_function(E, gps, local_noise, amp, scale, wing_per_u, np.zeros(E.size), gp_sd)
-    surface.gap_sd = gap_sd_iv(surface, quotes, at_sd)
-    surface.sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u, surface.gap_sd, gp_sd)
+    surface.between_sd_iv, surface.between_expiries = gap_sd_iv(surface, quotes, at_sd), E
+    surface.sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u, surface.between_sd_iv, gp_sd)
     surface.quote_offset_fn = _offset_function(E, gps)
-    surface.hyper = (amp, length, noise_mult, step)
-    surface.wing_alpha, surface.wing_fit = wing, tested
-    # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
-    surface.backbone = backbone
     return surface
 
 
@@ -336,21 +347,24 @@ def _sd_at(gp, k: np.ndarray, noise_iv: float, wing_per_u=(0.0, 0.0), gp_sd=None
     return np.sqrt((gp_sd or gp.sd)(k) ** 2 + noise_iv**2) + beyond
 
 
-def _wing_rates(tested: WingFit, noise: np.ndarray, amp: float, multiple, cfg: GPConfig) -> tuple:
+def _wing_rates(tested: WingFit, E: np.ndarray, local_noise: np.ndarray, amp: float, multiple,
+                cfg: GPConfig) -> tuple:
     """(put, call) growth of the sd beyond the quotes, per warped unit of distance, in units of the
     expiry's ATM vol: calibrated per side on the chain's own wing test (core.chain.wing.rate: the
-    tested outer quotes' misses against sqrt(amp^2 + their noise^2) + rate x distance, scaled as
-    the surface's intervals are), at least cfg.wing_sd_floor, and cfg.wing_sd_rel where a side has
-    too few tested quotes. One fixed rate for every chain covered 89-99 % of the validation chains'
-    hidden wing quotes at 80 % (docs/chain_estimator.md). The floor, because the wing test is an
+    tested outer quotes' misses against the sd the surface has just beyond its quotes, sqrt(amp^2
+    + the expiry's local noise^2) as in _sd_at, plus rate x distance, scaled as the surface's
+    intervals are), at least cfg.wing_sd_floor, and cfg.wing_sd_rel where a side has too few
+    tested quotes. One fixed rate for every chain covered 89-99 % of the validation chains' hidden
+    wing quotes at 80 % (docs/chain_estimator.md). The floor, because the wing test is an
     optimistic proxy: its tested quotes lie nearer the money than the outermost ones, and the blend
     is fitted on their own misses (without it, one validation chain's 80 % interval covered 48 %)."""
+    expiry = np.searchsorted(np.round(E, 9), np.round(tested.T, 9))
     out = []
     for side in (-1, 1):
         s = tested.side == side
         atm_iv = tested.sqrt_theta[s] / np.sqrt(tested.T[s])
         d_u = side * (fit_u(tested.k[s], tested.sqrt_theta[s], cfg) - fit_u(tested.k_edge[s], tested.sqrt_theta[s], cfg))
-        base = np.hypot(amp, noise[tested.idx[s]])
+        base = np.hypot(amp, local_noise[np.clip(expiry[s], 0, E.size - 1)])
         r = rate(tested.miss[s] / atm_iv, base / atm_iv, d_u, multiple)
         out.append(cfg.wing_sd_rel if r is None else max(r, cfg.wing_sd_floor))
     return tuple(out)

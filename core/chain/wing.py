@@ -95,7 +95,7 @@ def wing_blend(quotes: ChainQuotes) -> tuple:
 def wing_fit(quotes: ChainQuotes) -> WingFit:
     """The wing test of the module doc: the blend per side and the tested quotes' misses under it."""
     d_sum, r_sum, n = np.zeros(2), np.zeros(2), np.zeros(2, int)
-    rows = []          # per tested group: (idx, side, T, k, k_edge, sqrt_theta, svi iv, line - svi)
+    rows = []          # per tested group: (idx, side, T, k, k_edge, sqrt_theta, svi iv, line - svi, quote iv)
     for i, T_i in enumerate(quotes.expiries):
         sel = np.flatnonzero(quotes.slice(i))
         order = sel[np.argsort(quotes.k[sel])]
@@ -118,10 +118,10 @@ def wing_fit(quotes: ChainQuotes) -> WingFit:
             iv_e, slope = edge_slope(svi_iv, k_edge, side)
             a = svi_iv(k[test])
             diff = line_iv(k[test], T, k_edge, iv_e, slope) - a
+            m = int(test.sum())
             d_sum[j] += diff @ diff
             r_sum[j] += diff @ (iv[test] - a)
-            n[j] += int(test.sum())
-            m = int(test.sum())
+            n[j] += m
             rows.append((order[test], np.full(m, side), np.full(m, T), k[test], np.full(m, k_edge),
                          np.full(m, sqrt_theta), a, diff, iv[test]))
     ok = (n >= MIN_TESTED) & (d_sum > 0)

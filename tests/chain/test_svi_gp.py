@@ -253,9 +253,24 @@ def test_the_sd_between_expiries_is_regional():
     """Where a chain's short expiries each sit off their neighbours (levels jittering by 1.5 vol
     points), the sd between those expiries grows; between the long expiries, smooth, it does not."""
     surface = get_chain_method("svi_gp").fit(_term_chain(0.015))
-    front, back = surface.gap_sd[1], surface.gap_sd[10]
-    assert front > 3.0 * back and front > 0.003, surface.gap_sd
+    front, back = surface.between_sd_iv[1], surface.between_sd_iv[10]
+    assert front > 3.0 * back and front > 0.003, surface.between_sd_iv
     E = surface.expiries
     mid = lambda i: np.array([0.5 * (E[i] + E[i + 1])])      # noqa: E731
     at = lambda i: surface.sd(mid(i), np.zeros(1))[0]       # noqa: E731
     assert at(1) > 3.0 * at(10), (at(1), at(10))
+
+
+def test_an_asked_expiry_keeps_the_quoted_expiries_intervals():
+    """A held-out expiry asked for gets its own slice (a second fit); its intervals are the first
+    fit's, calibrated on the quoted expiries, and say which expiries their gaps run between."""
+    chain = _term_chain(0.0)
+    hide = np.isclose(chain.T, chain.expiries[6])
+    train, test = chain.subset(~hide), chain.subset(hide)
+    first = get_chain_method("svi_gp").fit(train)
+    asked = get_chain_method("svi_gp").fit(train, ask=(test.T, test.k))
+    assert asked.expiries.size == first.expiries.size + 1
+    np.testing.assert_array_equal(asked.between_expiries, first.expiries)
+    np.testing.assert_array_equal(asked.between_sd_iv, first.between_sd_iv)
+    assert asked.wing_rates == first.wing_rates
+    np.testing.assert_allclose(asked.sd(test.T, test.k), first.sd(test.T, test.k), rtol=0, atol=0)

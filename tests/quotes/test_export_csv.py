@@ -34,3 +34,15 @@ def test_text_that_needs_quotes_is_written_by_pandas():
     assert csv_bytes(frame) == frame.to_csv(index=False).encode("utf-8")
     mixed = pd.DataFrame({"v": [1, "a", 2.5]})
     assert csv_bytes(mixed) == mixed.to_csv(index=False).encode("utf-8")
+
+
+def test_what_arrow_cannot_write_as_pandas_does_is_written_by_pandas():
+    # a one-column table's missing value: pandas writes "" (a blank line would be skipped on reading)
+    one = pd.DataFrame({"x": [1.5, np.nan, 2.5]})
+    assert len(pd.read_csv(io.BytesIO(csv_bytes(one)))) == 3
+    for frame in (pd.DataFrame({"a": [1.0, 2.0], "b": pd.array([True, pd.NA], dtype="boolean")}),
+                  pd.DataFrame([[1, 2], [3, 4]], columns=["a", "a"]),
+                  pd.DataFrame({"a": [1.0, 2.0], "b": [[1], [2]]}),
+                  pd.DataFrame({"a": [1.0, 2.0], "b": [b"ab", b"c"]}),
+                  pd.DataFrame({"a": [], "b": []})):
+        assert csv_bytes(frame) == frame.to_csv(index=False).encode("utf-8"), frame
