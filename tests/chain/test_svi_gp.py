@@ -214,57 +214,25 @@ def test_the_re_check_targets_leave_out_the_put_call_step(small_chain, small_fra
     assert raw_gap and np.mean(np.abs(target_gap)) < 0.5 * np.mean(np.abs(raw_gap)), (raw_gap, target_gap)
 
 
-def test_the_gap_scale_is_calibrated_net_of_the_sd_at_an_expiry():
-    from core.chain.svi_gp import _gap_scale
-
-    rng = np.random.default_rng(5)
-    miss = np.abs(rng.normal(size=2000)) * 0.01
-    one = lambda level: 1.0        # noqa: E731
-    # no sd at the expiry: the gap itself covers 80 % and 95 % of the misses (their mean)
-    g = _gap_scale(miss, np.zeros(miss.size), one)
-    covered = np.mean(miss <= g)
-    assert 0.8 <= covered <= 0.95, covered
-    # misses the expiry's own sd already covers need no gap; larger ones need only the rest
-    assert _gap_scale(miss, np.full(miss.size, 0.05), one) == 0.0
-    g_net = _gap_scale(miss, np.full(miss.size, 0.005), one)
-    assert 0.0 < g_net < g
-    covered = np.mean(miss <= np.hypot(0.005, g_net))
-    assert 0.8 <= covered <= 0.95, covered
-
-
-def _term_chain(jitter_front: float) -> ChainQuotes:
-    """Fourteen expiries of a smooth smile; the first four's levels moved alternately by
-    +-jitter_front (the short end of an index chain, whose expiries each carry their own events)."""
+def _term_chain() -> ChainQuotes:
+    """Fourteen expiries of one smooth smile in k / sqrt(T), from a week to 2.5 years."""
     T_list = np.r_[0.02, 0.04, 0.06, 0.08, np.linspace(0.25, 2.5, 10)]
     T, k, iv = [], [], []
-    for i, t in enumerate(T_list):
+    for t in T_list:
         kk = np.linspace(-2.5, 2.0, 31) * 0.2 * np.sqrt(t)
-        level = 0.2 + (jitter_front * (-1) ** i if i < 4 else 0.0)
         T.append(np.full(kk.size, t))
         k.append(kk)
-        iv.append(level + 0.1 * np.sqrt(kk**2 / t + 0.01) - 0.05 * kk / np.sqrt(t))
+        iv.append(0.2 + 0.1 * np.sqrt(kk**2 / t + 0.01) - 0.05 * kk / np.sqrt(t))
     T, k, iv = map(np.concatenate, (T, k, iv))
     n = T.size
     return ChainQuotes(T=T, k=k, iv=iv, iv_bid=iv - 5e-4, iv_ask=iv + 5e-4, forward=np.full(n, 100.0),
                        discount=np.ones(n), weight=np.ones(n))
 
 
-def test_the_sd_between_expiries_is_regional():
-    """Where a chain's short expiries each sit off their neighbours (levels jittering by 1.5 vol
-    points), the sd between those expiries grows; between the long expiries, smooth, it does not."""
-    surface = get_chain_method("svi_gp").fit(_term_chain(0.015))
-    front, back = surface.between_sd_iv[1], surface.between_sd_iv[10]
-    assert front > 3.0 * back and front > 0.003, surface.between_sd_iv
-    E = surface.expiries
-    mid = lambda i: np.array([0.5 * (E[i] + E[i + 1])])      # noqa: E731
-    at = lambda i: surface.sd(mid(i), np.zeros(1))[0]       # noqa: E731
-    assert at(1) > 3.0 * at(10), (at(1), at(10))
-
-
 def test_an_asked_expiry_keeps_the_quoted_expiries_intervals():
     """A held-out expiry asked for gets its own slice (a second fit); its intervals are the first
     fit's, calibrated on the quoted expiries, and say which expiries their gaps run between."""
-    chain = _term_chain(0.0)
+    chain = _term_chain()
     hide = np.isclose(chain.T, chain.expiries[6])
     train, test = chain.subset(~hide), chain.subset(hide)
     first = get_chain_method("svi_gp").fit(train)
