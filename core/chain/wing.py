@@ -86,14 +86,10 @@ class WingFit:
     miss: np.ndarray
 
 
-def wing_blend(quotes: ChainQuotes) -> tuple:
-    """(alpha_put, alpha_call): each side's weight in [0, 1] of the line in vol against the SVI wing
-    (see the module doc); 0 where the chain has too few outer quotes on that side to tell."""
-    return wing_fit(quotes).alpha
-
-
 def wing_fit(quotes: ChainQuotes) -> WingFit:
-    """The wing test of the module doc: the blend per side and the tested quotes' misses under it."""
+    """The wing test of the module doc: the blend per side (alpha: each side's weight in [0, 1] of
+    the line in vol against the SVI wing, 0 where the chain has too few outer quotes on that side
+    to tell) and the tested quotes' misses under it."""
     d_sum, r_sum, n = np.zeros(2), np.zeros(2), np.zeros(2, int)
     rows = []          # per tested group: (idx, side, T, k, k_edge, sqrt_theta, svi iv, line - svi, quote iv)
     for i, T_i in enumerate(quotes.expiries):

@@ -8,7 +8,7 @@ from core.chain.gp_residual import GPConfig
 from core.chain.methods import get_chain_method
 from core.chain.svi import svi_w
 from core.chain.types import ChainQuotes
-from core.chain.wing import HOLD_U, MIN_TESTED, continuation, line_iv, outer_mask, rate, wing_blend, wing_fit
+from core.chain.wing import HOLD_U, MIN_TESTED, continuation, line_iv, outer_mask, rate, wing_fit
 from core.engine.dense_check import dense_check
 from core.evaluation.real import wing_mask
 
@@ -42,18 +42,18 @@ def _svi_smiles(T, k):
 
 
 def test_the_blend_picks_the_line_where_the_wings_are_straight_in_vol():
-    a_put, _ = wing_blend(_chain(_straight_wings))
+    a_put, _ = wing_fit(_chain(_straight_wings)).alpha
     assert a_put >= 0.7, a_put
 
 
 def test_the_blend_keeps_the_svi_wing_where_the_smiles_are_svi():
-    a_put, a_call = wing_blend(_chain(_svi_smiles))
+    a_put, a_call = wing_fit(_chain(_svi_smiles)).alpha
     assert a_put <= 0.3 and a_call <= 0.3, (a_put, a_call)
 
 
 def test_too_few_outer_quotes_ask_for_no_line():
     chain = _chain(_straight_wings, n_k=7)   # one outer quote per expiry, all puts: 4 < MIN_TESTED, no calls
-    assert wing_blend(chain) == (0.0, 0.0)
+    assert wing_fit(chain).alpha == (0.0, 0.0)
 
 
 def test_the_continuation_is_nil_inside_and_the_line_just_beyond():
