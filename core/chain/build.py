@@ -135,3 +135,47 @@ def build_surface(T, k, iv, weight=None, method: str = "", sd_fn=None, k_bounds=
         bounds.append((float(d.k.min()), float(d.k.max())))
     kb = np.asarray(bounds[::-1]) if k_bounds is None else np.asarray(k_bounds, np.float64)
     return SliceSurface(expiries=expiries, k_bounds=kb, slices=slices[::-1], method=method, sd_fn=sd_fn)
+
+
+def _svi_params(slice_):
+    """The raw-SVI params under a slice (through corrections' bases), or None."""
+    while not isinstance(slice_, SVISlice) and hasattr(slice_, "base"):
+        slice_ = slice_.base
+    return np.asarray(slice_.p) if isinstance(slice_, SVISlice) else None
+
+
+def insert_slices(surface: SliceSurface, T, k, iv, n_retry: int = N_RETRY):
+    """A copy of ``surface`` with a raw-SVI slice fitted to the nodes (T years, k, iv) at each of
+    their T strictly between two of its expiries, as ``build_surface`` fits one (capped by the
+    next longer slice), every other slice untouched; None when a new slice falls back or comes out
+    below its shorter neighbour anywhere on the re-check set (the neighbour would then have to
+    move: the caller refits the whole surface). Attributes set on ``surface`` are carried over."""
+    import copy
+
+    T, k, iv = (np.asarray(a, np.float64).ravel() for a in (T, k, iv))
+    key = np.round(T, 9)
+    E, slices, bounds = list(surface.expiries), list(surface.slices), [tuple(b) for b in surface.k_bounds]
+    lo_k, hi_k = surface.k_domain
+    k_dense, k_check = dense_k(lo_k, hi_k, N_PENALTY), dense_k(lo_k, hi_k, N_RECHECK)
+    for T_i in np.unique(key)[::-1]:
+        j = int(np.searchsorted(E, T_i))
+        if j == 0 or j == len(E) or min(abs(E[j] - T_i), abs(E[j - 1] - T_i)) < 1e-9:
+            continue
+        sel = key == T_i
+        order = np.argsort(k[sel])
+        d = SliceData(T=float(T_i), k=k[sel][order], iv=iv[sel][order], weight=np.ones(int(sel.sum())),
+                      k_dense=k_dense)
+        w_atm = _w_atm(d)
+        d = SliceData(T=d.T, k=d.k, iv=d.iv, weight=d.weight,
+                      k_dense=with_local(k_dense, float(d.k[0]), float(d.k[-1]), w_atm, N_LOCAL_PENALTY))
+        k_slice = with_local(k_check, float(d.k[0]), float(d.k[-1]), w_atm, N_LOCAL_CHECK)
+        new, p = _slice(d, slices[j], _svi_params(slices[j]), k_slice, n_retry=n_retry)
+        if p is None or not (new.w(k_slice) >= slices[j - 1].w(k_slice) * (1.0 + CAL_CHECK_MARGIN)).all():
+            return None
+        E.insert(j, float(T_i))
+        slices.insert(j, new)
+        bounds.insert(j, (float(d.k[0]), float(d.k[-1])))
+    out = copy.copy(surface)
+    out.expiries, out.k_bounds, out.slices = np.asarray(E), np.asarray(bounds), slices
+    out.__post_init__()
+    return out

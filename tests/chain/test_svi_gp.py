@@ -242,3 +242,40 @@ def test_an_asked_expiry_keeps_the_quoted_expiries_intervals():
     np.testing.assert_array_equal(asked.between_sd_iv, first.between_sd_iv)
     assert asked.wing_rates == first.wing_rates
     np.testing.assert_allclose(asked.sd(test.T, test.k), first.sd(test.T, test.k), rtol=0, atol=0)
+
+
+def test_an_asked_expiry_slice_sits_between_the_first_fits_slices():
+    """The asked slice is fitted between the first fit's slices, which stay the same objects (no
+    refit of the whole surface); the surface with it passes the dense check."""
+    chain = _term_chain()
+    hide = np.isclose(chain.T, chain.expiries[6])
+    train, test = chain.subset(~hide), chain.subset(hide)
+    first = get_chain_method("svi_gp").fit(train)
+    asked = get_chain_method("svi_gp").fit(train, ask=(test.T, test.k))
+    j = int(np.flatnonzero(np.isclose(asked.expiries, chain.expiries[6]))[0])
+    kept = [s for i, s in enumerate(asked.slices) if i != j]
+    assert len(kept) == len(first.slices)
+    # a new first fit is a new set of objects: compare values, and that nothing but the asked
+    # slice was added (the same parameters at every quoted expiry)
+    for a, b in zip(kept, first.slices):
+        np.testing.assert_allclose(a.w(test.k), b.w(test.k), rtol=1e-12, atol=0)
+    assert dense_check(asked, 200).n_violations == 0
+    assert np.sqrt(np.mean((asked.iv(test.T, test.k) - test.iv) ** 2)) < 0.01
+
+
+def test_an_asked_slice_that_would_cross_its_neighbour_refits_the_surface():
+    """Nodes far below the shorter neighbour cannot be held between the first fit's slices:
+    insert_slices declines (None), and build_surface's order then decides the whole surface."""
+    from core.chain.build import insert_slices
+
+    chain = _term_chain()
+    first = get_chain_method("svi_gp").fit(chain)
+    T_mid = 0.5 * (chain.expiries[5] + chain.expiries[6])
+    k = np.linspace(-0.2, 0.2, 21)
+    low = np.sqrt(first.slices[5].w(k) / T_mid) * 0.6          # well under the shorter slice's w
+    assert insert_slices(first, np.full(k.size, T_mid), k, low) is None
+    fine = np.sqrt(0.5 * (first.slices[5].w(k) + first.slices[6].w(k)) / T_mid)
+    inserted = insert_slices(first, np.full(k.size, T_mid), k, fine)
+    assert inserted is not None and inserted.expiries.size == first.expiries.size + 1
+    assert inserted.slices[5] is first.slices[5] and inserted.slices[7] is first.slices[6]
+    assert dense_check(inserted, 200).n_violations == 0
