@@ -32,7 +32,7 @@ from functools import partial
 
 import numpy as np
 
-from core.chain.build import build_surface, insert_slices
+from core.chain.build import build_surface
 from core.chain.corrected import correct_surface
 from core.chain.gp_residual import GPConfig, choose_hyper_and_factors, fit_slice_gp, quote_noise_iv, warp
 from core.chain.svi import PARAMS
@@ -73,12 +73,6 @@ def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, metho
     extra = asked_expiry_nodes(first, ask) if (cfg.asked_expiries and ask is not None) else None
     if extra is None:
         return first
-    # the asked slices between the first fit's slices, which stay as they are (the first fit's
-    # intervals and put-call offsets with them); where one cannot sit there without moving a
-    # neighbour, every slice is refitted with the asked ones among them
-    second = insert_slices(first, *extra)
-    if second is not None:
-        return second
     second = _fit(quotes, cfg, first, method, extra=extra, hyper=first.hyper, wing=first.wing_fit, intervals=False)
     # the intervals and put-call offsets are calibrated on the quoted expiries' leave-one-out and
     # gap misses, which an asked slice (fitted to its neighbours, with no quotes) would only dilute
