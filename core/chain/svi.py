@@ -214,29 +214,37 @@ def _residuals(Q, d: SliceData, w_floor, w_cap, x0, sqrt_T) -> np.ndarray:
     return np.concatenate([fit, butterfly, below, above, ridge], 1)
 
 
-def _fit_and_shortfalls(Q, d: SliceData, w_floor, w_cap, sqrt_T) -> tuple:
+def _fit_and_shortfalls(Q, d: SliceData, w_floor, w_cap, sqrt_T, derivatives: bool = True) -> tuple:
     """The misfit rows, their Jacobian in slope form, the constraints' shortfalls on the dense set
     (> 0 where breached, in penalty-row units) and their Jacobian: (B, n), (B, n, 5), (B, 4 n_dense),
     (B, 4 n_dense, 5). One pass computes w, w', w'' and their parameter derivatives; g and the
-    decreasing margin follow by the chain rule."""
+    decreasing margin follow by the chain rule. Without ``derivatives`` the two Jacobians are None
+    and the values are the same numbers (the same operations): SLSQP's line search asks for values
+    only, three points in four on a grid method's SPX output (measured)."""
     Q = np.asarray(Q, np.float64)
     a, u, v, m, s = (Q[:, i, None] for i in range(5))
     b = 0.5 * (u + v)
 
-    def smile(k, derivatives: bool = True):
-        """w at k and dw/dq (B, len(k), 5); with ``derivatives`` also w', w'' and theirs."""
+    def smile(k, order: int):
+        """w at k and, for order >= 1, w' and w''; for order 2 also dw/dq, dw'/dq, dw''/dq (B, len(k), 5).
+        Order 0 returns (w, dw/dq) for the quotes' misfit, (w, None) with ``derivatives`` off."""
         x = k[None, :] - m
         r = np.sqrt(x * x + s * s)
         w = a + 0.5 * u * (r + x) + 0.5 * v * (r - x)
         xr = x / r
         w1 = 0.5 * u * (1.0 + xr) - 0.5 * v * (1.0 - xr)
+        if order == 0 and not derivatives:
+            return w, None
+        if order == 1:
+            r3 = r**3
+            return w, w1, b * s * s / r3
         dw = np.empty(x.shape + (5,))
         dw[..., 0] = 1.0
         dw[..., 1] = 0.5 * (r + x)
         dw[..., 2] = 0.5 * (r - x)
         dw[..., 3] = -w1
         dw[..., 4] = b * s / r
-        if not derivatives:
+        if order == 0:
             return w, dw
         r3 = r**3
         w2 = b * s * s / r3
@@ -254,37 +262,43 @@ def _fit_and_shortfalls(Q, d: SliceData, w_floor, w_cap, sqrt_T) -> tuple:
         return w, w1, w2, dw, dw1, dw2
 
     k = d.k
-    w, dw = smile(k, derivatives=False)
+    w, dw = smile(k, 0)
     wq = np.maximum(w, 1e-14)
     fit = d.weight * (np.sqrt(wq) / sqrt_T - d.iv)
-    J_fit = (np.where(w > 1e-14, d.weight / (2.0 * np.sqrt(wq) * sqrt_T), 0.0))[..., None] * dw
+    J_fit = None if dw is None else (np.where(w > 1e-14, d.weight / (2.0 * np.sqrt(wq) * sqrt_T), 0.0))[..., None] * dw
 
     kd = d.k_dense
-    w, w1, w2, dw, dw1, dw2 = smile(kd)
+    if derivatives:
+        w, w1, w2, dw, dw1, dw2 = smile(kd, 2)
+    else:
+        w, w1, w2 = smile(kd, 1)
     live = w > _W_EPS                      # below it w is held at _W_EPS: no derivative
     wc = np.where(live, w, _W_EPS)
-    dwc = np.where(live[..., None], dw, 0.0)
     with np.errstate(all="ignore"):
         t = 1.0 - kd * w1 / (2.0 * wc)
         g = t * t - 0.25 * w1 * w1 * (1.0 / wc + 0.25) + 0.5 * w2
-        g_w = t * kd * w1 / (wc * wc) + 0.25 * w1 * w1 / (wc * wc)
-        g_w1 = -t * kd / wc - 0.5 * w1 * (1.0 / wc + 0.25)
-        dg = g_w[..., None] * dwc + g_w1[..., None] * dw1 + 0.5 * dw2
         # decreasing margin D = 1 - w' / (2 sqrt(w) M(z)), M = sqrt(pi/2) erfcx(z), z = (k / s + s / 2) / sqrt 2
         sq = np.sqrt(wc)
         z = (kd / sq + 0.5 * sq) / np.sqrt(2.0)
         ex = erfcx(z)
         M = np.sqrt(np.pi / 2.0) * ex
-        dM_dw = np.sqrt(np.pi / 2.0) * (2.0 * z * ex - 2.0 / np.sqrt(np.pi)) * (-kd / (2.0 * wc * sq) + 0.25 / sq) / np.sqrt(2.0)
         sM = sq * M
         D = 1.0 - w1 / (2.0 * sM)
-        D_w = 0.5 * w1 / (sM * sM) * (M / (2.0 * sq) + sq * dM_dw)
-        dD = D_w[..., None] * dwc - (0.5 / sM)[..., None] * dw1
+        if derivatives:
+            dwc = np.where(live[..., None], dw, 0.0)
+            g_w = t * kd * w1 / (wc * wc) + 0.25 * w1 * w1 / (wc * wc)
+            g_w1 = -t * kd / wc - 0.5 * w1 * (1.0 / wc + 0.25)
+            dg = g_w[..., None] * dwc + g_w1[..., None] * dw1 + 0.5 * dw2
+            dM_dw = np.sqrt(np.pi / 2.0) * (2.0 * z * ex - 2.0 / np.sqrt(np.pi)) * (-kd / (2.0 * wc * sq) + 0.25 / sq) / np.sqrt(2.0)
+            D_w = 0.5 * w1 / (sM * sM) * (M / (2.0 * sq) + sq * dM_dw)
+            dD = D_w[..., None] * dwc - (0.5 / sM)[..., None] * dw1
     # shortfalls, each > 0 where its constraint is breached, in penalty-row units
     f_scale = PENALTY / (np.sqrt(np.maximum(w_floor, 1e-14)) * sqrt_T)
     c_scale = PENALTY / (np.sqrt(np.maximum(w_cap, 1e-14)) * sqrt_T)
     short = np.concatenate([PENALTY * (G_MARGIN - g), PENALTY * (G_MARGIN - D), f_scale * (w_floor - w),
                             c_scale * (w - w_cap)], 1)
+    if not derivatives:
+        return fit, None, short, None
     dshort = np.concatenate([-PENALTY * dg, -PENALTY * dD, -f_scale[:, None] * dw, c_scale[:, None] * dw], 1)
     return fit, J_fit, short, dshort
 
@@ -299,21 +313,29 @@ def _polish(x0, d: SliceData, w_floor, w_cap, sqrt_T, lo, hi, max_iter: int):
     keep = np.r_[np.ones(3 * d.k_dense.size, bool), np.isfinite(w_cap)]   # no row for an infinite cap
     cache = {}
 
-    def parts(q):
+    def parts(q, derivatives: bool):
+        """(cost, its gradient, constraints, their Jacobian) at q, the gradients None until asked:
+        SLSQP's line search asks for values only (the same numbers either way)."""
         key = q.tobytes()
-        if key not in cache:
+        if key not in cache or (derivatives and cache[key][1] is None):
             cache.clear()
-            fit, J_fit, short, dshort = _fit_and_shortfalls(q[None], d, w_floor, w_cap, sqrt_T)
+            fit, J_fit, short, dshort = _fit_and_shortfalls(q[None], d, w_floor, w_cap, sqrt_T, derivatives)
             ridge = RIDGE * (q - x0)
-            c, dc = -short[0][keep], -dshort[0][keep]
-            cache[key] = (0.5 * (fit[0] @ fit[0] + ridge @ ridge), J_fit[0].T @ fit[0] + RIDGE * ridge,
-                          np.where(np.isfinite(c), c, -_BIG), np.where(np.isfinite(dc), dc, 0.0))
+            c = -short[0][keep]
+            grads = (None, None)
+            if derivatives:
+                dc = -dshort[0][keep]
+                grads = (J_fit[0].T @ fit[0] + RIDGE * ridge, np.where(np.isfinite(dc), dc, 0.0))
+            cache[key] = (0.5 * (fit[0] @ fit[0] + ridge @ ridge), grads[0], np.where(np.isfinite(c), c, -_BIG),
+                          grads[1])
         return cache[key]
 
     try:
         with np.errstate(all="ignore"):
-            res = minimize(lambda q: parts(q)[:2], x0, jac=True, method="SLSQP", bounds=list(zip(lo, hi)),
-                           constraints=[{"type": "ineq", "fun": lambda q: parts(q)[2], "jac": lambda q: parts(q)[3]}],
+            res = minimize(lambda q: parts(q, False)[0], x0, jac=lambda q: parts(q, True)[1], method="SLSQP",
+                           bounds=list(zip(lo, hi)),
+                           constraints=[{"type": "ineq", "fun": lambda q: parts(q, False)[2],
+                                         "jac": lambda q: parts(q, True)[3]}],
                            options={"maxiter": max_iter, "ftol": SQP_FTOL})
     except (ValueError, np.linalg.LinAlgError):
         # a degenerate slice the solver rejects keeps its start; the re-check then decides
