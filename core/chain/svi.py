@@ -377,7 +377,8 @@ def fit_slice(d: SliceData, w_floor: np.ndarray, w_cap: np.ndarray | None = None
     costs = [_cost(x0, d, w_floor, w_cap, x0, sqrt_T) for x0 in starts]
     # a converged polish can still sit in a poor local minimum (on SPY, seed 0, draw 9, a 36-day
     # slice ended flat, b ~ 0, 17 vol points off its quotes): it is accepted at once only when its
-    # misfit is near the unconstrained optimum's (qe), else the next start is polished as well
+    # misfit is near the best one possible (the unconstrained optimum's, qe, or where the quotes sit
+    # above the calendar cap the clipped quotes', _cap_misfit), else the next start is polished too
     good = np.inf if qe is None else ACCEPT_MISFIT * max(_misfit(qe, d, sqrt_T), _cap_misfit(d, w_cap)) \
         + ACCEPT_FLOOR**2 * d.k.size
     best, best_cost, accepted = None, np.inf, False
