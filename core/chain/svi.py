@@ -225,17 +225,17 @@ def _fit_and_shortfalls(Q, d: SliceData, w_floor, w_cap, sqrt_T, derivatives: bo
     a, u, v, m, s = (Q[:, i, None] for i in range(5))
     b = 0.5 * (u + v)
 
-    def smile(k, order: int):
-        """w at k and, for order >= 1, w' and w''; for order 2 also dw/dq, dw'/dq, dw''/dq (B, len(k), 5).
-        Order 0 returns (w, dw/dq) for the quotes' misfit, (w, None) with ``derivatives`` off."""
+    def smile(k, dense: bool, jac: bool):
+        """At the quotes (``dense`` False): w and, with ``jac``, dw/dq (B, len(k), 5), else None.
+        On the dense set: w, w', w'' and, with ``jac``, dw/dq, dw'/dq, dw''/dq."""
         x = k[None, :] - m
         r = np.sqrt(x * x + s * s)
         w = a + 0.5 * u * (r + x) + 0.5 * v * (r - x)
         xr = x / r
         w1 = 0.5 * u * (1.0 + xr) - 0.5 * v * (1.0 - xr)
-        if order == 0 and not derivatives:
+        if not (dense or jac):
             return w, None
-        if order == 1:
+        if not jac:
             r3 = r**3
             return w, w1, b * s * s / r3
         dw = np.empty(x.shape + (5,))
@@ -244,7 +244,7 @@ def _fit_and_shortfalls(Q, d: SliceData, w_floor, w_cap, sqrt_T, derivatives: bo
         dw[..., 2] = 0.5 * (r - x)
         dw[..., 3] = -w1
         dw[..., 4] = b * s / r
-        if order == 0:
+        if not dense:
             return w, dw
         r3 = r**3
         w2 = b * s * s / r3
@@ -262,16 +262,16 @@ def _fit_and_shortfalls(Q, d: SliceData, w_floor, w_cap, sqrt_T, derivatives: bo
         return w, w1, w2, dw, dw1, dw2
 
     k = d.k
-    w, dw = smile(k, 0)
+    w, dw = smile(k, False, derivatives)
     wq = np.maximum(w, 1e-14)
     fit = d.weight * (np.sqrt(wq) / sqrt_T - d.iv)
     J_fit = None if dw is None else (np.where(w > 1e-14, d.weight / (2.0 * np.sqrt(wq) * sqrt_T), 0.0))[..., None] * dw
 
     kd = d.k_dense
     if derivatives:
-        w, w1, w2, dw, dw1, dw2 = smile(kd, 2)
+        w, w1, w2, dw, dw1, dw2 = smile(kd, True, True)
     else:
-        w, w1, w2 = smile(kd, 1)
+        w, w1, w2 = smile(kd, True, False)
     live = w > _W_EPS                      # below it w is held at _W_EPS: no derivative
     wc = np.where(live, w, _W_EPS)
     with np.errstate(all="ignore"):

@@ -262,7 +262,7 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
     # one between-expiry term for every gap of the chain: a regional one, each gap's own from the
     # misses of the expiries near it and net of the sd at an expiry, was closer to nominal on the
     # validation split but not on the test chains (docs/chain_estimator.md), so it was not kept
-    surface.between_sd_iv, surface.between_expiries = np.full(E.size, gap_sd_iv(surface, quotes)), E
+    surface.between_sd_iv, surface.between_expiries = gap_sd_iv(surface, quotes), E
     surface.sd_fn = _sd_function(E, gps, local_noise, amp, scale, wing_per_u, surface.between_sd_iv, gp_sd)
     surface.quote_offset_fn = _offset_function(E, gps)
     return surface
@@ -378,12 +378,12 @@ def _offset_function(E: np.ndarray, gps: list):
 
 
 def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, scale: float,
-                 wing_per_u: np.ndarray, between_sd: np.ndarray, gp_sd=None):
+                 wing_per_u: np.ndarray, between_sd: float, gp_sd=None):
     """sd(T, k) in vol: per expiry sqrt(latent var + its median quote noise^2) (the prior amplitude
     plus a term growing beyond the quoted range where there is no GP), linear in T between
     expiries, the nearest expiry's outside them; times the conformal scale; between expiries
-    plus, in quadrature, the error of a smile between expiries between_sd[i] for the gap from expiry
-    i to i + 1 (gap_sd_iv), largest half-way (4 t (1 - t))."""
+    plus, in quadrature, the error of a smile between expiries between_sd (gap_sd_iv, one for every
+    gap of the chain), largest half-way (4 t (1 - t))."""
 
     def at_expiry(j: int, k: np.ndarray) -> np.ndarray:
         if gps[j] is None:
@@ -409,7 +409,7 @@ def _sd_function(E: np.ndarray, gps: list, local_noise: np.ndarray, amp: float, 
             for (_, wt), sel in zip(sides, sels):
                 if sel.any():
                     out[sel] += wt[sel] * val[sel]
-        gap = 4.0 * t * (1.0 - t) * between_sd[lo]
+        gap = 4.0 * t * (1.0 - t) * between_sd
         return np.sqrt((scale * out) ** 2 + gap**2).reshape(shape)
 
     return sd_fn
