@@ -57,6 +57,7 @@ class CorrectedSlice:
     residual_iv: object            # callable k -> vol residual
     factor: float = 1.0
     share: object = None           # optional LocalShare: the factor varies with k (times this)
+    label: str = "gp"              # what the residual is, in the slice's row (core.chain.asked: "asked")
 
     def applied(self, k) -> np.ndarray:
         """The correction applied at k (vol), with the base's own where the base is itself a
@@ -90,7 +91,7 @@ class CorrectedSlice:
         share = self.factor if self.share is None else self.factor * float(np.mean(self.share.s))
         if isinstance(self.base, CorrectedSlice):
             return {**row, "kind": f"{row['kind']}+wing" if self.factor else row["kind"], "wing_factor": share}
-        return {**row, "kind": f"{row['kind']}+gp" if self.factor else row["kind"], "gp_factor": share}
+        return {**row, "kind": f"{row['kind']}+{self.label}" if self.factor else row["kind"], f"{self.label}_factor": share}
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,33 @@ def _with_wing(chosen, wing, T: float, k_slice: np.ndarray, lo, hi, width: float
     return CorrectedSlice(chosen, T, residual, f) if f > 0.0 else chosen
 
 
+def best_correction(base, T: float, k_slice: np.ndarray, lo, hi, candidates: list, target, width: float,
+                    label: str = "gp"):
+    """``base`` corrected by the candidate residual (callables k -> vol, in order) and share that
+    fit ``target`` best (``_misfit``) among those passing the re-check on k_slice between lo and hi
+    (w arrays there, or None): each candidate's largest passing constant share, and a local share
+    where that is below 1; the bare base where none improves on it. A candidate that passes whole
+    ends the search: the later (smoother) ones are only for a slice that fails. label: the
+    corrected slice's (CorrectedSlice.label)."""
+    check = _SliceCheck(base, T, k_slice, lo, hi)
+    best = CorrectedSlice(base, T, None, 0.0, label=label)
+    best_score = _misfit(best, target)
+    for cand in candidates:
+        res = [cand(x) for x in (k_slice, k_slice + _H_K, k_slice - _H_K)]
+        f = check.best_share(res)
+        tries = [CorrectedSlice(base, T, cand, f, label=label)] if f > 0.0 else []
+        if f < 1.0:
+            share = check.local_share(res, width)
+            tries += [] if share is None else [CorrectedSlice(base, T, cand, 1.0, share, label=label)]
+        for sl in tries:
+            score = _misfit(sl, target)
+            if score < best_score:
+                best, best_score = sl, score
+        if f == 1.0:
+            break
+    return best
+
+
 def correct_surface(backbone: SliceSurface, residuals: list, method: str = "", sd_fn=None,
                     theta_interp: str = "linear", targets: list | None = None, wings: list | None = None) -> SliceSurface:
     """backbone's slices each corrected by the best passing share of one of residuals[i] (a list
@@ -273,23 +301,9 @@ def correct_surface(backbone: SliceSurface, residuals: list, method: str = "", s
             continue
         hi = None if longer is None else longer * (1.0 - CAP_SAFE)
         lo = None if i == 0 else backbone.slices[i - 1].w(k_slice) * (1.0 + CAP_SAFE)
-        check = _SliceCheck(base, T, k_slice, lo, hi)
         target = None if targets is None else targets[i]
         width = KNOT_Z * np.sqrt(max(float(backbone.theta[i]), 1e-8))
-        best, best_score = out[i], _misfit(out[i], target)
-        for cand in residuals[i]:
-            res = [cand(x) for x in (k_slice, k_slice + _H_K, k_slice - _H_K)]
-            f = check.best_share(res)
-            tries = [CorrectedSlice(base, T, cand, f)] if f > 0.0 else []
-            if f < 1.0:
-                share = check.local_share(res, width)
-                tries += [] if share is None else [CorrectedSlice(base, T, cand, 1.0, share)]
-            for sl in tries:
-                score = _misfit(sl, target)
-                if score < best_score:
-                    best, best_score = sl, score
-            if f == 1.0:
-                break        # passes whole: the smoother candidates are only for a slice that fails
+        best = best_correction(base, T, k_slice, lo, hi, residuals[i], target, width)
         out[i] = best
         if wings is not None and wings[i] is not None:
             out[i] = _with_wing(best, wings[i], T, k_slice, lo, hi, width)

@@ -12,8 +12,9 @@
 3. Surface: the backbone's slices corrected by the GP mean and re-checked (core.chain.corrected);
    between and beyond expiries the chain surface's price rules, with a PCHIP ATM term structure.
 4. Asked expiries: a T asked for (a held-out expiry, query rows) strictly between two quoted
-   expiries gets its own slice, fitted by the backbone to the neighbours' smiles mixed at fixed
-   normalised moneyness, instead of the price mix at fixed k between them.
+   expiries gets its own slice, the neighbours' smiles mixed at fixed normalised moneyness,
+   inserted into the fitted surface without refitting it (core.chain.asked), instead of the
+   price mix at fixed k between them. The quoted expiries' slices stay as fitted.
 5. Quotes: a quote is predicted by the surface plus its side's fitted put-call step
    (``quote_iv``; the step is a jump at the forward no continuous surface can carry, see
    core.chain.gp_residual), so held-out puts and calls near the money are each predicted on
@@ -32,6 +33,7 @@ from functools import partial
 
 import numpy as np
 
+from core.chain.asked import asked_expiry_smiles, insert_asked, mixed_smile
 from core.chain.build import build_surface
 from core.chain.corrected import correct_surface
 from core.chain.gp_residual import GPConfig, choose_hyper_and_factors, fit_slice_gp, quote_noise_iv, warp
@@ -69,64 +71,17 @@ def fit_svi_gp(quotes: ChainQuotes, cfg: GPConfig = GPConfig(), warm=None, metho
     """The svi_gp surface of a chain (see the module doc); warm: a previous svi_gp (or svi_fit)
     surface on similar data, whose backbone starts the SVI fits; ask: optional (T, k) arrays of
     points wanted. An asked T strictly between two quoted expiries gets its own slice (step 4)."""
-    first = _fit(quotes, cfg, warm, method)
-    extra = asked_expiry_nodes(first, ask) if (cfg.asked_expiries and ask is not None) else None
-    if extra is None:
-        return first
-    second = _fit(quotes, cfg, first, method, extra=extra, hyper=first.hyper, wing=first.wing_fit, intervals=False)
-    # the intervals and put-call offsets are calibrated on the quoted expiries' leave-one-out and
-    # gap misses, which an asked slice (fitted to its neighbours, with no quotes) would only dilute
-    for name in _INTERVAL_ATTRS:
-        setattr(second, name, getattr(first, name))
-    return second
-
-
-def asked_expiry_nodes(surface, ask, n_k: int = 41):
-    """Nodes (T, k, iv) of a slice at each asked T strictly between two quoted expiries: at fixed
-    normalised moneyness z = k / sqrt(theta), w / theta mixed from the two neighbouring slices
-    (weight by theta), theta(T) from the surface's PCHIP term structure. Smiles scale with
-    sqrt(theta), so fixed z compares like with like where fixed k mixes one slice's wing with the
-    other's centre. None when no asked T needs a slice."""
-    E, th = surface.expiries, surface.theta
-    T_ask = np.unique(np.round(np.asarray(ask[0], np.float64).ravel(), 9))
-    new = [T for T in T_ask if E[0] < T < E[-1] and np.abs(E - T).min() > 1e-9]
-    if not new or E.size < 2:
-        return None
-    T_out, k_out, iv_out = [], [], []
-    for T in new:
-        i = int(np.searchsorted(E, T) - 1)
-        theta = float(np.clip(surface.w(T, 0.0), th[i], th[i + 1]))
-        a = (theta - th[i]) / (th[i + 1] - th[i]) if th[i + 1] > th[i] else (T - E[i]) / (E[i + 1] - E[i])
-        z_lo = max(surface.k_bounds[i, 0] / np.sqrt(th[i]), surface.k_bounds[i + 1, 0] / np.sqrt(th[i + 1]))
-        z_hi = min(surface.k_bounds[i, 1] / np.sqrt(th[i]), surface.k_bounds[i + 1, 1] / np.sqrt(th[i + 1]))
-        if not z_hi > z_lo:
-            continue
-        k = np.linspace(z_lo, z_hi, n_k) * np.sqrt(theta)
-        T_out.append(np.full(n_k, T))
-        k_out.append(k)
-        iv_out.append(_mixed_smile(surface.slices, th, i, a, T, theta, k))
-    if not T_out:
-        return None
-    return np.concatenate(T_out), np.concatenate(k_out), np.concatenate(iv_out)
-
-
-def _mixed_smile(slices, th: np.ndarray, i: int, a: float, T: float, theta: float, k: np.ndarray) -> np.ndarray:
-    """iv at k of a smile at T between expiries i and i + 1 (ATM total variances th): at fixed
-    normalised moneyness z = k / sqrt(theta), w / theta mixed from the two slices with weight a
-    toward i + 1 (step 4 of the module doc)."""
-    z = np.asarray(k, np.float64) / np.sqrt(theta)
-    shape = (1 - a) * slices[i].w(z * np.sqrt(th[i])) / th[i] + a * slices[i + 1].w(z * np.sqrt(th[i + 1])) / th[i + 1]
-    return np.sqrt(np.maximum(theta * shape, 1e-12) / T)
-
-
-# what fit_svi_gp's second (asked-expiry) fit takes from the first
-_INTERVAL_ATTRS = ("sd_fn", "calibrator", "quote_offset_fn", "wing_rates", "between_sd_iv", "between_expiries")
+    surface = _fit(quotes, cfg, warm, method)
+    asked = asked_expiry_smiles(surface, ask) if (cfg.asked_expiries and ask is not None) else []
+    # the intervals and put-call offsets stay the quoted expiries' (an asked slice, built from its
+    # neighbours with no quotes, would only dilute their leave-one-out and gap misses)
+    return insert_asked(surface, asked) if asked else surface
 
 
 def gap_sd_iv(surface, quotes: ChainQuotes) -> float:
     """How far a quote between two expiries may sit off the surface (vol): each interior expiry's
     quotes predicted from its two neighbours alone, as an asked expiry's slice is built (step 4:
-    _mixed_smile, theta by the PCHIP term structure through the other expiries; other points
+    mixed_smile, theta by the PCHIP term structure through the other expiries; other points
     between expiries take the chain surface's price mix at fixed k, whose misses this only
     approximates: the two differ by up to 64 bp mid-gap at SPY 2026-08-13's front), and the scale
     that makes the surface's interval multiples (level_multiple: the surface's calibrator must be
@@ -149,7 +104,7 @@ def gap_sd_iv(surface, quotes: ChainQuotes) -> float:
         keep = np.arange(E.size) != i
         theta = float(np.clip(PchipInterpolator(E[keep], th[keep])(E[i]), th[i - 1], th[i + 1]))
         a = (theta - th[i - 1]) / (th[i + 1] - th[i - 1])
-        errors.append(quotes.iv[g] - _mixed_smile(surface.slices, th, i - 1, a, E[i], theta, quotes.k[g]))
+        errors.append(quotes.iv[g] - mixed_smile(surface.slices, th, i - 1, a, E[i], theta, quotes.k[g]))
     if not errors:
         return 0.0
     miss = np.abs(np.concatenate(errors))
@@ -160,17 +115,9 @@ def gap_sd_iv(surface, quotes: ChainQuotes) -> float:
     return float(np.mean([np.quantile(miss, lv) / surface.level_multiple(lv) for lv in (0.8, 0.95)]))
 
 
-def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hyper=None, wing=None,
-         intervals: bool = True):
-    """Steps 1-3, 5 and 6 of the module doc; extra: (T, k, iv) nodes of asked-expiry slices, fitted by the
-    backbone but given no GP; hyper: (amp, length, noise multiplier, step) and wing: the wing test
-    (core.chain.wing.WingFit) to reuse; intervals False skips step 6 and the put-call offsets (the
-    caller takes them from a fit of the same quotes)."""
-    T_b, k_b, iv_b, wt_b = quotes.T, quotes.k, quotes.iv, np.sqrt(quotes.weight)
-    if extra is not None:
-        T_b, k_b, iv_b = (np.r_[a, b] for a, b in zip((T_b, k_b, iv_b), extra))
-        wt_b = np.r_[wt_b, np.ones(extra[0].size)]
-    backbone = build_surface(T_b, k_b, iv_b, weight=wt_b, method=method,
+def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str):
+    """Steps 1-3, 5 and 6 of the module doc."""
+    backbone = build_surface(quotes.T, quotes.k, quotes.iv, weight=np.sqrt(quotes.weight), method=method,
                              warm=getattr(warm, "backbone", warm))
     r_iv = quotes.iv - backbone.iv(quotes.T, quotes.k)
     known = np.isfinite(quotes.iv_bid) & np.isfinite(quotes.iv_ask) & (quotes.iv_ask > quotes.iv_bid)
@@ -196,7 +143,7 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
         bare.wing_rates = bare.between_sd_iv = bare.between_expiries = None
         return bare
     # chosen here, the choice comes with each data slice's Cholesky factor at it: the GPs reuse them
-    (amp, length, noise_mult, step), factors = (hyper, None) if hyper else choose_hyper_and_factors(data, has_spread)
+    (amp, length, noise_mult, step), factors = choose_hyper_and_factors(data, has_spread)
     factors = iter(factors or ())
     gps, local_noise = [], np.full(E.size, np.nan)
     for i, g in enumerate(groups):
@@ -220,7 +167,7 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
                for gp, g in zip(gps, groups)]
     # the chosen slice is then continued beyond its quotes by the chain's own wing blend
     # (core.chain.wing), on top of it, so that the choice among the candidates is untouched
-    tested = wing_fit(quotes) if wing is None else wing
+    tested = wing_fit(quotes)
     wing = tested.alpha
     wings = [None if gp is None or max(wing) <= 0.0 else partial(_wing_for, gp, float(E[i]), backbone.k_bounds[i], wing)
              for i, gp in enumerate(gps)]
@@ -230,8 +177,6 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str, extra=None, hype
     surface.wing_alpha, surface.wing_fit = wing, tested
     # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
     surface.backbone = backbone
-    if not intervals:
-        return surface
     # where the re-check cut a slice's correction, the surface is not the GP mean: the part left
     # out is an error the sd must carry (per slice, its RMS over the quotes), and the LOO errors
     # that calibrate the scale are the surface's, not the GP's

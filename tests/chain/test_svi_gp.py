@@ -242,3 +242,36 @@ def test_an_asked_expiry_keeps_the_quoted_expiries_intervals():
     np.testing.assert_array_equal(asked.between_sd_iv, first.between_sd_iv)
     assert asked.wing_rates == first.wing_rates
     np.testing.assert_allclose(asked.sd(test.T, test.k), first.sd(test.T, test.k), rtol=0, atol=0)
+
+
+def test_an_asked_expiry_follows_its_neighbours_mixed_smile():
+    """The asked slice is its neighbours' smiles mixed at fixed normalised moneyness, inserted into
+    the fitted surface (re-checked against both neighbours): the quoted expiries' slices stay the
+    fit's own, bit for bit, and the surface with it passes the dense check. The surface's own
+    price mix at fixed k, there before, is more than 1 bp off the smile here."""
+    from core.chain.asked import asked_expiry_smiles
+    from core.engine.dense_check import dense_check
+
+    chain = _term_chain()
+    hide = np.isclose(chain.T, chain.expiries[6])
+    train, test = chain.subset(~hide), chain.subset(hide)
+    first = get_chain_method("svi_gp").fit(train)
+    [(T_a, k_a, smile)] = asked_expiry_smiles(first, (test.T, test.k))
+    asked = get_chain_method("svi_gp").fit(train, ask=(test.T, test.k))
+    gap = np.abs(asked.iv(np.full(k_a.size, T_a), k_a) - smile(k_a))
+    assert gap.max() < 1e-6, gap.max()
+    assert dense_check(asked, 101).n_violations == 0
+    np.testing.assert_array_equal(asked.iv(train.T, train.k), first.iv(train.T, train.k))
+    assert np.abs(first.iv(np.full(k_a.size, T_a), k_a) - smile(k_a)).max() > 1e-4
+
+
+def test_an_asked_slice_says_what_it_is_in_the_parameter_table():
+    """The per-expiry table names an asked slice's correction (the neighbours' smile), not a GP."""
+    chain = _term_chain()
+    hide = np.isclose(chain.T, chain.expiries[6])
+    train, test = chain.subset(~hide), chain.subset(hide)
+    asked = get_chain_method("svi_gp").fit(train, ask=(test.T, test.k))
+    i = int(np.flatnonzero(np.isclose(asked.expiries, chain.expiries[6]))[0])
+    row = asked.slices[i].row()
+    assert row["kind"] in ("svi+asked", "mix-between+asked") and row["asked_factor"] > 0.0, row
+    assert "+asked" not in asked.slices[i - 1].row()["kind"]
