@@ -275,3 +275,25 @@ def test_an_asked_slice_says_what_it_is_in_the_parameter_table():
     row = asked.slices[i].row()
     assert row["kind"] in ("svi+asked", "mix-between+asked") and row["asked_factor"] > 0.0, row
     assert "+asked" not in asked.slices[i - 1].row()["kind"]
+
+
+def test_several_asked_expiries_in_one_gap_and_another_each_get_a_slice():
+    """Two asked T in one gap and one in another: three slices inserted in order, each between its
+    neighbours (the dense check passes), the quoted ones untouched."""
+    from core.engine.dense_check import dense_check
+
+    chain = _term_chain()
+    E = chain.expiries
+    T_ask = np.array([E[3] + 0.3 * (E[4] - E[3]), E[3] + 0.7 * (E[4] - E[3]), 0.5 * (E[6] + E[7])])
+    k_ask = np.zeros(T_ask.size)
+    first = get_chain_method("svi_gp").fit(chain)
+    asked = get_chain_method("svi_gp").fit(chain, ask=(T_ask, k_ask))
+    assert asked.expiries.size == E.size + 3
+    assert np.all(np.diff(asked.expiries) > 0)
+    for T in T_ask:
+        assert np.isclose(asked.expiries, T).any()
+    assert dense_check(asked, 101).n_violations == 0
+    np.testing.assert_array_equal(asked.iv(chain.T, chain.k), first.iv(chain.T, chain.k))
+    # the ATM level rises through the gap: the two asked slices sit in order between their neighbours
+    atm = asked.iv(asked.expiries, np.zeros(asked.expiries.size)) ** 2 * asked.expiries
+    assert np.all(np.diff(atm) > 0)
