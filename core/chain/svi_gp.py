@@ -139,7 +139,7 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str):
         flat_sd = float(np.sqrt(np.mean(r_iv**2))) + 1e-3
         bare = correct_surface(backbone, [None] * E.size, method=method, theta_interp=cfg.theta_interp,
                                sd_fn=lambda T, k: np.full(np.broadcast(T, k).shape, flat_sd))
-        bare.backbone, bare.hyper, bare.wing_alpha, bare.wing_fit = backbone, None, None, None
+        bare.backbone, bare.hyper, bare.wing_alpha = backbone, None, None
         bare.wing_rates = bare.between_sd_iv = bare.between_expiries = None
         return bare
     # chosen here, the choice comes with each data slice's Cholesky factor at it: the GPs reuse them
@@ -173,8 +173,9 @@ def _fit(quotes: ChainQuotes, cfg: GPConfig, warm, method: str):
              for i, gp in enumerate(gps)]
     surface = correct_surface(backbone, cands, method=method, theta_interp=cfg.theta_interp, targets=targets,
                               wings=wings)
+    # the chosen GP hyperparameters, kept for diagnosis (they set every slice's correction)
     surface.hyper = (amp, length, noise_mult, step)
-    surface.wing_alpha, surface.wing_fit = wing, tested
+    surface.wing_alpha = wing
     # kept so that a refit on similar data (benchmark hold-outs) can warm-start the SVI backbone
     surface.backbone = backbone
     # where the re-check cut a slice's correction, the surface is not the GP mean: the part left
