@@ -42,9 +42,9 @@ def mixed_smile(slices, th: np.ndarray, i: int, a: float, T: float, theta: float
 
 def asked_expiry_smiles(surface, ask) -> list:
     """For each asked T (ask: (T, k) arrays) strictly between two of ``surface``'s expiries,
-    (T, k nodes, smile): smile(k) the mixed smile with theta(T) from the surface's term structure
-    (weight a by theta), the nodes spanning the z range both neighbours quote. Empty when no
-    asked T needs a slice."""
+    (T, k nodes, smile, theta): smile(k) the mixed smile with ATM total variance theta = theta(T)
+    from the surface's term structure (weight a by theta), the nodes spanning the z range both
+    neighbours quote. Empty when no asked T needs a slice."""
     E, th = surface.expiries, surface.theta
     T_ask = np.unique(np.round(np.asarray(ask[0], np.float64).ravel(), 9))
     new = [T for T in T_ask if E[0] < T < E[-1] and np.abs(E - T).min() > 1e-9]
@@ -60,7 +60,7 @@ def asked_expiry_smiles(surface, ask) -> list:
         if not z_hi > z_lo:
             continue
         smile = partial(mixed_smile, surface.slices, th, i, a, float(T), theta)
-        out.append((float(T), np.linspace(z_lo, z_hi, N_NODES) * np.sqrt(theta), smile))
+        out.append((float(T), np.linspace(z_lo, z_hi, N_NODES) * np.sqrt(theta), smile, theta))
     return out
 
 
@@ -69,7 +69,7 @@ class BetweenSlice:
     price at every k and butterfly-free (a convex combination of convex, decreasing call curves)."""
 
     def __init__(self, shorter, longer, weight: float):
-        self.shorter, self.longer, self.weight = shorter, longer, float(weight)
+        self.shorter, self.longer, self.weight = shorter, longer, float(weight)   # weight: the shorter's
 
     def log_otm(self, k) -> np.ndarray:
         return mix_log(self.shorter.log_otm(k), self.longer.log_otm(k), self.weight)
@@ -79,7 +79,8 @@ class BetweenSlice:
         return w_from_log_otm(k, self.log_otm(k))
 
     def row(self) -> dict:
-        return {"kind": "mix-between", **{name: np.nan for name in PARAMS}, "beta": self.weight}
+        # beta as for the other mix slices: the share moved, here from the shorter towards the longer
+        return {"kind": "mix-between", **{name: np.nan for name in PARAMS}, "beta": 1.0 - self.weight}
 
 
 def _smile_residual(smile, base, T: float, k, fade=None) -> np.ndarray:
@@ -105,9 +106,9 @@ def _base(T: float, k_a: np.ndarray, iv_a: np.ndarray, theta: float, shorter, lo
     floor = np.maximum(W_FLOOR, shorter.w(k_slice) * (1.0 + CAL_CHECK_MARGIN))
     if slice_ok(p, k_slice, floor, longer.w(k_slice) * (1.0 - CAL_CHECK_MARGIN)):
         return SVISlice(tuple(map(float, p)))
-    p_lo, p_hi = (float(np.exp(s.log_otm(np.array([0.0]))[0])) for s in (shorter, longer))
-    target = float(atm_price(theta))
-    weight = (p_hi - target) / (p_hi - p_lo) if p_hi > p_lo else 0.5
+    price_lo, price_hi = (float(np.exp(s.log_otm(np.array([0.0]))[0])) for s in (shorter, longer))
+    price_atm = float(atm_price(theta))
+    weight = (price_hi - price_atm) / (price_hi - price_lo) if price_hi > price_lo else 0.5
     return BetweenSlice(shorter, longer, float(np.clip(weight, 1e-6, 1.0 - 1e-6)))
 
 
@@ -117,11 +118,12 @@ def insert_asked(surface, asked: list):
     E, slices, bounds = list(surface.expiries), list(surface.slices), [tuple(b) for b in surface.k_bounds]
     lo_k, hi_k = surface.k_domain
     k_pen, k_check = dense_k(lo_k, hi_k, N_PENALTY), dense_k(lo_k, hi_k, N_RECHECK)
-    for T, k_a, smile in sorted(asked, key=lambda x: x[0]):
+    for T, k_a, smile, theta in sorted(asked, key=lambda x: x[0]):
+        iv_a = smile(k_a)
+        if not np.isfinite(iv_a).all():
+            continue              # no slice from a smile that is not finite: the price mix stays there
         i = int(np.searchsorted(E, T)) - 1
         shorter, longer = slices[i], slices[i + 1]
-        iv_a = smile(k_a)
-        theta = float(smile(np.zeros(1))[0] ** 2 * T)     # the mix's ATM level is theta(T) itself
         k_a_pen = with_local(k_pen, float(k_a[0]), float(k_a[-1]), theta, N_LOCAL_PENALTY)
         k_slice = with_local(k_check, float(k_a[0]), float(k_a[-1]), theta, N_LOCAL_CHECK)
         base = _base(T, k_a, iv_a, theta, shorter, longer, k_a_pen, k_slice)

@@ -22,6 +22,9 @@ between the re-check's.
 
 The result is a SliceSurface, so prices between and beyond the expiries follow the chain
 surface's rules and the dense check holds as for every chain method.
+
+``best_correction`` is that choice for one slice; core.chain.asked uses it as well, to correct an
+asked expiry's base slice towards its neighbours' mixed smile against both neighbours.
 """
 from __future__ import annotations
 

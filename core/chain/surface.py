@@ -249,8 +249,11 @@ class SliceSurface:
 
     # ------------------------------------------------------------------ export
     def params(self) -> pd.DataFrame:
-        """One row per expiry: T, kind (svi / mix), a, b, rho, m, sigma (raw SVI, w units), beta
-        (mix share towards C = 1), theta (ATM total variance), k_lo, k_hi (quoted range)."""
+        """One row per expiry: T, kind (svi / mix-intrinsic / mix-infinite / mix-between, with
+        +gp, +wing or +asked for a correction on top), a, b, rho, m, sigma (raw SVI, w units), beta
+        (a mix slice's share in price: towards intrinsic or C = 1, or towards the longer neighbour
+        for mix-between), the correction's share (gp_factor, wing_factor, asked_factor), theta
+        (ATM total variance), k_lo, k_hi (the quoted range; an asked slice's: its nodes')."""
         rows = [{"T": float(T), **s.row(), "theta": float(th), "k_lo": float(b[0]), "k_hi": float(b[1])}
                 for T, s, th, b in zip(self.expiries, self.slices, self.theta, self.k_bounds)]
         return pd.DataFrame(rows)

@@ -32,6 +32,9 @@ def test_neighbours_too_close_for_an_svi_give_their_price_mix_ordered_between_th
     base = _base(0.4, k, iv, float(shorter.w(np.zeros(1))[0]) * (1 + 5e-6), shorter, longer,
                  dense_k(-0.6, 0.5, 121), k_check)
     assert isinstance(base, BetweenSlice) and 0.0 < base.weight < 1.0
+    # the mix is at the asked ATM level (a weight on the wrong neighbour would miss it)
+    theta = float(shorter.w(np.zeros(1))[0]) * (1 + 5e-6)
+    assert abs(float(base.w(np.zeros(1))[0]) / theta - 1.0) < 1e-9
     w = base.w(k_check)
     assert (w >= shorter.w(k_check) * (1 - 1e-12)).all() and (w <= longer.w(k_check) * (1 + 1e-12)).all()
-    assert base.row()["kind"] == "mix-between"
+    assert base.row()["kind"] == "mix-between" and base.row()["beta"] == 1.0 - base.weight

@@ -230,8 +230,8 @@ def _term_chain() -> ChainQuotes:
 
 
 def test_an_asked_expiry_keeps_the_quoted_expiries_intervals():
-    """A held-out expiry asked for gets its own slice (a second fit); its intervals are the first
-    fit's, calibrated on the quoted expiries, and say which expiries their gaps run between."""
+    """A held-out expiry asked for gets its own slice (inserted into the fit); its intervals are the
+    fit's own, calibrated on the quoted expiries, and say which expiries their gaps run between."""
     chain = _term_chain()
     hide = np.isclose(chain.T, chain.expiries[6])
     train, test = chain.subset(~hide), chain.subset(hide)
@@ -256,7 +256,7 @@ def test_an_asked_expiry_follows_its_neighbours_mixed_smile():
     hide = np.isclose(chain.T, chain.expiries[6])
     train, test = chain.subset(~hide), chain.subset(hide)
     first = get_chain_method("svi_gp").fit(train)
-    [(T_a, k_a, smile)] = asked_expiry_smiles(first, (test.T, test.k))
+    [(T_a, k_a, smile, _)] = asked_expiry_smiles(first, (test.T, test.k))
     asked = get_chain_method("svi_gp").fit(train, ask=(test.T, test.k))
     gap = np.abs(asked.iv(np.full(k_a.size, T_a), k_a) - smile(k_a))
     assert gap.max() < 1e-6, gap.max()
@@ -297,3 +297,26 @@ def test_several_asked_expiries_in_one_gap_and_another_each_get_a_slice():
     # the ATM level rises through the gap: the two asked slices sit in order between their neighbours
     atm = asked.iv(asked.expiries, np.zeros(asked.expiries.size)) ** 2 * asked.expiries
     assert np.all(np.diff(atm) > 0)
+    # each follows its own mixed smile and says so
+    from core.chain.asked import asked_expiry_smiles
+
+    for T_a, k_a, smile, _ in asked_expiry_smiles(first, (T_ask, k_ask)):
+        i = int(np.flatnonzero(np.isclose(asked.expiries, T_a))[0])
+        assert asked.slices[i].row()["kind"].endswith("+asked")
+        assert np.abs(asked.iv(np.full(k_a.size, T_a), k_a) - smile(k_a)).max() < 1e-6
+
+
+def test_asked_points_at_or_beyond_the_quoted_expiries_add_no_slice():
+    """Only a T strictly between two quoted expiries gets a slice: one at a quoted expiry, before
+    the first or after the last leaves the fit as it is; so does asked_expiries=False."""
+    from core.chain.gp_residual import GPConfig
+    from core.chain.methods import SVIGP
+
+    chain = _term_chain()
+    E = chain.expiries
+    first = get_chain_method("svi_gp").fit(chain)
+    for T_ask in (np.array([E[2]]), np.array([0.5 * E[0]]), np.array([2.0 * E[-1]])):
+        asked = get_chain_method("svi_gp").fit(chain, ask=(T_ask, np.zeros(1)))
+        np.testing.assert_array_equal(asked.expiries, first.expiries)
+    off = SVIGP(GPConfig(asked_expiries=False)).fit(chain, ask=(np.array([0.5 * (E[3] + E[4])]), np.zeros(1)))
+    np.testing.assert_array_equal(off.expiries, first.expiries)
