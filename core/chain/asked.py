@@ -48,7 +48,7 @@ def asked_expiry_smiles(surface, ask) -> list:
     E, th = surface.expiries, surface.theta
     T_ask = np.unique(np.round(np.asarray(ask[0], np.float64).ravel(), 9))
     new = [T for T in T_ask if E[0] < T < E[-1] and np.abs(E - T).min() > 1e-9]
-    if not new or E.size < 2:
+    if not new:
         return []
     out = []
     for T in new:

@@ -235,9 +235,11 @@ def _fit_and_shortfalls(Q, d: SliceData, w_floor, w_cap, sqrt_T, derivatives: bo
         w1 = 0.5 * u * (1.0 + xr) - 0.5 * v * (1.0 - xr)
         if not (dense or jac):
             return w, None
-        if not jac:
+        if dense:
             r3 = r**3
-            return w, w1, b * s * s / r3
+            w2 = b * s * s / r3
+            if not jac:
+                return w, w1, w2
         dw = np.empty(x.shape + (5,))
         dw[..., 0] = 1.0
         dw[..., 1] = 0.5 * (r + x)
@@ -246,8 +248,6 @@ def _fit_and_shortfalls(Q, d: SliceData, w_floor, w_cap, sqrt_T, derivatives: bo
         dw[..., 4] = b * s / r
         if not dense:
             return w, dw
-        r3 = r**3
-        w2 = b * s * s / r3
         dw1 = np.empty_like(dw)
         dw1[..., 0] = 0.0
         dw1[..., 1] = 0.5 * (1.0 + xr)
