@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from core.chain.workflow import read_chain
-from core.evaluation.real import (RANDOM_FRACTION, RealConfig, expiry_masks, main, random_masks, run, wing_mask)
+from core.evaluation.real import (RANDOM_FRACTION, SAMPLED, RealConfig, build_parser, expiry_masks, main, masks,
+                                  random_masks, run, wing_mask)
 
 SHARED_REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "real"
 
@@ -29,9 +30,22 @@ def test_protocol_masks(small_chain):
     assert not any(m[small_chain.slice(0)].any() or m[small_chain.slice(small_chain.expiries.size - 1)].any() for m in exp)
     assert len(expiry_masks(small_chain, 2)) == 2
     # by default every interior expiry is hidden in turn (the command's 0 means all as well)
-    from core.evaluation.real import build_parser
-
     assert RealConfig().max_expiries is None and build_parser().parse_args(["--real", "x"]).max_expiries is None
+
+
+def test_sampled_methods_get_the_subsample(small_chain):
+    cfg = RealConfig(draws=5, sampled=("cnn",), sampled_draws=2, sampled_max_expiries=1)
+    interior = small_chain.expiries.size - 2
+    assert interior > 1
+    assert [len(masks(small_chain, "random", cfg, m)) for m in ("cnn", "svi_gp")] == [2, 5]
+    assert [len(masks(small_chain, "expiry", cfg, m)) for m in ("cnn", "svi_gp")] == [1, interior]
+    # the subsample is the first draws of the full run: the same seeds, so its cells are comparable
+    np.testing.assert_array_equal(masks(small_chain, "random", cfg, "cnn")[1], masks(small_chain, "random", cfg, "svi_gp")[1])
+    # the default: the outside AH baseline and the two learned grid models, never the recommended method
+    args = build_parser().parse_args(["--real", "x"])
+    assert tuple(args.sampled.split(",")) == SAMPLED and "svi_gp" not in SAMPLED and args.workers >= 1
+    # none sampled: every method on every draw
+    assert len(masks(small_chain, "random", RealConfig(draws=5, sampled=()), "ah")) == 5
 
 
 def test_run_on_one_small_chain(tmp_path, small_frame):
@@ -92,3 +106,5 @@ def test_subsets_and_interval_coverage(tmp_path, small_frame, capsys):
     assert main(["--real", str(data), "--chains", "nope", "--json", str(out)]) == 2
     with pytest.raises(SystemExit):
         main(["--real", str(data), "--protocols", "sideways", "--json", str(out)])
+    with pytest.raises(SystemExit):
+        main(["--real", str(data), "--sampled", "nope", "--json", str(out)])
