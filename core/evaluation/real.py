@@ -9,11 +9,12 @@ three hold-out protocols:
 - expiry: each interior expiry hidden in turn (at most ``max_expiries``, evenly spaced).
 
 The methods in ``sampled`` are scored on a subsample (``sampled_draws`` random draws,
-``sampled_max_expiries`` hidden expiries): QuantLib's Andreasen-Huge takes seconds per fit on a
-dense chain, and the CNN and the VAE, trained on synthetic 13 x 17 grids and 5-300x off the best
-method on every real chain, spend the most in the chain surface's SVI fits (their outputs sit far
-from any arbitrage-free smile). Scoring them on every draw and hidden expiry cost 40 % of the run
-(measured, 2026-12-07) and changed no ranking; their cells carry their own n.
+``sampled_max_expiries`` hidden expiries, the first draws and evenly spaced expiries of the full
+run): QuantLib's Andreasen-Huge takes seconds per fit on a dense chain, and the CNN and the VAE
+(trained on synthetic 13 x 17 grids, warned against for chains) spend long in the chain surface's
+SVI fits, their outputs sitting far from any arbitrage-free smile. Scored in full, the two took
+131 of the run's 573 fit CPU seconds and were 1.2-540x the lowest error in every cell (2026-12-07);
+subsampled, the run took 267 s instead of 304 s on 2 cores. Every cell carries its own n.
 
 Scores per chain x protocol x method: held-out RMSE in vol of the method's quote prediction
 (``quote_iv``: the surface, plus svi_gp's fitted put-call offset) and of the bare surface (mean
