@@ -235,6 +235,9 @@ def real_chains() -> None:
     st.caption(f"Mean over draws or hidden expiries; bold: the lowest in the row. `{DEFAULT_CHAIN_METHOD}` is the "
                f"default with `--chain`; ah (QuantLib's Andreasen–Huge) and svi_fit are the outside baselines. "
                f"Command: `python -m core.benchmark --real DIR --json results/real_benchmark.json`.")
+    sampled_note = real.sampled(result)
+    if sampled_note:
+        st.caption(sampled_note)
     surface_note = real.surface_only(result, DEFAULT_CHAIN_METHOD)
     if surface_note:
         st.caption(surface_note)

@@ -50,3 +50,17 @@ def test_the_bare_surface_error_is_named_where_it_differs_from_the_quote_predict
     assert "x 0.15" in surface_only(result, "a")
     assert surface_only(result, "b") is None
     assert surface_only(RESULT, "a") is None          # older JSON without surface_rmse
+
+
+def test_the_subsampled_methods_are_named():
+    from ui.presenters.real import sampled
+
+    new = {"config": {"methods": ["svi_gp", "ah", "cnn"], "sampled": ["ah", "cnn", "vae"], "sampled_draws": 3,
+                      "sampled_max_expiries": 4}}
+    # vae was not run: only the methods in the run are named
+    assert sampled(new) == "ah, cnn scored on a subsample: 3 random draws and 4 hidden expiries (their cells' " \
+                           "standard errors are wider)."
+    old = {"config": {"methods": ["ah", "svi_gp"], "ah_draws": 3, "ah_max_expiries": 4}}
+    assert sampled(old).startswith("ah scored on a subsample: 3 random draws and 4 hidden expiries")
+    assert sampled({"config": {"methods": ["svi_gp"], "sampled": [], "sampled_draws": 3}}) is None
+    assert sampled(RESULT) is None

@@ -75,6 +75,20 @@ def losses(result: dict, method: str) -> list:
     return out
 
 
+def sampled(result: dict) -> str | None:
+    """One sentence naming the methods the run scored on a subsample (core.evaluation.real: the
+    first draws and evenly spaced hidden expiries), or None. Older JSONs name only ``ah_*``."""
+    cfg = result.get("config", {})
+    names = cfg.get("sampled", ["ah"] if cfg.get("ah_draws") or cfg.get("ah_max_expiries") else [])
+    draws = cfg.get("sampled_draws", cfg.get("ah_draws"))
+    expiries = cfg.get("sampled_max_expiries", cfg.get("ah_max_expiries"))
+    names = [m for m in names if m in cfg.get("methods", [])]
+    if not names or not (draws or expiries):
+        return None
+    parts = ([f"{draws} random draws"] if draws else []) + ([f"{expiries} hidden expiries"] if expiries else [])
+    return f"{', '.join(names)} scored on a subsample: {' and '.join(parts)} (their cells' standard errors are wider)."
+
+
 def surface_only(result: dict, method: str) -> str | None:
     """One sentence: ``method``'s random-protocol RMSE of its bare surface per chain, where that
     differs from its quote prediction (svi_gp adds each quote's put-call offset); None otherwise."""
