@@ -28,6 +28,9 @@ from core.chain.surface import SVISlice, atm_price
 from core.chain.svi import PARAMS, SliceData, fit_slice, slice_ok
 
 N_NODES = 41        # nodes of an asked smile across the z range both neighbours quote
+MAX_ASKED = 48      # asked expiries that get a slice of their own; more get evenly spaced ones and
+                    # are read between them (5,000 query rows at distinct T took 112 s and wrote a
+                    # 230 MB grid, one inserted slice each)
 FADE_MOVES = 1.0    # beyond the nodes, the correction fades over this many ATM standard moves
 
 
@@ -41,15 +44,18 @@ def mixed_smile(slices, th: np.ndarray, i: int, a: float, T: float, theta: float
 
 
 def asked_expiry_smiles(surface, ask) -> list:
-    """For each asked T (ask: (T, k) arrays) strictly between two of ``surface``'s expiries,
-    (T, k nodes, smile, theta): smile(k) the mixed smile with ATM total variance theta = theta(T)
-    from the surface's term structure (weight a by theta), the nodes spanning the z range both
-    neighbours quote. Empty when no asked T needs a slice."""
+    """For each asked T (ask: (T, k) arrays) strictly between two of ``surface``'s expiries (at
+    most MAX_ASKED, evenly spaced among them), (T, k nodes, smile, theta): smile(k) the mixed
+    smile with ATM total variance theta = theta(T) from the surface's term structure (weight a by
+    theta), the nodes spanning the z range both neighbours quote. Empty when no asked T needs a
+    slice."""
     E, th = surface.expiries, surface.theta
     T_ask = np.unique(np.round(np.asarray(ask[0], np.float64).ravel(), 9))
     new = [T for T in T_ask if E[0] < T < E[-1] and np.abs(E - T).min() > 1e-9]
     if not new:
         return []
+    if len(new) > MAX_ASKED:
+        new = [new[i] for i in np.unique(np.round(np.linspace(0, len(new) - 1, MAX_ASKED)).astype(int))]
     out = []
     for T in new:
         i = int(np.searchsorted(E, T) - 1)

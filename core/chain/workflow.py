@@ -20,7 +20,7 @@ and returns the tables:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from core.chain.methods import DEFAULT_CHAIN_METHOD, get_chain_method
 from core.chain.types import CHAIN_STATUSES, from_quoteset
 from core.chain.wing import note as wing_note
 from core.engine.dense_check import N_STRIKES
+from core.quotes.quoteset import MAX_CHAIN_ABS_K, MAX_CHAIN_T, MIN_CHAIN_T
 from core.quotes.read import as_quoteset
 from core.settings import ensure_thread_policy
 
@@ -37,15 +38,27 @@ GRID_STRIKES = max(201, N_STRIKES)   # strikes per time of the dense export, whi
 VALUE_COLUMNS = ("iv", "price_input", "bid", "ask")
 
 
-def query_rows(table: pd.DataFrame) -> np.ndarray:
-    """Rows with a valid (T, k) and no value at all (iv, price, bid and ask empty)."""
+def query_rows(table: pd.DataFrame) -> tuple:
+    """(queries, out of domain): rows with a valid (T, k) and no value at all (iv, price, bid and
+    ask empty; a cell the importer found non-numeric is a bad quote, not a question), split by
+    whether (T, k) lies within the chain path's bounds (core.quotes.quoteset: MIN_CHAIN_T,
+    MAX_CHAIN_T, MAX_CHAIN_ABS_K). A query beyond them gets no value: at k = 1e300 it got inf."""
     T = pd.to_numeric(table["T"], errors="coerce").to_numpy(np.float64)
     k = pd.to_numeric(table["k"], errors="coerce").to_numpy(np.float64)
     empty = np.ones(len(table), bool)
     for col in VALUE_COLUMNS:
         if col in table.columns:
             empty &= pd.to_numeric(table[col], errors="coerce").isna().to_numpy()
-    return empty & np.isfinite(T) & (T > 0) & np.isfinite(k) & (table["status"] != "used").to_numpy()
+    bad_text = table["reason"].astype(str).str.startswith("non-numeric").to_numpy()
+    asked = empty & ~bad_text & np.isfinite(T) & (T > 0) & np.isfinite(k) & (table["status"] != "used").to_numpy()
+    inside = in_domain(T, k)
+    return asked & inside, asked & ~inside
+
+
+def in_domain(T: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Points within the chain path's bounds, where a row gets a repaired value."""
+    with np.errstate(invalid="ignore"):
+        return (T >= MIN_CHAIN_T) & (T <= MAX_CHAIN_T) & (np.abs(k) <= MAX_CHAIN_ABS_K)
 
 
 @dataclass
@@ -99,11 +112,22 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
     quotes = as_quoteset(source, name, valuation_date).on_own_domain()
     chain = from_quoteset(quotes)
     table = quotes.table
-    query = query_rows(table)
+    query, beyond = query_rows(table)
+    beyond_reason = (f"query beyond the chain's domain (T in [{MIN_CHAIN_T:g}, {MAX_CHAIN_T:g}] years, "
+                     f"|k| <= {MAX_CHAIN_ABS_K:g}): not answered")
+    if query.any() or beyond.any():
+        # a query row is answered, not dropped: the importer's "missing iv" count leaves it out,
+        # and one beyond the domain is counted under its own reason
+        asked = set(table.loc[query | beyond, "row"].tolist())
+        dropped = {r: [x for x in v if x not in asked] for r, v in quotes.report.dropped.items()}
+        dropped = {r: v for r, v in dropped.items() if v}
+        if beyond.any():
+            dropped[beyond_reason] = table.loc[beyond, "row"].tolist()
+        quotes = replace(quotes, report=replace(quotes.report, dropped=dropped))
     T_all = pd.to_numeric(table["T"], errors="coerce").to_numpy(np.float64)
     k_all = pd.to_numeric(table["k"], errors="coerce").to_numpy(np.float64)
     surface = chain_method.fit(chain, ask=(T_all[query], k_all[query]) if query.any() else None)
-    ok = np.isfinite(T_all) & (T_all > 0) & np.isfinite(k_all)
+    ok = in_domain(T_all, k_all)
     iv_rep, iv_quote, sd_rep, hw_rep = (np.full(len(table), np.nan) for _ in range(4))
     flag = np.zeros(len(table), bool)
     if ok.any():
@@ -123,6 +147,7 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
     qt["is_query"] = query
     qt.loc[query, "status"] = "query"
     qt.loc[query, "reason"] = "query: no quote, a repaired value asked for"
+    qt.loc[beyond, "reason"] = beyond_reason
     if stale:
         qt["stale_score"], qt["stale_flag"] = _stale_columns(table, chain, surface)
     notes = [f"warning: {chain_method.warning}"] if chain_method.warning else []

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .dates import far_dates, parse_date_column, parse_one_date, year_fraction
-from .forwards import N_NEAR
+from .forwards import N_NEAR, carry_problem
 from .layouts import LaidOut, map_frame, read_layout
 from .quoteset import QuoteError
 from .to_vols import merge_duplicates, price_quotes, vol_quotes
@@ -137,6 +137,9 @@ def import_laid_out(laid, name: str = "quotes", valuation_date=None, spot=None, 
 
 
 def _import(laid, name, valuation_date, spot, rate, dividend_yield, n_near) -> ImportedChain:
+    problem = carry_problem(spot, rate, dividend_yield)
+    if problem:
+        raise ChainImportError(f"{name}: {problem}")
     if isinstance(laid, pd.DataFrame):
         laid = map_frame(laid)
     if not isinstance(laid, LaidOut):

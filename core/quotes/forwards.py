@@ -97,6 +97,24 @@ def parity_fit(strike, call_mid, put_mid, T: float, n_near: int = N_NEAR) -> Par
                      n_pairs=int(K.size))
 
 
+MAX_CARRY = 1.0   # |rate| or |dividend yield| per year above 100 %: a percent typed for a decimal
+                  # (--rate 4 gave forwards up to 400 times the spot and vols of 100-350 %)
+
+
+def carry_problem(spot=None, rate=None, dividend_yield=None) -> str | None:
+    """What is wrong with a spot / rate / dividend yield given as options, in words, or None."""
+    if spot is not None and not (np.isfinite(spot) and spot > 0):
+        return f"spot {spot} is not a positive number"
+    for label, x in (("rate", rate), ("dividend yield", dividend_yield)):
+        if x is None:
+            continue
+        if not np.isfinite(x):
+            return f"{label} {x} is not a finite number"
+        if abs(x) > MAX_CARRY:
+            return f"{label} {x:g} is {100 * x:g} % a year; give it as a decimal (0.04 = 4 %)"
+    return None
+
+
 def carry_forward(spot: float, rate: float, T, dividend_yield: float = 0.0) -> tuple:
     """(F, D) = (S exp((r - q) T), exp(-r T)) for T in years, continuous r and q per year."""
     T = np.asarray(T, float)

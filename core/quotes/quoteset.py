@@ -22,6 +22,18 @@ MIN_EXPIRIES = 2
 T_RANGE = T_CATCHMENT                  # (0.08, 2.08) years
 K_RANGE = K_CATCHMENT                  # (-0.478, 0.478)
 _RANGE_EPS = 1e-9
+# The chain path's own domain (``QuoteSet.on_own_domain``): beyond these bounds a row is no quote a
+# surface can hold, and it is dropped with its reason. Under MIN_CHAIN_T (5 minutes) w = iv^2 T sits
+# at the chain surface's floor (core.chain.build.W_FLOOR = 1e-8, a 3 % vol at T = 1e-5): quotes at
+# T = 1e-9 came out at 317 % vol. Beyond MAX_CHAIN_T the T column is in days (548 "years" was a
+# 1.5-year expiry). Beyond MAX_CHAIN_ABS_K a strike is over e^5 = 148 times the forward or under
+# 1/148 of it: quotes at k = +-20 stretched the dense check's 201 strikes over [-20, 20] and it failed.
+# More than MAX_CHAIN_EXPIRIES is several chains or dates in one file (SPX lists about 60): 3,000
+# expiries wrote a 160 MB grid.
+MIN_CHAIN_T = 1e-5
+MAX_CHAIN_T = 30.0
+MAX_CHAIN_ABS_K = 5.0
+MAX_CHAIN_EXPIRIES = 250
 
 
 class QuoteError(ValueError):
@@ -66,10 +78,11 @@ class ValidationReport:
     def n_outside(self) -> int:
         return sum(len(r) for r in self.outside.values())
 
-    def on_own_domain(self, n_expiries: int) -> "ValidationReport":
+    def on_own_domain(self, n_used: int, n_expiries: int, dropped: dict) -> "ValidationReport":
         """The report as a chain repair (``--chain``) reads it: the quotes outside the grid's box
-        are used like the others (it has no box), on ``n_expiries`` expiries."""
-        return replace(self, n_used=self.n_used + self.n_outside, outside={}, n_expiries=int(n_expiries),
+        are used like the others (it has no box), ``n_used`` of them on ``n_expiries`` expiries,
+        with the drops ``dropped`` (the importer's and the chain domain's)."""
+        return replace(self, n_used=int(n_used), outside={}, n_expiries=int(n_expiries), dropped=dropped,
                        own_domain=True)
 
     def lines(self) -> list:
@@ -134,13 +147,37 @@ class QuoteSet:
 
     def on_own_domain(self) -> "QuoteSet":
         """The quote set as a chain repair uses it: rows ``outside`` the grid's box become ``used``
-        (reason cleared) and the report says so (ValidationReport.on_own_domain)."""
+        (reason cleared), used rows beyond the chain's own bounds (MIN_CHAIN_T, MAX_CHAIN_T,
+        MAX_CHAIN_ABS_K) are dropped with their reason, and the report says so
+        (ValidationReport.on_own_domain). QuoteError when too few quotes are left or when they
+        span more than MAX_CHAIN_EXPIRIES expiries."""
         table = self.table.copy()
         outside = (table["status"] == "outside").to_numpy()
         table.loc[outside, "status"] = "used"
         table.loc[outside, "reason"] = ""
-        n_expiries = np.unique(np.round(table.loc[table["status"] == "used", "T"].to_numpy(np.float64), 9)).size
-        return replace(self, table=table, report=self.report.on_own_domain(n_expiries))
+        T = pd.to_numeric(table["T"], errors="coerce").to_numpy(np.float64)
+        k = pd.to_numeric(table["k"], errors="coerce").to_numpy(np.float64)
+        used = (table["status"] == "used").to_numpy().copy()     # pandas hands out read-only views
+        dropped = dict(self.report.dropped)
+        for beyond, label in ((T < MIN_CHAIN_T, f"T below {MIN_CHAIN_T:g} years (under 5 minutes to expiry)"),
+                              (T > MAX_CHAIN_T, f"T above {MAX_CHAIN_T:g} years (is T in days?)"),
+                              (np.abs(k) > MAX_CHAIN_ABS_K, f"|k| above {MAX_CHAIN_ABS_K:g} (strike over "
+                                                             f"{np.exp(MAX_CHAIN_ABS_K):.0f}x or under 1/"
+                                                             f"{np.exp(MAX_CHAIN_ABS_K):.0f} of the forward)")):
+            beyond &= used
+            if beyond.any():
+                table.loc[beyond, "status"] = "dropped"
+                table.loc[beyond, "reason"] = label
+                dropped[label] = table.loc[beyond, "row"].tolist()
+                used &= ~beyond
+        source = self.report.source
+        n_expiries = np.unique(np.round(T[used], 9)).size
+        if n_expiries > MAX_CHAIN_EXPIRIES:
+            raise QuoteError(f"{source}: the quotes span {n_expiries} expiries; one chain has at most "
+                             f"{MAX_CHAIN_EXPIRIES} (several chains or valuation dates in one file?)")
+        report = self.report.on_own_domain(int(used.sum()), n_expiries, dropped)
+        check_enough(report, T[used], source)
+        return replace(self, table=table, report=report)
 
     @property
     def kind(self) -> str:

@@ -44,6 +44,7 @@ from __future__ import annotations
 import pandas as pd
 
 from core.quotes.chain_import import import_laid_out
+from core.quotes.forwards import carry_problem
 from core.quotes.from_chain import quote_set_from_chain
 from core.quotes.layouts import LaidOut, map_frame, read_layout
 from core.quotes.normalise import ALIASES, NUMERIC, normalise_quotes  # noqa: F401  (re-exported)
@@ -128,6 +129,9 @@ def as_quoteset(source, name: str | None = None, valuation_date=None) -> QuoteSe
 
 
 def _from_laid_out(laid: LaidOut, name: str, valuation_date, spot, rate, dividend_yield) -> QuoteSet:
+    problem = carry_problem(spot, rate, dividend_yield)     # refused even where the file's forwards win
+    if problem:
+        raise QuoteError(f"{name}: {problem}")
     if laid.layout == "generic" and laid.raw is not None and not _needs_chain_path(laid):
         return normalise_quotes(laid.raw, source=name, valuation_date=valuation_date)
     chain = import_laid_out(laid, name, valuation_date, spot, rate, dividend_yield)

@@ -31,10 +31,34 @@ def test_query_rows_get_values_sd_and_marks(frame_with_queries):
     assert out.surface.expiries.size == np.unique(df["T"].iloc[:n].round(9)).size
 
 
-def test_query_rows_need_a_valid_point():
-    table = pd.DataFrame({"T": [0.1, np.nan, 0.2], "k": [0.0, 0.0, 0.1], "iv": [np.nan, np.nan, 0.2],
-                          "status": ["dropped", "dropped", "used"]})
-    assert list(query_rows(table)) == [True, False, False]
+def test_query_rows_need_a_valid_point_within_the_chain_domain():
+    table = pd.DataFrame({"T": [0.1, np.nan, 0.2, 0.1, 0.1, 1e-9, 0.1],
+                          "k": [0.0, 0.0, 0.1, 1e300, -6.0, 0.0, 0.0], "iv": [np.nan] * 2 + [0.2] + [np.nan] * 4,
+                          "status": ["dropped", "dropped", "used", "dropped", "dropped", "dropped", "dropped"],
+                          "reason": ["missing iv"] * 6 + ["non-numeric value in iv (e.g. '42%')"]})
+    asked, beyond = query_rows(table)
+    assert list(asked) == [True, False, False, False, False, False, False]
+    # a valid point beyond the bounds (k = 1e300, |k| > 5, T under 5 minutes) is not answered;
+    # a cell the importer could not read is a bad quote, not a question
+    assert list(beyond) == [False, False, False, True, True, True, False]
+
+
+def test_queries_beyond_the_domain_and_unreadable_cells_get_no_value(frame_with_queries):
+    df, n = frame_with_queries
+    extra = pd.DataFrame({"T": [0.5, 0.5, 0.5], "k": [1e300, 0.0, 0.0], "iv": [np.nan, "42%", np.nan],
+                          "bid": np.nan, "ask": np.nan})
+    rows = pd.concat([df.astype({"iv": object}), extra], ignore_index=True)
+    out = repair_chain(rows, method="svi_fit", stale=False)
+    q = out.quote_table
+    far, text, fine = q.iloc[-3], q.iloc[-2], q.iloc[-1]
+    assert not far["is_query"] and np.isnan(far["iv_repaired"]) and "beyond the chain's domain" in far["reason"]
+    assert not text["is_query"] and text["status"] == "dropped" and text["reason"].startswith("non-numeric")
+    assert fine["is_query"] and np.isfinite(fine["iv_repaired"])
+    # answered queries are not counted as dropped in the summary; the unreadable cell is
+    summary = "\n".join(out.summary_lines())
+    assert "missing iv" not in summary and "non-numeric" in summary
+    assert "dropped, query beyond the chain's domain" in summary
+    assert f"{int(q['is_query'].sum())} query row(s) answered" in summary
 
 
 def test_outputs_and_the_cli(tmp_path, frame_with_queries):
@@ -109,3 +133,28 @@ def test_methods_that_mislead_on_chains_say_so(frame_with_queries, method, warne
         assert text is None and not lines
     else:
         assert warned in text and lines == [f"warning: {text}"]
+
+
+def test_rows_beyond_the_chain_domain_are_dropped_with_their_reason(frame_with_queries):
+    from core.quotes.quoteset import MAX_CHAIN_EXPIRIES, QuoteError
+
+    df, n = frame_with_queries
+    quotes = df.iloc[:n]
+    bad = pd.DataFrame({"T": [1e-9, 0.5, 0.5, 548.0], "k": [0.0, -20.0, 20.0, 0.0], "iv": 0.2,
+                        "bid": np.nan, "ask": np.nan})
+    out = repair_chain(pd.concat([quotes, bad], ignore_index=True), method="svi_fit", stale=False)
+    q = out.quote_table.iloc[n:]
+    assert (q["status"] == "dropped").all() and q["iv_repaired"].isna().all()
+    assert [r.split(" (")[0] for r in q["reason"]] == ["T below 1e-05 years", "|k| above 5", "|k| above 5",
+                                                        "T above 30 years"]
+    # the surface is the quotes' alone: the same expiries and a quoted k range within the quotes'
+    assert out.surface.expiries.size == np.unique(quotes["T"].round(9)).size and out.dense.ok
+    assert out.surface.k_domain[1] < 5
+    # only such rows: one line naming why
+    with pytest.raises(QuoteError, match="no usable quotes.*T below 1e-05 years"):
+        repair_chain(pd.DataFrame({"T": [1e-9] * 6, "k": np.linspace(-0.1, 0.1, 6), "iv": 0.2}))
+    # several chains in one file
+    many = pd.DataFrame({"T": np.repeat(np.linspace(0.05, 2.0, MAX_CHAIN_EXPIRIES + 1), 2),
+                         "k": np.tile([-0.05, 0.05], MAX_CHAIN_EXPIRIES + 1), "iv": 0.2})
+    with pytest.raises(QuoteError, match=f"span {MAX_CHAIN_EXPIRIES + 1} expiries"):
+        repair_chain(many)

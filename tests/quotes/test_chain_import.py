@@ -11,6 +11,7 @@ import pytest
 
 from core.quotes.chain_import import import_chain, import_laid_out
 from core.quotes.dates import parse_one_date
+from core.quotes.read import quotes_from_frame
 
 FIXTURES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "layouts"
 
@@ -156,3 +157,14 @@ def test_calls_frame_alone_takes_forwards_from_spot_and_rate():
     np.testing.assert_allclose(chain.used["forward"], 5000.0 * np.exp(0.025 * T))
     np.testing.assert_allclose(chain.used["discount"], np.exp(-0.04 * T))
     assert (chain.used["k"] >= 0).all()               # calls above the forward only: OTM
+    # a percent typed for a decimal, or a spot that is no price, is refused in one line naming it
+    # (a rate of 4 gave forwards 400 times the spot and vols of 100-350 %)
+    for kwargs, message in (({"spot": 5000.0, "rate": 4.0}, "rate 4 is 400 % a year; give it as a decimal"),
+                            ({"spot": 0.0, "rate": 0.04}, "spot 0.0 is not a positive number"),
+                            ({"spot": float("nan"), "rate": 0.04}, "spot nan is not a positive number"),
+                            ({"spot": 5000.0, "rate": float("inf")}, "rate inf is not a finite number"),
+                            ({"spot": 5000.0, "rate": 0.04, "dividend_yield": -2.0}, "dividend yield -2 is -200 %")):
+        with pytest.raises(ValueError, match=message):
+            import_laid_out(calls, "calls.csv", **kwargs)
+        with pytest.raises(ValueError, match=message):
+            quotes_from_frame(calls, "calls.csv", **kwargs)
