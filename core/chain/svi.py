@@ -146,7 +146,12 @@ def _linear_part(k, w, wt, m, sigma) -> tuple:
     A[:, 0, 2] = A[:, 2, 0] = sq
     A[:, 1, 2] = A[:, 2, 1] = spq
     rhs = np.stack([np.full(m.size, y.sum()), p @ y, q @ y], -1)
-    coef = np.linalg.solve(A + 1e-14 * np.eye(3), rhs[..., None])[..., 0]
+    try:
+        coef = np.linalg.solve(A + 1e-14 * np.eye(3), rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        # a degenerate design (quotes whose weights underflow: prices of 1e-12 gave "Singular
+        # matrix" as the whole message): the least-squares solution of each system instead
+        coef = (np.linalg.pinv(A) @ rhs[..., None])[..., 0]
     slopes = np.clip(coef[:, 1:], 0.0, LEE_BOUND)
     # a re-solved for the clipped slopes: its least-squares value given them
     a = (rhs[:, 0] - slopes[:, 0] * sp - slopes[:, 1] * sq) / max(s1, 1e-300)

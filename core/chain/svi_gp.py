@@ -43,6 +43,8 @@ from core.chain.wing import WingFit, continuation, rate, wing_fit
 from core.engine.conformal import Z80, Z95, ConformalCalibrator
 
 INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95)   # levels the chain's own LOO scores calibrate (half_width)
+# the fewest scores with a finite conformal quantile at every level: ceil((n + 1) a) <= n
+MIN_LEVEL_SCORES = int(np.ceil(1.0 / (1.0 - max(INTERVAL_LEVELS)) - 1e-9)) - 1
 
 TAPER_WIDER = (2.0,)       # fade-width multiples beyond the quotes tried first when a slice fails the re-check
 SMOOTHER = (2.0, 4.0)      # length-scale multiples tried when a slice's correction breaks butterfly
@@ -61,8 +63,10 @@ def _level_calibrator(z: np.ndarray):
     """Per-level multiples of the (scaled) sd from the leave-one-out scores |z|: the interval at
     each level is then its own conformal quantile, not one Gaussian shape. Real chains' LOO errors
     are heavier-tailed than normal (a single factor left the 80 % interval too wide and the 95 %
-    one too narrow on every chain's random hold-out); None with too few scores."""
-    if z.size < 10:
+    one too narrow on every chain's random hold-out); None with too few scores for every level to
+    have a conformal quantile (19 for 95 %: with 10 quotes its half-width was inf), and the sd's
+    normal multiples then apply."""
+    if z.size < MIN_LEVEL_SCORES:
         return None
     return ConformalCalibrator(levels=INTERVAL_LEVELS).fit(np.abs(z), np.ones(z.size))
 

@@ -306,6 +306,8 @@ def _price_values(c: _Ctx, value, has_ba, T, strike, forward) -> tuple:
                 iv_bid[both] = implied_vol(c.num["bid"][both], *args)
                 iv_ask[both] = implied_vol(c.num["ask"][both], *args)
     rows.mark(iv > MAX_IV, f"implied vol above {MAX_IV:g}")
+    # as for vols given as such: a price of 1e-12 at the money is a 4e-14 vol, no market's
+    rows.mark(iv < MIN_IV, f"implied vol below {MIN_IV:g} (not a market vol)")
     c.out["type"] = np.where(is_call, "call", "put")
     c.out["discount"] = discount
     c.out["price_input"] = value

@@ -158,6 +158,8 @@ def _invert(mid, bid, ask, F, K, T, is_call, D, drops) -> tuple:
             drops.mark(code == c, label)
         drops.mark(ok & ~np.isfinite(iv), "mid has no implied vol")
     drops.mark(np.isfinite(iv) & (iv > MAX_IV), f"implied vol above {MAX_IV:g}")
+    # as for vols given as such: a price of 1e-12 at the money is a 4e-14 vol, no market's
+    drops.mark(np.isfinite(iv) & (iv < MIN_IV), f"implied vol below {MIN_IV:g} (not a market vol)")
     return iv, iv_bid, iv_ask
 
 

@@ -158,3 +158,27 @@ def test_rows_beyond_the_chain_domain_are_dropped_with_their_reason(frame_with_q
                          "k": np.tile([-0.05, 0.05], MAX_CHAIN_EXPIRIES + 1), "iv": 0.2})
     with pytest.raises(QuoteError, match=f"span {MAX_CHAIN_EXPIRIES + 1} expiries"):
         repair_chain(many)
+
+
+def test_a_small_chain_gets_finite_intervals():
+    """10 quotes: split conformal has no 95 % quantile below 19 scores, and the half-width was inf;
+    the sd's normal multiples apply instead."""
+    k = np.array([-0.3, -0.1, 0.0, 0.1, 0.3])
+    df = pd.DataFrame({"T": np.repeat([0.25, 0.5], 5), "k": np.tile(k, 2),
+                       "iv": np.r_[0.22 - 0.1 * k + 0.2 * k**2, 0.21 - 0.08 * k + 0.15 * k**2]})
+    q = repair_chain(df, stale=False).quote_table
+    assert np.isfinite(q["half_width_95"]).all() and (q["half_width_95"] > 0).all()
+    assert (q["half_width_95"] > q["sd_repaired"]).all()
+
+
+def test_prices_of_no_market_are_dropped_not_a_singular_matrix():
+    """Every bid 1e-12 and ask 2e-12 (F = 100): the at-the-money ones are vols of 1e-14, dropped
+    as no market's; the rest is repaired (the whole message was once "Singular matrix")."""
+    K = np.arange(70.0, 131.0, 5.0)
+    rows = [{"T": T, "strike": s, "forward": 100.0, "discount": 1.0, "type": "put" if s < 100 else "call",
+             "bid": 1e-12, "ask": 2e-12} for T in (0.25, 0.5, 1.0) for s in K]
+    out = repair_chain(pd.DataFrame(rows), stale=False)
+    q = out.quote_table
+    atm = q["strike"] == 100.0
+    assert (q.loc[atm, "status"] == "dropped").all() and q.loc[atm, "reason"].str.contains("below 0.001").all()
+    assert out.dense.ok and np.isfinite(q.loc[q["status"] == "used", "iv_repaired"]).all()
