@@ -108,7 +108,14 @@ def _repair_chain(args) -> int:
         if value:   # the chain surface is arbitrage-free by construction; grid methods use the shipped weights
             raise ValueError(f"{flag} does not apply with --chain")
     result = repair_chain(_read(args), method=args.method, stale=not args.no_stale)
-    return _report(result.summary_lines(), write_chain_outputs(result, args.out, args.format), args)
+    code = _report(result.summary_lines(), write_chain_outputs(result, args.out, args.format), args)
+    if not result.dense.ok:
+        # the surface is arbitrage-free by construction; should the dense check still find a
+        # violation, the outputs are written for inspection but the run does not pass as clean
+        sys.stderr.write(f"error: the repaired surface fails the dense arbitrage check ({result.dense.n_butterfly} "
+                         f"butterfly, {result.dense.n_calendar} calendar); see dense_check.json in {args.out}\n")
+        return 3
+    return code
 
 
 def _repair(args) -> int:
@@ -153,6 +160,19 @@ def _delegate(argv: list) -> int | None:
     return None
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (a job scheduler's stop, ``timeout``) unwinds like Ctrl-C, so the writers' clean-up
+    runs: killed outright, a stop during the writes left 8 MB temporary files in the output folder."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     delegated = _delegate(argv)
@@ -167,6 +187,7 @@ def main(argv=None) -> int:
     from core.settings import apply_thread_policy
 
     apply_thread_policy()
+    _terminate_as_interrupt()
     try:
         if args.command == "batch":
             from core.batch.cli import run_batch

@@ -93,3 +93,27 @@ def test_writes_go_through_a_temporary_name_and_rename(tmp_path, monkeypatch):
     assert [os.path.basename(b) for _, b in renames] == ["a.csv", "b.json"]
     assert all(os.path.basename(a).startswith(".") and a.endswith(".tmp") for a, _ in renames)
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["a.csv", "b.json"]
+
+
+def test_a_terminate_signal_unwinds_and_leaves_no_temporary_files(capsys, tmp_path, monkeypatch):
+    """SIGTERM (a scheduler's stop, ``timeout``) arriving during the writes: the CLI turns it into
+    an interrupt, so the writers' clean-up runs (killed outright, 8 MB temporary files stayed)."""
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+    real = export._write_temp
+    calls = []
+
+    def terminated_on_second(directory, name, data):
+        calls.append(name)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)       # delivered here, in the main thread
+        return real(directory, name, data)
+
+    monkeypatch.setattr(export, "_write_temp", terminated_on_second)
+    try:
+        code, err = _run(capsys, str(tmp_path / "out"))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 130 and err == ["error: interrupted"]
+    assert len(calls) == 2 and list((tmp_path / "out").iterdir()) == []
