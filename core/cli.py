@@ -92,6 +92,10 @@ def _read(args):
 
 
 def _report(lines, written, args) -> int:
+    from core.quotes.export import earlier_outputs
+
+    for old in earlier_outputs(written):
+        sys.stderr.write(f"warning: {old} is from an earlier run (this one wrote --format {args.format})\n")
     if args.quiet:
         print(args.out)
         return 0

@@ -106,12 +106,14 @@ def off_smile(chain: ChainQuotes, seed: int) -> float:
 
 def _scores(chain: ChainQuotes, method: str | None) -> tuple:
     """stale_scores as the chain workflow calls them: after the ``method`` surface, fitted to the
-    chain as given (moves included); None scores the bare quotes."""
+    chain as given (moves included) less its gross outliers (core.chain.workflow.fit_screened);
+    None scores the bare quotes."""
     if method is None:
         return stale_scores(chain)
     from core.chain.methods import get_chain_method
+    from core.chain.workflow import fit_screened
 
-    return stale_scores(chain, get_chain_method(method).fit(chain))
+    return stale_scores(chain, fit_screened(get_chain_method(method), chain)[0])
 
 
 def measure(chain: ChainQuotes, draws: int, seed: int, method: str | None = None, off: bool = False) -> dict:

@@ -172,6 +172,19 @@ def write_files(out_dir, files: dict) -> list:
             tmp.unlink(missing_ok=True)
 
 
+def earlier_outputs(written: list) -> list:
+    """Files beside ``written`` (paths just written) with one of their names in the other table
+    format, left from an earlier run: a --format csv run into a folder holding a --format both
+    run's quotes.parquet left it there, 60 rows beside the new 9."""
+    if not written:
+        return []
+    names = {p.name for p in written}
+    stems = {p.stem for p in written if p.suffix in (".csv", ".parquet")}
+    folder = written[0].parent
+    return sorted(folder / f"{stem}{ext}" for stem in stems for ext in (".csv", ".parquet")
+                  if f"{stem}{ext}" not in names and (folder / f"{stem}{ext}").is_file())
+
+
 def table_files(frames: dict, fmt: str) -> dict:
     """{"<name>.<csv|parquet>": bytes} for each {name: DataFrame}, in ``fmt`` ("csv", "parquet" or "both")."""
     if fmt not in FORMATS:

@@ -201,3 +201,41 @@ def test_the_cli_does_not_pass_a_surface_that_fails_the_dense_check(tmp_path, fr
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3 and err[-1].startswith("error: the repaired surface fails the dense arbitrage check (2 butterfly")
     assert (tmp_path / "o" / "dense_check.json").exists()
+
+
+def test_a_gross_outlier_is_left_out_of_the_fit_and_flagged(frame_with_queries):
+    """One quote at 1 % vol among 20 % ones once pulled its slice 14 vol points down at the money
+    and, through the calendar order, every shorter expiry with it."""
+    from core.chain.workflow import GROSS_Z
+
+    df, n = frame_with_queries
+    quotes = df.iloc[:n].copy()
+    T = np.sort(quotes["T"].unique())
+    at = quotes.index[(quotes["T"] == T[len(T) // 2])][np.argmin(np.abs(quotes.loc[quotes["T"] == T[len(T) // 2], "k"]))]
+    clean = repair_chain(quotes, method="svi_fit").quote_table
+    assert (clean["status"] == "used").all()             # no clean quote of the chain is left out
+    half = 0.5 * (quotes.loc[at, "ask"] - quotes.loc[at, "bid"])
+    quotes.loc[at, ["iv", "bid", "ask"]] = [0.01, 0.01 - half, 0.01 + half]
+    out = repair_chain(quotes, method="svi_fit")
+    q = out.quote_table
+    assert q.loc[at, "status"] == "dropped" and q.loc[at, "stale_flag"] and q.loc[at, "reason"].startswith("stale: -")
+    assert float(q.loc[at, "reason"].split()[1]) < -GROSS_Z
+    others = q.index != at
+    # every other quote is repaired exactly as if the bad one were not in the file, and flagged
+    # as on the clean chain; with it in the fit, its neighbours would sit far below their quotes
+    without = repair_chain(quotes.drop(index=at), method="svi_fit").quote_table
+    np.testing.assert_allclose(q.loc[others, "iv_repaired"].to_numpy(), without["iv_repaired"].to_numpy(), atol=1e-12)
+    assert (q.loc[others, "stale_flag"] == clean.loc[others, "stale_flag"]).all()
+    assert np.abs(q.loc[others, "iv_repaired"] - clean.loc[others, "iv_repaired"]).max() < 0.001
+    assert any("left out of the fit: 1" in line for line in out.summary_lines())
+
+
+def test_quotes_below_the_surface_floor_are_said():
+    from core.chain.build import MIN_IV
+
+    k = np.array([-0.2, -0.1, 0.0, 0.1, 0.2])
+    df = pd.DataFrame({"T": np.repeat([0.25, 0.5], 5), "k": np.tile(k, 2), "iv": 0.5 * MIN_IV})
+    lines = repair_chain(df, method="svi_fit", stale=False).summary_lines()
+    assert f"warning: 10 quote(s) below {100 * MIN_IV:g} % vol, the chain surface's floor: it does not follow them there" in lines
+    df["iv"] = 0.2
+    assert not any("floor" in line for line in repair_chain(df, method="svi_fit", stale=False).summary_lines())

@@ -117,3 +117,16 @@ def test_a_terminate_signal_unwinds_and_leaves_no_temporary_files(capsys, tmp_pa
         signal.signal(signal.SIGTERM, previous)
     assert code == 130 and err == ["error: interrupted"]
     assert len(calls) == 2 and list((tmp_path / "out").iterdir()) == []
+
+
+def test_outputs_of_an_earlier_run_in_the_other_format_are_named(capsys, tmp_path):
+    out = tmp_path / "out"
+    code = main(["repair", SAMPLE, "--method", "interp", "--no-stale", "--format", "both", "--out", str(out)])
+    assert code == 0 and (out / "quotes.parquet").exists()
+    capsys.readouterr()
+    code, err = _run(capsys, str(out))                  # --format csv into the same folder
+    assert code == 0
+    assert f"warning: {out / 'quotes.parquet'} is from an earlier run (this one wrote --format csv)" in err
+    code, err = _run(capsys, str(out))
+    assert code == 0 and all("earlier run" not in line or "parquet" in line for line in err)
+    assert not any(".csv is from an earlier run" in line for line in err)
