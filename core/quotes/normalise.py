@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from core.quotes.dates import far_dates, parse_date_column, parse_one_date, year_fraction
+from core.quotes.forwards import MAX_CARRY
 from core.quotes.quoteset import MAX_IV, MIN_IV, QuoteError, QuoteSet, ValidationReport, check_enough, mark_outside
 from core.quotes.units import bidask_units, column_numbers, vol_scale
 
@@ -288,6 +289,11 @@ def _price_values(c: _Ctx, value, has_ba, T, strike, forward) -> tuple:
     rows, n = c.rows, c.n
     is_call = _option_type(c)
     discount = _discount(c)
+    with np.errstate(all="ignore"):
+        # a discount of 1.5 at half a year is a rate of -81 %: a wrong column, not a market
+        rate = -np.log(discount) / T
+    rows.mark(np.isfinite(rate) & (np.abs(rate) > MAX_CARRY),
+              f"discount implies a rate beyond {100 * MAX_CARRY:g} % a year")
     iv, iv_bid, iv_ask = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     ok = ~rows.bad
     if ok.any():

@@ -239,3 +239,23 @@ def test_quotes_below_the_surface_floor_are_said():
     assert f"warning: 10 quote(s) below {100 * MIN_IV:g} % vol, the chain surface's floor: it does not follow them there" in lines
     df["iv"] = 0.2
     assert not any("floor" in line for line in repair_chain(df, method="svi_fit", stale=False).summary_lines())
+
+
+def test_a_discount_implying_an_absurd_rate_is_dropped():
+    """A discount of 1.5 at a quarter of a year is a rate of -162 %: a wrong column, dropped with
+    its reason (it was used, and moved every vol)."""
+    from core.engine.black import black_price
+
+    K = np.arange(80.0, 121.0, 5.0)
+    rows = []
+    for T, D in ((0.25, 1.5), (0.5, 0.98), (1.0, 0.96)):
+        for s in K:
+            call = s >= 100.0
+            p = float(black_price(100.0, s, T, 0.2, call, 0.98 if D > 1 else D))
+            rows.append({"T": T, "strike": s, "forward": 100.0, "discount": D, "type": "call" if call else "put",
+                         "bid": 0.99 * p, "ask": 1.01 * p})
+    q = repair_chain(pd.DataFrame(rows), method="svi_fit", stale=False).quote_table
+    first = q["T"] == 0.25
+    assert (q.loc[first, "status"] == "dropped").all()
+    assert q.loc[first, "reason"].str.startswith("discount implies a rate beyond 100 % a year").all()
+    assert (q.loc[~first, "status"] == "used").all()
