@@ -95,9 +95,12 @@ def test_two_starts_converging_together_skip_the_penalised_second_try(monkeypatc
     real_polish = svi._polish
 
     def polish(*args, **kwargs):
-        q, ok = real_polish(*args, **kwargs)
+        # SLSQP's own success flag at its last line search differs between CPUs (on one machine
+        # it declared the first polish converged, on another not): held at "not converged", so
+        # only the two starts' agreement can accept the fit, on every machine
+        q, _ = real_polish(*args, **kwargs)
         polished.append(svi._misfit(q, d, np.sqrt(T)))
-        return q, ok
+        return q, False
 
     def penalised(*args, **kwargs):
         raise AssertionError(f"the penalised second try ran after {polished}")
