@@ -2,8 +2,9 @@
 
 ``repair_chain(source, method)`` reads the file with the quote importer, keeps every usable quote
 (the ones the grid workflow sets aside as "outside" too: their status is ``used`` here, and the
-report counts them as used), fits ``method`` (core.chain.methods),
-and returns the tables:
+report counts them as used; rows beyond the chain's own domain dropped, QuoteSet.on_own_domain),
+fits ``method`` (core.chain.methods) to them less their gross outliers (``fit_screened``), and
+returns the tables:
 
 - ``quote_table``: one row per input row, the importer's columns plus ``iv_repaired`` (the
   surface), ``iv_quote_model`` (the predicted quote: the surface plus the method's put-call
@@ -30,6 +31,7 @@ from core.chain.methods import DEFAULT_CHAIN_METHOD, get_chain_method
 from core.chain.types import CHAIN_STATUSES, from_quoteset
 from core.chain.wing import note as wing_note
 from core.engine.dense_check import N_STRIKES
+from core.engine.grid import MIN_QUOTES
 from core.quotes.quoteset import MAX_CHAIN_ABS_K, MAX_CHAIN_T, MIN_CHAIN_T
 from core.quotes.read import as_quoteset
 from core.settings import ensure_thread_policy
@@ -109,9 +111,9 @@ def fit_screened(chain_method, chain, ask=None) -> tuple:
     """(surface, gross, scores): ``chain_method`` fitted to ``chain`` without its gross outliers
     (the mask ``gross``): the quotes whose stale score before any fit (``scores``; core.chain.stale:
     each against a robust local fit of its own expiry's neighbours, in units of its own bid-ask)
-    exceeds GROSS_Z. One such quote (a 1 % vol
-    among 23 % ones) pulled its slice down 14 vol points at the money, and with it, through the
-    calendar order, every shorter expiry (a 41 % ATM vol repaired to 21 %). GROSS_Z is twice the
+    exceeds GROSS_Z. One such quote (a 1 % vol among 23 % ones) pulled its slice down 14 vol
+    points at the money, and with it, through the calendar order, every shorter expiry (a 41 %
+    ATM vol repaired to 21 %). GROSS_Z is twice the
     largest such score on the validation chains (AAPL 6.3, SPY 2026-08-13 4.1, DAX 3.9, synthetic
     chains at most 5.0); the held-out chains' largest are 2.3-7.0, so no clean quote of the
     shared chains is left out. A moved quote is still scored after the surface like any other."""
@@ -119,7 +121,7 @@ def fit_screened(chain_method, chain, ask=None) -> tuple:
 
     before, _ = stale_scores(chain, None)
     gross = np.abs(np.nan_to_num(before)) > GROSS_Z
-    if not gross.any() or gross.sum() > len(chain) - 4:
+    if not gross.any() or len(chain) - gross.sum() < MIN_QUOTES:     # too few left: fit them all
         return chain_method.fit(chain, ask=ask), np.zeros(len(chain), bool), before
     return chain_method.fit(chain.subset(~gross), ask=ask), gross, before
 
