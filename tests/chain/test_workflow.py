@@ -259,3 +259,12 @@ def test_a_discount_implying_an_absurd_rate_is_dropped():
     assert (q.loc[first, "status"] == "dropped").all()
     assert q.loc[first, "reason"].str.startswith("discount implies a rate beyond 100 % a year").all()
     assert (q.loc[~first, "status"] == "used").all()
+
+
+def test_one_expiry_in_days_among_years_is_said():
+    k = np.array([-0.2, -0.1, 0.0, 0.1, 0.2])
+    df = pd.DataFrame({"T": np.repeat([0.25, 0.5, 30.0], 5), "k": np.tile(k, 3), "iv": 0.2})
+    lines = repair_chain(df, method="svi_fit", stale=False).summary_lines()
+    assert "warning: the longest expiry (T = 30) is 60 times the next (0.5): days given as years?" in lines
+    df["T"] = np.repeat([0.25, 0.5, 5.0], 5)        # a 5-year expiry beside 6 months is a real chain's
+    assert not any("days given as years" in x for x in repair_chain(df, method="svi_fit", stale=False).summary_lines())
