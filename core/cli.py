@@ -164,9 +164,10 @@ def _delegate(argv: list) -> int | None:
     return None
 
 
-def _terminate_as_interrupt() -> None:
+def _terminate_as_interrupt():
     """SIGTERM (a job scheduler's stop, ``timeout``) unwinds like Ctrl-C, so the writers' clean-up
-    runs: killed outright, a stop during the writes left 8 MB temporary files in the output folder."""
+    runs: killed outright, a stop during the writes left 8 MB temporary files in the output folder.
+    Returns the handler it replaced (None off the main thread)."""
     import signal
     import threading
 
@@ -174,7 +175,16 @@ def _terminate_as_interrupt() -> None:
         raise KeyboardInterrupt
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, interrupt)
+        return signal.signal(signal.SIGTERM, interrupt)
+    return None
+
+
+def _restore_terminate(previous) -> None:
+    """Put back the SIGTERM handler ``main`` found (an in-process caller keeps its own)."""
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv=None) -> int:
@@ -191,7 +201,7 @@ def main(argv=None) -> int:
     from core.settings import apply_thread_policy
 
     apply_thread_policy()
-    _terminate_as_interrupt()
+    previous = _terminate_as_interrupt()
     try:
         if args.command == "batch":
             from core.batch.cli import run_batch
@@ -217,6 +227,8 @@ def main(argv=None) -> int:
         message = " ".join(str(exc).split())
         sys.stderr.write(f"error: unexpected {type(exc).__name__}: {message} (rerun with --debug for the traceback)\n")
         return 1
+    finally:
+        _restore_terminate(previous)
 
 
 if __name__ == "__main__":

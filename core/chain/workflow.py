@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from core.chain.build import MIN_IV
+from core.chain.build import MIN_IV, W_FLOOR
 from core.chain.methods import DEFAULT_CHAIN_METHOD, get_chain_method
 from core.chain.types import CHAIN_STATUSES, from_quoteset
 from core.chain.wing import note as wing_note
@@ -126,6 +126,23 @@ def fit_screened(chain_method, chain, ask=None) -> tuple:
     return chain_method.fit(chain.subset(~gross), ask=ask), gross, before
 
 
+def _without_queries(report, table: pd.DataFrame, asked: np.ndarray):
+    """``report`` with the rows ``asked`` (table positions) out of its dropped and set-aside lists:
+    a line number stays under a reason while any other row of that line has that reason."""
+    rows, reasons = table["row"].to_numpy(), table["reason"].astype(str).to_numpy()
+
+    def keep(lists: dict) -> dict:
+        out = {}
+        for reason, ids in lists.items():
+            others = set(rows[(reasons == reason) & ~asked].tolist())
+            kept = [x for x in ids if x in others]
+            if kept:
+                out[reason] = kept
+        return out
+
+    return replace(report, dropped=keep(report.dropped), skipped=keep(report.skipped))
+
+
 def repair_chain(source, method: str | None = None, valuation_date=None, name: str | None = None,
                  stale: bool = True) -> ChainRepair:
     """Read (if needed) and repair a quote file on its own domain (``method`` default
@@ -141,14 +158,14 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
     beyond_reason = (f"query beyond the chain's domain (T in [{MIN_CHAIN_T:g}, {MAX_CHAIN_T:g}] years, "
                      f"|k| <= {MAX_CHAIN_ABS_K:g}): not answered")
     if query.any() or beyond.any():
-        # a query row is answered, not dropped: the importer's "missing iv" count leaves it out,
-        # and one beyond the domain is counted under its own reason
-        asked = set(table.loc[query | beyond, "row"].tolist())
-        dropped = {r: [x for x in v if x not in asked] for r, v in quotes.report.dropped.items()}
-        dropped = {r: v for r, v in dropped.items() if v}
+        # a query row is answered, not dropped or set aside: the importer's counts leave it out,
+        # and one beyond the domain is counted under its own reason. By table row, not by input
+        # line: a line of a side-by-side or matrix layout holds several rows (a query beside a
+        # crossed quote must not take the crossed one out of the count)
+        quotes = replace(quotes, report=_without_queries(quotes.report, table, query | beyond))
         if beyond.any():
-            dropped[beyond_reason] = table.loc[beyond, "row"].tolist()
-        quotes = replace(quotes, report=replace(quotes.report, dropped=dropped))
+            dropped = {**quotes.report.dropped, beyond_reason: table.loc[beyond, "row"].tolist()}
+            quotes = replace(quotes, report=replace(quotes.report, dropped=dropped))
     T_all = pd.to_numeric(table["T"], errors="coerce").to_numpy(np.float64)
     k_all = pd.to_numeric(table["k"], errors="coerce").to_numpy(np.float64)
     ask = (T_all[query], k_all[query]) if query.any() else None
@@ -176,6 +193,7 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
     qt["is_query"] = query
     qt.loc[query, "status"] = "query"
     qt.loc[query, "reason"] = "query: no quote, a repaired value asked for"
+    qt.loc[beyond, "status"] = "dropped"
     qt.loc[beyond, "reason"] = beyond_reason
     # a query at an expiry with no quotes has no forward there (none to take from put-call parity)
     no_forward = qt["reason"].astype(str).str.startswith("query").to_numpy() & ~np.isfinite(k_all) & ~query
@@ -186,17 +204,18 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
     if gross.any():
         rows = np.flatnonzero(table["status"].isin(CHAIN_STATUSES).to_numpy())[gross]
         qt.iloc[rows, qt.columns.get_loc("status")] = "dropped"
-        qt.iloc[rows, qt.columns.get_loc("reason")] = [f"stale: {z:+.0f} sd off its expiry's other quotes before the "
+        qt.iloc[rows, qt.columns.get_loc("reason")] = [f"stale: {z:+.1f} sd off its expiry's other quotes before the "
                                                         f"fit (beyond {GROSS_Z:g}): left out of the fit" for z in before[gross]]
         label = f"stale: over {GROSS_Z:g} sd off its expiry's other quotes, left out of the fit"
         quotes = replace(quotes, report=replace(quotes.report, n_used=quotes.report.n_used - int(gross.sum()),
                                                 dropped={**quotes.report.dropped, label: qt["row"].iloc[rows].tolist()}))
     notes = [f"warning: {chain_method.warning}"] if chain_method.warning else []
-    low = int(np.sum(chain.iv < MIN_IV))
+    # the floor: MIN_IV, or higher where w = iv^2 T would sit under W_FLOOR (minutes to expiry)
+    low = int(np.sum(chain.iv < np.maximum(MIN_IV, np.sqrt(W_FLOOR / chain.T))))
     if low:
         # quotes of 0.1 % vol came out near 1 %, with no word: the surface cannot go that low
-        notes.append(f"warning: {low} quote(s) below {100 * MIN_IV:g} % vol, the chain surface's floor: "
-                     "it does not follow them there")
+        notes.append(f"warning: {low} quote(s) below the chain surface's floor ({100 * MIN_IV:g} % vol, more within "
+                     "minutes of expiry): it does not follow them there")
     params = surface.params()
     if getattr(surface, "wing_alpha", None) is not None:
         # how the smiles were continued beyond the quotes is a modelling choice a user should see

@@ -99,6 +99,7 @@ def parity_fit(strike, call_mid, put_mid, T: float, n_near: int = N_NEAR) -> Par
 
 MAX_CARRY = 1.0   # |rate| or |dividend yield| per year above 100 %: a percent typed for a decimal
                   # (--rate 4 gave forwards up to 400 times the spot and vols of 100-350 %)
+MIN_RATE_SPAN = 7.0 / 365.0   # years: a discount is read as a rate over at least a week (normalise)
 
 
 def carry_problem(spot=None, rate=None, dividend_yield=None) -> str | None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from core.quotes.dates import far_dates, parse_date_column, parse_one_date, year_fraction
-from core.quotes.forwards import MAX_CARRY
+from core.quotes.forwards import MAX_CARRY, MIN_RATE_SPAN
 from core.quotes.quoteset import MAX_IV, MIN_IV, QuoteError, QuoteSet, ValidationReport, check_enough, mark_outside
 from core.quotes.units import bidask_units, column_numbers, vol_scale
 
@@ -290,8 +290,10 @@ def _price_values(c: _Ctx, value, has_ba, T, strike, forward) -> tuple:
     is_call = _option_type(c)
     discount = _discount(c)
     with np.errstate(all="ignore"):
-        # a discount of 1.5 at half a year is a rate of -81 %: a wrong column, not a market
-        rate = -np.log(discount) / T
+        # a discount of 1.5 at half a year is a rate of -81 %: a wrong column, not a market. Over
+        # at least a week: a 0DTE option's discount runs to its premium's settlement, a day or a
+        # weekend past an expiry minutes away (a fair 5 % rate over 30 minutes read as 240 %)
+        rate = -np.log(discount) / np.maximum(T, MIN_RATE_SPAN)
     rows.mark(np.isfinite(rate) & (np.abs(rate) > MAX_CARRY),
               f"discount implies a rate beyond {100 * MAX_CARRY:g} % a year")
     iv, iv_bid, iv_ask = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)

@@ -184,3 +184,23 @@ def test_a_polish_at_the_calendar_caps_bound_is_kept_at_once(monkeypatch):
     p = svi.fit_slice(d, np.full(N_PENALTY, 1e-8), cap)
     assert len(polished) == 1 and polished[0] <= svi.ACCEPT_MISFIT * bound
     assert (svi.svi_w(p, d.k_dense) <= cap + 1e-12).all()
+
+
+def test_a_degenerate_design_falls_back_to_least_squares(monkeypatch):
+    """One strike repeated, with weights of 1e14 (quotes whose w underflows): np.linalg.solve
+    finds the 3 x 3 systems singular; each is then solved in least squares, finite, where the
+    whole message had been "Singular matrix"."""
+    raised = []
+    real = np.linalg.solve
+
+    def solve(*args, **kwargs):
+        try:
+            return real(*args, **kwargs)
+        except np.linalg.LinAlgError:
+            raised.append(1)
+            raise
+
+    monkeypatch.setattr(np.linalg, "solve", solve)
+    k, w = np.full(4, 0.1), np.full(4, 1e-28)
+    coef, sse = svi._linear_part(k, w, np.full(4, 1e14), np.array([0.0, 0.1]), np.array([0.1, 0.2]))
+    assert raised and np.isfinite(coef).all() and np.isfinite(sse).all()

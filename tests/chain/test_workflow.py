@@ -236,7 +236,8 @@ def test_quotes_below_the_surface_floor_are_said():
     k = np.array([-0.2, -0.1, 0.0, 0.1, 0.2])
     df = pd.DataFrame({"T": np.repeat([0.25, 0.5], 5), "k": np.tile(k, 2), "iv": 0.5 * MIN_IV})
     lines = repair_chain(df, method="svi_fit", stale=False).summary_lines()
-    assert f"warning: 10 quote(s) below {100 * MIN_IV:g} % vol, the chain surface's floor: it does not follow them there" in lines
+    assert (f"warning: 10 quote(s) below the chain surface's floor ({100 * MIN_IV:g} % vol, more within minutes of "
+            "expiry): it does not follow them there") in lines
     df["iv"] = 0.2
     assert not any("floor" in line for line in repair_chain(df, method="svi_fit", stale=False).summary_lines())
 
@@ -268,3 +269,45 @@ def test_one_expiry_in_days_among_years_is_said():
     assert "warning: the longest expiry (T = 30) is 60 times the next (0.5): days given as years?" in lines
     df["T"] = np.repeat([0.25, 0.5, 5.0], 5)        # a 5-year expiry beside 6 months is a real chain's
     assert not any("days given as years" in x for x in repair_chain(df, method="svi_fit", stale=False).summary_lines())
+
+
+def test_the_summary_counts_every_row_once_on_a_matrix_layout(tmp_path):
+    """A matrix layout holds one table row per expiry on each line: a query (an empty cell) beside
+    a dropped cell on the same line must leave the drop in the count (it once vanished)."""
+    from pathlib import Path
+
+    lines = (Path(__file__).resolve().parents[1] / "fixtures" / "layouts" / "quantlib_matrix.txt").read_text().splitlines()
+    numeric = [i for i, line in enumerate(lines) if line.strip() and line.strip()[0].isdigit()]
+    i = numeric[len(numeric) // 2]
+    cells = lines[i].split(",") if "," in lines[i] else lines[i].split()
+    sep = "," if "," in lines[i] else " "
+    cells[1] = "9.5"                          # a vol of 950 % in the first expiry's column
+    lines[i] = sep.join(cells)
+    path = tmp_path / "m.txt"
+    path.write_text("\n".join(lines) + "\n")
+    out = repair_chain(path, method="svi_fit", stale=False)
+    q, report = out.quote_table, out.quotes.report
+    bad = q[(q["status"] == "dropped")]
+    assert len(bad) == 1 and report.n_dropped == 1 and list(report.dropped.values())[0] == bad["row"].tolist()
+    n_query = int(q["is_query"].sum())
+    assert q.loc[q["row"] == bad["row"].iloc[0], "is_query"].any()      # a query on the dropped cell's line
+    assert report.n_used + report.n_skipped + report.n_dropped + n_query == len(q)
+    assert f"{n_query} query row(s) answered" in "\n".join(out.summary_lines())
+
+
+def test_a_zero_dte_discount_is_no_absurd_rate():
+    """Minutes to expiry, the discount to the premium's settlement a day later: a fair 5 % rate,
+    not the 240 % that -ln(D) / T reads over 30 minutes."""
+    from core.engine.black import black_price
+
+    K = np.arange(90.0, 111.0, 2.5)
+    rows = []
+    for T in (30 / 525600, 0.1, 0.5):
+        D = float(np.exp(-0.05 * max(T, 1 / 365)))
+        for s in K:
+            call = s >= 100.0
+            p = float(black_price(100.0, s, T, 0.3, call, D))
+            rows.append({"T": T, "strike": s, "forward": 100.0, "discount": D, "type": "call" if call else "put",
+                         "bid": 0.99 * p, "ask": 1.01 * p})
+    q = repair_chain(pd.DataFrame(rows), method="svi_fit", stale=False).quote_table
+    assert not q["reason"].astype(str).str.contains("discount implies").any()

@@ -113,10 +113,13 @@ def test_a_terminate_signal_unwinds_and_leaves_no_temporary_files(capsys, tmp_pa
     monkeypatch.setattr(export, "_write_temp", terminated_on_second)
     try:
         code, err = _run(capsys, str(tmp_path / "out"))
+        restored = signal.getsignal(signal.SIGTERM)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    assert restored is previous
     assert code == 130 and err == ["error: interrupted"]
     assert len(calls) == 2 and list((tmp_path / "out").iterdir()) == []
+    # (above) main put back the handler it found: an in-process caller keeps its own
 
 
 def test_outputs_of_an_earlier_run_in_the_other_format_are_named(capsys, tmp_path):
