@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--strict", action="store_true", help="fail if any row is dropped (default: drop and report)")
     rep.add_argument("--no-stale", action="store_true", help="skip the stale-quote scores (faster)")
     rep.add_argument("--quiet", action="store_true", help="print only the output directory")
-    rep.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    rep.add_argument("--debug", action="store_true", help="show the traceback of any error, bad input included")
     from core.batch.cli import add_batch_parser
 
     add_batch_parser(sub, CHAIN_METHODS, DEFAULT_METHOD, DEFAULT_CHAIN_METHOD)
@@ -209,6 +209,8 @@ def main(argv=None) -> int:
             return run_batch(args)
         return _repair(args)
     except (ValueError, WeightsError) as exc:
+        if getattr(args, "debug", False):     # a one-line message hides where it came from
+            raise
         message = " ".join(str(exc).split()) or type(exc).__name__
         sys.stderr.write(f"error: {message}\n")
         return 2

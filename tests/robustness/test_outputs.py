@@ -3,6 +3,8 @@ symlinks are refused, and a failed write leaves the previous outputs as they wer
 import errno
 import os
 
+import pytest
+
 
 from core.cli import main
 from core.quotes import export
@@ -133,3 +135,12 @@ def test_outputs_of_an_earlier_run_in_the_other_format_are_named(capsys, tmp_pat
     code, err = _run(capsys, str(out))
     assert code == 0 and all("earlier run" not in line or "parquet" in line for line in err)
     assert not any(".csv is from an earlier run" in line for line in err)
+
+
+def test_debug_shows_where_a_bad_input_error_came_from(capsys, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("T,k,iv\n0.5,0.0,0.2\n")
+    assert main(["repair", str(bad), "--chain", "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    with pytest.raises(ValueError, match="usable quote"):
+        main(["repair", str(bad), "--chain", "--debug", "--out", str(tmp_path / "o")])
