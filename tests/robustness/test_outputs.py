@@ -5,7 +5,6 @@ import os
 
 import pytest
 
-
 from core.cli import main
 from core.quotes import export
 from core.settings import SAMPLES_DIR
