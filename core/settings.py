@@ -27,6 +27,14 @@ THREADS = 1
 _applied = False
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def _env_threads() -> int:
     """The user's OMP_NUM_THREADS when it is a positive integer, else THREADS (a malformed value
     must not stop the CLI: torch and OpenMP would reject it too)."""

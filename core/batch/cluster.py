@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from contextlib import contextmanager
 
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -28,10 +27,9 @@ CONNECT_TIMEOUT_S = 30
 
 def default_workers() -> int:
     """The cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    from core.settings import usable_cores
+
+    return usable_cores()
 
 
 def warm_weights(method: str, config: dict) -> None:

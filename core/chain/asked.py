@@ -24,7 +24,7 @@ from core.chain.build import (CAL_CHECK_MARGIN, CAL_FIT_MARGIN, MIN_IV, N_LOCAL_
                               N_RECHECK, W_FLOOR, dense_k, with_local)
 from core.chain.corrected import CAP_SAFE, KNOT_Z, best_correction
 from core.chain.prices import mix_log, w_from_log_otm
-from core.chain.surface import SVISlice, atm_price
+from core.chain.surface import SVISlice, atm_price, shorter_share
 from core.chain.svi import PARAMS, SliceData, fit_slice, slice_ok
 
 N_NODES = 41        # nodes of an asked smile across the z range both neighbours quote
@@ -114,7 +114,7 @@ def _base(T: float, k_a: np.ndarray, iv_a: np.ndarray, theta: float, shorter, lo
         return SVISlice(tuple(map(float, p)))
     price_lo, price_hi = (float(np.exp(s.log_otm(np.array([0.0]))[0])) for s in (shorter, longer))
     price_atm = float(atm_price(theta))
-    weight = (price_hi - price_atm) / (price_hi - price_lo) if price_hi > price_lo else 0.5
+    weight = shorter_share(price_lo, price_hi, price_atm) if price_hi > price_lo else 0.5
     return BetweenSlice(shorter, longer, float(np.clip(weight, 1e-6, 1.0 - 1e-6)))
 
 

@@ -36,6 +36,12 @@ def atm_price(w) -> np.ndarray:
     return 2.0 * ndtr(0.5 * np.sqrt(np.maximum(w, 0.0))) - 1.0
 
 
+def shorter_share(p_lo, p_hi, p):
+    """The shorter slice's weight in a price mix of two slices (ATM prices p_lo < p_hi) whose ATM
+    price is p: the mix then has exactly the wanted ATM level (the caller guards p_hi > p_lo)."""
+    return (p_hi - p) / (p_hi - p_lo)
+
+
 @dataclass(frozen=True)
 class SVISlice:
     """A raw-SVI smile (a, b, rho, m, sigma) in total variance."""
@@ -178,7 +184,7 @@ class SliceSurface:
         theta_T = th[i + 1] - lin * (th[i + 1] - th[i])
         if self._theta_fn is not None:
             theta_T = np.clip(self._theta_fn(T), th[i], th[i + 1])
-        return np.clip((p_hi - atm_price(theta_T)) / (p_hi - p_lo), 0.0, 1.0)
+        return np.clip(shorter_share(p_lo, p_hi, atm_price(theta_T)), 0.0, 1.0)
 
     @staticmethod
     def _flat(T, k):

@@ -40,7 +40,7 @@ import numpy as np
 from core.chain.methods import CHAIN_METHODS, get_chain_method
 from core.chain.types import ChainQuotes
 from core.chain.wing import outer_mask
-from core.settings import REPO_ROOT
+from core.settings import REPO_ROOT, usable_cores
 
 PROTOCOLS = ("random", "wing", "expiry")
 RANDOM_FRACTION = 0.2
@@ -50,14 +50,9 @@ DEFAULT_JSON = REPO_ROOT / "out" / "real_benchmark.json"
 SAMPLED = ("ah", "cnn", "vae")   # scored on a subsample by default (module doc)
 
 
-def _cores() -> int:
-    """The cores this process may run on (its affinity where the OS tells it)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 # one process per core (the tasks are independent fits), at most 8: a run has 6 x 9 tasks and each
 # process holds torch and the weights
-DEFAULT_WORKERS = max(1, min(8, _cores()))
+DEFAULT_WORKERS = max(1, min(8, usable_cores()))
 
 
 @dataclass
@@ -293,23 +288,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _method_list(parser, text: str, flag: str) -> tuple:
+    """Chain methods from a comma-separated list; a parser error naming the unknown ones."""
+    names = tuple(m for m in text.split(",") if m)
+    unknown = [m for m in names if m not in CHAIN_METHODS]
+    if unknown:
+        parser.error(f"{flag}unknown method(s) {', '.join(unknown)}; choose from {', '.join(CHAIN_METHODS)}")
+    return names
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    methods = tuple(m for m in args.methods.split(",") if m)
-    unknown = [m for m in methods if m not in CHAIN_METHODS]
-    if unknown:
-        parser.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(CHAIN_METHODS)}")
+    methods = _method_list(parser, args.methods, "")
     if args.draws < 1:
         parser.error("--draws must be at least 1")
     protocols = tuple(p for p in args.protocols.split(",") if p)
     if not protocols or set(protocols) - set(PROTOCOLS):
         parser.error(f"--protocols: choose from {', '.join(PROTOCOLS)}")
     chains = tuple(c for c in args.chains.split(",") if c)
-    sampled = tuple(m for m in args.sampled.split(",") if m)
-    unknown = [m for m in sampled if m not in CHAIN_METHODS]
-    if unknown:
-        parser.error(f"--sampled: unknown method(s) {', '.join(unknown)}; choose from {', '.join(CHAIN_METHODS)}")
+    sampled = _method_list(parser, args.sampled, "--sampled: ")
     cfg = RealConfig(draws=args.draws, max_expiries=args.max_expiries or None, sampled=sampled,
                      sampled_draws=args.sampled_draws or None, sampled_max_expiries=args.sampled_max_expiries or None,
                      seed=args.seed, methods=methods, workers=args.workers,

@@ -171,12 +171,12 @@ class QuoteSet:
                 dropped[label] = table.loc[beyond, "row"].tolist()
                 used &= ~beyond
         source = self.report.source
-        n_expiries = np.unique(np.round(T[used], 9)).size
+        E = np.unique(np.round(T[used], 9))
+        n_expiries = E.size
         if n_expiries > MAX_CHAIN_EXPIRIES:
             raise QuoteError(f"{source}: the quotes span {n_expiries} expiries; one chain has at most "
                              f"{MAX_CHAIN_EXPIRIES} (several chains or valuation dates in one file?)")
         report = self.report.on_own_domain(int(used.sum()), n_expiries, dropped)
-        E = np.unique(np.round(T[used], 9))
         if E.size >= 2 and E[-1] > 5.0 and E[-1] > 10.0 * E[-2]:
             # one expiry written in days among years (30 for 0.08) was taken as a 30-year expiry
             report = replace(report, warnings=[*report.warnings, f"the longest expiry (T = {E[-1]:.4g}) is "

@@ -129,10 +129,12 @@ def as_quoteset(source, name: str | None = None, valuation_date=None) -> QuoteSe
 
 
 def _from_laid_out(laid: LaidOut, name: str, valuation_date, spot, rate, dividend_yield) -> QuoteSet:
-    problem = carry_problem(spot, rate, dividend_yield)     # refused even where the file's forwards win
-    if problem:
-        raise QuoteError(f"{name}: {problem}")
     if laid.layout == "generic" and laid.raw is not None and not _needs_chain_path(laid):
+        # the chain importer checks the options itself; here they are refused even though the
+        # file's own forwards win
+        problem = carry_problem(spot, rate, dividend_yield)
+        if problem:
+            raise QuoteError(f"{name}: {problem}")
         return normalise_quotes(laid.raw, source=name, valuation_date=valuation_date)
     chain = import_laid_out(laid, name, valuation_date, spot, rate, dividend_yield)
     return quote_set_from_chain(chain)
