@@ -13,6 +13,9 @@ Families
                     and convexity term structures, asymmetric right wing, event bumps and kinks
                     (the out-of-family test). Calendar-monotone by cumulative max.
 - ``heston``        Heston stochastic-volatility surfaces (core.engine.heston), a family with real dynamics.
+- ``essvi_broad``   extended SSVI (correlation varying with theta) over wide ranges, with its own ATM
+                    term structures and event bumps: not a test family but a broad component in every
+                    prior of ``best`` (what keeps a family it never saw repairable).
 - ``merton_jump``, ``lognormal_mixture``  jump-diffusion and regime-mixture surfaces
                     (core.synth.mixtures): never in the prior of ``best``, the benchmark's outside test.
 """
@@ -56,6 +59,26 @@ SABR_EVENT_RANGES: Dict[str, tuple] = {
 SABR_EVENT_NOISE = {"atm": 0.002, "skew": 0.025, "convex": 0.03}
 SABR_EVENT_EVENT = {"probability": 0.75, "amplitude": (0.015, 0.055), "width_nodes": 0.65,
                     "kink_amplitude": (0.010, 0.030), "kink_loc": (-0.12, 0.12), "kink_width": 0.12}
+
+# eSSVI over wide ranges (Hendriks & Martini 2019; Corbetta et al. 2019 fit rho(theta) monotone in
+# theta). ATM vol from a short-end level to a long-end one with its own time scale (log-uniform
+# draws: humped and inverted term structures alike), rho linear in theta between two ends, phi =
+# eta / (theta^gamma (1 + theta)^(1 - gamma)) (Gatheral & Jacquier's power law), capped at the
+# slice-wise no-butterfly bounds theta phi (1 + |rho|) <= 4 and theta phi^2 (1 + |rho|) <= 4.
+# Every box contains the shifted SSVI family's and reaches well beyond it (steep short ends,
+# positive skews, flat smiles); none was chosen on a test seed.
+ESSVI_BROAD_RANGES: Dict[str, tuple] = {
+    "atm_short": (0.07, 0.90),      # ATM vol as T -> 0 (log-uniform)
+    "atm_long": (0.08, 0.60),       # ATM vol as T -> inf (log-uniform)
+    "atm_time": (0.05, 3.0),        # years over which the one goes to the other (log-uniform)
+    "rho_short": (-0.95, 0.40),     # rho at theta -> 0 ...
+    "rho_change": (-0.50, 0.50),    # ... plus this at the surface's largest theta (clipped to [-0.95, 0.5])
+    "eta": (0.20, 3.5),             # log-uniform
+    "gamma": (0.05, 0.95),
+}
+ESSVI_BROAD_LOG = ("atm_short", "atm_long", "atm_time", "eta")
+ESSVI_BROAD_RHO = (-0.95, 0.50)
+ESSVI_BROAD_EVENT = {"probability": 0.5, "amplitude": (0.0, 0.006), "width": (0.05, 0.4)}   # in theta; width in years
 
 W_MIN = 1e-4  # floor on generated total variance
 
@@ -146,6 +169,34 @@ def sabr_event_total_variance(n: int, seed: int, return_params: bool = False):
     return (w, p) if return_params else w
 
 
+def essvi_broad_total_variance(n: int, seed: int, return_params: bool = False):
+    """eSSVI surfaces over wide ranges (ESSVI_BROAD_RANGES): each slice is butterfly-free (the
+    bounds above), calendar order by cumulative max in T (an event bump may be followed by a flat
+    stretch)."""
+    rng = np.random.default_rng(seed)
+    p = {name: np.exp(_uniform(rng, np.log(box), n)) if name in ESSVI_BROAD_LOG else _uniform(rng, box, n)
+         for name, box in ESSVI_BROAD_RANGES.items()}
+    T = T_GRID[None, :]
+    atm = p["atm_long"][:, None] + (p["atm_short"] - p["atm_long"])[:, None] * np.exp(-T / p["atm_time"][:, None])
+    theta = np.maximum.accumulate(atm**2 * T, axis=1)
+    ev = ESSVI_BROAD_EVENT
+    has_event = rng.random(n) < ev["probability"]
+    event_T = rng.uniform(T_GRID[0], T_GRID[-1], n)
+    width = np.exp(_uniform(rng, np.log(ev["width"]), n))
+    amplitude = _uniform(rng, ev["amplitude"], n) * has_event
+    theta = theta + amplitude[:, None] * np.exp(-0.5 * ((T - event_T[:, None]) / width[:, None]) ** 2)
+    rho_end = np.clip(p["rho_short"] + p["rho_change"], *ESSVI_BROAD_RHO)
+    rho = p["rho_short"][:, None] + (rho_end - p["rho_short"])[:, None] * theta / theta.max(1, keepdims=True)
+    phi = p["eta"][:, None] / (theta ** p["gamma"][:, None] * (1.0 + theta) ** (1.0 - p["gamma"][:, None]))
+    bound = 4.0 / (theta * (1.0 + np.abs(rho)))
+    phi = np.minimum(phi, np.minimum(bound, np.sqrt(bound)))
+    w = ssvi.ssvi_total_variance(theta[..., None], rho[..., None], phi[..., None], K_GRID)
+    w = np.maximum(np.maximum.accumulate(w, axis=1), W_MIN)
+    p.update(has_event=has_event, event_T=np.where(has_event, event_T, np.nan), event_amplitude=amplitude,
+             theta=theta, rho=rho, phi=phi)
+    return (w, p) if return_params else w
+
+
 def heston_total_variance(n: int, seed: int, return_params: bool = False):
     """Heston-model surfaces (core.engine.heston): real dynamics, priced by characteristic function."""
     from core.engine.heston import heston_total_variance as heston
@@ -177,6 +228,7 @@ GENERATORS: Dict[str, Callable[..., np.ndarray]] = {
     "shifted_ssvi": shifted_ssvi_total_variance,
     "sabr_event": sabr_event_total_variance,
     "heston": heston_total_variance,
+    "essvi_broad": essvi_broad_total_variance,
     "merton_jump": merton_total_variance,
     "lognormal_mixture": lognormal_mixture_total_variance,
 }

@@ -294,3 +294,38 @@ def test_a_custom_family_set_does_not_claim_the_nested_choice():
     assert "nested" in _power_record("best", None)[1]["chosen_by"]
     p, record = _power_record("best", None, ("heston",))
     assert p == _power_record("best", None)[0] and "not chosen for these families" in record["chosen_by"]
+
+
+def test_every_shipped_prior_has_the_broad_component_and_no_held_out_family():
+    """The broad eSSVI component is in every shipped prior, the leave-one-family-out ones too, with
+    its own seed and prior mass; a LOFO prior holds no component of its held-out family."""
+    import json
+    from pathlib import Path
+
+    from core.seeds import BEST_BROAD_SEED
+
+    weights = Path(__file__).resolve().parents[2] / "weights"
+    for name, held in (("best", None), ("best_lofo_ssvi", "shifted_ssvi"), ("best_lofo_sabr_event", "sabr_event"),
+                       ("best_lofo_heston", "heston")):
+        prior, _, manifest = best.load(weights / f"{name}.pt")
+        assert prior.cfg.broad == ("essvi_broad",) and "essvi_broad" in prior.names, name
+        assert manifest["data"]["train"]["essvi_broad"] == {"n": 60000, "seed": BEST_BROAD_SEED, "broad": True}
+        assert held not in prior.names and held not in manifest["data"]["train"]
+        mass = float(torch.exp(prior.log_weight[prior.names.index("essvi_broad")]))
+        assert mass == pytest.approx(prior.cfg.broad_weight, rel=1e-5)
+
+
+def test_a_manifest_without_broad_components_loads_as_having_none(tmp_path, tiny_prior):
+    import json
+
+    path = tmp_path / "b.pt"
+    best.save(tiny_prior, None, path, {"name": "tiny"})
+    assert best.load(path)[0].cfg.broad == ("essvi_broad",)
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    del manifest["config"]["broad"]
+    path.with_suffix(".json").write_text(json.dumps(manifest))
+    assert best.load(path)[0].cfg.broad == ()
+    manifest["config"]["broad"] = "essvi_broad"
+    path.with_suffix(".json").write_text(json.dumps(manifest))
+    with pytest.raises(WeightsError, match="config.broad must be a list"):
+        best.load(path)

@@ -2,11 +2,14 @@ import numpy as np
 import pytest
 
 from core.engine.grid import T_MESH
+from core.engine import ssvi
 from core.synth.families import (
+    ESSVI_BROAD_RANGES,
     FAMILIES,
     SABR_EVENT_RANGES,
     SHIFTED_SSVI_RANGES,
     SSVI_RANGES,
+    essvi_broad_total_variance,
     generate,
     sabr_event_total_variance,
     shifted_ssvi_total_variance,
@@ -18,7 +21,8 @@ N = 3000
 
 @pytest.mark.parametrize("generator, ranges", [(ssvi_total_variance, SSVI_RANGES),
                                                (shifted_ssvi_total_variance, SHIFTED_SSVI_RANGES),
-                                               (sabr_event_total_variance, SABR_EVENT_RANGES)])
+                                               (sabr_event_total_variance, SABR_EVENT_RANGES),
+                                               (essvi_broad_total_variance, ESSVI_BROAD_RANGES)])
 def test_parameters_fill_their_boxes(generator, ranges):
     w, params = generator(N, seed=11, return_params=True)
     assert w.shape == (N, 13, 17)
@@ -64,3 +68,30 @@ def test_event_and_bump_frequencies():
 def test_unknown_family_is_named():
     with pytest.raises(ValueError, match="unknown surface family 'heston2'"):
         generate("heston2", 3, 0)
+
+
+def test_broad_essvi_slices_are_butterfly_free_and_calendar_ordered():
+    """The broad prior component's surfaces: every slice within Gatheral and Jacquier's SSVI
+    no-butterfly bounds, so Durrleman's g >= 0 on a fine k set far beyond the grid; w non-decreasing
+    in T on the grid."""
+    w, p = essvi_broad_total_variance(2000, seed=21, return_params=True)
+    theta, rho, phi = p["theta"], p["rho"], p["phi"]
+    assert (theta * phi * (1 + np.abs(rho)) <= 4 + 1e-9).all() and (theta * phi**2 * (1 + np.abs(rho)) <= 4 + 1e-9).all()
+    assert (np.diff(w, axis=1) >= 0).all()
+    k, h = np.linspace(-2.0, 2.0, 161), 1e-4
+    f = lambda x: ssvi.ssvi_total_variance(theta[..., None], rho[..., None], phi[..., None], x)   # noqa: E731
+    v, vp, vm = f(k), f(k + h), f(k - h)
+    w1, w2 = (vp - vm) / (2 * h), (vp - 2 * v + vm) / h**2
+    g = (1 - k * w1 / (2 * v)) ** 2 - w1**2 / 4 * (1 / v + 0.25) + w2 / 2
+    assert g.min() > -1e-6
+    # and the draws are broad: positive and negative skews, steep and flat smiles
+    assert rho.min() < -0.9 and rho.max() > 0.3
+
+
+def test_broad_essvi_box_contains_the_shifted_ssvi_one():
+    """The broad component is meant to reach beyond the SSVI test family in every shape parameter."""
+    lo_rho = ESSVI_BROAD_RANGES["rho_short"][0]
+    assert lo_rho <= SHIFTED_SSVI_RANGES["rho"][0] and ESSVI_BROAD_RANGES["rho_short"][1] >= SHIFTED_SSVI_RANGES["rho"][1]
+    for name in ("eta", "gamma"):
+        assert ESSVI_BROAD_RANGES[name][0] < SHIFTED_SSVI_RANGES[name][0]
+        assert ESSVI_BROAD_RANGES[name][1] > SHIFTED_SSVI_RANGES[name][1]
