@@ -11,6 +11,8 @@ summary row (without the keys):
   the used quotes, vol units), ``params_rmse_iv_max`` (worst per-expiry SVI fit RMSE, vol units),
   ``calendar_rate`` and ``butterfly_rate`` (violation rates of the repaired grid,
   core.engine.arbitrage.arbitrage_report) and ``arbitrage_ok`` (both zero);
+- status "arbitrage" (``--chain`` only): repaired and written, but the dense check found a
+  violation (``repair --chain`` exits 3 on it); ``reason`` gives the counts; recorded as done;
 - status "failed": bad input or weights (a ValueError or WeightsError, as ``repair`` exits 2 on),
   ``reason`` is the one-line message ``repair`` prints; recorded as done, a rerun skips it;
 - status "error": anything else (``reason`` names the type); not recorded as done, so a rerun
@@ -113,7 +115,12 @@ def _ok_chain_row(result) -> dict:
     residual = residual[np.isfinite(residual)]
     dense = result.dense
     points = max(int(dense.n_points), 1)
-    return {"status": "ok", "reason": None, "n_rows": int(report.n_rows), "n_used": int(report.n_used),
+    # the surface is arbitrage-free by construction; a chain whose outputs still fail the dense
+    # check is not "ok" (its tables are written for inspection, as `repair --chain` does)
+    status, reason = ("ok", None) if dense.ok else (
+        "arbitrage", f"the repaired surface fails the dense arbitrage check ({dense.n_butterfly} butterfly, "
+                     f"{dense.n_calendar} calendar, {dense.n_nonfinite} non-finite of {dense.n_points} points)")
+    return {"status": status, "reason": reason, "n_rows": int(report.n_rows), "n_used": int(report.n_used),
             "n_outside": int(report.n_outside), "n_skipped": int(report.n_skipped),
             "n_dropped": int(report.n_dropped), "n_expiries": int(report.n_expiries), "grid_nodes_quoted": None,
             "n_flagged": int(qt["stale_flag"].sum()) if "stale_flag" in qt.columns else 0,

@@ -74,10 +74,12 @@ def run_batch(args) -> int:
     if args.quiet:
         print(path)
     else:
-        print(f"{len(summary)} chains: {int((summary['status'] == 'ok').sum())} ok, {len(bad)} failed, "
-              f"{int(summary['resumed'].sum())} already done before this run; summary: {path}")
+        arbitrage = int((summary["status"] == "arbitrage").sum())
+        print(f"{len(summary)} chains: {int((summary['status'] == 'ok').sum())} ok, {len(bad) - arbitrage} failed, "
+              + (f"{arbitrage} written but failing the dense arbitrage check, " if arbitrage else "")
+              + f"{int(summary['resumed'].sum())} already done before this run; summary: {path}")
         for _, row in bad.head(SHOW_FAILURES).iterrows():
-            print(f"failed: {row['source']}: {row['reason']}")
+            print(f"{'failed' if row['status'] != 'arbitrage' else 'arbitrage'}: {row['source']}: {row['reason']}")
         if len(bad) > SHOW_FAILURES:
             print(f"... and {len(bad) - SHOW_FAILURES} more in {path}")
     return EXIT_SOME_FAILED if len(bad) else 0

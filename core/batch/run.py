@@ -100,7 +100,7 @@ def repair_dataset(source, out, method: str | None = None, *, partition_keys=Non
     threads in this process) with ``memory_limit`` each. ``progress`` draws the bar on stderr;
     ``on_result(done, total, row)`` is called after each chain.
 
-    Returns one row per chain in input order: the key columns, then status (ok / failed / error),
+    Returns one row per chain in input order: the key columns, then status (ok / arbitrage / failed / error),
     reason, counts, fit and arbitrage figures, seconds, method, source, worker, resumed; also
     written to ``out/summary.parquet``. Bad options or input raise ValueError (one line).
     """

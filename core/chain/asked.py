@@ -20,7 +20,7 @@ from functools import partial
 
 import numpy as np
 
-from core.chain.build import (CAL_CHECK_MARGIN, CAL_FIT_MARGIN, MIN_IV, N_LOCAL_CHECK, N_LOCAL_PENALTY, N_PENALTY,
+from core.chain.build import (CAL_CHECK_MARGIN, CAL_FIT_MARGIN, CHAIN_FLOOR_IV, N_LOCAL_CHECK, N_LOCAL_PENALTY, N_PENALTY,
                               N_RECHECK, W_FLOOR, dense_k, with_local)
 from core.chain.corrected import CAP_SAFE, KNOT_Z, best_correction
 from core.chain.prices import mix_log, w_from_log_otm
@@ -106,7 +106,7 @@ def _base(T: float, k_a: np.ndarray, iv_a: np.ndarray, theta: float, shorter, lo
     """An asked slice's base between its neighbours: a raw SVI through the nodes held between
     them (fit margin CAL_FIT_MARGIN, check margin CAL_CHECK_MARGIN, as build_surface holds its
     slices), else their price mix at ATM total variance theta."""
-    floor_pen = np.maximum(max(W_FLOOR, MIN_IV**2 * T), shorter.w(k_pen) * (1.0 + CAL_FIT_MARGIN))
+    floor_pen = np.maximum(max(W_FLOOR, CHAIN_FLOOR_IV**2 * T), shorter.w(k_pen) * (1.0 + CAL_FIT_MARGIN))
     d = SliceData(T=T, k=k_a, iv=iv_a, weight=np.ones(k_a.size), k_dense=k_pen)
     p = fit_slice(d, floor_pen, longer.w(k_pen) * (1.0 - CAL_FIT_MARGIN))
     floor = np.maximum(W_FLOOR, shorter.w(k_slice) * (1.0 + CAL_CHECK_MARGIN))

@@ -9,9 +9,9 @@ arbitrage, so the short end stays at its quotes (a forward pass instead let a sh
 extrapolated wings push every later slice off its quotes). A slice that still fails the finer
 re-check is replaced by the longer slice moved in price towards intrinsic value to the fitted ATM
 level (free by construction), recorded in ``params()['kind']``. The fits hold every slice at or
-above MIN_IV on the dense set: with only w >= W_FLOOR a fit could ride w = 0 in its unquoted wing,
+above CHAIN_FLOOR_IV on the dense set: with only w >= W_FLOOR a fit could ride w = 0 in its unquoted wing,
 fail the re-check there, and its fallback then capped every shorter slice (two of ten cold SPX
-hold-out fits); MIN_IV was set once to remove that, not tuned (SPY 2026-08-13 draws unchanged).
+hold-out fits); CHAIN_FLOOR_IV was set once to remove that, not tuned (SPY 2026-08-13 draws unchanged).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ DOMAIN_MARGIN = 0.1      # share of the quoted k width added on each side of the
 CAL_FIT_MARGIN = 1e-3    # the fit aims each slice's w this share below the next one ...
 CAL_CHECK_MARGIN = 1e-9  # ... and the re-check demands at least this share (strict order)
 W_FLOOR = 1e-8           # lowest total variance of any slice
-MIN_IV = 0.02            # the fits hold every slice at or above this implied vol on the dense set
+CHAIN_FLOOR_IV = 0.02      # the fits hold every slice at or above this implied vol on the dense set
 N_RETRY = 481            # penalty points of the refit a slice gets before it falls back (``_slice``)
 LOCAL_MOVES = 3.0        # a slice's own scale: its quoted range widened by this many ATM standard moves ...
 N_LOCAL_PENALTY = 61             # ... holds at least this many penalty points (N_LOCAL_CHECK re-check points)
@@ -57,7 +57,7 @@ def _cap(longer, k, margin: float):
 def _slice(d: SliceData, longer, start, k_check, warm: bool = False, n_retry: int = 0):
     """One expiry's slice below ``longer`` (None for the longest): SVI, or the fallback. With
     n_retry > 0 a slice failing the re-check is refitted once on n_retry penalty points first."""
-    floor = max(W_FLOOR, MIN_IV**2 * d.T)
+    floor = max(W_FLOOR, CHAIN_FLOOR_IV**2 * d.T)
     p = fit_slice(d, np.full(d.k_dense.shape, floor), _cap(longer, d.k_dense, CAL_FIT_MARGIN), start, warm)
     if slice_ok(p, k_check, W_FLOOR, _cap(longer, k_check, CAL_CHECK_MARGIN)):
         return SVISlice(tuple(map(float, p))), p

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from core.chain.build import MIN_IV, W_FLOOR
+from core.chain.build import CHAIN_FLOOR_IV, W_FLOOR
 from core.chain.methods import DEFAULT_CHAIN_METHOD, get_chain_method
 from core.chain.types import CHAIN_STATUSES, from_quoteset
 from core.chain.wing import note as wing_note
@@ -210,11 +210,11 @@ def repair_chain(source, method: str | None = None, valuation_date=None, name: s
         quotes = replace(quotes, report=replace(quotes.report, n_used=quotes.report.n_used - int(gross.sum()),
                                                 dropped={**quotes.report.dropped, label: qt["row"].iloc[rows].tolist()}))
     notes = [f"warning: {chain_method.warning}"] if chain_method.warning else []
-    # the floor: MIN_IV, or higher where w = iv^2 T would sit under W_FLOOR (minutes to expiry)
-    low = int(np.sum(chain.iv < np.maximum(MIN_IV, np.sqrt(W_FLOOR / chain.T))))
+    # the floor: CHAIN_FLOOR_IV, or higher where w = iv^2 T would sit under W_FLOOR (minutes to expiry)
+    low = int(np.sum(chain.iv < np.maximum(CHAIN_FLOOR_IV, np.sqrt(W_FLOOR / chain.T))))
     if low:
         # quotes of 0.1 % vol came out near 1 %, with no word: the surface cannot go that low
-        notes.append(f"warning: {low} quote(s) below the chain surface's floor ({100 * MIN_IV:g} % vol, more within "
+        notes.append(f"warning: {low} quote(s) below the chain surface's floor ({100 * CHAIN_FLOOR_IV:g} % vol, more within "
                      "minutes of expiry): it does not follow them there")
     params = surface.params()
     if getattr(surface, "wing_alpha", None) is not None:

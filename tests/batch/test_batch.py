@@ -338,3 +338,34 @@ def test_a_chain_whose_staging_a_newer_run_cleared_is_an_error_not_a_recorded_re
     monkeypatch.undo()
     row = run_chain(chain, options, str(out))
     assert row["status"] == reference[name][0] and completed_row(out, chain.keys, options.as_dict()) == row
+
+
+def test_a_chain_failing_the_dense_check_is_not_ok(tmp_path, monkeypatch, capsys, thread_client):
+    """--chain: a chain whose repaired surface fails the dense check (never seen; forced here) is
+    written but reported as status "arbitrage" with the counts, not "ok", and the batch command
+    says so and exits 3, as `repair --chain` does."""
+    import dataclasses
+
+    import core.batch.run as batch_run
+    import core.chain.workflow as workflow
+
+    real = workflow.repair_chain
+
+    def failing(*args, **kwargs):
+        result = real(*args, **kwargs)
+        return dataclasses.replace(result, dense=dataclasses.replace(result.dense, n_butterfly=2))
+
+    monkeypatch.setattr(workflow, "repair_chain", failing)
+    folder = tmp_path / "chains"
+    folder.mkdir()
+    _good_chain(0).to_csv(folder / "c0.csv", index=False)
+    summary = repair_dataset(folder, tmp_path / "out", chain=True, client=thread_client, progress=False)
+    row = summary.iloc[0]
+    assert row["status"] == "arbitrage" and not row["arbitrage_ok"] and "2 butterfly" in row["reason"]
+    assert (tmp_path / "out" / "summary.parquet").exists()
+    # the command's report of that summary
+    monkeypatch.setattr(batch_run, "repair_dataset", lambda *a, **k: summary)
+    assert cli_main(["batch", str(folder), "--out", str(tmp_path / "out2"), "--chain"]) == 3
+    out = capsys.readouterr().out
+    assert "0 ok, 0 failed, 1 written but failing the dense arbitrage check" in out
+    assert "arbitrage: c0.csv: the repaired surface fails the dense arbitrage check (2 butterfly" in out

@@ -231,12 +231,12 @@ def test_a_gross_outlier_is_left_out_of_the_fit_and_flagged(frame_with_queries):
 
 
 def test_quotes_below_the_surface_floor_are_said():
-    from core.chain.build import MIN_IV
+    from core.chain.build import CHAIN_FLOOR_IV
 
     k = np.array([-0.2, -0.1, 0.0, 0.1, 0.2])
-    df = pd.DataFrame({"T": np.repeat([0.25, 0.5], 5), "k": np.tile(k, 2), "iv": 0.5 * MIN_IV})
+    df = pd.DataFrame({"T": np.repeat([0.25, 0.5], 5), "k": np.tile(k, 2), "iv": 0.5 * CHAIN_FLOOR_IV})
     lines = repair_chain(df, method="svi_fit", stale=False).summary_lines()
-    assert (f"warning: 10 quote(s) below the chain surface's floor ({100 * MIN_IV:g} % vol, more within minutes of "
+    assert (f"warning: 10 quote(s) below the chain surface's floor ({100 * CHAIN_FLOOR_IV:g} % vol, more within minutes of "
             "expiry): it does not follow them there") in lines
     df["iv"] = 0.2
     assert not any("floor" in line for line in repair_chain(df, method="svi_fit", stale=False).summary_lines())
