@@ -116,8 +116,7 @@ def _repair_chain(args) -> int:
     if not result.dense.ok:
         # the surface is arbitrage-free by construction; should the dense check still find a
         # violation, the outputs are written for inspection but the run does not pass as clean
-        sys.stderr.write(f"error: the repaired surface fails the dense arbitrage check ({result.dense.n_butterfly} "
-                         f"butterfly, {result.dense.n_calendar} calendar); see dense_check.json in {args.out}\n")
+        sys.stderr.write(f"error: {result.dense.failure()}; see dense_check.json in {args.out}\n")
         return 3
     return code
 

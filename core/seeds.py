@@ -72,6 +72,7 @@ CNN_VALIDATION = {"surface": 300, "mask": 400, "noise": CNN_SEED + 202}
 # calibration and validation cell i uses seeds[...] + i.
 BEST_TRAIN_SEED = 100000
 BEST_BROAD_SEED = 100010
+BEST_BROAD_RESERVED = 10      # seeds BEST_BROAD_SEED + 0..9 are kept for broad components
 BEST_CALIBRATION = {"surface": 60001, "mask": 61001, "noise": 62000}
 BEST_VALIDATION = {"surface": 50001, "mask": 51001, "noise": 52000}
 BEST_CELLS = 6                  # calibration / validation cells (3 families x 2 regimes)
@@ -90,7 +91,7 @@ def seeds_by_purpose(max_chains: int = 100, vae_chunks: int = 1000) -> dict:
     test = {s for c in TEST_CELLS + HESTON_CELLS + OUTSIDE_CELLS
             for s in (c.surface_seed, c.mask_seed, c.noise_seed, c.stale_seed, c.fresh_noise_seed)}
     cells = range(BEST_CELLS)
-    training = set(CNN_TRAIN.values()) | {BEST_TRAIN_SEED + i for i in range(3)} | {BEST_BROAD_SEED}
+    training = set(CNN_TRAIN.values()) | {BEST_TRAIN_SEED + i for i in range(3)} | {BEST_BROAD_SEED + j for j in range(BEST_BROAD_RESERVED)}
     training |= {VAE_TRAIN_SEED + j * VAE_STREAM_STRIDE + c for j in range(3) for c in range(vae_chunks)}
     validation = set(CNN_VALIDATION.values()) | {v + i for v in BEST_VALIDATION.values() for i in cells}
     validation |= {VAE_VALIDATION_SEED + j * VAE_STREAM_STRIDE + i for j in range(3) for i in range(4)}

@@ -171,7 +171,9 @@ def lofo(result: dict) -> None:
         "cells, beside the classical baselines and Best trained on every family. RMSE mean ± SE after each "
         "method's default projection; cov80 / cov95: coverage of the held-out model's conformal intervals "
         "(nominal 0.80 / 0.95). Bold: the best in the row and ties within one SE among the models that "
-        "never saw the family; Best on every family saw it and is there for reference, never bold.",
+        "never saw the family; Best on every family saw it and is there for reference, never bold. Every "
+        "prior, the held-out ones too, holds Best's broad extended-SSVI component, whose ranges contain "
+        "the SSVI family's: held-out SSVI is an unseen family, not an unseen form.",
         report.lofo_notes(result, method_label) if present else [])
 
 

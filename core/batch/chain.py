@@ -117,9 +117,7 @@ def _ok_chain_row(result) -> dict:
     points = max(int(dense.n_points), 1)
     # the surface is arbitrage-free by construction; a chain whose outputs still fail the dense
     # check is not "ok" (its tables are written for inspection, as `repair --chain` does)
-    status, reason = ("ok", None) if dense.ok else (
-        "arbitrage", f"the repaired surface fails the dense arbitrage check ({dense.n_butterfly} butterfly, "
-                     f"{dense.n_calendar} calendar, {dense.n_nonfinite} non-finite of {dense.n_points} points)")
+    status, reason = ("ok", None) if dense.ok else ("arbitrage", dense.failure())
     return {"status": status, "reason": reason, "n_rows": int(report.n_rows), "n_used": int(report.n_used),
             "n_outside": int(report.n_outside), "n_skipped": int(report.n_skipped),
             "n_dropped": int(report.n_dropped), "n_expiries": int(report.n_expiries), "grid_nodes_quoted": None,

@@ -1,8 +1,9 @@
 """The ``batch`` subcommand of ``python -m core.cli``: its options and what it prints.
 
 Exit codes: 0 every chain repaired (or already done), 3 the batch completed but some chains failed
-(each with its reason in DIR/summary.parquet), 2 bad options or input, 130 interrupted (rerun the
-same command to resume), 1 unexpected error.
+or (``--chain``) were written but fail the dense arbitrage check (each with its reason in
+DIR/summary.parquet), 2 bad options or input, 130 interrupted (rerun the same command to resume),
+1 unexpected error.
 """
 from __future__ import annotations
 

@@ -45,6 +45,11 @@ class DenseReport:
     def ok(self) -> bool:
         return self.n_butterfly == 0 and self.n_calendar == 0 and self.n_nonfinite == 0
 
+    def failure(self) -> str:
+        """One line saying how the check failed (for a report that did not pass)."""
+        return (f"the repaired surface fails the dense arbitrage check ({self.n_butterfly} butterfly, "
+                f"{self.n_calendar} calendar, {self.n_nonfinite} non-finite of {self.n_points} points)")
+
     @property
     def n_violations(self) -> int:
         return self.n_butterfly + self.n_calendar + self.n_nonfinite

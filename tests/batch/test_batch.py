@@ -363,6 +363,9 @@ def test_a_chain_failing_the_dense_check_is_not_ok(tmp_path, monkeypatch, capsys
     row = summary.iloc[0]
     assert row["status"] == "arbitrage" and not row["arbitrage_ok"] and "2 butterfly" in row["reason"]
     assert (tmp_path / "out" / "summary.parquet").exists()
+    # recorded as done: a rerun skips it and keeps its status
+    again = repair_dataset(folder, tmp_path / "out", chain=True, client=thread_client, progress=False)
+    assert again.iloc[0]["resumed"] and again.iloc[0]["status"] == "arbitrage"
     # the command's report of that summary
     monkeypatch.setattr(batch_run, "repair_dataset", lambda *a, **k: summary)
     assert cli_main(["batch", str(folder), "--out", str(tmp_path / "out2"), "--chain"]) == 3

@@ -299,7 +299,6 @@ def test_a_custom_family_set_does_not_claim_the_nested_choice():
 def test_every_shipped_prior_has_the_broad_component_and_no_held_out_family():
     """The broad eSSVI component is in every shipped prior, the leave-one-family-out ones too, with
     its own seed and prior mass; a LOFO prior holds no component of its held-out family."""
-    import json
     from pathlib import Path
 
     from core.seeds import BEST_BROAD_SEED
@@ -310,7 +309,9 @@ def test_every_shipped_prior_has_the_broad_component_and_no_held_out_family():
         prior, _, manifest = best.load(weights / f"{name}.pt")
         assert prior.cfg.broad == ("essvi_broad",) and "essvi_broad" in prior.names, name
         assert manifest["data"]["train"]["essvi_broad"] == {"n": 60000, "seed": BEST_BROAD_SEED, "broad": True}
-        assert held not in prior.names and held not in manifest["data"]["train"]
+        if held is not None:
+            assert held not in prior.names and held not in manifest["data"]["train"]
+            assert len(prior.names) == 2 + 1 + 2        # two families, the broad one, two family-free
         mass = float(torch.exp(prior.log_weight[prior.names.index("essvi_broad")]))
         assert mass == pytest.approx(prior.cfg.broad_weight, rel=1e-5)
 
@@ -322,10 +323,20 @@ def test_a_manifest_without_broad_components_loads_as_having_none(tmp_path, tiny
     best.save(tiny_prior, None, path, {"name": "tiny"})
     assert best.load(path)[0].cfg.broad == ("essvi_broad",)
     manifest = json.loads(path.with_suffix(".json").read_text())
-    del manifest["config"]["broad"]
+    for key in ("broad", "broad_weight", "broad_seed"):     # as a manifest written before them
+        del manifest["config"][key]
     path.with_suffix(".json").write_text(json.dumps(manifest))
-    assert best.load(path)[0].cfg.broad == ()
+    cfg = best.load(path)[0].cfg
+    assert cfg.broad == () and cfg.broad_weight == 0.0
     manifest["config"]["broad"] = "essvi_broad"
     path.with_suffix(".json").write_text(json.dumps(manifest))
     with pytest.raises(WeightsError, match="config.broad must be a list"):
         best.load(path)
+
+
+def test_prior_weights_must_leave_the_families_mass():
+    with pytest.raises(ValueError, match="generic_weight \\+ broad_weight below 1"):
+        best.MixturePrior.fit(best.BestConfig(families=("shifted_ssvi",), n_default=200, rank=4,
+                                              generic_weight=0.5, broad_weight=0.5))
+    with pytest.raises(ValueError, match="at least one family"):
+        best.MixturePrior.fit(best.BestConfig(families=(), n_default=200, rank=4))

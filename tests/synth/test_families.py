@@ -77,7 +77,15 @@ def test_broad_essvi_slices_are_butterfly_free_and_calendar_ordered():
     w, p = essvi_broad_total_variance(2000, seed=21, return_params=True)
     theta, rho, phi = p["theta"], p["rho"], p["phi"]
     assert (theta * phi * (1 + np.abs(rho)) <= 4 + 1e-9).all() and (theta * phi**2 * (1 + np.abs(rho)) <= 4 + 1e-9).all()
+    # the surfaces are those slices, made calendar-monotone by the running max in T (a max of
+    # butterfly-free call-price curves is still convex in strike) and floored
+    from core.engine.grid import K_GRID
+    slices = ssvi.ssvi_total_variance(theta[..., None], rho[..., None], phi[..., None], K_GRID)
+    np.testing.assert_allclose(w, np.maximum(np.maximum.accumulate(slices, axis=1), 1e-4), rtol=1e-12)
     assert (np.diff(w, axis=1) >= 0).all()
+    # rho moves linearly in theta between its two ends, within the clip
+    lo, hi = -0.95, 0.5
+    assert rho.min() >= lo - 1e-12 and rho.max() <= hi + 1e-12
     k, h = np.linspace(-2.0, 2.0, 161), 1e-4
     f = lambda x: ssvi.ssvi_total_variance(theta[..., None], rho[..., None], phi[..., None], x)   # noqa: E731
     v, vp, vm = f(k), f(k + h), f(k - h)
