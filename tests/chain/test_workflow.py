@@ -187,19 +187,18 @@ def test_prices_of_no_market_are_dropped_not_a_singular_matrix():
 def test_the_cli_does_not_pass_a_surface_that_fails_the_dense_check(tmp_path, frame_with_queries, monkeypatch, capsys):
     """Arbitrage-free by construction; should the check fail anyway, the outputs are written for a
     look but the exit code is 3 with one line (it was 0: k = +-20 quotes once broke the check)."""
-    from types import SimpleNamespace
-
     import core.chain.workflow as workflow
+    from core.engine.dense_check import DenseReport
 
-    failed = SimpleNamespace(ok=False, n_butterfly=2, n_calendar=1, n_points=100,
-                             to_dict=lambda: {"ok": False, "n_butterfly": 2, "n_calendar": 1})
+    failed = DenseReport(n_butterfly=2, n_calendar=1, n_points=100, T=np.zeros(0), k=np.zeros(0))
     monkeypatch.setattr(workflow, "dense_from_table", lambda surface, grid: failed)
     df, n = frame_with_queries
     path = tmp_path / "q.csv"
     df.iloc[:n].to_csv(path, index=False)
     code = cli_main(["repair", str(path), "--chain", "--method", "svi_fit", "--no-stale", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 3 and err[-1].startswith("error: the repaired surface fails the dense arbitrage check (2 butterfly")
+    assert code == 3 and err[-1].startswith("error: the repaired surface fails the dense arbitrage check (2 butterfly, "
+                                            "1 calendar, 0 non-finite of 100 points)")
     assert (tmp_path / "o" / "dense_check.json").exists()
 
 
