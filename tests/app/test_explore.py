@@ -12,7 +12,7 @@ from ui.presenters import explore
 MISSING_WEIGHTS = "/nonexistent/cnn.pt"
 
 
-@pytest.mark.parametrize("family", ["ssvi", "shifted_ssvi", "sabr_event"])
+@pytest.mark.parametrize("family", list(explore.FAMILY_LABELS))   # every family the explorer offers
 @pytest.mark.parametrize("seed", [0, 7, 123])
 def test_sample_surface_is_the_generator(family, seed):
     iv = explore.sample_surface(family, seed)
