@@ -104,6 +104,12 @@ class BestConfig:
     def n_for(self, family: str) -> int:
         return self.n_per_family.get(family, self.n_default)
 
+    def drawn(self) -> list:
+        """(name, n, seed, broad) of every component fitted on drawn surfaces, in the prior's order:
+        the families (seed + their index), then the broad ones (broad_seed + their index)."""
+        return ([(f, self.n_for(f), self.seed + i, False) for i, f in enumerate(self.families)]
+                + [(f, self.n_for(f), self.broad_seed + j, True) for j, f in enumerate(self.broad)])
+
 
 # --------------------------------------------------------------------------- prior components
 
@@ -166,21 +172,7 @@ class MixturePrior:
         """Draw clean surfaces of each family and fit the components."""
         from core.synth.families import generate
 
-        mus, Vs, taus, names = [], [], [], []
-        for i, family in enumerate(cfg.families):
-            if progress:
-                progress(f"drawing {cfg.n_for(family)} {family} surfaces")
-            iv = w_to_iv(generate(family, cfg.n_for(family), cfg.seed + i))
-            m, V, t = family_component(iv, cfg.rank)
-            mus.append(m), Vs.append(V), taus.append(t), names.append(family)
-        for j, family in enumerate(cfg.broad):
-            if progress:
-                progress(f"drawing {cfg.n_for(family)} {family} surfaces (broad component)")
-            m, V, t = family_component(w_to_iv(generate(family, cfg.n_for(family), cfg.broad_seed + j)), cfg.rank)
-            mus.append(m), Vs.append(V), taus.append(t), names.append(family)
-        for j, (amp, ell_T, ell_k) in enumerate(cfg.generic):
-            m, V, t = generic_component(amp, ell_T, ell_k, cfg)
-            mus.append(m), Vs.append(V), taus.append(t), names.append(f"generic{j}")
+        # the mixture weights are checked before any surface is drawn (60,000 a component)
         n_fam, n_broad, n_gen = len(cfg.families), len(cfg.broad), len(cfg.generic)
         gw = cfg.generic_weight if n_gen else 0.0
         bw = cfg.broad_weight if n_broad else 0.0
@@ -189,6 +181,15 @@ class MixturePrior:
         if not n_fam or not (0.0 <= gw and 0.0 <= bw and gw + bw < 1.0):
             raise ValueError(f"a prior needs at least one family and generic_weight + broad_weight below 1 "
                              f"(families {cfg.families}, generic_weight {gw:g}, broad_weight {bw:g})")
+        mus, Vs, taus, names = [], [], [], []
+        for family, n, seed, broad in cfg.drawn():
+            if progress:
+                progress(f"drawing {n} {family} surfaces" + (" (broad component)" if broad else ""))
+            m, V, t = family_component(w_to_iv(generate(family, n, seed)), cfg.rank)
+            mus.append(m), Vs.append(V), taus.append(t), names.append(family)
+        for j, (amp, ell_T, ell_k) in enumerate(cfg.generic):
+            m, V, t = generic_component(amp, ell_T, ell_k, cfg)
+            mus.append(m), Vs.append(V), taus.append(t), names.append(f"generic{j}")
         weights = [(1 - gw - bw) / n_fam] * n_fam + [bw / n_broad] * n_broad + [gw / n_gen] * n_gen
         return cls(np.stack(mus), np.stack(Vs), np.array(taus), np.array(weights), cfg, names)
 

@@ -106,9 +106,8 @@ def train(cfg: BestConfig = BestConfig(), progress=print, n_cal: int = 500, n_va
         "description": "Bayesian repair with a learned mixture-of-Gaussians prior (probabilistic PCA per "
                        "family and per broad component + family-free GP components), conformal intervals, "
                        "leave-one-out stale score",
-        "data": {"train": {**{f: {"n": cfg.n_for(f), "seed": cfg.seed + i} for i, f in enumerate(cfg.families)},
-                           **{f: {"n": cfg.n_for(f), "seed": cfg.broad_seed + j, "broad": True}
-                              for j, f in enumerate(cfg.broad)}},
+        "data": {"train": {f: {"n": n, "seed": seed, **({"broad": True} if broad else {})}
+                           for f, n, seed, broad in cfg.drawn()},
                  "calibration": {"cells": [list(c) for c in held_out_cells(cfg.families)], "n_per_cell": n_cal,
                                  "seeds": CALIBRATION_SEEDS},
                  "validation": {"cells": [list(c) for c in CALIBRATION_CELLS], "n_per_cell": n_val,
